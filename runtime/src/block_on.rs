@@ -1,0 +1,85 @@
+//! [`block_on`]: wait for a future from blocking-style code, anywhere.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+
+use crate::green;
+use crate::reactor::{Reactor, Remote};
+
+/// Runs `future` to completion from blocking-style code and returns its
+/// output.
+///
+/// * In a green thread, the future is polled with the green thread's waker
+///   and, while it is pending, only the green thread parks: others run.
+/// * On a plain OS thread, the thread blocks, driving its own reactor so
+///   timers and sockets the future waits on make progress.
+/// * Called inside a stackless task it blocks the executor's thread: that
+///   is the blocking-in-async anti-pattern, which greenloop keeps visible.
+///
+/// # Panics
+///
+/// On a plain OS thread, if the thread's reactor cannot be created or
+/// `epoll_wait` fails.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let value = greenloop_runtime::block_on(async {
+///     greenloop_runtime::time::sleep(Duration::from_millis(1)).await;
+///     7
+/// });
+/// assert_eq!(value, 7);
+/// ```
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    if let Some(waker) = green::current_waker() {
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                return output;
+            }
+            green::park();
+        }
+    }
+    let reactor = Reactor::current();
+    let notify = Arc::new(ThreadNotify {
+        notified: AtomicBool::new(false),
+        remote: reactor.remote().clone(),
+    });
+    let waker = Waker::from(notify.clone());
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        while !notify.notified.swap(false, Ordering::Acquire) {
+            if let Err(e) = reactor.turn(None) {
+                panic!("greenloop: block_on: epoll_wait failed: {e}");
+            }
+        }
+    }
+}
+
+/// The waker of a `block_on` on a plain OS thread: a flag plus the
+/// reactor's remote notification, so a wake from any thread ends the wait.
+struct ThreadNotify {
+    notified: AtomicBool,
+    remote: Arc<Remote>,
+}
+
+impl Wake for ThreadNotify {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if !self.notified.swap(true, Ordering::Release) {
+            self.remote.notify();
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! Spawning: [`Builder`], [`spawn`] and the [`JoinHandle`] that waits for a
+//! green thread's result.
+//!
+//! A spawn makes one allocation: the `Shared<T>` block below, which is at
+//! once the thread's [`Control`] (park state, id, name), its `Waker` (via
+//! `std::task::Wake`) and the slot its result lands in. The closure itself
+//! lives on the green thread's (pooled) stack.
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
+
+use super::scheduler::Scheduler;
+use super::thread::{Control, GreenRef, Thread};
+use crate::reactor::Inject;
+
+/// The result of a green thread: its value, or the payload it panicked with.
+pub type Result<T> = std::result::Result<T, Box<dyn Any + Send + 'static>>;
+
+/// The result slot and the joiner's waker.
+struct JoinSlot<T> {
+    result: Option<Result<T>>,
+    finished: bool,
+    waiter: Option<Waker>,
+}
+
+/// One allocation per green thread: control block, waker and result slot.
+pub(super) struct Shared<T> {
+    control: Control,
+    join: Mutex<JoinSlot<T>>,
+}
+
+impl<T: Send + 'static> Shared<T> {
+    pub(super) fn new(control: Control) -> Arc<Shared<T>> {
+        Arc::new(Shared {
+            control,
+            join: Mutex::new(JoinSlot { result: None, finished: false, waiter: None }),
+        })
+    }
+
+    /// Stores the result and wakes the joiner (outside the lock).
+    pub(super) fn complete(&self, result: Result<T>) {
+        let waiter = {
+            let mut slot = self.join.lock().unwrap_or_else(PoisonError::into_inner);
+            slot.result = Some(result);
+            slot.finished = true;
+            slot.waiter.take()
+        };
+        if let Some(waiter) = waiter {
+            waiter.wake();
+        }
+    }
+}
+
+impl<T: Send + 'static> GreenRef for Shared<T> {
+    fn control(&self) -> &Control {
+        &self.control
+    }
+}
+
+impl<T: Send + 'static> Inject for Shared<T> {
+    fn run(self: Arc<Self>) {
+        self.control.run_injected();
+    }
+}
+
+impl<T: Send + 'static> Wake for Shared<T> {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.control.unpark(|| self.clone());
+    }
+}
+
+/// Configures a green thread before spawning it, like `std::thread::Builder`.
+#[derive(Debug, Default)]
+pub struct Builder {
+    name: Option<String>,
+    stack_size: Option<usize>,
+}
+
+impl Builder {
+    /// A builder with the runtime's defaults: no name, default stack size.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Names the thread; the name shows in panic and stack-overflow messages.
+    pub fn name(mut self, name: String) -> Builder {
+        self.name = Some(name);
+        self
+    }
+
+    /// Sets the usable stack size in bytes (rounded up to whole pages).
+    /// Pages are committed lazily, so a large size costs address space, not
+    /// memory, until touched.
+    pub fn stack_size(mut self, size: usize) -> Builder {
+        self.stack_size = Some(size);
+        self
+    }
+
+    /// Spawns `f` as a green thread on the current green runtime.
+    ///
+    /// The closure need not be `Send`: a green thread never leaves the OS
+    /// thread that spawned it. The result must be `Send` because the
+    /// [`JoinHandle`] may be joined from any thread.
+    ///
+    /// # Errors
+    ///
+    /// `ErrorKind::Other` when called outside a green runtime, or the error
+    /// of `mmap` when a new stack cannot be mapped.
+    pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: Send + 'static,
+    {
+        Scheduler::with(|s| match s {
+            Some(s) => s.spawn(self.name, self.stack_size, f),
+            None => Err(io::Error::other(
+                "green::spawn called outside a green runtime; start one with green::run",
+            )),
+        })
+    }
+}
+
+/// Spawns `f` as a green thread on the current green runtime.
+///
+/// # Panics
+///
+/// Panics outside a green runtime, or if no stack can be mapped; use
+/// [`Builder::spawn`] to get these as errors.
+///
+/// # Examples
+///
+/// ```
+/// use greenloop_runtime::green;
+///
+/// let sum = green::run(|| {
+///     let handles: Vec<_> = (0..10).map(|i| green::spawn(move || i * 2)).collect();
+///     handles.into_iter().map(|h| h.join().unwrap()).sum::<i32>()
+/// });
+/// assert_eq!(sum, 90);
+/// ```
+pub fn spawn<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + 'static,
+    T: Send + 'static,
+{
+    match Builder::new().spawn(f) {
+        Ok(handle) => handle,
+        Err(e) => panic!("failed to spawn green thread: {e}"),
+    }
+}
+
+/// An owned permission to join a green thread (wait for its result).
+///
+/// Dropping it detaches the thread. It is also a `Future`, so a stackless
+/// task can `.await` a green thread.
+pub struct JoinHandle<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T: Send + 'static> JoinHandle<T> {
+    pub(super) fn new(shared: Arc<Shared<T>>) -> JoinHandle<T> {
+        JoinHandle { shared }
+    }
+
+    /// Waits for the thread to finish and returns its result, or `Err` with
+    /// the panic payload. Inside a green thread this parks only the caller;
+    /// on a plain OS thread it blocks that thread.
+    pub fn join(self) -> Result<T> {
+        crate::block_on(self)
+    }
+
+    /// The slot key of the thread in its scheduler.
+    pub(super) fn key(&self) -> usize {
+        self.shared.control.key()
+    }
+
+    /// The result, if the thread finished and nobody took it yet.
+    pub(super) fn try_take(&self) -> Option<Result<T>> {
+        self.shared.join.lock().unwrap_or_else(PoisonError::into_inner).result.take()
+    }
+
+    /// The thread's handle.
+    pub fn thread(&self) -> Thread {
+        Thread { inner: self.shared.clone() }
+    }
+
+    /// Whether the thread has finished (its result is ready).
+    pub fn is_finished(&self) -> bool {
+        self.shared.join.lock().unwrap_or_else(PoisonError::into_inner).finished
+    }
+}
+
+impl<T: Send + 'static> Future for JoinHandle<T> {
+    type Output = Result<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        let mut slot = self.shared.join.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(result) = slot.result.take() {
+            return Poll::Ready(result);
+        }
+        assert!(!slot.finished, "green JoinHandle polled after it returned its result");
+        match &mut slot.waiter {
+            Some(waiter) if waiter.will_wake(cx.waker()) => {}
+            waiter => *waiter = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("id", &self.shared.control.id())
+            .field("name", &self.shared.control.name())
+            .finish_non_exhaustive()
+    }
+}

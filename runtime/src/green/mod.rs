@@ -1,0 +1,174 @@
+//! Green threads: stackful coroutines scheduled on the reactor.
+//!
+//! Code in a green thread is written blocking-style, and every call that
+//! would block — [`park`], [`sleep`], [`JoinHandle::join`],
+//! [`block_on`](crate::block_on) of a pending future, a socket read that
+//! returns `WouldBlock` — suspends only the current green thread and
+//! switches to the next runnable one. This is the greenlet/gevent model.
+//!
+//! The API follows `std::thread`: [`run`] starts a scheduler on the current
+//! OS thread and returns its closure's result; inside it, [`spawn`] and
+//! [`Builder`] start green threads, whose [`JoinHandle`] gives their result
+//! or their panic.
+//!
+//! ```
+//! use greenloop_runtime::green;
+//! use std::time::Duration;
+//!
+//! let total = green::run(|| {
+//!     let workers: Vec<_> = (1..=3u64)
+//!         .map(|i| {
+//!             green::Builder::new()
+//!                 .name(format!("worker-{i}"))
+//!                 .spawn(move || {
+//!                     green::sleep(Duration::from_millis(i));
+//!                     i * 10
+//!                 })
+//!                 .unwrap()
+//!         })
+//!         .collect();
+//!     workers.into_iter().map(|w| w.join().unwrap()).sum::<u64>()
+//! });
+//! assert_eq!(total, 60);
+//! ```
+//!
+//! # Design
+//!
+//! * A green thread never leaves the OS thread that spawned it, so `Rc`,
+//!   `RefCell` and std thread-locals stay sound inside it and the closure
+//!   needs no `Send` bound.
+//! * Every green thread has a `Send + Sync` [`Waker`](std::task::Waker) that
+//!   unparks it: timers, sockets, channels and foreign OS threads all wake it
+//!   the same way. A wake from another OS thread goes through the reactor's
+//!   remote queue.
+//! * Stacks are pooled and lazily committed, with a guard page below each;
+//!   an overflow prints which green thread overflowed and aborts.
+//! * When `run`'s closure returns, green threads still alive are unwound
+//!   (their destructors run) and freed; their joiners get `Err`.
+
+mod join;
+mod overflow;
+mod panic;
+mod scheduler;
+mod stack;
+mod thread;
+
+pub use join::{Builder, JoinHandle, Result, spawn};
+pub use thread::{Thread, ThreadId, current, park, park_timeout, sleep, try_current, yield_now};
+
+use scheduler::Scheduler;
+use std::io;
+use std::task::Waker;
+
+/// The default usable stack size of a green thread: 128 KiB of address
+/// space, committed page by page as it is touched.
+pub const DEFAULT_STACK_SIZE: usize = 128 * 1024;
+
+/// Settings of a green runtime, used by [`Runtime::run`].
+#[derive(Clone, Debug)]
+struct Config {
+    stack_size: usize,
+    max_cached_stacks: usize,
+}
+
+/// A green runtime: configure it, then [`run`](Runtime::run) a closure in it.
+///
+/// ```
+/// use greenloop_runtime::green::Runtime;
+///
+/// let answer = Runtime::new().stack_size(64 * 1024).run(|| 42);
+/// assert_eq!(answer, 42);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Runtime {
+    config: Config,
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Runtime::new()
+    }
+}
+
+impl Runtime {
+    /// A runtime with default settings.
+    pub fn new() -> Runtime {
+        Runtime { config: Config { stack_size: DEFAULT_STACK_SIZE, max_cached_stacks: 1024 } }
+    }
+
+    /// Default usable stack size of its green threads, in bytes.
+    pub fn stack_size(mut self, size: usize) -> Runtime {
+        self.config.stack_size = size;
+        self
+    }
+
+    /// How many finished threads' stacks to keep for reuse (default 1024).
+    pub fn max_cached_stacks(mut self, count: usize) -> Runtime {
+        self.config.max_cached_stacks = count;
+        self
+    }
+
+    /// Runs `f` as the main green thread on the current OS thread and
+    /// returns its result once it finishes.
+    ///
+    /// # Errors
+    ///
+    /// When called inside a green runtime, when the reactor cannot be
+    /// created, when the main thread's stack cannot be mapped, or when
+    /// `epoll_wait` fails.
+    ///
+    /// # Panics
+    ///
+    /// If `f` panics, the panic is resumed here after the runtime shut down.
+    pub fn try_run<F: FnOnce() -> R, R>(&self, f: F) -> io::Result<R> {
+        Scheduler::run(&self.config, f)
+    }
+
+    /// Like [`try_run`](Runtime::try_run), panicking on runtime errors.
+    ///
+    /// # Panics
+    ///
+    /// On the errors of `try_run`, and if `f` panics.
+    pub fn run<F: FnOnce() -> R, R>(&self, f: F) -> R {
+        match self.try_run(f) {
+            Ok(value) => value,
+            Err(e) => panic!("green runtime failed: {e}"),
+        }
+    }
+}
+
+/// Runs `f` as the main green thread of a new runtime on the current OS
+/// thread and returns its result. See [`Runtime`] to configure it.
+///
+/// # Panics
+///
+/// If the runtime cannot start (see [`Runtime::try_run`]) or `f` panics.
+pub fn run<F: FnOnce() -> R, R>(f: F) -> R {
+    Runtime::new().run(f)
+}
+
+/// Counters of the running green runtime (for tests and the lab).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stats {
+    /// Green threads alive (spawned, not yet finished), the caller included.
+    pub live_threads: usize,
+    /// Stacks kept for reuse by the pool.
+    pub cached_stacks: usize,
+}
+
+/// Counters of the green runtime on this OS thread, `None` outside one.
+pub fn stats() -> Option<Stats> {
+    Scheduler::with(|s| {
+        s.map(|s| Stats { live_threads: s.live_threads(), cached_stacks: s.cached_stacks() })
+    })
+}
+
+/// Whether the caller runs inside a green thread.
+pub fn in_green_thread() -> bool {
+    current_waker().is_some()
+}
+
+/// The current green thread's waker, `None` outside a green thread.
+pub(crate) fn current_waker() -> Option<Waker> {
+    Scheduler::with(|s| s.and_then(Scheduler::current_waker))
+}

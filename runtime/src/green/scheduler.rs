@@ -1,0 +1,398 @@
+//! The green scheduler: a FIFO run queue of green threads on one OS thread,
+//! driven by [`Scheduler::run`].
+//!
+//! ```text
+//!  loop:
+//!    key = run_queue.pop_front()        none? -> reactor.turn(until next event)
+//!    every POLL_EVERY resumes           -> reactor.turn(zero timeout)
+//!    resume(key): coroutine runs until it parks, yields or returns
+//! ```
+//!
+//! A green thread leaves the queue by suspending in [`park`](super::park) and
+//! comes back when its waker runs [`Scheduler::schedule`], on this thread or,
+//! from another thread, through the reactor's remote queue.
+//!
+//! # Unsafe invariants
+//!
+//! * `CURRENT` points at the scheduler of this OS thread while
+//!   [`Scheduler::run`] executes and is null otherwise. `run` holds the
+//!   scheduler on its stack frame for that whole span and clears the pointer
+//!   (after tearing all green threads down) before the frame ends, also when
+//!   unwinding. So every `&Scheduler` obtained from it is valid, including
+//!   inside green threads, which only ever run within `run`.
+//! * A slot's `yielder` points at the `Yielder` that corosensei passed to the
+//!   green thread's root closure. It lives on that thread's stack until the
+//!   closure returns, and it is only dereferenced by the thread itself while
+//!   it runs (the slot is current), so it is valid whenever it is used.
+//! * Coroutines may borrow data that is not `'static` only for the main
+//!   closure of `run`, which `run` outlives (see `spawn_unchecked`).
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::panic::{self, AssertUnwindSafe};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::Waker;
+use std::time::Duration;
+use std::{fmt, io, ptr};
+
+use corosensei::{Coroutine, CoroutineResult, Yielder};
+
+use super::join::{JoinHandle, Shared};
+use super::stack::{GreenStack, StackPool};
+use super::thread::{Control, GreenRef, Thread};
+use super::{Config, overflow};
+use crate::reactor::Reactor;
+use crate::slab::Slab;
+
+/// Resumes between two non-blocking reactor polls, so yield loops cannot
+/// starve I/O and timers.
+const POLL_EVERY: u32 = 61;
+
+/// No green thread is running.
+const NONE: usize = usize::MAX;
+
+type GreenCoroutine = Coroutine<(), (), (), GreenStack>;
+
+thread_local! {
+    static CURRENT: Cell<*const Scheduler> = const { Cell::new(ptr::null()) };
+}
+
+/// A green thread as the scheduler holds it.
+struct Slot {
+    /// `None` while the thread runs (taken out to resume without a borrow).
+    coroutine: Option<GreenCoroutine>,
+    /// Set by the thread when it starts (see the module's invariants).
+    yielder: Cell<*const Yielder<(), ()>>,
+    thread: Arc<dyn GreenRef>,
+    waker: Waker,
+    guard: Range<usize>,
+    stack_size: usize,
+}
+
+/// One OS thread's green scheduler.
+pub(crate) struct Scheduler {
+    id: u64,
+    reactor: Rc<Reactor>,
+    run_queue: RefCell<VecDeque<usize>>,
+    threads: RefCell<Slab<Slot>>,
+    stacks: RefCell<StackPool>,
+    current: Cell<usize>,
+    ticks: Cell<u32>,
+    shutting_down: Cell<bool>,
+    default_stack: usize,
+}
+
+impl Scheduler {
+    /// Runs `f` with the scheduler of this OS thread, if one is running.
+    pub(crate) fn with<R>(f: impl FnOnce(Option<&Scheduler>) -> R) -> R {
+        let ptr = CURRENT.with(Cell::get);
+        // SAFETY: non-null only while `run` keeps the scheduler alive on its
+        // frame (module invariant 1); `as_ref` maps null to `None`.
+        f(unsafe { ptr.as_ref() })
+    }
+
+    /// Runs `main` as the first green thread and drives all green threads
+    /// until it returns; then drops (unwinds) the ones still alive.
+    pub(crate) fn run<F: FnOnce() -> R, R>(config: &Config, main: F) -> io::Result<R> {
+        if !CURRENT.with(Cell::get).is_null() {
+            return Err(io::Error::other(
+                "green::run called inside a green runtime; use green::spawn instead",
+            ));
+        }
+        overflow::install();
+        overflow::ensure_altstack();
+        super::panic::install_hook();
+        let scheduler = Scheduler {
+            id: next_scheduler_id(),
+            reactor: Reactor::try_current()?,
+            run_queue: RefCell::new(VecDeque::new()),
+            threads: RefCell::new(Slab::new()),
+            stacks: RefCell::new(StackPool::new(config.max_cached_stacks)),
+            current: Cell::new(NONE),
+            ticks: Cell::new(0),
+            shutting_down: Cell::new(false),
+            default_stack: config.stack_size,
+        };
+        CURRENT.with(|c| c.set(&scheduler));
+        // Tears down and clears CURRENT on every exit path (module invariant 1).
+        let _entered = Entered(&scheduler);
+
+        let mut output = None;
+        let slot = &mut output;
+        let body = move || *slot = Some(main());
+        // SAFETY: `body` borrows `output` and `main`'s captures, which live on
+        // this frame. `Entered` drops every coroutine before this frame ends,
+        // on return and on unwind; coroutines are never leaked.
+        let handle = unsafe { scheduler.spawn_unchecked(Some("main".into()), None, body)? };
+        scheduler.drive(handle.key())?;
+        scheduler.teardown();
+        match handle.try_take() {
+            Some(Ok(())) => Ok(output.expect("main green thread finished without output")),
+            Some(Err(payload)) => panic::resume_unwind(payload),
+            None => unreachable!("main green thread finished without result"),
+        }
+    }
+
+    /// The scheduling loop; returns when the thread at `main_key` finishes.
+    fn drive(&self, main_key: usize) -> io::Result<()> {
+        loop {
+            let next = self.run_queue.borrow_mut().pop_front();
+            let Some(key) = next else {
+                self.reactor.turn(None)?;
+                continue;
+            };
+            let ticks = self.ticks.get().wrapping_add(1);
+            self.ticks.set(ticks);
+            if ticks.is_multiple_of(POLL_EVERY) {
+                self.reactor.turn(Some(Duration::ZERO))?;
+            }
+            if self.resume(key) && key == main_key {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Runs the thread at `key` until it suspends; `true` if it finished.
+    fn resume(&self, key: usize) -> bool {
+        let mut coroutine = {
+            let mut threads = self.threads.borrow_mut();
+            let Some(slot) = threads.get_mut(key) else { return false };
+            let Some(coroutine) = slot.coroutine.take() else { return false };
+            let control = slot.thread.control();
+            let (name, id) = (control.name(), control.id().as_u64().get());
+            // SAFETY: `name` lives in the thread's `Control`, which its slot
+            // keeps alive until after `Running` below calls `leave` (the slot
+            // is removed only once `resume` returned), unwinding included.
+            unsafe { overflow::enter(slot.guard.clone(), slot.stack_size, name, id) };
+            coroutine
+        };
+        let result = {
+            let _running = Running::new(self, key);
+            coroutine.resume(())
+        };
+        match result {
+            CoroutineResult::Yield(()) => {
+                if let Some(slot) = self.threads.borrow_mut().get_mut(key) {
+                    slot.coroutine = Some(coroutine);
+                }
+                false
+            }
+            CoroutineResult::Return(()) => {
+                let slot = self.threads.borrow_mut().remove(key);
+                drop(slot);
+                self.stacks.borrow_mut().give(coroutine.into_stack());
+                true
+            }
+        }
+    }
+
+    /// Spawns a green thread running `f`.
+    pub(super) fn spawn<F, T>(
+        &self,
+        name: Option<String>,
+        stack_size: Option<usize>,
+        f: F,
+    ) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: Send + 'static,
+    {
+        // SAFETY: `f` is `'static`, so it borrows nothing that may die first.
+        unsafe { self.spawn_unchecked(name, stack_size, f) }
+    }
+
+    /// Spawns a green thread running `f`, which may borrow non-`'static` data.
+    ///
+    /// # Safety
+    ///
+    /// Everything `f` borrows must outlive the green thread: it must stay
+    /// valid until the thread finishes or its coroutine is dropped by
+    /// [`Scheduler::teardown`].
+    unsafe fn spawn_unchecked<F, T>(
+        &self,
+        name: Option<String>,
+        stack_size: Option<usize>,
+        f: F,
+    ) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T,
+        T: Send + 'static,
+    {
+        if self.shutting_down.get() {
+            return Err(io::Error::other("green runtime is shutting down"));
+        }
+        let stack = self.stacks.borrow_mut().take(stack_size.unwrap_or(self.default_stack))?;
+        let (guard, usable) = (stack.guard(), stack.size());
+        let mut threads = self.threads.borrow_mut();
+        let key = threads.vacant_key();
+        let remote = self.reactor.remote().clone();
+        let shared = Shared::<T>::new(Control::new(name, key, self.id, remote));
+        let done = shared.clone();
+        let body = move |yielder: &Yielder<(), ()>, ()| {
+            Scheduler::with(|s| s.map(|s| s.started(key, yielder)));
+            let result = panic::catch_unwind(AssertUnwindSafe(f));
+            let result = match result {
+                Err(_) if Scheduler::with(|s| s.is_some_and(|s| s.shutting_down.get())) => {
+                    // corosensei's forced unwind at teardown: finish quietly.
+                    Err(Box::new("green runtime shut down before this green thread finished") as _)
+                }
+                result => result,
+            };
+            done.complete(result);
+        };
+        // SAFETY: the caller guarantees that `f`'s borrows outlive the
+        // coroutine; `Scheduler::teardown` drops every coroutine in time.
+        let coroutine = unsafe { Coroutine::with_stack_unchecked(stack, body) };
+        threads.insert(Slot {
+            coroutine: Some(coroutine),
+            yielder: Cell::new(ptr::null()),
+            thread: shared.clone(),
+            waker: Waker::from(shared.clone()),
+            guard,
+            stack_size: usable,
+        });
+        drop(threads);
+        self.run_queue.borrow_mut().push_back(key);
+        Ok(JoinHandle::new(shared))
+    }
+
+    /// Called by a green thread when it starts: remember its yielder.
+    fn started(&self, key: usize, yielder: &Yielder<(), ()>) {
+        if let Some(slot) = self.threads.borrow().get(key) {
+            slot.yielder.set(yielder);
+        }
+    }
+
+    /// Unwinds and frees every green thread still alive.
+    fn teardown(&self) {
+        self.shutting_down.set(true);
+        self.run_queue.borrow_mut().clear();
+        let capacity = self.threads.borrow().capacity();
+        for key in 0..capacity {
+            let coroutine = self.threads.borrow_mut().get_mut(key).and_then(|s| s.coroutine.take());
+            if let Some(coroutine) = coroutine {
+                // Destructors run on the thread's stack and may call into
+                // the scheduler: make the thread current while they do.
+                self.current.set(key);
+                drop(coroutine);
+                self.current.set(NONE);
+            }
+            let slot = self.threads.borrow_mut().remove(key);
+            drop(slot);
+        }
+    }
+
+    /// This scheduler's process-unique id.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Queues the thread at `key` (it must be parked or yielding).
+    pub(crate) fn schedule(&self, key: usize) {
+        self.run_queue.borrow_mut().push_back(key);
+    }
+
+    /// Suspends the running green thread (the caller queued it or parked it).
+    fn suspend(&self) {
+        let yielder = match self.threads.borrow().get(self.current.get()) {
+            Some(slot) => slot.yielder.get(),
+            None => return,
+        };
+        // SAFETY: the current thread set `yielder` when it started and is the
+        // one running this code, so the pointee is live (module invariant 2).
+        unsafe { (*yielder).suspend(()) }
+    }
+
+    /// `park` for the running green thread; `false` if none is running.
+    pub(super) fn park_current(&self) -> bool {
+        let must_suspend = match self.threads.borrow().get(self.current.get()) {
+            Some(slot) => slot.thread.control().begin_park(),
+            None => return false,
+        };
+        if must_suspend {
+            self.suspend();
+            if let Some(slot) = self.threads.borrow().get(self.current.get()) {
+                slot.thread.control().end_park();
+            }
+        }
+        true
+    }
+
+    /// `yield_now` for the running green thread; `false` if none is running.
+    pub(super) fn yield_current(&self) -> bool {
+        let key = self.current.get();
+        if key == NONE {
+            return false;
+        }
+        self.schedule(key);
+        self.suspend();
+        true
+    }
+
+    /// The running green thread's handle.
+    pub(super) fn current_thread(&self) -> Option<Thread> {
+        let threads = self.threads.borrow();
+        threads.get(self.current.get()).map(|slot| Thread { inner: slot.thread.clone() })
+    }
+
+    /// The running green thread's waker.
+    pub(super) fn current_waker(&self) -> Option<Waker> {
+        self.threads.borrow().get(self.current.get()).map(|slot| slot.waker.clone())
+    }
+
+    /// Number of live green threads.
+    pub(super) fn live_threads(&self) -> usize {
+        self.threads.borrow().len()
+    }
+
+    /// Number of stacks kept for reuse.
+    pub(super) fn cached_stacks(&self) -> usize {
+        self.stacks.borrow().cached()
+    }
+}
+
+/// Marks a green thread as running; on drop (also when unwinding) clears the
+/// current slot and the overflow handler's record of it.
+struct Running<'a>(&'a Scheduler);
+
+impl<'a> Running<'a> {
+    fn new(scheduler: &'a Scheduler, key: usize) -> Running<'a> {
+        scheduler.current.set(key);
+        Running(scheduler)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.current.set(NONE);
+        overflow::leave();
+    }
+}
+
+/// Guard of `Scheduler::run`: tears down and clears `CURRENT` on exit.
+struct Entered<'a>(&'a Scheduler);
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        self.0.teardown();
+        CURRENT.with(|c| c.set(ptr::null()));
+    }
+}
+
+fn next_scheduler_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+impl fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("id", &self.id)
+            .field("threads", &self.threads.borrow().len())
+            .field("runnable", &self.run_queue.borrow().len())
+            .finish_non_exhaustive()
+    }
+}

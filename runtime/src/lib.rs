@@ -1,0 +1,24 @@
+//! greenloop's runtime: one reactor per OS thread, and on it two ways to
+//! wait without blocking the thread.
+//!
+//! * [`green`]: stackful green threads (corosensei coroutines). Code is
+//!   written blocking-style; every call that would block parks only the
+//!   current green thread.
+//! * stackless futures on a small executor (coming next), written with
+//!   `.await`.
+//!
+//! Both wait on [`std::task::Waker`]s stored in the same [`reactor`], so
+//! anything that can wake one can wake the other: a green thread can
+//! [`block_on`] a future, and a future can await a green thread's
+//! [`JoinHandle`](green::JoinHandle).
+
+#![deny(missing_docs, missing_debug_implementations, unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+mod block_on;
+pub mod green;
+pub mod reactor;
+mod slab;
+pub mod time;
+
+pub use block_on::block_on;

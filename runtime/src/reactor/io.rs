@@ -1,0 +1,73 @@
+//! I/O registrations: one slab entry per registered socket, keyed by its
+//! `mio::Token`, holding cached readiness and one waker per direction.
+//!
+//! Sockets are registered once, for both directions, edge-triggered (mio's
+//! only mode on Linux). An edge sets the direction's readiness bit and wakes
+//! its waiter; the bit stays set until a syscall returns `WouldBlock` and the
+//! caller clears it with [`Reactor::clear_ready`](super::Reactor::clear_ready).
+//!
+//! Each readiness bit remembers the reactor tick that set it. A caller clears
+//! with the [`ReadyEvent`] it observed, so an edge that arrived after the
+//! failed syscall (a newer tick) is not thrown away (the "stale readiness"
+//! race that async-io's `ticker` and tokio's `ReadyEvent` guard against).
+
+use std::task::Waker;
+
+/// A direction of readiness.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// The socket may be read (or accepted from, or reached EOF/error).
+    Read,
+    /// The socket may be written (or connected, or reached error).
+    Write,
+}
+
+/// Proof that a direction was ready at a given reactor tick; pass it back to
+/// [`Reactor::clear_ready`](super::Reactor::clear_ready) after `WouldBlock`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadyEvent {
+    pub(super) dir: Direction,
+    pub(super) tick: u64,
+}
+
+/// A registered source: its key in the reactor's slab, used as `mio::Token`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct IoKey(pub(super) usize);
+
+/// State of one direction of one registration.
+#[derive(Debug, Default)]
+pub(super) struct DirState {
+    /// `Some(tick)` while the direction is ready; the tick that made it so.
+    pub(super) ready: Option<u64>,
+    /// The waiter to wake on the next edge.
+    pub(super) waker: Option<Waker>,
+}
+
+/// The slab entry of one registered source.
+#[derive(Debug, Default)]
+pub(super) struct IoState {
+    pub(super) read: DirState,
+    pub(super) write: DirState,
+}
+
+impl IoState {
+    pub(super) fn dir(&mut self, dir: Direction) -> &mut DirState {
+        match dir {
+            Direction::Read => &mut self.read,
+            Direction::Write => &mut self.write,
+        }
+    }
+
+    /// Records an edge from `event` at `tick`; pushes the wakers to run.
+    pub(super) fn on_event(&mut self, event: &mio::event::Event, tick: u64, wake: &mut Vec<Waker>) {
+        let error = event.is_error();
+        if error || event.is_readable() || event.is_read_closed() {
+            self.read.ready = Some(tick);
+            wake.extend(self.read.waker.take());
+        }
+        if error || event.is_writable() || event.is_write_closed() {
+            self.write.ready = Some(tick);
+            wake.extend(self.write.waker.take());
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! The reactor: one per OS thread, shared by everything that waits on it.
+//!
+//! A reactor owns a `mio::Poll` (epoll), a slab of I/O registrations, a
+//! timing wheel and a remote wake queue. It knows nothing of schedulers: it
+//! stores a [`Waker`] for each readiness interest and each timer and calls it
+//! when the event arrives. Green threads, stackless tasks and plain
+//! `block_on` calls all wait the same way, which is what lets greenloop
+//! compare them fairly.
+//!
+//! ```text
+//!            Reactor::turn(timeout)
+//!  ┌──────────────────────────────────────────────────────┐
+//!  │ epoll_wait(min(timeout, next timer))                 │
+//!  │   token = WAKE   -> drain the remote queue (Inject)  │
+//!  │   token = k      -> io[k]: set readiness, take waker │
+//!  │ wheel.advance(now) -> take timer wakers              │
+//!  │ wake everything taken (no borrow held while waking)  │
+//!  └──────────────────────────────────────────────────────┘
+//! ```
+//!
+//! The reactor lives in a thread-local and is created on first use
+//! ([`Reactor::current`]). It is single-threaded (`!Send`); other threads
+//! reach it only through its [`Remote`] handle.
+
+mod io;
+mod remote;
+pub(crate) mod wheel;
+
+pub use io::{Direction, IoKey, ReadyEvent};
+pub use remote::{Inject, Remote};
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+use std::{fmt, io as stdio};
+
+use crate::slab::Slab;
+use io::IoState;
+use wheel::{TimerKey, Wheel};
+
+/// The token reserved for the remote `mio::Waker`.
+const WAKE_TOKEN: mio::Token = mio::Token(usize::MAX);
+
+/// Events fetched per `epoll_wait`.
+const EVENTS_CAPACITY: usize = 1024;
+
+/// A per-thread event loop core: I/O readiness, timers and remote wakes.
+pub struct Reactor {
+    id: u64,
+    poll: RefCell<mio::Poll>,
+    events: RefCell<mio::Events>,
+    io: RefCell<Slab<IoState>>,
+    timers: RefCell<Wheel<Waker>>,
+    /// Tick 0 of the timing wheel; ticks are whole milliseconds after it.
+    start: Instant,
+    /// Number of completed turns, used to date readiness (see `io`).
+    turns: Cell<u64>,
+    remote: Arc<Remote>,
+    /// Reused buffers, so a turn does not allocate in steady state.
+    to_wake: RefCell<Vec<Waker>>,
+    to_inject: RefCell<Vec<Arc<dyn Inject>>>,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<Reactor>>> = const { RefCell::new(None) };
+}
+
+impl Reactor {
+    /// Creates a reactor (an epoll instance and an eventfd).
+    fn new() -> stdio::Result<Reactor> {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let poll = mio::Poll::new()?;
+        let waker = mio::Waker::new(poll.registry(), WAKE_TOKEN)?;
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        Ok(Reactor {
+            id,
+            poll: RefCell::new(poll),
+            events: RefCell::new(mio::Events::with_capacity(EVENTS_CAPACITY)),
+            io: RefCell::new(Slab::new()),
+            timers: RefCell::new(Wheel::new()),
+            start: Instant::now(),
+            turns: Cell::new(0),
+            remote: Arc::new(Remote::new(waker, id)),
+            to_wake: RefCell::new(Vec::new()),
+            to_inject: RefCell::new(Vec::new()),
+        })
+    }
+
+    /// The calling thread's reactor, created on first use.
+    ///
+    /// # Errors
+    ///
+    /// Fails only when the first call cannot create the epoll instance or
+    /// its eventfd (typically `EMFILE`: the process is out of descriptors).
+    pub fn try_current() -> stdio::Result<Rc<Reactor>> {
+        CURRENT.with(|slot| {
+            let mut slot = slot.borrow_mut();
+            if let Some(reactor) = &*slot {
+                return Ok(reactor.clone());
+            }
+            let reactor = Rc::new(Reactor::new()?);
+            *slot = Some(reactor.clone());
+            Ok(reactor)
+        })
+    }
+
+    /// The calling thread's reactor, created on first use.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the reactor cannot be created (see [`Reactor::try_current`]);
+    /// there is no way to wait without one.
+    pub fn current() -> Rc<Reactor> {
+        match Reactor::try_current() {
+            Ok(reactor) => reactor,
+            Err(e) => panic!("greenloop: cannot create this thread's reactor (epoll): {e}"),
+        }
+    }
+
+    /// A process-unique id for this reactor.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The handle other threads use to wake this reactor.
+    pub fn remote(&self) -> &Arc<Remote> {
+        &self.remote
+    }
+
+    /// Number of live I/O registrations.
+    pub fn io_count(&self) -> usize {
+        self.io.borrow().len()
+    }
+
+    /// Number of pending timers.
+    pub fn timer_count(&self) -> usize {
+        self.timers.borrow().len()
+    }
+
+    // ----- I/O -------------------------------------------------------------
+
+    /// Registers `source` for read and write readiness, edge-triggered.
+    /// Call once per socket; deregister before closing it.
+    ///
+    /// # Errors
+    ///
+    /// Whatever `epoll_ctl(EPOLL_CTL_ADD)` reports.
+    pub fn register(&self, source: &mut impl mio::event::Source) -> stdio::Result<IoKey> {
+        let mut io = self.io.borrow_mut();
+        let key = io.vacant_key();
+        let interest = mio::Interest::READABLE | mio::Interest::WRITABLE;
+        self.poll.borrow().registry().register(source, mio::Token(key), interest)?;
+        let inserted = io.insert(IoState::default());
+        debug_assert_eq!(inserted, key);
+        Ok(IoKey(key))
+    }
+
+    /// Removes `source`'s registration; its waiters are dropped.
+    ///
+    /// # Errors
+    ///
+    /// Whatever `epoll_ctl(EPOLL_CTL_DEL)` reports; the slab entry is freed
+    /// in any case.
+    pub fn deregister(
+        &self,
+        key: IoKey,
+        source: &mut impl mio::event::Source,
+    ) -> stdio::Result<()> {
+        let state = self.io.borrow_mut().remove(key.0);
+        drop(state);
+        self.poll.borrow().registry().deregister(source)
+    }
+
+    /// Ready if `dir` is ready; otherwise stores `cx`'s waker for the next
+    /// edge and returns `Pending`.
+    pub fn poll_ready(&self, key: IoKey, dir: Direction, cx: &mut Context<'_>) -> Poll<ReadyEvent> {
+        let mut io = self.io.borrow_mut();
+        let Some(state) = io.get_mut(key.0) else {
+            // Deregistered: report ready so the caller's syscall reports the error.
+            return Poll::Ready(ReadyEvent { dir, tick: u64::MAX });
+        };
+        let state = state.dir(dir);
+        if let Some(tick) = state.ready {
+            return Poll::Ready(ReadyEvent { dir, tick });
+        }
+        match &mut state.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// Clears the readiness `event` observed, after a syscall returned
+    /// `WouldBlock`; a newer edge is kept.
+    pub fn clear_ready(&self, key: IoKey, event: ReadyEvent) {
+        if let Some(state) = self.io.borrow_mut().get_mut(key.0) {
+            let state = state.dir(event.dir);
+            if state.ready == Some(event.tick) {
+                state.ready = None;
+            }
+        }
+    }
+
+    // ----- timers ----------------------------------------------------------
+
+    /// The wheel tick of `deadline`, rounded up: a timer never fires early.
+    fn tick_of(&self, deadline: Instant) -> u64 {
+        let since = deadline.saturating_duration_since(self.start);
+        let ms = since.as_millis();
+        let rounded = if since.subsec_nanos().is_multiple_of(1_000_000) { ms } else { ms + 1 };
+        u64::try_from(rounded).unwrap_or(u64::MAX / 2).min(u64::MAX / 2)
+    }
+
+    /// The wheel tick of now, rounded down.
+    fn now_tick(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX / 2)
+    }
+
+    /// Arms a timer that wakes `waker` at or after `deadline`.
+    pub(crate) fn insert_timer(&self, deadline: Instant, waker: Waker) -> TimerKey {
+        let tick = self.tick_of(deadline);
+        self.timers.borrow_mut().insert(tick, waker)
+    }
+
+    /// Cancels a timer; `false` if it already fired (or was cancelled).
+    pub(crate) fn cancel_timer(&self, key: TimerKey) -> bool {
+        self.timers.borrow_mut().cancel(key).is_some()
+    }
+
+    /// Replaces the waker of a pending timer; `false` if it already fired.
+    pub(crate) fn set_timer_waker(&self, key: TimerKey, waker: &Waker) -> bool {
+        match self.timers.borrow_mut().get_mut(key) {
+            Some(slot) => {
+                if !slot.will_wake(waker) {
+                    slot.clone_from(waker);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Time until the next timer may be due, `None` if there is no timer.
+    fn next_timer_in(&self) -> Option<Duration> {
+        let next = self.timers.borrow().next_deadline()?;
+        let due = self.start + Duration::from_millis(next);
+        Some(due.saturating_duration_since(Instant::now()))
+    }
+
+    // ----- the loop --------------------------------------------------------
+
+    /// Waits for events for at most `timeout` (`None`: until something
+    /// happens; the next timer bounds it either way), then wakes every
+    /// waiter that became ready, fires due timers and runs remote
+    /// injections. Returns how many wakers and injections ran.
+    ///
+    /// # Errors
+    ///
+    /// Whatever `epoll_wait` reports, except `EINTR` (treated as no event).
+    pub fn turn(&self, timeout: Option<Duration>) -> stdio::Result<usize> {
+        let timeout = match (timeout, self.next_timer_in()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let mut to_wake = std::mem::take(&mut *self.to_wake.borrow_mut());
+        let mut to_inject = std::mem::take(&mut *self.to_inject.borrow_mut());
+        let tick = self.turns.get().wrapping_add(1);
+        self.turns.set(tick);
+
+        let polled = {
+            let mut events = self.events.borrow_mut();
+            match self.poll.borrow_mut().poll(&mut events, timeout) {
+                Ok(()) => {
+                    let mut io = self.io.borrow_mut();
+                    for event in events.iter() {
+                        if event.token() == WAKE_TOKEN {
+                            self.remote.drain_into(&mut to_inject);
+                        } else if let Some(state) = io.get_mut(event.token().0) {
+                            state.on_event(event, tick, &mut to_wake);
+                        }
+                    }
+                    Ok(())
+                }
+                Err(e) if e.kind() == stdio::ErrorKind::Interrupted => Ok(()),
+                Err(e) => Err(e),
+            }
+        };
+
+        let now = self.now_tick();
+        self.timers.borrow_mut().advance(now, &mut |_, waker| to_wake.push(waker));
+
+        let ran = to_wake.len() + to_inject.len();
+        for waker in to_wake.drain(..) {
+            waker.wake();
+        }
+        for item in to_inject.drain(..) {
+            item.run();
+        }
+        *self.to_wake.borrow_mut() = to_wake;
+        *self.to_inject.borrow_mut() = to_inject;
+        polled.map(|()| ran)
+    }
+}
+
+impl fmt::Debug for Reactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reactor")
+            .field("id", &self.id)
+            .field("io", &self.io.borrow().len())
+            .field("timers", &self.timers.borrow().len())
+            .field("turns", &self.turns.get())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,101 @@
+//! Time: [`sleep`] and [`sleep_until`] as futures, backed by the reactor's
+//! timing wheel.
+//!
+//! A [`Sleep`] arms its timer on first poll, in the reactor of the thread
+//! that polls it, and cancels it when dropped. Timers have millisecond
+//! resolution and never fire early: a deadline is rounded up to the next
+//! millisecond tick.
+//!
+//! Blocking-style code uses [`green::sleep`](crate::green::sleep), which
+//! parks only the calling green thread (or blocks a plain OS thread).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use crate::reactor::Reactor;
+use crate::reactor::wheel::TimerKey;
+
+/// A future that completes at (or after) a deadline.
+///
+/// Dropping it cancels its timer. Created by [`sleep`] and [`sleep_until`].
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct Sleep {
+    deadline: Instant,
+    /// The reactor (by id) holding the armed timer, and the timer's key.
+    timer: Option<(u64, TimerKey)>,
+}
+
+/// Completes `duration` from now.
+pub fn sleep(duration: Duration) -> Sleep {
+    sleep_until(Instant::now().checked_add(duration).unwrap_or_else(far_future))
+}
+
+/// Completes at `deadline`.
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    Sleep { deadline, timer: None }
+}
+
+/// About 30 years from now: "never" for timers.
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365 * 30)
+}
+
+impl Sleep {
+    /// The instant this sleep completes at.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Whether the deadline has passed.
+    pub fn is_elapsed(&self) -> bool {
+        Instant::now() >= self.deadline
+    }
+
+    /// Moves the deadline; the timer is re-armed on the next poll.
+    pub fn reset(&mut self, deadline: Instant) {
+        self.cancel();
+        self.deadline = deadline;
+    }
+
+    /// Cancels the armed timer, if it lives in this thread's reactor. A
+    /// timer armed on another thread fires there harmlessly and is freed.
+    fn cancel(&mut self) {
+        if let Some((reactor_id, key)) = self.timer.take()
+            && let Ok(reactor) = Reactor::try_current()
+            && reactor.id() == reactor_id
+        {
+            reactor.cancel_timer(key);
+        }
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if Instant::now() >= self.deadline {
+            self.cancel();
+            return Poll::Ready(());
+        }
+        let reactor = Reactor::current();
+        if let Some((reactor_id, key)) = self.timer {
+            if reactor_id == reactor.id() && reactor.set_timer_waker(key, cx.waker()) {
+                return Poll::Pending;
+            }
+            // Fired early by an outside wake, or moved to another thread.
+            self.cancel();
+        }
+        let key = reactor.insert_timer(self.deadline, cx.waker().clone());
+        self.timer = Some((reactor.id(), key));
+        Poll::Pending
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}

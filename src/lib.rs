@@ -1,0 +1,27 @@
+//! # greenloop
+//!
+//! A Rust runtime written from scratch to settle, with measurements, the
+//! sync-vs-async argument: green threads (stackful coroutines, the
+//! gevent model) and a stackless future executor (the asyncio model) side
+//! by side on one reactor, next to plain OS threads.
+//!
+//! This crate is the facade: it re-exports the runtime
+//! ([`greenloop_runtime`]) and the sockets and services ([`greenloop_net`]).
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! let answer = greenloop::green::run(|| {
+//!     let child = greenloop::green::spawn(|| {
+//!         greenloop::green::sleep(Duration::from_millis(1));
+//!         21
+//!     });
+//!     child.join().unwrap() * 2
+//! });
+//! assert_eq!(answer, 42);
+//! ```
+
+#![deny(missing_docs, missing_debug_implementations, unsafe_op_in_unsafe_fn)]
+
+pub use greenloop_net as net;
+pub use greenloop_runtime::{block_on, green, reactor, time};
