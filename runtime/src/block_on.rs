@@ -65,11 +65,28 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
     }
 }
 
-/// The waker of a `block_on` on a plain OS thread: a flag plus the
-/// reactor's remote notification, so a wake from any thread ends the wait.
-struct ThreadNotify {
+/// The waker of a `block_on`'s own future: a flag plus the reactor's
+/// remote notification, so a wake from any thread ends the wait.
+pub(crate) struct ThreadNotify {
     notified: AtomicBool,
     remote: Arc<Remote>,
+}
+
+impl ThreadNotify {
+    /// A notifier for the reactor behind `remote`, initially `notified`.
+    pub(crate) fn new(remote: Arc<Remote>, notified: bool) -> Arc<ThreadNotify> {
+        Arc::new(ThreadNotify { notified: AtomicBool::new(notified), remote })
+    }
+
+    /// Consumes the notification; `true` if there was one.
+    pub(crate) fn take(&self) -> bool {
+        self.notified.swap(false, Ordering::Acquire)
+    }
+
+    /// Whether a notification is pending.
+    pub(crate) fn is_set(&self) -> bool {
+        self.notified.load(Ordering::Acquire)
+    }
 }
 
 impl Wake for ThreadNotify {

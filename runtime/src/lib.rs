@@ -4,8 +4,8 @@
 //! * [`green`]: stackful green threads (corosensei coroutines). Code is
 //!   written blocking-style; every call that would block parks only the
 //!   current green thread.
-//! * stackless futures on a small executor (coming next), written with
-//!   `.await`.
+//! * [`task`]: stackless futures on a small hand-written executor, written
+//!   with `.await`.
 //!
 //! Both wait on [`std::task::Waker`]s stored in the same [`reactor`], so
 //! anything that can wake one can wake the other: a green thread can
@@ -19,6 +19,7 @@ mod block_on;
 pub mod green;
 pub mod reactor;
 mod slab;
+pub mod task;
 pub mod time;
 
 pub use block_on::block_on;

@@ -1,0 +1,256 @@
+//! The executor: a FIFO run queue of tasks on one OS thread, a registry of
+//! its live tasks, and the loop of [`Runtime::block_on`](super::Runtime::block_on).
+//!
+//! ```text
+//!  block_on(main):
+//!    loop:
+//!      main woken?            -> poll main; Ready -> return
+//!      run up to BUDGET tasks    (every POLL_EVERY: reactor.turn(zero))
+//!      drain the remote queue    (tasks woken on other threads)
+//!      nothing to run?        -> reactor.turn(until next event)
+//! ```
+//!
+//! A waker on this thread pushes onto the local queue; on any other thread
+//! it pushes onto `Shared::remote` and wakes the reactor's `epoll_wait`.
+//!
+//! # Unsafe invariants
+//!
+//! `CURRENT` points at the executor running `block_on` (or its shutdown)
+//! on this thread, and is null otherwise; the guard that set it clears it
+//! before the borrow of the executor ends, also when unwinding.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+use std::{fmt, io, ptr};
+
+use super::JoinHandle;
+use super::raw::{RawTask, Schedule};
+use crate::block_on::ThreadNotify;
+use crate::reactor::{Reactor, Remote};
+use crate::slab::Slab;
+
+/// Task polls between two non-blocking reactor polls.
+const POLL_EVERY: u32 = 61;
+
+/// Task polls between two checks of the main future and the remote queue.
+const BUDGET: usize = 128;
+
+thread_local! {
+    static CURRENT: Cell<*const Executor> = const { Cell::new(ptr::null()) };
+}
+
+/// The part of an executor that wakers on any thread reach.
+pub(crate) struct Shared {
+    id: u64,
+    remote_queue: Mutex<Vec<RawTask>>,
+    remote: Arc<Remote>,
+}
+
+impl Schedule for Shared {
+    fn schedule(&self, task: RawTask) {
+        let task = Executor::with(|e| match e {
+            Some(e) if e.shared.id == self.id => {
+                e.queue.borrow_mut().push_back(task);
+                None
+            }
+            _ => Some(task),
+        });
+        if let Some(task) = task {
+            self.remote_queue.lock().unwrap_or_else(PoisonError::into_inner).push(task);
+            self.remote.notify();
+        }
+    }
+}
+
+/// One OS thread's stackless executor.
+pub(crate) struct Executor {
+    shared: Arc<Shared>,
+    reactor: Rc<Reactor>,
+    queue: RefCell<VecDeque<RawTask>>,
+    registry: RefCell<Slab<RawTask>>,
+    /// Reused buffer for draining the remote queue.
+    incoming: RefCell<Vec<RawTask>>,
+    ticks: Cell<u32>,
+}
+
+impl Executor {
+    pub(crate) fn new() -> io::Result<Executor> {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let reactor = Reactor::try_current()?;
+        let shared = Arc::new(Shared {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            remote_queue: Mutex::new(Vec::new()),
+            remote: reactor.remote().clone(),
+        });
+        Ok(Executor {
+            shared,
+            reactor,
+            queue: RefCell::new(VecDeque::new()),
+            registry: RefCell::new(Slab::new()),
+            incoming: RefCell::new(Vec::new()),
+            ticks: Cell::new(0),
+        })
+    }
+
+    /// Runs `f` with the executor running on this thread, if any.
+    pub(crate) fn with<R>(f: impl FnOnce(Option<&Executor>) -> R) -> R {
+        let ptr = CURRENT.with(Cell::get);
+        // SAFETY: non-null only while a guard borrows the executor (module
+        // invariant); `as_ref` maps null to `None`.
+        f(unsafe { ptr.as_ref() })
+    }
+
+    /// Number of tasks spawned and not yet completed.
+    pub(crate) fn live_tasks(&self) -> usize {
+        self.registry.borrow().len()
+    }
+
+    /// Spawns `future` on this executor.
+    pub(crate) fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        static NEXT_TASK: AtomicU64 = AtomicU64::new(1);
+        let id = NEXT_TASK.fetch_add(1, Ordering::Relaxed);
+        let handle = RawTask::new(future, self.shared.clone(), id);
+        let registered = handle.clone_ref();
+        let queued = handle.clone_ref();
+        let key = self.registry.borrow_mut().insert(registered);
+        queued.set_key(key);
+        self.queue.borrow_mut().push_back(queued);
+        JoinHandle::new(handle)
+    }
+
+    /// Runs `main` to completion, running spawned tasks meanwhile.
+    ///
+    /// # Panics
+    ///
+    /// If called while an executor already runs on this thread, or if
+    /// `epoll_wait` fails.
+    pub(crate) fn block_on<F: Future>(&self, main: F) -> F::Output {
+        let _entered = Entered::new(self);
+        let notify = ThreadNotify::new(self.reactor.remote().clone(), true);
+        let waker = Waker::from(notify.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut main = pin!(main);
+        loop {
+            if notify.take()
+                && let Poll::Ready(output) = main.as_mut().poll(&mut cx)
+            {
+                return output;
+            }
+            self.run_batch();
+            self.drain_remote();
+            if self.queue.borrow().is_empty() && !notify.is_set() {
+                self.turn(None);
+                self.drain_remote();
+            }
+        }
+    }
+
+    /// Runs up to `BUDGET` queued tasks.
+    fn run_batch(&self) {
+        for _ in 0..BUDGET {
+            let next = self.queue.borrow_mut().pop_front();
+            let Some(task) = next else { return };
+            let ticks = self.ticks.get().wrapping_add(1);
+            self.ticks.set(ticks);
+            if ticks.is_multiple_of(POLL_EVERY) {
+                self.turn(Some(Duration::ZERO));
+            }
+            let key = task.key();
+            if task.run() {
+                let registered = self.registry.borrow_mut().remove(key);
+                drop(registered);
+            }
+        }
+    }
+
+    fn turn(&self, timeout: Option<Duration>) {
+        if let Err(e) = self.reactor.turn(timeout) {
+            panic!("greenloop executor: epoll_wait failed: {e}");
+        }
+    }
+
+    /// Moves tasks woken on other threads to the local queue.
+    fn drain_remote(&self) {
+        let mut incoming = self.incoming.borrow_mut();
+        std::mem::swap(
+            &mut *incoming,
+            &mut *self.shared.remote_queue.lock().unwrap_or_else(PoisonError::into_inner),
+        );
+        self.queue.borrow_mut().extend(incoming.drain(..));
+    }
+
+    /// Cancels every live task, dropping its future on this thread.
+    fn shutdown(&self) {
+        let _entered = Entered::new(self);
+        loop {
+            let tasks: Vec<RawTask> = {
+                let mut registry = self.registry.borrow_mut();
+                (0..registry.capacity()).filter_map(|k| registry.remove(k)).collect()
+            };
+            if tasks.is_empty() {
+                break;
+            }
+            for task in tasks {
+                task.shutdown();
+            }
+        }
+        let queued = std::mem::take(&mut *self.queue.borrow_mut());
+        drop(queued);
+        self.drain_remote();
+        let queued = std::mem::take(&mut *self.queue.borrow_mut());
+        drop(queued);
+    }
+}
+
+impl Drop for Executor {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Sets `CURRENT` for a scope (module invariant).
+struct Entered;
+
+impl Entered {
+    fn new(executor: &Executor) -> Entered {
+        assert!(
+            CURRENT.with(Cell::get).is_null(),
+            "task::Runtime::block_on called while an executor is already running on this thread"
+        );
+        CURRENT.with(|c| c.set(executor));
+        Entered
+    }
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(ptr::null()));
+    }
+}
+
+impl fmt::Debug for Executor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Executor")
+            .field("id", &self.shared.id)
+            .field("live_tasks", &self.registry.borrow().len())
+            .field("runnable", &self.queue.borrow().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared").field("id", &self.id).finish_non_exhaustive()
+    }
+}

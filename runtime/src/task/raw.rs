@@ -1,0 +1,530 @@
+//! Task cells: one allocation per task holding a header, then the future
+//! or its output, and the hand-written waker vtable that points into it.
+//!
+//! ```text
+//!  NonNull<Header> ──▶ ┌──────────────────────────────┐  Cell<F, S> (repr(C))
+//!  (RawTask, Waker     │ Header: state, vtable,       │
+//!   data, JoinHandle)  │   scheduler, join waker, key │
+//!                      ├──────────────────────────────┤
+//!                      │ Stage<F>: Running(F)         │
+//!                      │         | Finished(output)   │
+//!                      │         | Consumed           │
+//!                      └──────────────────────────────┘
+//! ```
+//!
+//! The header is first in a `repr(C)` struct, so a pointer to the cell is a
+//! pointer to its header; the header's `&'static Vtable` holds the
+//! functions that know the future's type. Wakers carry only the pointer.
+//!
+//! # Unsafe invariants
+//!
+//! 1. The cell lives while its reference count (see `state`) is non-zero;
+//!    the last reference deallocates it through `vtable.dealloc`.
+//! 2. The stage is touched only (a) by the executor thread while the task
+//!    is `RUNNING`, or while it processes a `CLOSED` or shutting-down task
+//!    it owns, and (b) by the holder of the output after `COMPLETE` (the
+//!    `JoinHandle` while `HANDLE` is set; otherwise the party that observed
+//!    `COMPLETE` without `HANDLE`). `COMPLETE` is published with `Release`
+//!    and observed with `Acquire`, so the output write happens-before its read.
+//! 3. The future is dropped only on the executor thread (completion, abort
+//!    processing or shutdown), never from a waker or a handle.
+//! 4. No user code unwinds through this module: a poll is wrapped in
+//!    `catch_unwind`, and drops of futures, outputs and wakers run under
+//!    an abort-on-panic guard.
+
+use std::future::Future;
+use std::mem::ManuallyDrop;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
+use std::{fmt, mem};
+
+use super::JoinError;
+use super::state::*;
+
+/// Where a woken task goes: the executor's run queue.
+pub(crate) trait Schedule: Send + Sync + 'static {
+    /// Queues `task` (which owns the queue's reference) to be run.
+    fn schedule(&self, task: RawTask);
+}
+
+/// The type-erased operations of a cell.
+struct Vtable {
+    /// Polls the future; `true` if the stage now holds the output.
+    poll: unsafe fn(NonNull<Header>) -> bool,
+    /// Drops the future (if still there), storing `Err(Cancelled)`.
+    cancel: unsafe fn(NonNull<Header>),
+    /// Moves the output into `*mut Option<Result<T, JoinError>>`.
+    take_output: unsafe fn(NonNull<Header>, *mut ()),
+    /// Drops whatever the stage holds, leaving `Consumed`.
+    drop_stage: unsafe fn(NonNull<Header>),
+    /// Frees the cell.
+    dealloc: unsafe fn(NonNull<Header>),
+}
+
+/// The type-independent start of every cell.
+pub(crate) struct Header {
+    state: AtomicUsize,
+    vtable: &'static Vtable,
+    scheduler: Arc<dyn Schedule>,
+    /// The `JoinHandle`'s waker, taken and woken at completion.
+    join_waker: Mutex<Option<Waker>>,
+    /// The task's key in its executor's registry (executor thread only).
+    key: AtomicUsize,
+    id: u64,
+}
+
+/// The stage of a task: its future, then its output.
+enum Stage<F: Future> {
+    Running(F),
+    Finished(Result<F::Output, JoinError>),
+    Consumed,
+}
+
+#[repr(C)]
+struct Cell<F: Future> {
+    header: Header,
+    stage: std::cell::UnsafeCell<Stage<F>>,
+}
+
+/// An owned reference to a task (one count of its refcount).
+pub(crate) struct RawTask {
+    ptr: NonNull<Header>,
+}
+
+// SAFETY: a `RawTask` only gives other threads access to the header's
+// atomics and mutex; the stage (which may hold `!Send` data) is touched
+// only on the executor thread or by the output's owner (invariant 2).
+unsafe impl Send for RawTask {}
+// SAFETY: as for `Send`: shared access is limited to the header.
+unsafe impl Sync for RawTask {}
+
+/// Aborts the process if dropped: armed around code that must not unwind.
+struct AbortOnPanic;
+
+impl Drop for AbortOnPanic {
+    fn drop(&mut self) {
+        eprintln!(
+            "greenloop: a task's future, output or waker panicked while being dropped; aborting"
+        );
+        std::process::abort();
+    }
+}
+
+/// Runs `f`, aborting if it panics (invariant 4).
+fn no_unwind<R>(f: impl FnOnce() -> R) -> R {
+    let guard = AbortOnPanic;
+    let r = f();
+    mem::forget(guard);
+    r
+}
+
+impl RawTask {
+    /// Allocates a task for `future`, marked scheduled and with a handle,
+    /// holding one reference (the `JoinHandle`'s). The spawner adds the
+    /// queue's and the registry's with [`RawTask::clone_ref`] before anyone
+    /// else can see the task.
+    pub(crate) fn new<F: Future + 'static>(
+        future: F,
+        scheduler: Arc<dyn Schedule>,
+        id: u64,
+    ) -> RawTask {
+        let cell = Box::new(Cell {
+            header: Header {
+                state: AtomicUsize::new(SCHEDULED | HANDLE | REF_ONE),
+                vtable: &Vtable {
+                    poll: poll::<F>,
+                    cancel: cancel::<F>,
+                    take_output: take_output::<F>,
+                    drop_stage: drop_stage::<F>,
+                    dealloc: dealloc::<F>,
+                },
+                scheduler,
+                join_waker: Mutex::new(None),
+                key: AtomicUsize::new(usize::MAX),
+                id,
+            },
+            stage: std::cell::UnsafeCell::new(Stage::Running(future)),
+        });
+        RawTask { ptr: NonNull::from(Box::leak(cell)).cast() }
+    }
+
+    /// Takes over one reference counted in `ptr`'s state.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must point to a live cell, and the caller must own one of its
+    /// references (which the returned value now owns).
+    unsafe fn from_raw(ptr: NonNull<Header>) -> RawTask {
+        RawTask { ptr }
+    }
+
+    /// A second reference (the caller later splits ownership).
+    pub(crate) fn clone_ref(&self) -> RawTask {
+        self.header().state.fetch_add(REF_ONE, Ordering::Relaxed);
+        RawTask { ptr: self.ptr }
+    }
+
+    pub(crate) fn header(&self) -> &Header {
+        // SAFETY: we own a reference, so the cell is alive (invariant 1).
+        unsafe { self.ptr.as_ref() }
+    }
+
+    /// The task's id.
+    pub(crate) fn id(&self) -> u64 {
+        self.header().id
+    }
+
+    /// The registry key (executor thread only).
+    pub(crate) fn key(&self) -> usize {
+        self.header().key.load(Ordering::Relaxed)
+    }
+
+    /// Sets the registry key (executor thread only).
+    pub(crate) fn set_key(&self, key: usize) {
+        self.header().key.store(key, Ordering::Relaxed);
+    }
+
+    pub(crate) fn state(&self) -> State {
+        State(self.header().state.load(Ordering::Acquire))
+    }
+
+    /// Runs one scheduled turn of the task on the executor thread; the
+    /// queue reference (`self`) is consumed. Returns `true` if the task
+    /// completed (or was cancelled) in this turn.
+    ///
+    /// Must only be called by the executor that owns the task, on its thread.
+    pub(crate) fn run(self) -> bool {
+        let header = self.header();
+        // SCHEDULED -> RUNNING, unless the task was aborted.
+        let mut state = header.state.load(Ordering::Acquire);
+        loop {
+            debug_assert!(
+                state & SCHEDULED != 0,
+                "running an unscheduled task: {:?}",
+                State(state)
+            );
+            if state & COMPLETE != 0 {
+                return false;
+            }
+            if state & CLOSED != 0 {
+                self.finish(true);
+                return true;
+            }
+            let next = (state & !SCHEDULED) | RUNNING;
+            match header.state.compare_exchange_weak(
+                state,
+                next,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(actual) => state = actual,
+            }
+        }
+        // SAFETY: RUNNING is set and we are the executor thread (invariant 2).
+        if unsafe { (header.vtable.poll)(self.ptr) } {
+            self.finish(false);
+            return true;
+        }
+        // RUNNING -> idle, or -> SCHEDULED again if woken meanwhile.
+        let mut state = header.state.load(Ordering::Acquire);
+        loop {
+            if state & CLOSED != 0 {
+                self.finish(true);
+                return true;
+            }
+            let next = state & !RUNNING;
+            match header.state.compare_exchange_weak(
+                state,
+                next,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) if next & SCHEDULED != 0 => {
+                    let scheduler = header.scheduler.clone();
+                    scheduler.schedule(self);
+                    return false;
+                }
+                Ok(_) => return false,
+                Err(actual) => state = actual,
+            }
+        }
+    }
+
+    /// Completes the task on the executor thread: cancels the future if
+    /// `cancel`, publishes COMPLETE, hands the output to the handle or drops
+    /// it, and wakes the joiner. Consumes the queue reference.
+    pub(crate) fn finish(self, cancel: bool) {
+        let header = self.header();
+        if cancel {
+            // SAFETY: executor thread, task not polled concurrently (invariant 2).
+            unsafe { (header.vtable.cancel)(self.ptr) };
+        }
+        let previous = header
+            .state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                Some((s & !(SCHEDULED | RUNNING)) | COMPLETE)
+            })
+            .unwrap_or_else(|s| s);
+        if previous & HANDLE == 0 {
+            // SAFETY: no handle will read the output; we saw COMPLETE first.
+            unsafe { (header.vtable.drop_stage)(self.ptr) };
+        } else {
+            let waker = header.join_waker.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(waker) = waker {
+                no_unwind(|| waker.wake());
+            }
+        }
+    }
+
+    /// Marks the task closed at executor shutdown and completes it.
+    pub(crate) fn shutdown(self) {
+        let state = self.header().state.fetch_or(CLOSED, Ordering::AcqRel);
+        if state & COMPLETE == 0 {
+            self.finish(true);
+        }
+    }
+}
+
+impl Drop for RawTask {
+    fn drop(&mut self) {
+        // SAFETY: we own one reference.
+        unsafe { drop_ref(self.ptr) }
+    }
+}
+
+impl fmt::Debug for RawTask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawTask").field("id", &self.id()).field("state", &self.state()).finish()
+    }
+}
+
+// ----- JoinHandle side -------------------------------------------------------
+
+impl RawTask {
+    /// Handle side of `poll`: the output if complete, else registers `waker`.
+    ///
+    /// # Safety
+    ///
+    /// `self` must be the task's `JoinHandle` reference (HANDLE set) and
+    /// `T` its future's output type.
+    pub(crate) unsafe fn poll_join<T>(&self, waker: &Waker) -> Poll<Result<T, JoinError>> {
+        let header = self.header();
+        let mut slot = header.join_waker.lock().unwrap_or_else(PoisonError::into_inner);
+        if header.state.load(Ordering::Acquire) & COMPLETE == 0 {
+            match &mut *slot {
+                Some(w) if w.will_wake(waker) => {}
+                w => *w = Some(waker.clone()),
+            }
+            return Poll::Pending;
+        }
+        drop(slot);
+        let mut out: Option<Result<T, JoinError>> = None;
+        // SAFETY: COMPLETE observed with Acquire and HANDLE is ours, so we
+        // own the output (invariant 2); `T` matches per the caller.
+        unsafe { (header.vtable.take_output)(self.ptr, &mut out as *mut _ as *mut ()) };
+        Poll::Ready(out.expect("task JoinHandle polled after it returned its output"))
+    }
+
+    /// Whether the task completed (or was cancelled and dropped).
+    pub(crate) fn is_complete(&self) -> bool {
+        self.header().state.load(Ordering::Acquire) & COMPLETE != 0
+    }
+
+    /// Requests cancellation; the executor drops the future on its thread.
+    pub(crate) fn abort(&self) {
+        let header = self.header();
+        let mut state = header.state.load(Ordering::Acquire);
+        loop {
+            if state & (COMPLETE | CLOSED) != 0 {
+                return;
+            }
+            let idle = state & (SCHEDULED | RUNNING) == 0;
+            let next = if idle { (state | CLOSED | SCHEDULED) + REF_ONE } else { state | CLOSED };
+            match header.state.compare_exchange_weak(
+                state,
+                next,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    if idle {
+                        // SAFETY: we added the queue's reference above.
+                        let task = unsafe { RawTask::from_raw(self.ptr) };
+                        header.scheduler.schedule(task);
+                    }
+                    return;
+                }
+                Err(actual) => state = actual,
+            }
+        }
+    }
+
+    /// Handle drop: gives up the output (dropping it here if already there).
+    pub(crate) fn drop_handle(self) {
+        let header = self.header();
+        let previous = header.state.fetch_and(!HANDLE, Ordering::AcqRel);
+        if previous & COMPLETE != 0 {
+            // SAFETY: COMPLETE seen while HANDLE was ours: we own the output.
+            unsafe { (header.vtable.drop_stage)(self.ptr) };
+        }
+    }
+}
+
+// ----- vtable functions ------------------------------------------------------
+
+/// # Safety
+///
+/// `ptr` is a live `Cell<F>`; the caller is the executor thread with RUNNING set.
+unsafe fn poll<F: Future>(ptr: NonNull<Header>) -> bool {
+    // SAFETY: per the contract, the cell is a `Cell<F>` and we have
+    // exclusive access to its stage (invariant 2).
+    let cell = unsafe { ptr.cast::<Cell<F>>().as_ref() };
+    // SAFETY: as above, exclusive access.
+    let stage = unsafe { &mut *cell.stage.get() };
+    let Stage::Running(future) = stage else { return true };
+    // SAFETY: the future never moves: it stays in the heap cell until
+    // dropped in place.
+    let future = unsafe { Pin::new_unchecked(future) };
+    // The queue reference held by `run` keeps the cell alive during the poll.
+    let waker = waker_ref(ptr);
+    let mut cx = Context::from_waker(&waker);
+    let result = match panic::catch_unwind(AssertUnwindSafe(|| future.poll(&mut cx))) {
+        Ok(Poll::Pending) => return false,
+        Ok(Poll::Ready(output)) => Ok(output),
+        Err(payload) => Err(JoinError::Panicked(payload)),
+    };
+    let old = mem::replace(stage, Stage::Finished(result));
+    no_unwind(|| drop(old));
+    true
+}
+
+/// # Safety
+///
+/// `ptr` is a live `Cell<F>`; executor thread, not polled concurrently.
+unsafe fn cancel<F: Future>(ptr: NonNull<Header>) {
+    // SAFETY: per the contract, exclusive access to the stage.
+    let stage = unsafe { &mut *ptr.cast::<Cell<F>>().as_ref().stage.get() };
+    if let Stage::Running(_) = stage {
+        let old = mem::replace(stage, Stage::Finished(Err(JoinError::Cancelled)));
+        no_unwind(|| drop(old));
+    }
+}
+
+/// # Safety
+///
+/// `ptr` is a live `Cell<F>` whose output the caller owns; `out` points to
+/// an `Option<Result<F::Output, JoinError>>`.
+unsafe fn take_output<F: Future>(ptr: NonNull<Header>, out: *mut ()) {
+    // SAFETY: the caller owns the output (invariant 2).
+    let stage = unsafe { &mut *ptr.cast::<Cell<F>>().as_ref().stage.get() };
+    if let Stage::Finished(result) = mem::replace(stage, Stage::Consumed) {
+        // SAFETY: `out` has the type the caller promised.
+        unsafe { *out.cast::<Option<Result<F::Output, JoinError>>>() = Some(result) };
+    }
+}
+
+/// # Safety
+///
+/// `ptr` is a live `Cell<F>` whose stage the caller owns.
+unsafe fn drop_stage<F: Future>(ptr: NonNull<Header>) {
+    // SAFETY: the caller owns the stage.
+    let stage = unsafe { &mut *ptr.cast::<Cell<F>>().as_ref().stage.get() };
+    let old = mem::replace(stage, Stage::Consumed);
+    no_unwind(|| drop(old));
+}
+
+/// # Safety
+///
+/// `ptr` is a `Cell<F>` allocated by `RawTask::new` whose last reference
+/// was just released.
+unsafe fn dealloc<F: Future>(ptr: NonNull<Header>) {
+    // SAFETY: allocated as a `Box<Cell<F>>`; no reference remains.
+    let cell = unsafe { Box::from_raw(ptr.cast::<Cell<F>>().as_ptr()) };
+    no_unwind(|| drop(cell));
+}
+
+/// Releases one reference, deallocating on the last.
+///
+/// # Safety
+///
+/// The caller owns one reference to the live cell at `ptr`.
+unsafe fn drop_ref(ptr: NonNull<Header>) {
+    // SAFETY: the caller's reference keeps the header alive until the
+    // decrement below.
+    let header = unsafe { ptr.as_ref() };
+    let previous = header.state.fetch_sub(REF_ONE, Ordering::AcqRel);
+    debug_assert!(previous & REF_MASK != 0, "task refcount underflow: {:?}", State(previous));
+    if previous & REF_MASK == REF_ONE {
+        let dealloc = header.vtable.dealloc;
+        // SAFETY: that was the last reference.
+        unsafe { dealloc(ptr) };
+    }
+}
+
+// ----- the waker vtable --------------------------------------------------------
+
+/// Waker functions: the data pointer is the task's `NonNull<Header>`, and
+/// every `Waker` (but the executor's borrowed one) owns one reference.
+static WAKER_VTABLE: RawWakerVTable =
+    RawWakerVTable::new(waker_clone, waker_wake, waker_wake_by_ref, waker_drop);
+
+unsafe fn waker_clone(data: *const ()) -> RawWaker {
+    // SAFETY: `data` is a live header (the waker being cloned keeps it so).
+    let header = unsafe { &*(data as *const Header) };
+    header.state.fetch_add(REF_ONE, Ordering::Relaxed);
+    RawWaker::new(data, &WAKER_VTABLE)
+}
+
+unsafe fn waker_wake(data: *const ()) {
+    // SAFETY: as in `waker_clone`; then the waker's reference is released.
+    unsafe {
+        waker_wake_by_ref(data);
+        waker_drop(data);
+    }
+}
+
+unsafe fn waker_wake_by_ref(data: *const ()) {
+    // SAFETY: a waker's data is a non-null, live header.
+    let ptr = unsafe { NonNull::new_unchecked(data as *mut Header) };
+    // SAFETY: live while the waker is.
+    let header = unsafe { ptr.as_ref() };
+    let mut state = header.state.load(Ordering::Acquire);
+    loop {
+        if state & (COMPLETE | CLOSED | SCHEDULED) != 0 {
+            return; // finished, being cancelled, or already queued
+        }
+        let running = state & RUNNING != 0;
+        // While running, the executor re-queues with the reference it holds.
+        let next = if running { state | SCHEDULED } else { (state | SCHEDULED) + REF_ONE };
+        match header.state.compare_exchange_weak(state, next, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => {
+                if !running {
+                    // SAFETY: we added the queue's reference above.
+                    let task = unsafe { RawTask::from_raw(ptr) };
+                    header.scheduler.schedule(task);
+                }
+                return;
+            }
+            Err(actual) => state = actual,
+        }
+    }
+}
+
+unsafe fn waker_drop(data: *const ()) {
+    // SAFETY: a waker owns one reference to the live header at `data`.
+    unsafe { drop_ref(NonNull::new_unchecked(data as *mut Header)) }
+}
+
+/// A waker for the task at `ptr` that owns no reference: it must not
+/// outlive a reference the caller holds, and is never dropped.
+fn waker_ref(ptr: NonNull<Header>) -> ManuallyDrop<Waker> {
+    let raw = RawWaker::new(ptr.as_ptr() as *const (), &WAKER_VTABLE);
+    // SAFETY: the vtable functions uphold RawWaker's contract for task
+    // headers; ManuallyDrop keeps us from releasing a reference not taken.
+    ManuallyDrop::new(unsafe { Waker::from_raw(raw) })
+}

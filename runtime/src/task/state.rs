@@ -1,0 +1,73 @@
+//! The task state word: five flags and a reference count in one
+//! `AtomicUsize`.
+//!
+//! ```text
+//!  bit:  63 ............ 6    5      4        3       2         1        0
+//!        [   refcount     ] [ - ] [HANDLE] [CLOSED] [COMPLETE] [RUNNING] [SCHEDULED]
+//! ```
+
+use std::fmt;
+
+/// The task is in a run queue (local or remote), or about to be pushed.
+///
+/// Set by a wake of an idle task, together with one reference that the
+/// queue entry owns. A wake while `SCHEDULED` does nothing, so a task is
+/// never queued twice. A wake while `RUNNING` sets it without a reference:
+/// the executor re-queues the task with the entry it already holds.
+pub(crate) const SCHEDULED: usize = 1 << 0;
+
+/// The executor is polling the future right now.
+///
+/// Only the executor thread sets and clears it. `RUNNING | SCHEDULED`
+/// means "woken during its poll: poll again".
+pub(crate) const RUNNING: usize = 1 << 1;
+
+/// The future is gone and the stage holds the output (or a `JoinError`).
+///
+/// Set once, by the executor; never cleared. Wakes after it are no-ops.
+/// Impossible together with `RUNNING` or `SCHEDULED`.
+pub(crate) const COMPLETE: usize = 1 << 2;
+
+/// The task was aborted (or its executor shut down): its future must be
+/// dropped, on the executor thread, instead of polled.
+///
+/// Set by `abort` from any thread. If the task was idle, `abort` also sets
+/// `SCHEDULED` so the executor gets to drop the future.
+pub(crate) const CLOSED: usize = 1 << 3;
+
+/// The `JoinHandle` is alive and owns the output once the task completes.
+///
+/// Whoever observes `COMPLETE` without `HANDLE` (the executor at
+/// completion, or the handle's drop) drops the output, so a `!Send` output
+/// of a local task is dropped on the thread that owns it.
+pub(crate) const HANDLE: usize = 1 << 4;
+
+/// One reference in the upper bits. References are held by: the
+/// `JoinHandle`, each `Waker`, the queue entry while `SCHEDULED`, and the
+/// executor's registry of live tasks until the task completes.
+pub(crate) const REF_ONE: usize = 1 << 6;
+
+/// Mask of the reference count.
+pub(crate) const REF_MASK: usize = !(REF_ONE - 1);
+
+/// A decoded state word, for `Debug` output and test failures.
+pub(crate) struct State(pub(crate) usize);
+
+impl fmt::Debug for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.0;
+        let mut flags = f.debug_struct("State");
+        for (bit, name) in [
+            (SCHEDULED, "scheduled"),
+            (RUNNING, "running"),
+            (COMPLETE, "complete"),
+            (CLOSED, "closed"),
+            (HANDLE, "handle"),
+        ] {
+            if s & bit != 0 {
+                flags.field(name, &true);
+            }
+        }
+        flags.field("refs", &((s & REF_MASK) / REF_ONE)).finish()
+    }
+}
