@@ -16,6 +16,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod block_on;
+pub mod blocking;
 pub mod green;
 pub mod reactor;
 mod slab;

@@ -1,18 +1,25 @@
-//! Time: [`sleep`] and [`sleep_until`] as futures, backed by the reactor's
-//! timing wheel.
+//! Time: [`sleep`], [`timeout`] and [`interval`] as futures, backed by the
+//! reactor's timing wheel, with blocking-style forms for green threads.
 //!
 //! A [`Sleep`] arms its timer on first poll, in the reactor of the thread
 //! that polls it, and cancels it when dropped. Timers have millisecond
 //! resolution and never fire early: a deadline is rounded up to the next
 //! millisecond tick.
 //!
-//! Blocking-style code uses [`green::sleep`](crate::green::sleep), which
-//! parks only the calling green thread (or blocks a plain OS thread).
+//! Blocking-style code uses [`green::sleep`](crate::green::sleep),
+//! [`block_on_timeout`] and [`Interval::tick_blocking`], which park only the
+//! calling green thread (or block a plain OS thread).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+
+mod interval;
+mod timeout;
+
+pub use interval::{Interval, MissedTickBehavior, interval, interval_at};
+pub use timeout::{Elapsed, Timeout, block_on_timeout, timeout, timeout_at};
 
 use crate::reactor::Reactor;
 use crate::reactor::wheel::TimerKey;

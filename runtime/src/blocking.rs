@@ -1,0 +1,253 @@
+//! [`spawn_blocking`]: run blocking code on a bounded pool of OS threads.
+//!
+//! This is the "thread-pool offload" of the debate (asyncio's
+//! `run_in_executor`, FastAPI's `def` endpoints): a task or a green thread
+//! hands a blocking closure to the pool and waits for its result without
+//! blocking its own thread. The pool grows on demand up to `max_threads`;
+//! a thread idle for `idle_timeout` exits. When all threads are busy, jobs
+//! queue (FIFO): throughput is then bounded by the pool size, which is what
+//! the lab's `C4_offload_rescues` measures.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use crate::task::JoinError;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Default cap of the global pool used by [`spawn_blocking`].
+pub const DEFAULT_MAX_THREADS: usize = 64;
+
+/// Default idle time after which a pool thread exits.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A bounded pool of OS threads for blocking work. Cheap to clone (shared).
+#[derive(Clone)]
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    available: Condvar,
+    max_threads: usize,
+    idle_timeout: Duration,
+}
+
+struct State {
+    queue: VecDeque<Job>,
+    threads: usize,
+    idle: usize,
+}
+
+impl Pool {
+    /// A pool of at most `max_threads` threads (at least 1), each exiting
+    /// after `idle_timeout` without work. Threads start on demand.
+    pub fn new(max_threads: usize, idle_timeout: Duration) -> Pool {
+        Pool {
+            inner: Arc::new(Inner {
+                state: Mutex::new(State { queue: VecDeque::new(), threads: 0, idle: 0 }),
+                available: Condvar::new(),
+                max_threads: max_threads.max(1),
+                idle_timeout,
+            }),
+        }
+    }
+
+    /// The process-wide pool of [`spawn_blocking`]
+    /// ([`DEFAULT_MAX_THREADS`], [`DEFAULT_IDLE_TIMEOUT`]).
+    pub fn global() -> &'static Pool {
+        static GLOBAL: OnceLock<Pool> = OnceLock::new();
+        GLOBAL.get_or_init(|| Pool::new(DEFAULT_MAX_THREADS, DEFAULT_IDLE_TIMEOUT))
+    }
+
+    /// The cap on threads.
+    pub fn max_threads(&self) -> usize {
+        self.inner.max_threads
+    }
+
+    /// Threads alive now (busy or idle).
+    pub fn threads(&self) -> usize {
+        self.inner.lock().threads
+    }
+
+    /// Runs `f` on a pool thread; the handle gives its result.
+    ///
+    /// # Errors
+    ///
+    /// If the pool has no thread and the OS refuses to start one.
+    pub fn try_spawn<F, T>(&self, f: F) -> io::Result<BlockingHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let slot = Arc::new(Slot { state: Mutex::new((None, None)) });
+        let done = slot.clone();
+        let job: Job = Box::new(move || {
+            let result = panic::catch_unwind(AssertUnwindSafe(f)).map_err(JoinError::Panicked);
+            done.complete(result);
+        });
+        let mut state = self.inner.lock();
+        state.queue.push_back(job);
+        if state.idle >= state.queue.len() {
+            self.inner.available.notify_one();
+        } else if state.threads < self.inner.max_threads {
+            state.threads += 1;
+            let inner = self.inner.clone();
+            let started = std::thread::Builder::new()
+                .name("greenloop-blocking".into())
+                .spawn(move || inner.work());
+            if let Err(e) = started {
+                state.threads -= 1;
+                if state.threads == 0 {
+                    state.queue.pop_back();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(BlockingHandle { slot })
+    }
+
+    /// Like [`try_spawn`](Pool::try_spawn).
+    ///
+    /// # Panics
+    ///
+    /// If no thread can be started at all.
+    pub fn spawn<F, T>(&self, f: F) -> BlockingHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        match self.try_spawn(f) {
+            Ok(handle) => handle,
+            Err(e) => panic!("spawn_blocking: cannot start a pool thread: {e}"),
+        }
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A pool thread: run jobs; exit after `idle_timeout` without one.
+    fn work(&self) {
+        let mut state = self.lock();
+        loop {
+            if let Some(job) = state.queue.pop_front() {
+                drop(state);
+                job();
+                state = self.lock();
+                continue;
+            }
+            state.idle += 1;
+            let (next, timeout) = self
+                .available
+                .wait_timeout(state, self.idle_timeout)
+                .unwrap_or_else(PoisonError::into_inner);
+            state = next;
+            state.idle -= 1;
+            if timeout.timed_out() && state.queue.is_empty() {
+                state.threads -= 1;
+                return;
+            }
+        }
+    }
+}
+
+/// Runs `f` on the global blocking pool ([`Pool::global`]).
+///
+/// Await the handle from a task, or [`join`](BlockingHandle::join) it from
+/// a green thread (parks only that thread) or a plain thread.
+///
+/// ```
+/// use greenloop_runtime::blocking::spawn_blocking;
+///
+/// let handle = spawn_blocking(|| std::fs::metadata("/").is_ok());
+/// assert!(handle.join().unwrap());
+/// ```
+pub fn spawn_blocking<F, T>(f: F) -> BlockingHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    Pool::global().spawn(f)
+}
+
+/// Result slot shared by a job and its handle.
+struct Slot<T> {
+    state: Mutex<(Option<Result<T, JoinError>>, Option<Waker>)>,
+}
+
+impl<T> Slot<T> {
+    fn complete(&self, result: Result<T, JoinError>) {
+        let waker = {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state.0 = Some(result);
+            state.1.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+/// The result of a [`spawn_blocking`] job: a future, or
+/// [`join`](BlockingHandle::join) blocking-style.
+pub struct BlockingHandle<T> {
+    slot: Arc<Slot<T>>,
+}
+
+impl<T> BlockingHandle<T> {
+    /// Waits for the job: parks only the current green thread inside the
+    /// green runtime, blocks the OS thread elsewhere. `Err` if it panicked.
+    pub fn join(self) -> Result<T, JoinError> {
+        crate::block_on(self)
+    }
+
+    /// Whether the job finished.
+    pub fn is_finished(&self) -> bool {
+        self.slot.state.lock().unwrap_or_else(PoisonError::into_inner).0.is_some()
+    }
+}
+
+impl<T> Future for BlockingHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.slot.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(result) = state.0.take() {
+            return Poll::Ready(result);
+        }
+        match &mut state.1 {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            w => *w = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.inner.lock();
+        f.debug_struct("Pool")
+            .field("max_threads", &self.inner.max_threads)
+            .field("threads", &state.threads)
+            .field("idle", &state.idle)
+            .field("queued", &state.queue.len())
+            .finish()
+    }
+}
+
+impl<T> fmt::Debug for BlockingHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BlockingHandle").field("finished", &self.is_finished()).finish()
+    }
+}
