@@ -15,9 +15,10 @@ use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::completion::Completion;
 use crate::task::JoinError;
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -88,7 +89,7 @@ impl Pool {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let slot = Arc::new(Slot { state: Mutex::new((None, None)) });
+        let slot = Arc::new(Completion::new());
         let done = slot.clone();
         let job: Job = Box::new(move || {
             let result = panic::catch_unwind(AssertUnwindSafe(f)).map_err(JoinError::Panicked);
@@ -181,28 +182,10 @@ where
     Pool::global().spawn(f)
 }
 
-/// Result slot shared by a job and its handle.
-struct Slot<T> {
-    state: Mutex<(Option<Result<T, JoinError>>, Option<Waker>)>,
-}
-
-impl<T> Slot<T> {
-    fn complete(&self, result: Result<T, JoinError>) {
-        let waker = {
-            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            state.0 = Some(result);
-            state.1.take()
-        };
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
-}
-
 /// The result of a [`spawn_blocking`] job: a future, or
 /// [`join`](BlockingHandle::join) blocking-style.
 pub struct BlockingHandle<T> {
-    slot: Arc<Slot<T>>,
+    slot: Arc<Completion<Result<T, JoinError>>>,
 }
 
 impl<T> BlockingHandle<T> {
@@ -214,7 +197,7 @@ impl<T> BlockingHandle<T> {
 
     /// Whether the job finished.
     pub fn is_finished(&self) -> bool {
-        self.slot.state.lock().unwrap_or_else(PoisonError::into_inner).0.is_some()
+        self.slot.is_done()
     }
 }
 
@@ -222,15 +205,7 @@ impl<T> Future for BlockingHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut state = self.slot.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(result) = state.0.take() {
-            return Poll::Ready(result);
-        }
-        match &mut state.1 {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            w => *w = Some(cx.waker().clone()),
-        }
-        Poll::Pending
+        self.slot.poll_take(cx)
     }
 }
 

@@ -17,6 +17,7 @@
 
 mod block_on;
 pub mod blocking;
+mod completion;
 pub mod green;
 pub mod reactor;
 mod slab;

@@ -11,48 +11,31 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll, Wake, Waker};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake};
 
 use super::scheduler::Scheduler;
 use super::thread::{Control, GreenRef, Thread};
+use crate::completion::Completion;
 use crate::reactor::Inject;
 
 /// The result of a green thread: its value, or the payload it panicked with.
 pub type Result<T> = std::result::Result<T, Box<dyn Any + Send + 'static>>;
 
-/// The result slot and the joiner's waker.
-struct JoinSlot<T> {
-    result: Option<Result<T>>,
-    finished: bool,
-    waiter: Option<Waker>,
-}
-
 /// One allocation per green thread: control block, waker and result slot.
 pub(super) struct Shared<T> {
     control: Control,
-    join: Mutex<JoinSlot<T>>,
+    join: Completion<Result<T>>,
 }
 
 impl<T: Send + 'static> Shared<T> {
     pub(super) fn new(control: Control) -> Arc<Shared<T>> {
-        Arc::new(Shared {
-            control,
-            join: Mutex::new(JoinSlot { result: None, finished: false, waiter: None }),
-        })
+        Arc::new(Shared { control, join: Completion::new() })
     }
 
-    /// Stores the result and wakes the joiner (outside the lock).
+    /// Stores the result and wakes the joiner.
     pub(super) fn complete(&self, result: Result<T>) {
-        let waiter = {
-            let mut slot = self.join.lock().unwrap_or_else(PoisonError::into_inner);
-            slot.result = Some(result);
-            slot.finished = true;
-            slot.waiter.take()
-        };
-        if let Some(waiter) = waiter {
-            waiter.wake();
-        }
+        self.join.complete(result);
     }
 }
 
@@ -185,7 +168,7 @@ impl<T: Send + 'static> JoinHandle<T> {
 
     /// The result, if the thread finished and nobody took it yet.
     pub(super) fn try_take(&self) -> Option<Result<T>> {
-        self.shared.join.lock().unwrap_or_else(PoisonError::into_inner).result.take()
+        self.shared.join.try_take()
     }
 
     /// The thread's handle.
@@ -195,7 +178,7 @@ impl<T: Send + 'static> JoinHandle<T> {
 
     /// Whether the thread has finished (its result is ready).
     pub fn is_finished(&self) -> bool {
-        self.shared.join.lock().unwrap_or_else(PoisonError::into_inner).finished
+        self.shared.join.is_done()
     }
 }
 
@@ -203,16 +186,7 @@ impl<T: Send + 'static> Future for JoinHandle<T> {
     type Output = Result<T>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
-        let mut slot = self.shared.join.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(result) = slot.result.take() {
-            return Poll::Ready(result);
-        }
-        assert!(!slot.finished, "green JoinHandle polled after it returned its result");
-        match &mut slot.waiter {
-            Some(waiter) if waiter.will_wake(cx.waker()) => {}
-            waiter => *waiter = Some(cx.waker().clone()),
-        }
-        Poll::Pending
+        self.shared.join.poll_take(cx)
     }
 }
 
