@@ -245,7 +245,11 @@ impl Reactor {
 
     /// Time until the next timer may be due, `None` if there is no timer.
     fn next_timer_in(&self) -> Option<Duration> {
-        let next = self.timers.borrow().next_deadline()?;
+        let timers = self.timers.borrow();
+        if timers.is_empty() {
+            return None;
+        }
+        let next = timers.next_deadline()?;
         let due = self.start + Duration::from_millis(next);
         Some(due.saturating_duration_since(Instant::now()))
     }
@@ -311,6 +315,7 @@ impl fmt::Debug for Reactor {
             .field("id", &self.id)
             .field("io", &self.io.borrow().len())
             .field("timers", &self.timers.borrow().len())
+            .field("timer_tick", &self.timers.borrow().elapsed())
             .field("turns", &self.turns.get())
             .finish_non_exhaustive()
     }

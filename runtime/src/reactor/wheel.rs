@@ -1,66 +1,686 @@
-//! TEMPORARY stub of the timing wheel (replaced by the real wheel).
-#![allow(dead_code, missing_docs)]
-use std::collections::BTreeMap;
+//! A hierarchical hashed timing wheel for the reactor's timers.
+//!
+//! # Mechanism
+//!
+//! Time is counted in abstract *ticks* (the reactor uses milliseconds). The
+//! wheel has 6 levels of 64 slots. A slot of level `k` spans `64^k` ticks, so
+//! a whole level `k` spans `64^(k+1)` ticks and the six levels together cover
+//! `2^36` ticks (about 2.2 years of milliseconds).
+//!
+//! ```text
+//!             64 slots per level; bit i of occupied[k] <=> slot i non-empty
+//!  level 5  [ .  .  .  .  .  .  .  . ... ]   1 slot = 64^5 ticks (~12 days)
+//!   ...
+//!  level 1  [ .  .  .  #  .  .  .  . ... ]   1 slot = 64 ticks
+//!                     |
+//!                     +--> A <--> B <--> C      intrusive doubly-linked list
+//!  level 0  [ .  #  .  .  .  #  .  . ... ]   1 slot = 1 tick     threaded
+//!                                                                 through the
+//!  overflow: A <--> B    deadlines beyond the top level           slab of
+//!  due:      A           deadlines already <= elapsed             entries
+//! ```
+//!
+//! **Placement.** Write ticks in base 64: digit `k` of a deadline selects the
+//! slot at level `k`. A timer is linked at the level of the highest digit in
+//! which its deadline differs from `elapsed`, in the slot given by that digit.
+//! Hence every occupied slot of a level lies strictly after `elapsed`'s digit
+//! at that level, and every timer of level `k` is due before any slot of level
+//! `k + 1` starts. The next expiry is therefore the lowest set bit
+//! (`trailing_zeros`) of the lowest non-empty level's bitmap: no scan, no
+//! wrap-around.
+//!
+//! **Cascade.** [`Wheel::advance`] jumps straight to the start of the next
+//! occupied slot (never tick by tick), detaches its list and, for each timer,
+//! either collects it (deadline `<= now`) or re-links it relative to the slot
+//! start, which lands it at a lower level. This repeats until the next
+//! occupied slot starts after `now`, so a jump of `10^12` ticks costs only the
+//! occupied slots on the way. Each timer cascades at most once per level.
+//!
+//! **Overflow and due lists.** Deadlines that differ from `elapsed` above the
+//! top level go to an unsorted overflow list, re-examined when the wheel
+//! reaches a lower bound of its earliest deadline. Deadlines already reached
+//! at insertion go to a due list, emptied by the next advance. Both keep a
+//! lower bound of their earliest deadline for [`Wheel::next_deadline`].
+//!
+//! **Firing.** Collected timers are freed from the slab, sorted by
+//! `(deadline, insertion sequence number)` in a reused buffer and only then
+//! handed to the callback, so steady state does not allocate.
 
+use std::fmt;
+
+/// Bits of a tick count consumed by one level.
+const LEVEL_BITS: u32 = 6;
+/// Slots per level, one bit each in a `u64` occupancy bitmap.
+const SLOTS: usize = 1 << LEVEL_BITS;
+/// Mask selecting one base-64 digit.
+const SLOT_MASK: u64 = SLOTS as u64 - 1;
+/// Number of levels; together they span `64^LEVELS = 2^36` ticks.
+const LEVELS: usize = 6;
+
+/// Identifies one inserted timer. Stale keys (fired or cancelled timers, or a
+/// slot reused later) are harmless: cancel/get_mut return None.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct TimerKey {
-    seq: u64,
+    /// Index of the timer's entry in the slab.
+    index: u32,
+    /// Generation of that entry when the timer was inserted.
+    generation: u32,
 }
 
+/// The intrusive list a timer is linked into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum List {
+    /// Deadline already reached at insertion; fires at the next advance.
+    Due,
+    /// Slot `slot` of level `level`.
+    Slot {
+        /// Level index, `0..LEVELS`.
+        level: u8,
+        /// Slot index, `0..SLOTS`.
+        slot: u8,
+    },
+    /// Deadline beyond the top level's range.
+    Overflow,
+}
+
+/// A pending timer stored in the slab.
+struct Node<T> {
+    /// Tick at which the timer is due.
+    deadline: u64,
+    /// Insertion sequence number, breaking ties between equal deadlines.
+    seq: u64,
+    /// The list this node is linked into.
+    list: List,
+    /// Previous node in that list.
+    prev: Option<u32>,
+    /// Next node in that list.
+    next: Option<u32>,
+    /// The caller's payload.
+    value: T,
+}
+
+/// One slab slot; its generation outlives the timer occupying it.
+struct Entry<T> {
+    /// Bumped each time the slot is freed, invalidating older keys.
+    generation: u32,
+    /// The timer, or `None` while the slot is on the free list.
+    node: Option<Node<T>>,
+}
+
+/// A collected timer waiting to be fired: `(deadline, seq, key, value)`.
+type Fired<T> = (u64, u64, TimerKey, T);
+
+/// A hierarchical hashed timing wheel mapping deadlines (in ticks) to values.
 pub(crate) struct Wheel<T> {
-    map: BTreeMap<(u64, u64), T>,
-    keys: std::collections::HashMap<u64, u64>,
-    seq: u64,
+    /// The tick the wheel has advanced to.
     elapsed: u64,
+    /// Number of pending timers.
+    len: usize,
+    /// Sequence number for the next insertion.
+    next_seq: u64,
+    /// Slab of timer entries.
+    entries: Vec<Entry<T>>,
+    /// Indices of vacant entries.
+    free: Vec<u32>,
+    /// Head of each slot's list, per level.
+    slots: [[Option<u32>; SLOTS]; LEVELS],
+    /// Per-level bitmap of non-empty slots.
+    occupied: [u64; LEVELS],
+    /// Head of the due list.
+    due: Option<u32>,
+    /// Lower bound of the due list's deadlines (`u64::MAX` when empty).
+    due_min: u64,
+    /// Head of the overflow list.
+    overflow: Option<u32>,
+    /// Lower bound of the overflow list's deadlines, `> elapsed` (`u64::MAX` when empty).
+    overflow_min: u64,
+    /// Reused buffer of timers collected by `advance`.
+    fired: Vec<Fired<T>>,
 }
 
-impl<T> std::fmt::Debug for Wheel<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Wheel").field("len", &self.map.len()).finish()
+impl<T> fmt::Debug for Wheel<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Wheel")
+            .field("len", &self.len)
+            .field("elapsed", &self.elapsed)
+            .finish_non_exhaustive()
     }
 }
 
 impl<T> Wheel<T> {
+    /// Creates an empty wheel at tick 0.
     pub(crate) fn new() -> Self {
-        Wheel { map: BTreeMap::new(), keys: Default::default(), seq: 0, elapsed: 0 }
+        Self {
+            elapsed: 0,
+            len: 0,
+            next_seq: 0,
+            entries: Vec::new(),
+            free: Vec::new(),
+            slots: [[None; SLOTS]; LEVELS],
+            occupied: [0; LEVELS],
+            due: None,
+            due_min: u64::MAX,
+            overflow: None,
+            overflow_min: u64::MAX,
+            fired: Vec::new(),
+        }
     }
+
+    /// The tick the wheel has advanced to.
     pub(crate) fn elapsed(&self) -> u64 {
         self.elapsed
     }
+
+    /// Number of live (pending) timers.
     pub(crate) fn len(&self) -> usize {
-        self.map.len()
+        self.len
     }
+
+    /// Whether no timer is pending.
     pub(crate) fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len == 0
     }
+
+    /// Inserts a timer due at tick `deadline` (ticks are milliseconds for the
+    /// caller, but the wheel is unit-agnostic). A deadline `<= elapsed()`
+    /// fires at the next advance.
     pub(crate) fn insert(&mut self, deadline: u64, value: T) -> TimerKey {
-        self.seq += 1;
-        self.map.insert((deadline, self.seq), value);
-        self.keys.insert(self.seq, deadline);
-        TimerKey { seq: self.seq }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let index =
+            self.alloc(Node { deadline, seq, list: List::Due, prev: None, next: None, value });
+        self.link(index);
+        self.key(index)
     }
+
+    /// Removes a pending timer in O(1) and returns its value; `None` for a
+    /// stale key.
     pub(crate) fn cancel(&mut self, key: TimerKey) -> Option<T> {
-        let d = self.keys.remove(&key.seq)?;
-        self.map.remove(&(d, key.seq))
+        self.get_mut(key)?;
+        self.unlink(key.index);
+        Some(self.release(key.index).value)
     }
+
+    /// Mutable access to a pending timer's value (e.g. to replace a stored
+    /// `Waker`); `None` for a stale key.
     pub(crate) fn get_mut(&mut self, key: TimerKey) -> Option<&mut T> {
-        let d = *self.keys.get(&key.seq)?;
-        self.map.get_mut(&(d, key.seq))
-    }
-    pub(crate) fn next_deadline(&self) -> Option<u64> {
-        self.map.keys().next().map(|k| k.0)
-    }
-    pub(crate) fn advance(&mut self, now: u64, fire: &mut impl FnMut(TimerKey, T)) {
-        if now > self.elapsed {
-            self.elapsed = now;
+        let entry = self.entries.get_mut(key.index as usize)?;
+        if entry.generation != key.generation {
+            return None;
         }
-        while let Some(entry) = self.map.first_entry() {
-            if entry.key().0 > now {
-                break;
+        entry.node.as_mut().map(|node| &mut node.value)
+    }
+
+    /// The earliest tick at which some timer may be due, `None` when empty.
+    ///
+    /// Never later than the true earliest deadline: exact for timers in
+    /// level 0, the start of their slot (or a lower bound) for farther ones.
+    /// It is `> elapsed()` unless a timer is already due. Cost: at most one
+    /// bitmap test per level.
+    pub(crate) fn next_deadline(&self) -> Option<u64> {
+        let due = self.due.map(|_| self.due_min);
+        let wheel = self.next_expiration().map(|(when, _)| when);
+        due.into_iter().chain(wheel).min()
+    }
+
+    /// Advances to `now` and calls `fire` for every timer with deadline
+    /// `<= now`, in order of (deadline, insertion order). Each fired timer's
+    /// slot is freed before `fire` sees it.
+    ///
+    /// If `now <= elapsed()` the clock does not move, but timers inserted
+    /// with a deadline `<= elapsed()` still fire.
+    pub(crate) fn advance(&mut self, now: u64, fire: &mut impl FnMut(TimerKey, T)) {
+        let now = now.max(self.elapsed);
+        let due = self.take(List::Due);
+        self.collect(due, now);
+        while let Some((when, list)) = self.next_expiration().filter(|&(when, _)| when <= now) {
+            self.elapsed = self.elapsed.max(when);
+            let head = self.take(list);
+            self.collect(head, now);
+        }
+        self.elapsed = now;
+        self.fired.sort_unstable_by_key(|&(deadline, seq, _, _)| (deadline, seq));
+        for (_, _, key, value) in self.fired.drain(..) {
+            fire(key, value);
+        }
+    }
+
+    /// The earliest list to process and a lower bound of its deadlines,
+    /// ignoring the due list.
+    fn next_expiration(&self) -> Option<(u64, List)> {
+        let level = (0..LEVELS).find_map(|level| self.next_in_level(level));
+        let overflow = self.overflow.map(|_| (self.overflow_min, List::Overflow));
+        level.into_iter().chain(overflow).min_by_key(|&(when, _)| when)
+    }
+
+    /// The first occupied slot of `level` and the tick at which it starts.
+    fn next_in_level(&self, level: usize) -> Option<(u64, List)> {
+        let bits = self.occupied[level];
+        if bits == 0 {
+            return None;
+        }
+        let slot = u64::from(bits.trailing_zeros());
+        let shift = LEVEL_BITS * level as u32;
+        debug_assert!(slot > (self.elapsed >> shift) & SLOT_MASK);
+        let base = self.elapsed & !((1u64 << (shift + LEVEL_BITS)) - 1);
+        let list = List::Slot { level: level as u8, slot: slot as u8 };
+        Some((base | (slot << shift), list))
+    }
+
+    /// Walks a detached list: timers due by `now` are freed into the fire
+    /// buffer, the others are re-linked relative to `elapsed`.
+    fn collect(&mut self, mut cursor: Option<u32>, now: u64) {
+        while let Some(index) = cursor {
+            let node = self.node(index);
+            cursor = node.next;
+            if node.deadline <= now {
+                let key = self.key(index);
+                let node = self.release(index);
+                self.fired.push((node.deadline, node.seq, key, node.value));
+            } else {
+                self.link(index);
             }
-            let ((_, seq), v) = entry.remove_entry();
-            self.keys.remove(&seq);
-            fire(TimerKey { seq }, v);
+        }
+    }
+
+    /// The list a timer due at `deadline` belongs to, relative to `elapsed`.
+    fn list_for(&self, deadline: u64) -> List {
+        if deadline <= self.elapsed {
+            return List::Due;
+        }
+        let level = ((self.elapsed ^ deadline) | SLOT_MASK).ilog2() / LEVEL_BITS;
+        if level as usize >= LEVELS {
+            return List::Overflow;
+        }
+        let slot = (deadline >> (level * LEVEL_BITS)) & SLOT_MASK;
+        List::Slot { level: level as u8, slot: slot as u8 }
+    }
+
+    /// Pushes node `index` onto the front of the list its deadline selects.
+    fn link(&mut self, index: u32) {
+        let deadline = self.node(index).deadline;
+        let list = self.list_for(deadline);
+        match list {
+            List::Due => self.due_min = self.due_min.min(deadline),
+            List::Overflow => self.overflow_min = self.overflow_min.min(deadline),
+            List::Slot { level, slot } => self.occupied[level as usize] |= 1 << slot,
+        }
+        let next = self.head_mut(list).replace(index);
+        if let Some(next) = next {
+            self.node_mut(next).prev = Some(index);
+        }
+        let node = self.node_mut(index);
+        node.list = list;
+        node.prev = None;
+        node.next = next;
+    }
+
+    /// Unlinks node `index` from its list in O(1).
+    fn unlink(&mut self, index: u32) {
+        let node = self.node(index);
+        let (list, prev, next) = (node.list, node.prev, node.next);
+        match prev {
+            Some(prev) => self.node_mut(prev).next = next,
+            None => *self.head_mut(list) = next,
+        }
+        match next {
+            Some(next) => self.node_mut(next).prev = prev,
+            None if prev.is_none() => self.mark_empty(list),
+            None => {}
+        }
+    }
+
+    /// Detaches a whole list, returning its former head.
+    fn take(&mut self, list: List) -> Option<u32> {
+        self.mark_empty(list);
+        self.head_mut(list).take()
+    }
+
+    /// Records that `list` is now empty: clears its bit or resets its bound.
+    fn mark_empty(&mut self, list: List) {
+        match list {
+            List::Due => self.due_min = u64::MAX,
+            List::Overflow => self.overflow_min = u64::MAX,
+            List::Slot { level, slot } => self.occupied[level as usize] &= !(1 << slot),
+        }
+    }
+
+    /// The head pointer of `list`.
+    fn head_mut(&mut self, list: List) -> &mut Option<u32> {
+        match list {
+            List::Due => &mut self.due,
+            List::Overflow => &mut self.overflow,
+            List::Slot { level, slot } => &mut self.slots[level as usize][slot as usize],
+        }
+    }
+
+    /// Stores `node` in a vacant slab entry (reusing freed ones first).
+    fn alloc(&mut self, node: Node<T>) -> u32 {
+        self.len += 1;
+        if let Some(index) = self.free.pop() {
+            self.entries[index as usize].node = Some(node);
+            return index;
+        }
+        let index = u32::try_from(self.entries.len()).expect("too many timers");
+        let node = Some(node);
+        self.entries.push(Entry { generation: 0, node });
+        index
+    }
+
+    /// Frees entry `index` (already unlinked), invalidating its keys (the
+    /// generation wraps, so a key could only alias after 2^32 reuses).
+    fn release(&mut self, index: u32) -> Node<T> {
+        let entry = &mut self.entries[index as usize];
+        entry.generation = entry.generation.wrapping_add(1);
+        self.free.push(index);
+        self.len -= 1;
+        entry.node.take().expect("released a vacant entry")
+    }
+
+    /// The current key of entry `index`.
+    fn key(&self, index: u32) -> TimerKey {
+        let generation = self.entries[index as usize].generation;
+        TimerKey { index, generation }
+    }
+
+    /// The node stored at `index`, which must be occupied.
+    fn node(&self, index: u32) -> &Node<T> {
+        let node = self.entries[index as usize].node.as_ref();
+        node.expect("linked entry is occupied")
+    }
+
+    /// Mutable access to the node stored at `index`, which must be occupied.
+    fn node_mut(&mut self, index: u32) -> &mut Node<T> {
+        let node = self.entries[index as usize].node.as_mut();
+        node.expect("linked entry is occupied")
+    }
+
+    /// Length of the slab: bounded by the peak number of live timers.
+    #[cfg(test)]
+    fn slab_capacity(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::cmp::Reverse;
+    use std::collections::{BinaryHeap, HashMap};
+
+    /// Advances `wheel` to `now` and returns the fired values in order.
+    fn advance<T>(wheel: &mut Wheel<T>, now: u64) -> Vec<T> {
+        let mut out = Vec::new();
+        wheel.advance(now, &mut |_, value| out.push(value));
+        out
+    }
+
+    /// The true earliest deadline, by scanning the slab.
+    fn scan_min<T>(wheel: &Wheel<T>) -> Option<u64> {
+        let nodes = wheel.entries.iter().filter_map(|e| e.node.as_ref());
+        nodes.map(|node| node.deadline).min()
+    }
+
+    /// Checks `next_deadline` against a scan of all timers.
+    fn check_next_deadline<T>(wheel: &Wheel<T>) {
+        let (next, min) = (wheel.next_deadline(), scan_min(wheel));
+        assert_eq!(next.is_some(), min.is_some(), "{wheel:?}");
+        if let (Some(next), Some(min)) = (next, min) {
+            assert!(next <= min, "next_deadline {next} later than {min}");
+            assert!(next > wheel.elapsed() || min <= wheel.elapsed());
+        }
+    }
+
+    #[test]
+    fn new_wheel_is_empty() {
+        let mut wheel = Wheel::<()>::new();
+        assert_eq!((wheel.elapsed(), wheel.len(), wheel.is_empty()), (0, 0, true));
+        assert_eq!(wheel.next_deadline(), None);
+        assert!(advance(&mut wheel, 1_000).is_empty());
+        assert_eq!(wheel.elapsed(), 1_000);
+        assert_eq!(format!("{wheel:?}"), "Wheel { len: 0, elapsed: 1000, .. }");
+    }
+
+    #[test]
+    fn fires_in_deadline_order_and_only_when_due() {
+        let mut wheel = Wheel::new();
+        let deadlines = [4096, 5, 70, 1, 64, 3, 262_144, 63, 65];
+        for deadline in deadlines {
+            wheel.insert(deadline, deadline);
+        }
+        assert_eq!(wheel.next_deadline(), Some(1));
+        assert_eq!(advance(&mut wheel, 4), vec![1, 3]);
+        assert_eq!(advance(&mut wheel, 64), vec![5, 63, 64]);
+        assert_eq!(wheel.len(), 4);
+        check_next_deadline(&wheel);
+        assert_eq!(advance(&mut wheel, 300_000), vec![65, 70, 4096, 262_144]);
+        assert!(wheel.is_empty());
+    }
+
+    #[test]
+    fn same_deadline_fires_in_insertion_order_across_levels() {
+        let mut wheel = Wheel::new();
+        wheel.insert(100, 0); // level 1 relative to tick 0
+        wheel.insert(100, 1);
+        advance(&mut wheel, 70);
+        wheel.insert(100, 2); // level 0 relative to tick 70
+        wheel.insert(99, 3);
+        advance(&mut wheel, 99);
+        wheel.insert(100, 4);
+        wheel.insert(50, 5); // already due: fires first by deadline
+        assert_eq!(wheel.next_deadline(), Some(50));
+        assert_eq!(advance(&mut wheel, 100), vec![5, 0, 1, 2, 4]);
+    }
+
+    #[test]
+    fn cancel_before_fire() {
+        let mut wheel = Wheel::new();
+        let a = wheel.insert(10, "a");
+        let b = wheel.insert(10, "b");
+        let far = wheel.insert(1 << 40, "far");
+        assert_eq!(wheel.cancel(a), Some("a"));
+        assert_eq!(wheel.cancel(a), None);
+        assert_eq!(wheel.cancel(far), Some("far"));
+        assert_eq!(wheel.len(), 1);
+        assert_eq!(advance(&mut wheel, 1 << 41), vec!["b"]);
+        assert_eq!(wheel.cancel(b), None);
+    }
+
+    #[test]
+    fn stale_keys_after_fire_and_reuse() {
+        let mut wheel = Wheel::new();
+        let old = wheel.insert(5, 1);
+        *wheel.get_mut(old).unwrap() = 10;
+        let mut fired = Vec::new();
+        wheel.advance(5, &mut |key, value| fired.push((key, value)));
+        assert_eq!(fired, vec![(old, 10)]);
+        assert_eq!(wheel.get_mut(old), None);
+        let new = wheel.insert(6, 2);
+        assert_eq!(new.index, old.index, "slot is reused");
+        assert_ne!(new, old);
+        assert_eq!(wheel.cancel(old), None);
+        assert_eq!(wheel.get_mut(old), None);
+        assert_eq!(wheel.get_mut(new), Some(&mut 2));
+        assert_eq!(wheel.cancel(new), Some(2));
+        let bogus = TimerKey { index: 99, generation: 0 };
+        assert_eq!(wheel.cancel(bogus), None);
+    }
+
+    #[test]
+    fn past_deadline_fires_at_next_advance() {
+        let mut wheel = Wheel::new();
+        advance(&mut wheel, 100);
+        wheel.insert(100, "now");
+        wheel.insert(50, "past");
+        wheel.insert(0, "zero");
+        assert_eq!(wheel.next_deadline(), Some(0));
+        check_next_deadline(&wheel);
+        assert_eq!(advance(&mut wheel, 100), vec!["zero", "past", "now"]);
+        assert_eq!(wheel.elapsed(), 100);
+        wheel.insert(7, "late");
+        assert_eq!(advance(&mut wheel, 3), vec!["late"], "clock never goes back");
+        assert_eq!(wheel.elapsed(), 100);
+    }
+
+    #[test]
+    fn huge_jumps_and_far_deadlines() {
+        let mut wheel = Wheel::new();
+        let far = [u64::MAX, u64::MAX / 2, 1 << 36, (1 << 36) - 1, 10u64.pow(12)];
+        for deadline in far.into_iter().chain([1, 1_000_000]) {
+            wheel.insert(deadline, deadline);
+        }
+        check_next_deadline(&wheel);
+        let start = std::time::Instant::now();
+        assert_eq!(
+            advance(&mut wheel, 10u64.pow(12)),
+            [1, 1_000_000, (1 << 36) - 1, 1 << 36, 10u64.pow(12)]
+        );
+        check_next_deadline(&wheel);
+        assert!(wheel.next_deadline().unwrap() > 10u64.pow(12));
+        assert!(advance(&mut wheel, u64::MAX / 2 - 1).is_empty());
+        check_next_deadline(&wheel);
+        assert_eq!(advance(&mut wheel, u64::MAX / 2), [u64::MAX / 2]);
+        assert_eq!(advance(&mut wheel, u64::MAX), [u64::MAX]);
+        assert!(start.elapsed() < std::time::Duration::from_secs(1));
+        assert!(wheel.is_empty());
+    }
+
+    #[test]
+    fn next_deadline_is_a_lower_bound() {
+        let mut wheel = Wheel::new();
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut keys = Vec::new();
+        for _ in 0..20_000 {
+            let r = next();
+            match r % 4 {
+                0 | 1 => {
+                    let delta = next() % [100, 10_000, 1 << 30, 1 << 50][(r >> 8) as usize % 4];
+                    keys.push(wheel.insert(wheel.elapsed() + delta, ()));
+                }
+                2 if !keys.is_empty() => {
+                    let key = keys.swap_remove((r >> 8) as usize % keys.len());
+                    wheel.cancel(key);
+                }
+                _ => {
+                    let by = next() % [10, 1_000, 100_000, 1 << 40][(r >> 8) as usize % 4];
+                    let now = wheel.elapsed() + by;
+                    advance(&mut wheel, now);
+                }
+            }
+            check_next_deadline(&wheel);
+        }
+    }
+
+    #[test]
+    fn slab_stays_bounded() {
+        let mut wheel = Wheel::new();
+        let mut fired = 0;
+        for i in 0..100_000u64 {
+            wheel.insert(wheel.elapsed() + 1 + i % 7, i);
+            if wheel.len() == 10 {
+                let now = wheel.elapsed() + 3;
+                wheel.advance(now, &mut |_, _| fired += 1);
+            }
+        }
+        wheel.advance(u64::MAX, &mut |_, _| fired += 1);
+        assert_eq!(fired, 100_000);
+        assert!(wheel.slab_capacity() <= 10, "{}", wheel.slab_capacity());
+        assert!(wheel.free.len() <= 10 && wheel.fired.capacity() <= 10);
+    }
+
+    /// One step of the model-based test.
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// Insert a timer `delta` ticks after `elapsed`.
+        Insert(u64),
+        /// Insert a timer `delta` ticks before `elapsed` (saturating).
+        InsertPast(u64),
+        /// Cancel the key with this index (modulo) among all keys ever issued.
+        Cancel(usize),
+        /// Advance by this many ticks.
+        Advance(u64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            8 => (0u64..5_000).prop_map(Op::Insert),
+            1 => (0u64..1_000_000_000).prop_map(Op::Insert),
+            1 => (0u64..1 << 38).prop_map(Op::Insert),
+            1 => (0u64..u64::MAX / 4).prop_map(Op::Insert),
+            1 => (0u64..200).prop_map(Op::InsertPast),
+            4 => any::<usize>().prop_map(Op::Cancel),
+            6 => (0u64..3_000).prop_map(Op::Advance),
+            1 => (0u64..1_000_000_000).prop_map(Op::Advance),
+            1 => (0u64..1 << 38).prop_map(Op::Advance),
+            1 => (0u64..1 << 40).prop_map(Op::Advance),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3_000))]
+
+        #[test]
+        fn matches_binary_heap_model(ops in proptest::collection::vec(op(), 1..120)) {
+            let mut wheel = Wheel::new();
+            let mut keys = Vec::new();
+            let mut pending = HashMap::new();
+            let mut heap = BinaryHeap::new();
+            for op in ops {
+                match op {
+                    Op::Insert(_) | Op::InsertPast(_) => {
+                        let deadline = match op {
+                            Op::InsertPast(back) => wheel.elapsed().saturating_sub(back),
+                            Op::Insert(delta) | Op::Advance(delta) => wheel.elapsed() + delta,
+                            Op::Cancel(_) => unreachable!(),
+                        };
+                        let id = keys.len();
+                        keys.push(wheel.insert(deadline, id));
+                        pending.insert(id, deadline);
+                        heap.push(Reverse((deadline, id)));
+                    }
+                    Op::Cancel(pick) if !keys.is_empty() => {
+                        let id = pick % keys.len();
+                        let expected = pending.remove(&id).map(|_| id);
+                        prop_assert_eq!(wheel.get_mut(keys[id]).copied(), expected);
+                        prop_assert_eq!(wheel.cancel(keys[id]), expected);
+                    }
+                    Op::Cancel(_) => {}
+                    Op::Advance(by) => {
+                        let now = wheel.elapsed() + by;
+                        let mut expected = Vec::new();
+                        while let Some(&Reverse((deadline, id))) = heap.peek() {
+                            if deadline > now {
+                                break;
+                            }
+                            heap.pop();
+                            if pending.remove(&id).is_some() {
+                                expected.push(id);
+                            }
+                        }
+                        let mut fired = Vec::new();
+                        wheel.advance(now, &mut |key, id| fired.push((key, id)));
+                        prop_assert!(fired.iter().all(|&(key, id)| keys[id] == key));
+                        let fired: Vec<_> = fired.into_iter().map(|(_, id)| id).collect();
+                        prop_assert_eq!(fired, expected);
+                        prop_assert_eq!(wheel.elapsed(), now);
+                    }
+                }
+                prop_assert_eq!(wheel.len(), pending.len());
+                let min = pending.values().copied().min();
+                let next = wheel.next_deadline();
+                prop_assert_eq!(next.is_some(), min.is_some());
+                if let (Some(next), Some(min)) = (next, min) {
+                    prop_assert!(next <= min);
+                    prop_assert!(next > wheel.elapsed() || min <= wheel.elapsed());
+                }
+            }
         }
     }
 }
