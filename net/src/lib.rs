@@ -1,10 +1,19 @@
-//! greenloop's sockets and services (work in progress).
+//! greenloop's sockets and services.
 //!
-//! This crate will hold `TcpListener`, `TcpStream` and `UdpSocket` usable
-//! both blocking-style from green threads and with `.await` from futures,
-//! plus the echo and HTTP sleep services. For now it only re-exports the
-//! reactor types sockets are built on.
+//! One socket type per protocol, usable in both styles: blocking-style
+//! (`std::io::Read`/`Write`, `accept`, `connect`), which parks only the
+//! current green thread inside the green runtime and blocks the OS thread
+//! elsewhere; and async-style (`futures_io::AsyncRead`/`AsyncWrite` and
+//! `*_async` methods) for stackless tasks. Every socket is registered once,
+//! edge-triggered, with the reactor of the thread that created it, and
+//! deregistered when dropped.
 
 #![deny(missing_docs, missing_debug_implementations, unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
-pub use greenloop_runtime::reactor::{Direction, IoKey, Reactor, ReadyEvent};
+mod source;
+mod tcp;
+mod udp;
+
+pub use tcp::{TcpListener, TcpStream};
+pub use udp::UdpSocket;
