@@ -11,6 +11,7 @@
 #![deny(missing_docs, missing_debug_implementations, unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod http;
 mod source;
 mod tcp;
 mod udp;
