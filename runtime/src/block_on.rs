@@ -37,7 +37,7 @@ use crate::reactor::{Reactor, Remote};
 /// ```
 pub fn block_on<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);
-    if let Some(waker) = green::current_waker() {
+    if let Some(waker) = green::current_waker_ref() {
         let mut cx = Context::from_waker(&waker);
         loop {
             if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {

@@ -1,70 +1,140 @@
 //! A one-value, one-waiter completion slot: the result of a green thread
 //! or a blocking job, filled once by the producer and taken once by the
 //! consumer, who may wait for it from any thread.
+//!
+//! Lock-free, two atomic operations per side in the common case:
+//!
+//! ```text
+//!  state bits: DONE (value written)  WAKER (consumer's waker written)
+//!
+//!  producer: write value; s = fetch_or(DONE); if s has WAKER: take it, wake
+//!  consumer: DONE?  -> take value
+//!            else   -> write waker (only while WAKER is clear);
+//!                      CAS set WAKER (fails only if DONE arrived: take value)
+//! ```
+//!
+//! # Unsafe invariants
+//!
+//! * `value` is written only by the producer, before it sets `DONE`
+//!   (`Release`), and read only by the consumer after seeing `DONE`
+//!   (`Acquire`). There is one producer ([`Completion::complete`] is called
+//!   once) and one consumer (the owner of the handle, which polls through
+//!   `&mut`; `try_take`/`poll_take` are never called concurrently).
+//! * `waker` is written only by the consumer while `WAKER` is clear, and
+//!   read only by the producer after it set `DONE` while `WAKER` was set;
+//!   from then on the consumer cannot clear `WAKER` (its CAS expects no
+//!   `DONE`), so the two never touch the slot at the same time.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::cell::UnsafeCell;
+use std::fmt;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{Context, Poll, Waker};
 
+const DONE: u8 = 1;
+const WAKER: u8 = 2;
+
 /// See the module docs.
-#[derive(Debug)]
 pub(crate) struct Completion<T> {
-    inner: Mutex<Inner<T>>,
+    state: AtomicU8,
+    value: UnsafeCell<Option<T>>,
+    waker: UnsafeCell<Option<Waker>>,
 }
 
-#[derive(Debug)]
-struct Inner<T> {
-    value: Option<T>,
-    done: bool,
-    waiter: Option<Waker>,
-}
+// SAFETY: the value crosses threads once (producer to consumer), so
+// `T: Send` suffices; all shared access follows the module's protocol.
+unsafe impl<T: Send> Send for Completion<T> {}
+// SAFETY: as above; `&Completion` only allows the protocol's accesses.
+unsafe impl<T: Send> Sync for Completion<T> {}
 
 impl<T> Completion<T> {
     pub(crate) const fn new() -> Completion<T> {
-        Completion { inner: Mutex::new(Inner { value: None, done: false, waiter: None }) }
+        Completion {
+            state: AtomicU8::new(0),
+            value: UnsafeCell::new(None),
+            waker: UnsafeCell::new(None),
+        }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner<T>> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Stores the value and wakes the waiter (outside the lock).
+    /// Stores the value and wakes the waiter. Call once.
     pub(crate) fn complete(&self, value: T) {
-        let waiter = {
-            let mut inner = self.lock();
-            inner.value = Some(value);
-            inner.done = true;
-            inner.waiter.take()
-        };
-        if let Some(waiter) = waiter {
-            waiter.wake();
+        // SAFETY: only the producer writes `value`, before DONE (invariant 1).
+        unsafe { *self.value.get() = Some(value) };
+        let state = self.state.fetch_or(DONE, Ordering::AcqRel);
+        debug_assert!(state & DONE == 0, "Completion completed twice");
+        if state & WAKER != 0 {
+            // SAFETY: DONE is set with WAKER set: the slot is ours (invariant 2).
+            let waker = unsafe { (*self.waker.get()).take() };
+            if let Some(waker) = waker {
+                waker.wake();
+            }
         }
     }
 
     /// Whether the value was stored (taken or not).
     pub(crate) fn is_done(&self) -> bool {
-        self.lock().done
+        self.state.load(Ordering::Acquire) & DONE != 0
     }
 
     /// Takes the value if stored and not taken yet, without waiting.
+    /// Consumer side (see the module's invariants).
     pub(crate) fn try_take(&self) -> Option<T> {
-        self.lock().value.take()
+        if self.is_done() {
+            // SAFETY: DONE seen with Acquire; we are the only consumer.
+            unsafe { (*self.value.get()).take() }
+        } else {
+            None
+        }
     }
 
-    /// The value if stored, else registers `cx`'s waker.
+    /// The value if stored, else registers `cx`'s waker. Consumer side.
     ///
     /// # Panics
     ///
     /// If the value was already taken (a future polled after completion).
     pub(crate) fn poll_take(&self, cx: &mut Context<'_>) -> Poll<T> {
-        let mut inner = self.lock();
-        if let Some(value) = inner.value.take() {
-            return Poll::Ready(value);
+        let mut state = self.state.load(Ordering::Acquire);
+        if state & WAKER != 0 && state & DONE == 0 {
+            // SAFETY: WAKER set and not DONE: the producer has not read the
+            // slot; reading `will_wake` races with nothing (invariant 2).
+            let same =
+                unsafe { (*self.waker.get()).as_ref() }.is_some_and(|w| w.will_wake(cx.waker()));
+            if same {
+                return Poll::Pending;
+            }
+            // Take the slot back to replace the waker.
+            match self.state.compare_exchange(
+                state,
+                state & !WAKER,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => state &= !WAKER,
+                Err(actual) => state = actual, // DONE arrived
+            }
         }
-        assert!(!inner.done, "handle polled after it returned its result");
-        match &mut inner.waiter {
-            Some(waiter) if waiter.will_wake(cx.waker()) => {}
-            waiter => *waiter = Some(cx.waker().clone()),
+        if state & DONE == 0 {
+            // SAFETY: WAKER is clear, so the producer will not read the slot.
+            unsafe { *self.waker.get() = Some(cx.waker().clone()) };
+            match self.state.compare_exchange(
+                state,
+                state | WAKER,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Poll::Pending,
+                Err(actual) => debug_assert!(actual & DONE != 0),
+            }
         }
-        Poll::Pending
+        // SAFETY: DONE observed with Acquire; we are the only consumer.
+        match unsafe { (*self.value.get()).take() } {
+            Some(value) => Poll::Ready(value),
+            None => panic!("handle polled after it returned its result"),
+        }
+    }
+}
+
+impl<T> fmt::Debug for Completion<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Completion").field("done", &self.is_done()).finish_non_exhaustive()
     }
 }

@@ -2,20 +2,29 @@
 //! green thread's result.
 //!
 //! A spawn makes one allocation: the `Shared<T>` block below, which is at
-//! once the thread's [`Control`] (park state, id, name), its `Waker` (via
-//! `std::task::Wake`) and the slot its result lands in. The closure itself
-//! lives on the green thread's (pooled) stack.
+//! once the thread's [`Control`] (park state, id, name), its `Waker` and
+//! the slot its result lands in. The closure itself lives on the green
+//! thread's (pooled) stack.
+//!
+//! # Unsafe invariants
+//!
+//! A green thread's waker is built here only, by [`Shared::waker`]: its
+//! data pointer is `Arc::into_raw` of the `Arc<Shared<T>>` and owns one
+//! strong count; the vtable functions are `Shared<T>`'s. `Shared<T>` is
+//! `repr(C)` with its `Control` first, so the data pointer of such a waker
+//! also points at a valid `Control` ([`Thread`] relies on this).
 
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake};
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use super::scheduler::Scheduler;
-use super::thread::{Control, GreenRef, Thread};
+use super::thread::{Control, Thread};
 use crate::completion::Completion;
 use crate::reactor::Inject;
 
@@ -23,6 +32,7 @@ use crate::reactor::Inject;
 pub type Result<T> = std::result::Result<T, Box<dyn Any + Send + 'static>>;
 
 /// One allocation per green thread: control block, waker and result slot.
+#[repr(C)]
 pub(super) struct Shared<T> {
     control: Control,
     join: Completion<Result<T>>,
@@ -39,25 +49,54 @@ impl<T: Send + 'static> Shared<T> {
     }
 }
 
-impl<T: Send + 'static> GreenRef for Shared<T> {
-    fn control(&self) -> &Control {
-        &self.control
-    }
-}
-
 impl<T: Send + 'static> Inject for Shared<T> {
     fn run(self: Arc<Self>) {
         self.control.run_injected();
     }
 }
 
-impl<T: Send + 'static> Wake for Shared<T> {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
+impl<T: Send + 'static> Shared<T> {
+    const VTABLE: RawWakerVTable = RawWakerVTable::new(
+        Self::waker_clone,
+        Self::waker_wake,
+        Self::waker_wake_by_ref,
+        Self::waker_drop,
+    );
+
+    /// A new waker (one strong count) that unparks this thread.
+    pub(super) fn waker(self: &Arc<Self>) -> Waker {
+        let data = Arc::into_raw(self.clone()).cast::<()>();
+        // SAFETY: the vtable functions below treat `data` as the strong
+        // count taken by `into_raw` (module invariant), as RawWaker requires.
+        unsafe { Waker::from_raw(RawWaker::new(data, &Self::VTABLE)) }
     }
 
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.control.unpark(|| self.clone());
+    /// Unparks the thread, handing the remote path an owned reference.
+    fn unpark(this: &Arc<Self>) {
+        this.control.unpark(|| this.clone());
+    }
+
+    unsafe fn waker_clone(data: *const ()) -> RawWaker {
+        // SAFETY: `data` is a live `Arc<Shared<T>>` pointer (module invariant).
+        unsafe { Arc::increment_strong_count(data.cast::<Self>()) };
+        RawWaker::new(data, &Self::VTABLE)
+    }
+
+    unsafe fn waker_wake(data: *const ()) {
+        // SAFETY: takes over the waker's strong count (module invariant).
+        let this = unsafe { Arc::from_raw(data.cast::<Self>()) };
+        Self::unpark(&this);
+    }
+
+    unsafe fn waker_wake_by_ref(data: *const ()) {
+        // SAFETY: borrows the waker's strong count without releasing it.
+        let this = ManuallyDrop::new(unsafe { Arc::from_raw(data.cast::<Self>()) });
+        Self::unpark(&this);
+    }
+
+    unsafe fn waker_drop(data: *const ()) {
+        // SAFETY: releases the waker's strong count (module invariant).
+        drop(unsafe { Arc::from_raw(data.cast::<Self>()) });
     }
 }
 
@@ -173,7 +212,7 @@ impl<T: Send + 'static> JoinHandle<T> {
 
     /// The thread's handle.
     pub fn thread(&self) -> Thread {
-        Thread { inner: self.shared.clone() }
+        Thread::from_waker(self.shared.waker())
     }
 
     /// Whether the thread has finished (its result is ready).

@@ -58,6 +58,7 @@ pub use thread::{Thread, ThreadId, current, park, park_timeout, sleep, try_curre
 
 use scheduler::Scheduler;
 use std::io;
+use std::mem::ManuallyDrop;
 use std::task::Waker;
 
 /// The default usable stack size of a green thread: 128 KiB of address
@@ -165,10 +166,17 @@ pub fn stats() -> Option<Stats> {
 
 /// Whether the caller runs inside a green thread.
 pub fn in_green_thread() -> bool {
-    current_waker().is_some()
+    Scheduler::with(|s| s.is_some_and(Scheduler::is_running_thread))
 }
 
 /// The current green thread's waker, `None` outside a green thread.
 pub(crate) fn current_waker() -> Option<Waker> {
     Scheduler::with(|s| s.and_then(Scheduler::current_waker))
+}
+
+/// The current green thread's waker without taking a reference count, for
+/// `block_on`: valid only in a frame of the current green thread, never
+/// stored (see `Scheduler::current_waker_ref`).
+pub(crate) fn current_waker_ref() -> Option<ManuallyDrop<Waker>> {
+    Scheduler::with(|s| s.and_then(Scheduler::current_waker_ref))
 }

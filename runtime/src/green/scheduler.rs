@@ -29,11 +29,11 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::mem::ManuallyDrop;
 use std::ops::Range;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
-use std::sync::Arc;
-use std::task::Waker;
+use std::task::{RawWaker, Waker};
 use std::time::Duration;
 use std::{fmt, io, ptr};
 
@@ -41,7 +41,7 @@ use corosensei::{Coroutine, CoroutineResult, Yielder};
 
 use super::join::{JoinHandle, Shared};
 use super::stack::{GreenStack, StackPool};
-use super::thread::{Control, GreenRef, Thread};
+use super::thread::{Control, Thread, control_of};
 use super::{Config, overflow};
 use crate::reactor::Reactor;
 use crate::slab::Slab;
@@ -65,7 +65,7 @@ struct Slot {
     coroutine: Option<GreenCoroutine>,
     /// Set by the thread when it starts (see the module's invariants).
     yielder: Cell<*const Yielder<(), ()>>,
-    thread: Arc<dyn GreenRef>,
+    /// The thread's waker; also its `Thread` handle and `Control`.
     waker: Waker,
     guard: Range<usize>,
     stack_size: usize,
@@ -79,6 +79,9 @@ pub(crate) struct Scheduler {
     threads: RefCell<Slab<Slot>>,
     stacks: RefCell<StackPool>,
     current: Cell<usize>,
+    /// The running thread's yielder (null before it started), cached from
+    /// its slot so that suspending needs no slab lookup.
+    yielder: Cell<*const Yielder<(), ()>>,
     ticks: Cell<u32>,
     shutting_down: Cell<bool>,
     default_stack: usize,
@@ -86,6 +89,7 @@ pub(crate) struct Scheduler {
 
 impl Scheduler {
     /// Runs `f` with the scheduler of this OS thread, if one is running.
+    #[inline]
     pub(crate) fn with<R>(f: impl FnOnce(Option<&Scheduler>) -> R) -> R {
         let ptr = CURRENT.with(Cell::get);
         // SAFETY: non-null only while `run` keeps the scheduler alive on its
@@ -111,6 +115,7 @@ impl Scheduler {
             threads: RefCell::new(Slab::new()),
             stacks: RefCell::new(StackPool::new(config.max_cached_stacks)),
             current: Cell::new(NONE),
+            yielder: Cell::new(ptr::null()),
             ticks: Cell::new(0),
             shutting_down: Cell::new(false),
             default_stack: config.stack_size,
@@ -160,12 +165,13 @@ impl Scheduler {
             let mut threads = self.threads.borrow_mut();
             let Some(slot) = threads.get_mut(key) else { return false };
             let Some(coroutine) = slot.coroutine.take() else { return false };
-            let control = slot.thread.control();
+            let control = control_of(&slot.waker);
             let (name, id) = (control.name(), control.id().as_u64().get());
             // SAFETY: `name` lives in the thread's `Control`, which its slot
             // keeps alive until after `Running` below calls `leave` (the slot
             // is removed only once `resume` returned), unwinding included.
             unsafe { overflow::enter(slot.guard.clone(), slot.stack_size, name, id) };
+            self.yielder.set(slot.yielder.get());
             coroutine
         };
         let result = {
@@ -248,8 +254,7 @@ impl Scheduler {
         threads.insert(Slot {
             coroutine: Some(coroutine),
             yielder: Cell::new(ptr::null()),
-            thread: shared.clone(),
-            waker: Waker::from(shared.clone()),
+            waker: shared.waker(),
             guard,
             stack_size: usable,
         });
@@ -263,6 +268,7 @@ impl Scheduler {
         if let Some(slot) = self.threads.borrow().get(key) {
             slot.yielder.set(yielder);
         }
+        self.yielder.set(yielder);
     }
 
     /// Unwinds and frees every green thread still alive.
@@ -290,37 +296,42 @@ impl Scheduler {
     }
 
     /// Queues the thread at `key` (it must be parked or yielding).
+    #[inline]
     pub(crate) fn schedule(&self, key: usize) {
         self.run_queue.borrow_mut().push_back(key);
     }
 
     /// Suspends the running green thread (the caller queued it or parked it).
+    #[inline]
     fn suspend(&self) {
-        let yielder = match self.threads.borrow().get(self.current.get()) {
-            Some(slot) => slot.yielder.get(),
-            None => return,
-        };
-        // SAFETY: the current thread set `yielder` when it started and is the
-        // one running this code, so the pointee is live (module invariant 2).
+        let yielder = self.yielder.get();
+        if yielder.is_null() {
+            return;
+        }
+        // SAFETY: `yielder` was set (when it started, or by `resume`) from
+        // the running thread's own yielder, and that thread is the one
+        // executing this code, so the pointee is live (module invariant 2).
         unsafe { (*yielder).suspend(()) }
     }
 
     /// `park` for the running green thread; `false` if none is running.
+    #[inline]
     pub(super) fn park_current(&self) -> bool {
         let must_suspend = match self.threads.borrow().get(self.current.get()) {
-            Some(slot) => slot.thread.control().begin_park(),
+            Some(slot) => control_of(&slot.waker).begin_park(),
             None => return false,
         };
         if must_suspend {
             self.suspend();
             if let Some(slot) = self.threads.borrow().get(self.current.get()) {
-                slot.thread.control().end_park();
+                control_of(&slot.waker).end_park();
             }
         }
         true
     }
 
     /// `yield_now` for the running green thread; `false` if none is running.
+    #[inline]
     pub(super) fn yield_current(&self) -> bool {
         let key = self.current.get();
         if key == NONE {
@@ -331,15 +342,36 @@ impl Scheduler {
         true
     }
 
+    /// Whether a green thread (not the scheduler itself) is running.
+    pub(super) fn is_running_thread(&self) -> bool {
+        self.current.get() != NONE
+    }
+
     /// The running green thread's handle.
     pub(super) fn current_thread(&self) -> Option<Thread> {
         let threads = self.threads.borrow();
-        threads.get(self.current.get()).map(|slot| Thread { inner: slot.thread.clone() })
+        threads.get(self.current.get()).map(|slot| Thread::from_waker(slot.waker.clone()))
     }
 
     /// The running green thread's waker.
     pub(super) fn current_waker(&self) -> Option<Waker> {
         self.threads.borrow().get(self.current.get()).map(|slot| slot.waker.clone())
+    }
+
+    /// The running green thread's waker, borrowed: no reference count is
+    /// taken, so it must only be used by the running thread while it runs
+    /// (a `block_on` frame on its stack), never stored.
+    pub(super) fn current_waker_ref(&self) -> Option<ManuallyDrop<Waker>> {
+        let threads = self.threads.borrow();
+        let waker = &threads.get(self.current.get())?.waker;
+        // SAFETY: a bitwise alias of the slot's waker, never dropped (so the
+        // count stays right). The slot lives until its thread has finished
+        // or was unwound, i.e. longer than any frame of that thread, and the
+        // contract above keeps the alias in such a frame. Clones made from it
+        // go through the vtable and own their reference.
+        Some(ManuallyDrop::new(unsafe {
+            Waker::from_raw(RawWaker::new(waker.data(), waker.vtable()))
+        }))
     }
 
     /// Number of live green threads.

@@ -7,10 +7,12 @@
 //! the park is therefore never lost, and park may return spuriously.
 //!
 //! ```text
-//!            park()                        unpark()
-//!   EMPTY ──────────▶ PARKED ──(suspend)    any ──swap──▶ NOTIFIED
-//!     ▲                                     if the old state was PARKED,
-//!     └──── resumed: NOTIFIED → EMPTY        schedule the thread (once)
+//!  state: NOTIFIED = 1, EMPTY = 0, PARKED = -1   (one atomic op per side)
+//!
+//!  park():   fetch_sub(1): was NOTIFIED -> token consumed, return
+//!                          was EMPTY    -> now PARKED, suspend;
+//!                                          on resume store EMPTY
+//!  unpark(): swap(NOTIFIED): was PARKED -> schedule the thread (once)
 //! ```
 //!
 //! Only the PARKED → NOTIFIED transition schedules, so a thread is queued
@@ -19,10 +21,12 @@
 use std::fmt;
 use std::num::NonZeroU64;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::scheduler::Scheduler;
+use std::task::Waker;
+
 use crate::reactor::{Inject, Remote};
 
 /// A unique identifier of a green thread, never reused in the process.
@@ -42,15 +46,15 @@ impl ThreadId {
     }
 }
 
-const EMPTY: u8 = 0;
-const PARKED: u8 = 1;
-const NOTIFIED: u8 = 2;
+const EMPTY: i8 = 0;
+const PARKED: i8 = -1;
+const NOTIFIED: i8 = 1;
 
 /// The non-generic part of a green thread, shared by its [`Thread`]
 /// handles, its wakers and its scheduler slot.
 #[derive(Debug)]
 pub(crate) struct Control {
-    state: AtomicU8,
+    state: AtomicI8,
     id: ThreadId,
     name: Option<String>,
     /// Key of the thread's slot in its scheduler.
@@ -68,7 +72,7 @@ impl Control {
         scheduler: u64,
         remote: Arc<Remote>,
     ) -> Control {
-        Control { state: AtomicU8::new(EMPTY), id: ThreadId::next(), name, key, scheduler, remote }
+        Control { state: AtomicI8::new(EMPTY), id: ThreadId::next(), name, key, scheduler, remote }
     }
 
     pub(super) fn id(&self) -> ThreadId {
@@ -112,38 +116,50 @@ impl Control {
     }
 }
 
-/// What every green thread's shared block provides, whatever its result
-/// type: its [`Control`], and (through [`Inject`]) the remote wake path.
-pub(crate) trait GreenRef: Inject + Send + Sync + 'static {
-    fn control(&self) -> &Control;
-}
-
 /// A handle to a green thread: its id and name, and the way to unpark it.
 ///
-/// Cheap to clone (a reference count), `Send + Sync`: any OS thread may
-/// unpark a green thread.
+/// It is the thread's `Waker` (see `join.rs`): cheap to clone (a reference
+/// count) and `Send + Sync`, so any OS thread may unpark a green thread.
 #[derive(Clone)]
 pub struct Thread {
-    pub(super) inner: Arc<dyn GreenRef>,
+    waker: Waker,
 }
 
 impl Thread {
+    /// Wraps a green thread's waker, which must come from `Shared::waker`.
+    pub(super) fn from_waker(waker: Waker) -> Thread {
+        Thread { waker }
+    }
+
+    fn control(&self) -> &Control {
+        control_of(&self.waker)
+    }
+
     /// The thread's unique id.
     pub fn id(&self) -> ThreadId {
-        self.inner.control().id()
+        self.control().id()
     }
 
     /// The thread's name, if it was given one with
     /// [`Builder::name`](super::Builder::name).
     pub fn name(&self) -> Option<&str> {
-        self.inner.control().name()
+        self.control().name()
     }
 
     /// Makes the thread's park token available, waking it if it is parked.
     /// Works from any OS thread.
     pub fn unpark(&self) {
-        self.inner.control().unpark(|| self.inner.clone());
+        self.waker.wake_by_ref();
     }
+}
+
+/// The `Control` of a green thread's waker (one made by `Shared::waker`;
+/// the scheduler and `Thread` hold no other kind).
+pub(super) fn control_of(waker: &Waker) -> &Control {
+    // SAFETY: the data pointer of a green thread's waker points at its
+    // `repr(C)` `Shared<T>`, whose first field is the `Control`, and the
+    // waker's strong count keeps it alive for the borrow (join.rs invariant).
+    unsafe { &*waker.data().cast::<Control>() }
 }
 
 impl fmt::Debug for Thread {
@@ -169,6 +185,7 @@ pub fn current() -> Thread {
 /// Blocks the current green thread until its token is available (see the
 /// module docs); may return spuriously. Outside a green thread it is
 /// `std::thread::park`.
+#[inline]
 pub fn park() {
     if !Scheduler::with(|s| s.is_some_and(Scheduler::park_current)) {
         std::thread::park();
@@ -189,6 +206,7 @@ pub fn park_timeout(timeout: Duration) {
 
 /// Puts the current green thread at the back of the run queue and runs the
 /// others first. Outside a green thread it is `std::thread::yield_now`.
+#[inline]
 pub fn yield_now() {
     if !Scheduler::with(|s| s.is_some_and(Scheduler::yield_current)) {
         std::thread::yield_now();
@@ -209,21 +227,14 @@ pub fn sleep(duration: Duration) {
 impl Control {
     /// Consumes the token if available; otherwise marks the thread parked
     /// and returns `true`: the caller must suspend.
+    #[inline]
     pub(super) fn begin_park(&self) -> bool {
-        if self.state.compare_exchange(NOTIFIED, EMPTY, Ordering::AcqRel, Ordering::Acquire).is_ok()
-        {
-            return false;
-        }
-        if self.state.compare_exchange(EMPTY, PARKED, Ordering::AcqRel, Ordering::Acquire).is_err()
-        {
-            // An unpark landed in between: consume it.
-            self.state.store(EMPTY, Ordering::Release);
-            return false;
-        }
-        true
+        // NOTIFIED -> EMPTY (token consumed) or EMPTY -> PARKED (suspend).
+        self.state.fetch_sub(1, Ordering::Acquire) == EMPTY
     }
 
     /// After a resume: consume the token the unpark left.
+    #[inline]
     pub(super) fn end_park(&self) {
         self.state.store(EMPTY, Ordering::Release);
     }
