@@ -1,0 +1,138 @@
+//! The services the lab measures, written once per style as library code:
+//! echo, and the HTTP "sleep" service (`GET /sleep?ms=N`).
+//!
+//! A blocking-style service takes any [`BlockingStream`]: a greenloop
+//! [`TcpStream`] in a green thread (parks the green thread), or a `std`
+//! stream on an OS thread. An async-style service takes a greenloop
+//! [`TcpStream`] and is awaited by a task, or `block_on`'d by a green
+//! thread or an OS thread. The [`Service`] trait bundles both styles so
+//! the server matrix can run any service in any cell.
+
+mod echo;
+mod session;
+mod sleep;
+
+pub use echo::{echo_async, echo_blocking};
+pub use session::{HttpSession, Step};
+pub use sleep::{HttpConfig, sleep_async, sleep_blocking};
+
+use std::future::Future;
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::TcpStream;
+
+/// A blocking stream whose reads can be bounded in time.
+pub trait BlockingStream: Read + Write {
+    /// Bounds each blocking read (`None`: no bound).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a zero duration; `setsockopt` errors.
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()>;
+}
+
+impl BlockingStream for std::net::TcpStream {
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        std::net::TcpStream::set_read_timeout(self, timeout)
+    }
+}
+
+impl BlockingStream for TcpStream {
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, timeout)
+    }
+}
+
+/// A shared flag that tells services to stop keeping connections alive.
+#[derive(Clone, Debug, Default)]
+pub struct Shutdown {
+    flag: Arc<AtomicBool>,
+}
+
+impl Shutdown {
+    /// A flag that is not triggered.
+    pub fn new() -> Shutdown {
+        Shutdown::default()
+    }
+
+    /// Triggers it (idempotent).
+    pub fn trigger(&self) {
+        self.flag.store(true, Ordering::Release);
+    }
+
+    /// Whether it was triggered.
+    pub fn is_triggered(&self) -> bool {
+        self.flag.load(Ordering::Acquire)
+    }
+}
+
+/// A service in both styles, run by the server matrix.
+pub trait Service: Clone + Send + Sync + 'static {
+    /// Serves one connection blocking-style.
+    ///
+    /// # Errors
+    ///
+    /// The connection's I/O errors.
+    fn serve_blocking<S: BlockingStream>(
+        &self,
+        stream: &mut S,
+        shutdown: &Shutdown,
+    ) -> io::Result<()>;
+
+    /// Serves one connection async-style.
+    ///
+    /// # Errors
+    ///
+    /// The connection's I/O errors.
+    fn serve_async<'a>(
+        &'a self,
+        stream: &'a TcpStream,
+        shutdown: &'a Shutdown,
+    ) -> impl Future<Output = io::Result<()>> + 'a;
+}
+
+/// The echo service.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Echo;
+
+impl Service for Echo {
+    fn serve_blocking<S: BlockingStream>(&self, stream: &mut S, _: &Shutdown) -> io::Result<()> {
+        echo_blocking(stream).map(drop)
+    }
+
+    fn serve_async<'a>(
+        &'a self,
+        stream: &'a TcpStream,
+        _: &'a Shutdown,
+    ) -> impl Future<Output = io::Result<()>> + 'a {
+        async move { echo_async(stream).await.map(drop) }
+    }
+}
+
+/// The HTTP sleep service.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SleepHttp {
+    /// Its settings.
+    pub config: HttpConfig,
+}
+
+impl Service for SleepHttp {
+    fn serve_blocking<S: BlockingStream>(
+        &self,
+        stream: &mut S,
+        shutdown: &Shutdown,
+    ) -> io::Result<()> {
+        sleep_blocking(stream, &self.config, shutdown).map(drop)
+    }
+
+    fn serve_async<'a>(
+        &'a self,
+        stream: &'a TcpStream,
+        shutdown: &'a Shutdown,
+    ) -> impl Future<Output = io::Result<()>> + 'a {
+        async move { sleep_async(stream, &self.config, shutdown).await.map(drop) }
+    }
+}

@@ -1,0 +1,292 @@
+//! The HTTP sleep service's connection logic, without I/O ("sans-IO"), so
+//! the blocking and the async service run the very same code.
+//!
+//! A driver loops on [`HttpSession::step`] and does what it says:
+//!
+//! ```text
+//!  Step::Read       read into read_buf(), report with filled(n) (0 = EOF)
+//!  Step::Sleep(d)   sleep d (blocking: green::sleep; async: time::sleep), then slept()
+//!  Step::Write      write all of output() in ONE write, then written()
+//!  Step::Close      close the connection
+//! ```
+//!
+//! Pipelined requests are answered in order; responses to requests that
+//! need no sleep are batched into one write; pending responses are
+//! flushed before each sleep. A malformed request gets its error status
+//! and the connection closes after it; a request body announced by
+//! `Content-Length` is skipped.
+
+use std::time::Duration;
+
+use crate::http::{Action, MAX_HEAD, Parsed, error_response, parse_request, route_sleep};
+
+/// Bytes buffered per connection: a full request head plus pipelined ones.
+const BUF_SIZE: usize = 2 * MAX_HEAD;
+
+/// What the driver must do next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Read more bytes into [`HttpSession::read_buf`].
+    Read,
+    /// Sleep this long, then call [`HttpSession::slept`].
+    Sleep(Duration),
+    /// Write all of [`HttpSession::output`], then call [`HttpSession::written`].
+    Write,
+    /// Close the connection.
+    Close,
+}
+
+/// The state of one HTTP connection of the sleep service.
+#[derive(Debug)]
+pub struct HttpSession {
+    buf: Box<[u8]>,
+    /// Parsed up to `start`; bytes `start..filled` are unparsed input.
+    start: usize,
+    filled: usize,
+    out: Vec<u8>,
+    /// Request-body bytes still to discard.
+    skip: usize,
+    eof: bool,
+    /// Close once `out` is flushed.
+    closing: bool,
+    /// Stop keeping the connection alive (server shutting down).
+    draining: bool,
+    /// A routed sleep not yet handed to the driver: (duration, keep-alive).
+    queued: Option<(Duration, bool)>,
+    /// The keep-alive flag of the sleep the driver is doing.
+    sleeping: Option<bool>,
+    /// Requests answered so far.
+    answered: u64,
+}
+
+impl Default for HttpSession {
+    fn default() -> Self {
+        HttpSession::new()
+    }
+}
+
+impl HttpSession {
+    /// A session for a new connection.
+    pub fn new() -> HttpSession {
+        HttpSession {
+            buf: vec![0; BUF_SIZE].into_boxed_slice(),
+            start: 0,
+            filled: 0,
+            out: Vec::with_capacity(256),
+            skip: 0,
+            eof: false,
+            closing: false,
+            draining: false,
+            queued: None,
+            sleeping: None,
+            answered: 0,
+        }
+    }
+
+    /// Requests answered so far (responses queued, errors included).
+    pub fn answered(&self) -> u64 {
+        self.answered
+    }
+
+    /// Stops keep-alive: the connection closes after the response being
+    /// prepared (graceful shutdown).
+    pub fn drain(&mut self) {
+        self.draining = true;
+    }
+
+    /// Where the driver reads into (never empty when `step` said `Read`).
+    pub fn read_buf(&mut self) -> &mut [u8] {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.filled, 0);
+            self.filled -= self.start;
+            self.start = 0;
+        }
+        &mut self.buf[self.filled..]
+    }
+
+    /// Reports `n` bytes read into `read_buf` (`0`: end of stream).
+    pub fn filled(&mut self, n: usize) {
+        if n == 0 {
+            self.eof = true;
+        }
+        self.filled = (self.filled + n).min(self.buf.len());
+    }
+
+    /// The bytes to write (when `step` said `Write`).
+    pub fn output(&self) -> &[u8] {
+        &self.out
+    }
+
+    /// Reports that all of `output` was written.
+    pub fn written(&mut self) {
+        self.out.clear();
+    }
+
+    /// Reports that the sleep `step` asked for is over.
+    pub fn slept(&mut self) {
+        if let Some(keep_alive) = self.sleeping.take() {
+            self.respond(&Action::Sleep(Duration::ZERO), keep_alive);
+        }
+    }
+
+    fn respond(&mut self, action: &Action, keep_alive: bool) {
+        action.write_to(&mut self.out, keep_alive);
+        self.answered += 1;
+        if !keep_alive {
+            self.closing = true;
+        }
+    }
+
+    /// The next thing to do.
+    pub fn step(&mut self) -> Step {
+        loop {
+            if let Some((duration, keep_alive)) = self.queued {
+                if !self.out.is_empty() {
+                    return Step::Write;
+                }
+                self.queued = None;
+                self.sleeping = Some(keep_alive);
+                return Step::Sleep(duration);
+            }
+            if self.closing {
+                return if self.out.is_empty() { Step::Close } else { Step::Write };
+            }
+            if self.skip > 0 {
+                let n = self.skip.min(self.filled - self.start);
+                self.start += n;
+                self.skip -= n;
+                if self.skip > 0 {
+                    return self.need_input();
+                }
+            }
+            let parsed = parse_request(&self.buf[self.start..self.filled]);
+            match parsed {
+                Ok(Parsed::Complete { request, head_len }) => {
+                    let keep_alive = request.keep_alive() && !self.draining;
+                    let action = route_sleep(&request);
+                    let body = request.content_length();
+                    self.start += head_len;
+                    match body {
+                        Ok(len) => self.skip = len,
+                        Err(e) => {
+                            error_response(&mut self.out, &e);
+                            self.answered += 1;
+                            self.closing = true;
+                            continue;
+                        }
+                    }
+                    match action {
+                        Action::Sleep(duration) => self.queued = Some((duration, keep_alive)),
+                        action => self.respond(&action, keep_alive),
+                    }
+                }
+                Ok(Parsed::Partial) => return self.need_input(),
+                Err(e) => {
+                    error_response(&mut self.out, &e);
+                    self.answered += 1;
+                    self.closing = true;
+                }
+            }
+        }
+    }
+
+    /// No complete request buffered: flush, close at EOF, or read.
+    fn need_input(&mut self) -> Step {
+        if !self.out.is_empty() {
+            Step::Write
+        } else if self.eof {
+            Step::Close
+        } else {
+            Step::Read
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{HttpSession, Step};
+    use std::time::Duration;
+
+    /// Feeds `input` in chunks of `chunk` bytes, sleeping instantly;
+    /// returns everything written and the steps seen.
+    fn run(input: &[u8], chunk: usize) -> (String, Vec<Step>) {
+        let mut session = HttpSession::new();
+        let (mut pos, mut written, mut steps) = (0, Vec::new(), Vec::new());
+        for _ in 0..10_000 {
+            let step = session.step();
+            steps.push(step);
+            match step {
+                Step::Read => {
+                    let buf = session.read_buf();
+                    let n = chunk.min(input.len() - pos).min(buf.len());
+                    buf[..n].copy_from_slice(&input[pos..pos + n]);
+                    pos += n;
+                    session.filled(n);
+                }
+                Step::Sleep(_) => session.slept(),
+                Step::Write => {
+                    written.extend_from_slice(session.output());
+                    session.written();
+                }
+                Step::Close => break,
+            }
+        }
+        (String::from_utf8(written).unwrap(), steps)
+    }
+
+    #[test]
+    fn pipelined_requests_are_answered_in_order() {
+        let input = b"GET /sleep?ms=5 HTTP/1.1\r\n\r\nGET /nope HTTP/1.1\r\n\r\nGET /sleep?ms=7 HTTP/1.1\r\nConnection: close\r\n\r\n";
+        for chunk in [1, 3, 1000] {
+            let (out, steps) = run(input, chunk);
+            let statuses: Vec<_> =
+                out.match_indices("HTTP/1.1 ").map(|(i, _)| &out[i + 9..i + 12]).collect();
+            assert_eq!(statuses, ["200", "404", "200"], "chunk {chunk}");
+            assert!(steps.contains(&Step::Sleep(Duration::from_millis(5))));
+            assert!(steps.contains(&Step::Sleep(Duration::from_millis(7))));
+            assert_eq!(steps.last(), Some(&Step::Close));
+        }
+    }
+
+    #[test]
+    fn malformed_request_gets_400_and_close() {
+        let (out, steps) = run(b"GARBAGE\r\n\r\nGET /sleep?ms=1 HTTP/1.1\r\n\r\n", 1000);
+        assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+        assert_eq!(out.matches("HTTP/1.1").count(), 1);
+        assert_eq!(steps.last(), Some(&Step::Close));
+    }
+
+    #[test]
+    fn body_is_skipped_and_eof_closes() {
+        let input = b"GET /sleep?ms=0 HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /sleep?ms=0 HTTP/1.1\r\n\r\n";
+        let (out, steps) = run(input, 4);
+        assert_eq!(out.matches("HTTP/1.1 200").count(), 2, "{out}");
+        assert_eq!(steps.last(), Some(&Step::Close));
+    }
+
+    #[test]
+    fn huge_head_gets_431() {
+        let mut input = b"GET /sleep?ms=1 HTTP/1.1\r\n".to_vec();
+        while input.len() < 10_000 {
+            input.extend_from_slice(b"X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+        }
+        let (out, _) = run(&input, 512);
+        assert!(out.starts_with("HTTP/1.1 431"), "{out}");
+    }
+
+    #[test]
+    fn draining_closes_after_the_response() {
+        let mut session = HttpSession::new();
+        session.drain();
+        let req = b"GET /sleep?ms=0 HTTP/1.1\r\n\r\n";
+        assert_eq!(session.step(), Step::Read);
+        session.read_buf()[..req.len()].copy_from_slice(req);
+        session.filled(req.len());
+        assert_eq!(session.step(), Step::Sleep(Duration::ZERO));
+        session.slept();
+        assert_eq!(session.step(), Step::Write);
+        assert!(String::from_utf8_lossy(session.output()).contains("Connection: close"));
+        session.written();
+        assert_eq!(session.step(), Step::Close);
+    }
+}
