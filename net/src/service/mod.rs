@@ -103,12 +103,8 @@ impl Service for Echo {
         echo_blocking(stream).map(drop)
     }
 
-    fn serve_async<'a>(
-        &'a self,
-        stream: &'a TcpStream,
-        _: &'a Shutdown,
-    ) -> impl Future<Output = io::Result<()>> + 'a {
-        async move { echo_async(stream).await.map(drop) }
+    async fn serve_async(&self, stream: &TcpStream, _: &Shutdown) -> io::Result<()> {
+        echo_async(stream).await.map(drop)
     }
 }
 
@@ -128,11 +124,7 @@ impl Service for SleepHttp {
         sleep_blocking(stream, &self.config, shutdown).map(drop)
     }
 
-    fn serve_async<'a>(
-        &'a self,
-        stream: &'a TcpStream,
-        shutdown: &'a Shutdown,
-    ) -> impl Future<Output = io::Result<()>> + 'a {
-        async move { sleep_async(stream, &self.config, shutdown).await.map(drop) }
+    async fn serve_async(&self, stream: &TcpStream, shutdown: &Shutdown) -> io::Result<()> {
+        sleep_async(stream, &self.config, shutdown).await.map(drop)
     }
 }
