@@ -5,6 +5,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
 
 use crate::green;
 use crate::reactor::{Reactor, Remote};
@@ -43,24 +44,28 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
             if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
                 return output;
             }
-            green::park();
+            green::wait_for_wake();
         }
     }
     let reactor = Reactor::current();
-    let notify = Arc::new(ThreadNotify {
-        notified: AtomicBool::new(false),
-        remote: reactor.remote().clone(),
-    });
+    let notify = ThreadNotify::new(reactor.remote().clone(), false);
     let waker = Waker::from(notify.clone());
     let mut cx = Context::from_waker(&waker);
     loop {
         if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
             return output;
         }
-        while !notify.notified.swap(false, Ordering::Acquire) {
-            if let Err(e) = reactor.turn(None) {
+        // Woken during the poll (a future that yields): still give the
+        // reactor a non-blocking turn, so that I/O and timers progress.
+        let mut timeout = notify.take().then_some(Duration::ZERO);
+        loop {
+            if let Err(e) = reactor.turn(timeout) {
                 panic!("greenloop: block_on: epoll_wait failed: {e}");
             }
+            if timeout.is_some() || notify.take() {
+                break;
+            }
+            timeout = None;
         }
     }
 }

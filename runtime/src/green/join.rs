@@ -24,9 +24,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use super::scheduler::Scheduler;
-use super::thread::{Control, Thread};
+use super::thread::{Control, Thread, WAKE};
 use crate::completion::Completion;
-use crate::reactor::Inject;
 
 /// The result of a green thread: its value, or the payload it panicked with.
 pub type Result<T> = std::result::Result<T, Box<dyn Any + Send + 'static>>;
@@ -49,12 +48,6 @@ impl<T: Send + 'static> Shared<T> {
     }
 }
 
-impl<T: Send + 'static> Inject for Shared<T> {
-    fn run(self: Arc<Self>) {
-        self.control.run_injected();
-    }
-}
-
 impl<T: Send + 'static> Shared<T> {
     const VTABLE: RawWakerVTable = RawWakerVTable::new(
         Self::waker_clone,
@@ -63,17 +56,12 @@ impl<T: Send + 'static> Shared<T> {
         Self::waker_drop,
     );
 
-    /// A new waker (one strong count) that unparks this thread.
+    /// A new waker (one strong count) that wakes this thread's `block_on`.
     pub(super) fn waker(self: &Arc<Self>) -> Waker {
         let data = Arc::into_raw(self.clone()).cast::<()>();
         // SAFETY: the vtable functions below treat `data` as the strong
         // count taken by `into_raw` (module invariant), as RawWaker requires.
         unsafe { Waker::from_raw(RawWaker::new(data, &Self::VTABLE)) }
-    }
-
-    /// Unparks the thread, handing the remote path an owned reference.
-    fn unpark(this: &Arc<Self>) {
-        this.control.unpark(|| this.clone());
     }
 
     unsafe fn waker_clone(data: *const ()) -> RawWaker {
@@ -85,13 +73,13 @@ impl<T: Send + 'static> Shared<T> {
     unsafe fn waker_wake(data: *const ()) {
         // SAFETY: takes over the waker's strong count (module invariant).
         let this = unsafe { Arc::from_raw(data.cast::<Self>()) };
-        Self::unpark(&this);
+        this.control.signal(WAKE);
     }
 
     unsafe fn waker_wake_by_ref(data: *const ()) {
         // SAFETY: borrows the waker's strong count without releasing it.
         let this = ManuallyDrop::new(unsafe { Arc::from_raw(data.cast::<Self>()) });
-        Self::unpark(&this);
+        this.control.signal(WAKE);
     }
 
     unsafe fn waker_drop(data: *const ()) {

@@ -174,6 +174,12 @@ pub(crate) fn current_waker() -> Option<Waker> {
     Scheduler::with(|s| s.and_then(Scheduler::current_waker))
 }
 
+/// `block_on`'s wait in a green thread: until the thread's waker fires;
+/// yields first if it already fired. `false` outside a green thread.
+pub(crate) fn wait_for_wake() -> bool {
+    Scheduler::with(|s| s.is_some_and(Scheduler::wait_wake_current))
+}
+
 /// The current green thread's waker without taking a reference count, for
 /// `block_on`: valid only in a frame of the current green thread, never
 /// stored (see `Scheduler::current_waker_ref`).

@@ -33,6 +33,7 @@ use std::mem::ManuallyDrop;
 use std::ops::Range;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{RawWaker, Waker};
 use std::time::Duration;
 use std::{fmt, io, ptr};
@@ -41,7 +42,7 @@ use corosensei::{Coroutine, CoroutineResult, Yielder};
 
 use super::join::{JoinHandle, Shared};
 use super::stack::{GreenStack, StackPool};
-use super::thread::{Control, Thread, control_of};
+use super::thread::{Control, RemoteQueue, Thread, WAKE, control_of};
 use super::{Config, overflow};
 use crate::reactor::Reactor;
 use crate::slab::Slab;
@@ -75,6 +76,10 @@ struct Slot {
 pub(crate) struct Scheduler {
     id: u64,
     reactor: Rc<Reactor>,
+    /// Keys of threads woken from other OS threads.
+    remote: Arc<RemoteQueue>,
+    /// Reused buffer for draining `remote`.
+    incoming: RefCell<Vec<usize>>,
     run_queue: RefCell<VecDeque<usize>>,
     threads: RefCell<Slab<Slot>>,
     stacks: RefCell<StackPool>,
@@ -108,9 +113,18 @@ impl Scheduler {
         overflow::install();
         overflow::ensure_altstack();
         super::panic::install_hook();
+        let reactor = Reactor::try_current()?;
+        let id = next_scheduler_id();
+        let remote = Arc::new(RemoteQueue {
+            id,
+            keys: Mutex::new(Vec::new()),
+            remote: reactor.remote().clone(),
+        });
         let scheduler = Scheduler {
-            id: next_scheduler_id(),
-            reactor: Reactor::try_current()?,
+            id,
+            reactor,
+            remote,
+            incoming: RefCell::new(Vec::new()),
             run_queue: RefCell::new(VecDeque::new()),
             threads: RefCell::new(Slab::new()),
             stacks: RefCell::new(StackPool::new(config.max_cached_stacks)),
@@ -146,17 +160,29 @@ impl Scheduler {
             let next = self.run_queue.borrow_mut().pop_front();
             let Some(key) = next else {
                 self.reactor.turn(None)?;
+                self.drain_remote();
                 continue;
             };
             let ticks = self.ticks.get().wrapping_add(1);
             self.ticks.set(ticks);
             if ticks.is_multiple_of(POLL_EVERY) {
                 self.reactor.turn(Some(Duration::ZERO))?;
+                self.drain_remote();
             }
             if self.resume(key) && key == main_key {
                 return Ok(());
             }
         }
+    }
+
+    /// Moves threads woken on other OS threads to the run queue.
+    fn drain_remote(&self) {
+        let mut incoming = self.incoming.borrow_mut();
+        std::mem::swap(
+            &mut *incoming,
+            &mut *self.remote.keys.lock().unwrap_or_else(PoisonError::into_inner),
+        );
+        self.run_queue.borrow_mut().extend(incoming.drain(..));
     }
 
     /// Runs the thread at `key` until it suspends; `true` if it finished.
@@ -233,9 +259,8 @@ impl Scheduler {
         let (guard, usable) = (stack.guard(), stack.size());
         let mut threads = self.threads.borrow_mut();
         let key = threads.vacant_key();
-        let remote = self.reactor.remote().clone();
-        let shared = Shared::<T>::new(Control::new(name, key, self.id, remote));
-        let done = shared.clone();
+        let shared = Shared::<T>::new(Control::new(name, key, self.remote.clone()));
+        let done = CompleteOnDrop(Some(shared.clone()));
         let body = move |yielder: &Yielder<(), ()>, ()| {
             Scheduler::with(|s| s.map(|s| s.started(key, yielder)));
             let result = panic::catch_unwind(AssertUnwindSafe(f));
@@ -314,20 +339,40 @@ impl Scheduler {
         unsafe { (*yielder).suspend(()) }
     }
 
-    /// `park` for the running green thread; `false` if none is running.
+    /// Waits for one of `tokens` (see `thread.rs`) in the running green
+    /// thread; `false` if none is running.
     #[inline]
-    pub(super) fn park_current(&self) -> bool {
+    pub(super) fn wait_current(&self, tokens: u8) -> bool {
         let must_suspend = match self.threads.borrow().get(self.current.get()) {
-            Some(slot) => control_of(&slot.waker).begin_park(),
+            Some(slot) => control_of(&slot.waker).begin_wait(tokens),
             None => return false,
         };
         if must_suspend {
             self.suspend();
             if let Some(slot) = self.threads.borrow().get(self.current.get()) {
-                control_of(&slot.waker).end_park();
+                control_of(&slot.waker).end_wait(tokens);
             }
         }
         true
+    }
+
+    /// `block_on`'s wait for its waker: like `wait_current(WAKE)`, but a
+    /// wake that already happened (a future that woke itself) yields to the
+    /// other threads before the re-poll instead of spinning on the future.
+    pub(super) fn wait_wake_current(&self) -> bool {
+        let must_suspend = match self.threads.borrow().get(self.current.get()) {
+            Some(slot) => control_of(&slot.waker).begin_wait(WAKE),
+            None => return false,
+        };
+        if must_suspend {
+            self.suspend();
+            if let Some(slot) = self.threads.borrow().get(self.current.get()) {
+                control_of(&slot.waker).end_wait(WAKE);
+            }
+            true
+        } else {
+            self.yield_current()
+        }
     }
 
     /// `yield_now` for the running green thread; `false` if none is running.
@@ -382,6 +427,29 @@ impl Scheduler {
     /// Number of stacks kept for reuse.
     pub(super) fn cached_stacks(&self) -> usize {
         self.stacks.borrow().cached()
+    }
+}
+
+/// Completes a green thread's `JoinHandle` exactly once: with its result,
+/// or, if the closure is dropped without running (the runtime shut down
+/// before the thread started), with an error.
+struct CompleteOnDrop<T: Send + 'static>(Option<Arc<Shared<T>>>);
+
+impl<T: Send + 'static> CompleteOnDrop<T> {
+    fn complete(mut self, result: super::Result<T>) {
+        if let Some(shared) = self.0.take() {
+            shared.complete(result);
+        }
+    }
+}
+
+impl<T: Send + 'static> Drop for CompleteOnDrop<T> {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0.take() {
+            shared.complete(Err(Box::new(
+                "green runtime shut down before this green thread started",
+            )));
+        }
     }
 }
 

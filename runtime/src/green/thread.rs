@@ -1,33 +1,37 @@
 //! The green thread's identity and parking: [`Thread`], [`ThreadId`],
 //! [`park`], [`park_timeout`], [`current`], [`yield_now`], [`sleep`].
 //!
-//! Parking follows `std::thread`: each green thread has a token (its
-//! `state`). [`Thread::unpark`] makes the token available; [`park`] consumes
-//! it, suspending the green thread until it is available. An unpark before
-//! the park is therefore never lost, and park may return spuriously.
+//! Parking follows `std::thread`: each green thread has a token.
+//! [`Thread::unpark`] makes it available; [`park`] consumes it, suspending
+//! the green thread until it is available. An unpark before the park is
+//! therefore never lost, and park may return spuriously.
+//!
+//! Wakers (timers, sockets, joins, channels: everything `block_on` waits
+//! for) use a second token, so a `sleep` or a `join` never swallows an
+//! unpark meant for a later `park`, and a stray wake rarely ends a `park`:
 //!
 //! ```text
-//!  state: NOTIFIED = 1, EMPTY = 0, PARKED = -1   (one atomic op per side)
+//!  state bits:  UNPARK, WAKE (tokens)   WAIT_UNPARK, WAIT_WAKE (suspended for one)
 //!
-//!  park():   fetch_sub(1): was NOTIFIED -> token consumed, return
-//!                          was EMPTY    -> now PARKED, suspend;
-//!                                          on resume store EMPTY
-//!  unpark(): swap(NOTIFIED): was PARKED -> schedule the thread (once)
+//!  signal(token):  set token; if the thread waits for it: clear the wait
+//!                  bit and schedule the thread (exactly once)
+//!  wait(token):    token set? consume it, no switch
+//!                  else set the wait bit, suspend; on resume consume it
 //! ```
 //!
-//! Only the PARKED → NOTIFIED transition schedules, so a thread is queued
-//! at most once per park, and a wake after it finished does nothing.
+//! A thread is thus queued at most once per suspension, and a wake after
+//! it finished does nothing.
 
 use std::fmt;
 use std::num::NonZeroU64;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::scheduler::Scheduler;
 use std::task::Waker;
 
-use crate::reactor::{Inject, Remote};
+use crate::reactor::Remote;
 
 /// A unique identifier of a green thread, never reused in the process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -46,33 +50,44 @@ impl ThreadId {
     }
 }
 
-const EMPTY: i8 = 0;
-const PARKED: i8 = -1;
-const NOTIFIED: i8 = 1;
+/// The park token: set by `Thread::unpark`, consumed by `park`.
+pub(super) const UNPARK: u8 = 1;
+/// The wake token: set by the thread's `Waker`, consumed by `block_on`.
+pub(super) const WAKE: u8 = 2;
+/// Suspended until `UNPARK` (a wait bit is its token bit shifted by 2).
+const WAIT_UNPARK: u8 = UNPARK << 2;
+/// Suspended until `WAKE`.
+const WAIT_WAKE: u8 = WAKE << 2;
+/// Either wait bit.
+const WAITING: u8 = WAIT_UNPARK | WAIT_WAKE;
 
 /// The non-generic part of a green thread, shared by its [`Thread`]
 /// handles, its wakers and its scheduler slot.
 #[derive(Debug)]
 pub(crate) struct Control {
-    state: AtomicI8,
+    state: AtomicU8,
     id: ThreadId,
     name: Option<String>,
     /// Key of the thread's slot in its scheduler.
     key: usize,
-    /// Id of the owning scheduler; a wake that reaches another scheduler
-    /// (the owner finished, a new one runs on the same OS thread) is dropped.
-    scheduler: u64,
-    remote: Arc<Remote>,
+    /// The owning scheduler's cross-thread side.
+    scheduler: Arc<RemoteQueue>,
+}
+
+/// The part of a green scheduler other threads reach: keys of threads
+/// woken from elsewhere, drained by the scheduler after each reactor turn.
+#[derive(Debug)]
+pub(crate) struct RemoteQueue {
+    /// The owning scheduler's id; a wake on its thread goes to its local
+    /// queue directly.
+    pub(super) id: u64,
+    pub(super) keys: Mutex<Vec<usize>>,
+    pub(super) remote: Arc<Remote>,
 }
 
 impl Control {
-    pub(super) fn new(
-        name: Option<String>,
-        key: usize,
-        scheduler: u64,
-        remote: Arc<Remote>,
-    ) -> Control {
-        Control { state: AtomicI8::new(EMPTY), id: ThreadId::next(), name, key, scheduler, remote }
+    pub(super) fn new(name: Option<String>, key: usize, scheduler: Arc<RemoteQueue>) -> Control {
+        Control { state: AtomicU8::new(0), id: ThreadId::next(), name, key, scheduler }
     }
 
     pub(super) fn id(&self) -> ThreadId {
@@ -87,32 +102,66 @@ impl Control {
         self.key
     }
 
-    /// Makes the token available; schedules the thread if it was parked.
-    /// `this` gives the remote path an owned handle only when it needs one.
-    pub(super) fn unpark(&self, this: impl FnOnce() -> Arc<dyn Inject>) {
-        if self.state.swap(NOTIFIED, Ordering::AcqRel) != PARKED {
-            return;
+    /// Sets `token` (UNPARK or WAKE); schedules the thread if it is
+    /// suspended waiting for that token.
+    pub(super) fn signal(&self, token: u8) {
+        let waiting = token << 2;
+        let mut state = self.state.load(Ordering::Acquire);
+        loop {
+            let wakes = state & waiting != 0;
+            let next = if wakes { (state | token) & !WAITING } else { state | token };
+            if next == state {
+                return; // token already set, nobody to wake
+            }
+            match self.state.compare_exchange_weak(state, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) if wakes => return self.schedule(),
+                Ok(_) => return,
+                Err(actual) => state = actual,
+            }
         }
+    }
+
+    /// Queues the thread on its scheduler, from any thread.
+    fn schedule(&self) {
         let queued = Scheduler::with(|s| match s {
-            Some(s) if s.id() == self.scheduler => {
+            Some(s) if s.id() == self.scheduler.id => {
                 s.schedule(self.key);
                 true
             }
             _ => false,
         });
         if !queued {
-            self.remote.inject(this());
+            self.scheduler.keys.lock().unwrap_or_else(PoisonError::into_inner).push(self.key);
+            self.scheduler.remote.notify();
         }
     }
 
-    /// Owner side of a remote unpark: queue the thread if its scheduler
-    /// is still the one running here.
-    pub(super) fn run_injected(&self) {
-        Scheduler::with(|s| {
-            if let Some(s) = s.filter(|s| s.id() == self.scheduler) {
-                s.schedule(self.key);
+    /// Consumes the `tokens` (a mask of UNPARK and WAKE) that are set and
+    /// returns `false`; if none is, marks the thread suspended for them and
+    /// returns `true`: the caller must suspend, then call
+    /// [`Control::end_wait`].
+    #[inline]
+    pub(super) fn begin_wait(&self, tokens: u8) -> bool {
+        let mut state = self.state.load(Ordering::Acquire);
+        loop {
+            let (next, suspend) = if state & tokens != 0 {
+                (state & !tokens, false)
+            } else {
+                (state | tokens << 2, true)
+            };
+            match self.state.compare_exchange_weak(state, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return suspend,
+                Err(actual) => state = actual,
             }
-        });
+        }
+    }
+
+    /// After the resume that ended a wait: consume the `tokens`.
+    #[inline]
+    pub(super) fn end_wait(&self, tokens: u8) {
+        self.state.fetch_and(!tokens, Ordering::AcqRel);
     }
 }
 
@@ -149,7 +198,7 @@ impl Thread {
     /// Makes the thread's park token available, waking it if it is parked.
     /// Works from any OS thread.
     pub fn unpark(&self) {
-        self.waker.wake_by_ref();
+        self.control().signal(UNPARK);
     }
 }
 
@@ -187,20 +236,26 @@ pub fn current() -> Thread {
 /// `std::thread::park`.
 #[inline]
 pub fn park() {
-    if !Scheduler::with(|s| s.is_some_and(Scheduler::park_current)) {
+    if !Scheduler::with(|s| s.is_some_and(|s| s.wait_current(UNPARK))) {
         std::thread::park();
     }
 }
 
 /// Like [`park`], but returns after `timeout` at the latest. Outside a green
 /// thread it is `std::thread::park_timeout`.
+///
+/// The timeout is the thread's own timer, so the wait also ends (spuriously,
+/// as `park` may) on any wake of the thread's waker.
 pub fn park_timeout(timeout: Duration) {
     let Some(waker) = super::current_waker() else {
         return std::thread::park_timeout(timeout);
     };
+    let Some(deadline) = Instant::now().checked_add(timeout) else {
+        return park();
+    };
     let reactor = crate::reactor::Reactor::current();
-    let timer = reactor.insert_timer(Instant::now() + timeout, waker);
-    park();
+    let timer = reactor.insert_timer(deadline, waker);
+    Scheduler::with(|s| s.map(|s| s.wait_current(UNPARK | WAKE)));
     reactor.cancel_timer(timer);
 }
 
@@ -220,22 +275,5 @@ pub fn sleep(duration: Duration) {
         crate::block_on(crate::time::sleep(duration));
     } else {
         std::thread::sleep(duration);
-    }
-}
-
-/// State transitions of [`park`], run by the scheduler on the current thread.
-impl Control {
-    /// Consumes the token if available; otherwise marks the thread parked
-    /// and returns `true`: the caller must suspend.
-    #[inline]
-    pub(super) fn begin_park(&self) -> bool {
-        // NOTIFIED -> EMPTY (token consumed) or EMPTY -> PARKED (suspend).
-        self.state.fetch_sub(1, Ordering::Acquire) == EMPTY
-    }
-
-    /// After a resume: consume the token the unpark left.
-    #[inline]
-    pub(super) fn end_park(&self) {
-        self.state.store(EMPTY, Ordering::Release);
     }
 }

@@ -107,6 +107,11 @@ impl Reactor {
         })
     }
 
+    /// The calling thread's reactor if it has one (never creates it).
+    pub fn existing() -> Option<Rc<Reactor>> {
+        CURRENT.with(|slot| slot.borrow().clone())
+    }
+
     /// The calling thread's reactor, created on first use.
     ///
     /// # Panics

@@ -71,7 +71,7 @@ impl Sleep {
     /// timer armed on another thread fires there harmlessly and is freed.
     fn cancel(&mut self) {
         if let Some((reactor_id, key)) = self.timer.take()
-            && let Ok(reactor) = Reactor::try_current()
+            && let Some(reactor) = Reactor::existing()
             && reactor.id() == reactor_id
         {
             reactor.cancel_timer(key);

@@ -1,0 +1,163 @@
+//! A green thread that overflows its stack is reported by name and the
+//! process aborts.
+//!
+//! Each test re-executes this test binary on itself (`--exact <name>`) with
+//! [`CHILD_ENV`] set; in that child the test body overflows for real. The
+//! parent asserts on the child's exit signal and stderr.
+
+use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use greenloop_runtime::green::{self, Builder};
+
+/// Names the child scenario to run; unset in the parent.
+const CHILD_ENV: &str = "GREENLOOP_OVERFLOW_CHILD";
+
+/// How long a child may take before it is killed and the test fails.
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// The child scenario this process should run, if it is a child.
+fn child_scenario() -> Option<String> {
+    std::env::var(CHILD_ENV).ok()
+}
+
+/// In the child: no core dump for the deliberate abort.
+fn disable_core_dumps() {
+    let none = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: setrlimit(2) only reads the rlimit we pass; lowering a limit
+    // needs no privilege.
+    let rc = unsafe { libc::setrlimit(libc::RLIMIT_CORE, &none) };
+    assert_eq!(rc, 0, "setrlimit(RLIMIT_CORE, 0) failed");
+}
+
+/// Recurses until the stack runs out: `black_box` on a local array keeps
+/// every frame real, and the addition after the call prevents a tail call.
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    let mut frame = [0u8; 512];
+    frame[0] = depth as u8;
+    std::hint::black_box(&mut frame);
+    if std::hint::black_box(true) { recurse(depth + 1) + u64::from(frame[1]) } else { depth }
+}
+
+/// Runs this test binary on test `name` only, as child `scenario`; returns
+/// its exit status and stderr. Kills it and fails after [`LIMIT`].
+fn run_child(name: &str, scenario: &str) -> (ExitStatus, String) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, scenario)
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot re-execute the test binary");
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = stderr.read_to_end(&mut text);
+        String::from_utf8_lossy(&text).into_owned()
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("child '{scenario}' did not exit within {LIMIT:?}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    (status, reader.join().unwrap())
+}
+
+/// Asserts that the child died of `SIGABRT` and printed `expected`.
+fn assert_aborted_with(status: ExitStatus, stderr: &str, expected: &str) {
+    assert_eq!(status.signal(), Some(libc::SIGABRT), "status {status:?}, stderr:\n{stderr}");
+    assert!(stderr.contains(expected), "expected {expected:?} in stderr:\n{stderr}");
+}
+
+#[test]
+fn named_green_thread_overflow_is_reported() {
+    if child_scenario().as_deref() == Some("named") {
+        disable_core_dumps();
+        green::run(|| {
+            let handle = Builder::new()
+                .name("conn-17".into())
+                .stack_size(64 * 1024)
+                .spawn(|| recurse(0))
+                .unwrap();
+            let _ = handle.join();
+        });
+        unreachable!("the green thread returned from infinite recursion");
+    }
+    let (status, stderr) = run_child("named_green_thread_overflow_is_reported", "named");
+    assert_aborted_with(status, &stderr, "green thread 'conn-17' overflowed its 64 KiB stack\n");
+}
+
+/// An unnamed thread is identified by its id; the default stack is 128 KiB.
+#[test]
+fn unnamed_green_thread_overflow_names_its_id() {
+    if child_scenario().as_deref() == Some("unnamed") {
+        disable_core_dumps();
+        green::run(|| {
+            let handle = green::spawn(|| {
+                eprintln!("child: overflowing id {}", green::current().id().as_u64());
+                recurse(0)
+            });
+            let _ = handle.join();
+        });
+        unreachable!("the green thread returned from infinite recursion");
+    }
+    let (status, stderr) = run_child("unnamed_green_thread_overflow_names_its_id", "unnamed");
+    let id = stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("child: overflowing id "))
+        .unwrap_or_else(|| panic!("the child never started overflowing; stderr:\n{stderr}"));
+    assert_aborted_with(
+        status,
+        &stderr,
+        &format!("green thread '<unnamed>' (id {id}) overflowed its 128 KiB stack\n"),
+    );
+}
+
+/// A runtime on a spawned OS thread (std gives it its own alternate signal
+/// stack) reports the overflow the same way.
+#[test]
+fn overflow_on_runtime_in_spawned_os_thread() {
+    if child_scenario().as_deref() == Some("spawned") {
+        disable_core_dumps();
+        thread::spawn(|| {
+            green::run(|| {
+                let handle = Builder::new()
+                    .name("worker-3".into())
+                    .stack_size(256 * 1024)
+                    .spawn(|| recurse(0))
+                    .unwrap();
+                let _ = handle.join();
+            });
+        })
+        .join()
+        .unwrap();
+        unreachable!("the green thread returned from infinite recursion");
+    }
+    let (status, stderr) = run_child("overflow_on_runtime_in_spawned_os_thread", "spawned");
+    assert_aborted_with(status, &stderr, "green thread 'worker-3' overflowed its 256 KiB stack\n");
+}
+
+/// The main closure of `run` is a green thread too.
+#[test]
+fn main_closure_overflow_is_reported() {
+    if child_scenario().as_deref() == Some("main") {
+        disable_core_dumps();
+        green::run(|| recurse(0));
+        unreachable!("the main green thread returned from infinite recursion");
+    }
+    let (status, stderr) = run_child("main_closure_overflow_is_reported", "main");
+    assert_aborted_with(status, &stderr, "green thread 'main' overflowed its 128 KiB stack\n");
+}
