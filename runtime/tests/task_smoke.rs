@@ -73,6 +73,7 @@ fn green_and_stackless_join_each_other() {
     // on B block_on's a task's JoinHandle from A.
     let (to_a, from_b) = std::sync::mpsc::channel::<green::JoinHandle<u32>>();
     let (to_b, from_a) = std::sync::mpsc::channel::<task::JoinHandle<u32>>();
+    let (awaited, green_may_exit) = std::sync::mpsc::channel::<()>();
     let b = std::thread::spawn(move || {
         green::run(move || {
             let g = green::spawn(|| {
@@ -82,7 +83,13 @@ fn green_and_stackless_join_each_other() {
             to_a.send(g).unwrap();
             let t = from_a.recv().unwrap();
             let joiner = green::spawn(move || greenloop_runtime::block_on(t).unwrap());
-            joiner.join().unwrap()
+            let from_task = joiner.join().unwrap();
+            // Green threads still alive when this closure returns are
+            // unwound: wait until A has awaited `g`.
+            while green_may_exit.try_recv().is_err() {
+                green::sleep(Duration::from_millis(1));
+            }
+            from_task
         })
     });
     let rt = task::Runtime::new().unwrap();
@@ -93,6 +100,7 @@ fn green_and_stackless_join_each_other() {
     });
     to_b.send(t).unwrap();
     let from_green = rt.block_on(async move { task::spawn(green_handle).await.unwrap().unwrap() });
+    awaited.send(()).unwrap();
     assert_eq!(from_green, 7);
     assert_eq!(b.join().unwrap(), 11);
 }

@@ -24,7 +24,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -50,6 +50,8 @@ thread_local! {
 pub(crate) struct Shared {
     id: u64,
     remote_queue: Mutex<Vec<RawTask>>,
+    /// Set (under the `remote_queue` lock) once the executor shut down.
+    closed: AtomicBool,
     remote: Arc<Remote>,
 }
 
@@ -63,7 +65,14 @@ impl Schedule for Shared {
             _ => Some(task),
         });
         if let Some(task) = task {
-            self.remote_queue.lock().unwrap_or_else(PoisonError::into_inner).push(task);
+            let mut queue = self.remote_queue.lock().unwrap_or_else(PoisonError::into_inner);
+            if self.closed.load(Ordering::Acquire) {
+                drop(queue);
+                drop(task); // the executor is gone; the future already was
+                return;
+            }
+            queue.push(task);
+            drop(queue);
             self.remote.notify();
         }
     }
@@ -87,6 +96,7 @@ impl Executor {
         let shared = Arc::new(Shared {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             remote_queue: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
             remote: reactor.remote().clone(),
         });
         Ok(Executor {
@@ -192,7 +202,7 @@ impl Executor {
 
     /// Cancels every live task, dropping its future on this thread.
     fn shutdown(&self) {
-        let _entered = Entered::new(self);
+        let _entered = Entered::nested(self);
         loop {
             let tasks: Vec<RawTask> = {
                 let mut registry = self.registry.borrow_mut();
@@ -205,9 +215,15 @@ impl Executor {
                 task.shutdown();
             }
         }
-        let queued = std::mem::take(&mut *self.queue.borrow_mut());
-        drop(queued);
-        self.drain_remote();
+        // From now on, wakes from other threads drop their reference
+        // instead of queueing on an executor that will never drain it.
+        let late = {
+            let mut remote =
+                self.shared.remote_queue.lock().unwrap_or_else(PoisonError::into_inner);
+            self.shared.closed.store(true, Ordering::Release);
+            std::mem::take(&mut *remote)
+        };
+        drop(late);
         let queued = std::mem::take(&mut *self.queue.borrow_mut());
         drop(queued);
     }
@@ -219,23 +235,30 @@ impl Drop for Executor {
     }
 }
 
-/// Sets `CURRENT` for a scope (module invariant).
-struct Entered;
+/// Sets `CURRENT` for a scope and restores the previous value after
+/// (module invariant): shutting a runtime down inside another one's
+/// `block_on` makes the inner one current only while it shuts down.
+struct Entered(*const Executor);
 
 impl Entered {
+    /// For `block_on`: no other executor may be running on this thread.
     fn new(executor: &Executor) -> Entered {
         assert!(
             CURRENT.with(Cell::get).is_null(),
             "task::Runtime::block_on called while an executor is already running on this thread"
         );
-        CURRENT.with(|c| c.set(executor));
-        Entered
+        Entered::nested(executor)
+    }
+
+    /// For shutdown, which may happen anywhere.
+    fn nested(executor: &Executor) -> Entered {
+        Entered(CURRENT.with(|c| c.replace(executor)))
     }
 }
 
 impl Drop for Entered {
     fn drop(&mut self) {
-        CURRENT.with(|c| c.set(ptr::null()));
+        CURRENT.with(|c| c.set(self.0));
     }
 }
 

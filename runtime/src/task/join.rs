@@ -104,8 +104,9 @@ impl<T> JoinHandle<T> {
 
     /// Cancels the task: its future is dropped on its executor's thread
     /// (at once if idle, after the current poll if running), and awaiting
-    /// the handle gives `Err(JoinError::Cancelled)`. No effect on a task
-    /// that already finished.
+    /// the handle gives `Err(JoinError::Cancelled)` — unless that current
+    /// poll completes the task, whose output then wins. No effect on a
+    /// task that already finished.
     pub fn abort(&self) {
         self.raw().abort();
     }

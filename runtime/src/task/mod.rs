@@ -46,6 +46,8 @@ mod executor;
 mod join;
 mod raw;
 mod state;
+#[cfg(test)]
+mod tests;
 
 pub use join::{JoinError, JoinHandle};
 
