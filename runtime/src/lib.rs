@@ -6,6 +6,9 @@
 //!   current green thread.
 //! * [`task`]: stackless futures on a small hand-written executor, written
 //!   with `.await`.
+//! * [`sync`]: channels, `Mutex`, `Semaphore`, `Notify`, `WaitGroup` and
+//!   `select`, built on wakers so each works from all of the above and from
+//!   plain OS threads.
 //!
 //! Both wait on [`std::task::Waker`]s stored in the same [`reactor`], so
 //! anything that can wake one can wake the other: a green thread can
@@ -21,6 +24,7 @@ mod completion;
 pub mod green;
 pub mod reactor;
 mod slab;
+pub mod sync;
 pub mod task;
 pub mod time;
 

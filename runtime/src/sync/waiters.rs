@@ -1,0 +1,311 @@
+//! The waiter queue every primitive of [`sync`](super) is built on.
+//!
+//! A [`WaitList`] is a FIFO of parked waiters, kept inside the primitive's
+//! own lock (a [`SpinLock`](super::spin::SpinLock)) next to the state it
+//! guards (permits, a message queue, a counter). It is a doubly linked list threaded through a slab, so
+//! a waiter is pushed, popped *and removed from the middle* in O(1), and the
+//! slab's slots are reused: once it has grown to the largest number of
+//! concurrent waiters, waiting allocates nothing.
+//!
+//! ```text
+//!   head ─▶ [key 3] ⇄ [key 0] ⇄ [key 5] ◀─ tail      linked: waiting
+//!           [key 1]  (unlinked, still in the slab)    served, not yet seen
+//! ```
+//!
+//! The life of a waiter, always under the primitive's lock:
+//!
+//! 1. A pending future [`push_back`](WaitList::push_back)s itself with its
+//!    waker and keeps the returned [`WaiterKey`]. On a re-poll it
+//!    [`register`](WaitList::register)s its (possibly new) waker; the
+//!    `will_wake` check skips the clone when it is the same.
+//! 2. Whoever serves it (a release, a send, a notify, a close)
+//!    [`pop_front`](WaitList::pop_front)s it: the node is *unlinked* but stays
+//!    in the slab with its state (what it was handed: a permit, a slot, a
+//!    "closed"), and the server wakes its waker after dropping the lock.
+//! 3. The owner alone [`remove`](WaitList::remove)s its node: when a poll
+//!    sees it unlinked (it was served), or when the future is dropped. A drop
+//!    that finds its node already unlinked owns what it was handed and passes
+//!    it on to the next waiter: that is the cancel-safety rule of every
+//!    primitive.
+//!
+//! Because only the owner removes a node, a key is never reused while a
+//! future still holds it.
+
+use std::task::Waker;
+
+use crate::slab::Slab;
+
+/// No node (end of the list).
+const NIL: usize = usize::MAX;
+
+/// Stores `waker` in a single-waiter slot, cloning it only if the slot does
+/// not already hold a waker that wakes the same task.
+pub(crate) fn register_slot(slot: &mut Option<Waker>, waker: &Waker) {
+    match slot {
+        Some(old) if same_waker(old, waker) => {}
+        slot => *slot = Some(waker.clone()),
+    }
+}
+
+/// Whether `a` and `b` wake the same task: `will_wake`, or the same data
+/// pointer with a vtable of the same functions. The second test catches
+/// wakers whose vtable constant was duplicated across codegen units (so
+/// `will_wake`, which compares vtable addresses, says no), and is sound:
+/// the same functions applied to the same data behave the same.
+pub(crate) fn same_waker(a: &Waker, b: &Waker) -> bool {
+    a.will_wake(b) || (a.data() == b.data() && a.vtable() == b.vtable())
+}
+
+/// The waker of a single waiter that waits again and again (a channel's
+/// receiver), kept registered between waits.
+///
+/// Unlike a [`WaitList`] node, the waker is not taken when it is woken: the
+/// server calls `wake_by_ref` *under the primitive's lock* and the waiter's
+/// next registration finds the same waker (`will_wake`), so a wait-wake
+/// cycle clones and drops no waker. Waking under the lock is sound because
+/// a waker only queues its green thread or task (touching the scheduler's
+/// queues, never a `sync` primitive), so no lock order can invert.
+#[derive(Debug, Default)]
+pub(crate) struct WakerSlot {
+    waker: Option<Waker>,
+    waiting: bool,
+}
+
+impl WakerSlot {
+    /// An empty slot.
+    pub(crate) const fn new() -> WakerSlot {
+        WakerSlot { waker: None, waiting: false }
+    }
+
+    /// Marks the waiter waiting, with `waker` (cloned only if it changed).
+    pub(crate) fn register(&mut self, waker: &Waker) {
+        register_slot(&mut self.waker, waker);
+        self.waiting = true;
+    }
+
+    /// Whether the waiter waits (registered and not woken since).
+    pub(crate) fn is_waiting(&self) -> bool {
+        self.waiting
+    }
+
+    /// Withdraws the registration (the waiter stopped waiting); the waker is
+    /// kept for reuse.
+    pub(crate) fn unregister(&mut self) {
+        self.waiting = false;
+    }
+
+    /// Wakes the waiter if it waits (lock held); it must register again to
+    /// be woken again.
+    pub(crate) fn wake(&mut self) {
+        if std::mem::take(&mut self.waiting)
+            && let Some(waker) = &self.waker
+        {
+            waker.wake_by_ref();
+        }
+    }
+}
+
+/// The key a pending future keeps for its node in a [`WaitList`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct WaiterKey(usize);
+
+#[derive(Debug)]
+struct Node<S> {
+    state: S,
+    waker: Option<Waker>,
+    prev: usize,
+    next: usize,
+    linked: bool,
+}
+
+/// A FIFO of waiters with O(1) removal by key (see the module docs).
+#[derive(Debug)]
+pub(crate) struct WaitList<S> {
+    nodes: Slab<Node<S>>,
+    head: usize,
+    tail: usize,
+    /// Number of linked (waiting) nodes.
+    len: usize,
+}
+
+impl<S> WaitList<S> {
+    /// An empty list; allocates nothing until the first push.
+    pub(crate) const fn new() -> WaitList<S> {
+        WaitList { nodes: Slab::new(), head: NIL, tail: NIL, len: 0 }
+    }
+
+    /// Whether no waiter is waiting (served, unseen nodes do not count).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Number of waiting waiters.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Appends a waiter with its state and waker; returns its key.
+    pub(crate) fn push_back(&mut self, state: S, waker: &Waker) -> WaiterKey {
+        let node =
+            Node { state, waker: Some(waker.clone()), prev: self.tail, next: NIL, linked: true };
+        let key = self.nodes.insert(node);
+        match self.nodes.get_mut(self.tail) {
+            Some(tail) => tail.next = key,
+            None => self.head = key,
+        }
+        self.tail = key;
+        self.len += 1;
+        WaiterKey(key)
+    }
+
+    /// The state of the first waiting waiter.
+    pub(crate) fn front(&self) -> Option<&S> {
+        self.nodes.get(self.head).map(|node| &node.state)
+    }
+
+    /// Unlinks the first waiter, lets `serve` record in its state what it was
+    /// handed, and returns its waker, to be woken once the lock is dropped.
+    pub(crate) fn pop_front(&mut self, serve: impl FnOnce(&mut S)) -> Option<Option<Waker>> {
+        let key = self.head;
+        self.unlink(key);
+        let node = self.nodes.get_mut(key)?;
+        serve(&mut node.state);
+        Some(node.waker.take())
+    }
+
+    /// Serves every waiting waiter with `serve`, pushing their wakers to
+    /// `wakes`.
+    pub(crate) fn drain(&mut self, mut serve: impl FnMut(&mut S), wakes: &mut Wakes) {
+        while let Some(waker) = self.pop_front(&mut serve) {
+            wakes.push(waker);
+        }
+    }
+
+    /// Whether the waiter at `key` is still waiting (not served yet).
+    ///
+    /// # Panics
+    ///
+    /// If `key` was removed: only its owner removes it, after which it must
+    /// not use it again.
+    pub(crate) fn is_linked(&self, key: WaiterKey) -> bool {
+        self.node(key).linked
+    }
+
+    /// Updates the waker of the waiting waiter at `key`.
+    pub(crate) fn register(&mut self, key: WaiterKey, waker: &Waker) {
+        let node = self.nodes.get_mut(key.0).expect("greenloop sync: stale waiter key");
+        register_slot(&mut node.waker, waker);
+    }
+
+    /// Removes the waiter at `key` (owner only); returns its state and
+    /// whether it was still waiting (`false`: it had been served).
+    pub(crate) fn remove(&mut self, key: WaiterKey) -> (S, bool) {
+        let linked = self.is_linked(key);
+        self.unlink(key.0);
+        let node = self.nodes.remove(key.0).expect("greenloop sync: stale waiter key");
+        (node.state, linked)
+    }
+
+    fn node(&self, key: WaiterKey) -> &Node<S> {
+        self.nodes.get(key.0).expect("greenloop sync: stale waiter key")
+    }
+
+    /// Takes the node at `key` out of the linked list, if it is in it.
+    fn unlink(&mut self, key: usize) {
+        let Some(node) = self.nodes.get_mut(key).filter(|node| node.linked) else { return };
+        node.linked = false;
+        let (prev, next) = (node.prev, node.next);
+        match self.nodes.get_mut(prev) {
+            Some(prev) => prev.next = next,
+            None => self.head = next,
+        }
+        match self.nodes.get_mut(next) {
+            Some(next) => next.prev = prev,
+            None => self.tail = prev,
+        }
+        self.len -= 1;
+    }
+}
+
+impl<S> Default for WaitList<S> {
+    fn default() -> Self {
+        WaitList::new()
+    }
+}
+
+/// Wakers collected under a lock, woken after it is dropped. The first one
+/// is stored inline, so the common single wake-up does not allocate.
+#[derive(Debug, Default)]
+pub(crate) struct Wakes {
+    first: Option<Waker>,
+    rest: Vec<Waker>,
+}
+
+impl Wakes {
+    /// No wakers yet.
+    pub(crate) const fn new() -> Wakes {
+        Wakes { first: None, rest: Vec::new() }
+    }
+
+    /// Adds a waker to wake (a served waiter may have none).
+    pub(crate) fn push(&mut self, waker: Option<Waker>) {
+        let Some(waker) = waker else { return };
+        if self.first.is_none() {
+            self.first = Some(waker);
+        } else {
+            self.rest.push(waker);
+        }
+    }
+
+    /// Wakes them all, in the order they were pushed.
+    pub(crate) fn wake_all(self) {
+        if let Some(first) = self.first {
+            first.wake();
+        }
+        for waker in self.rest {
+            waker.wake();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{WaitList, Wakes};
+    use std::task::Waker;
+
+    #[test]
+    fn fifo_with_removal_from_the_middle() {
+        let waker = Waker::noop();
+        let mut list = WaitList::new();
+        let a = list.push_back('a', waker);
+        let b = list.push_back('b', waker);
+        let c = list.push_back('c', waker);
+        assert_eq!(list.len(), 3);
+        assert_eq!(list.remove(b), ('b', true));
+        assert_eq!(list.front(), Some(&'a'));
+        assert!(list.pop_front(|s| *s = 'A').is_some());
+        assert!(!list.is_linked(a));
+        assert_eq!(list.remove(a), ('A', false));
+        assert_eq!(list.front(), Some(&'c'));
+        let d = list.push_back('d', waker);
+        let mut wakes = Wakes::new();
+        list.drain(|s| *s = s.to_ascii_uppercase(), &mut wakes);
+        assert!(list.is_empty());
+        assert_eq!(list.remove(c), ('C', false));
+        assert_eq!(list.remove(d), ('D', false));
+        wakes.wake_all();
+    }
+
+    #[test]
+    fn slots_are_reused() {
+        let waker = Waker::noop();
+        let mut list = WaitList::new();
+        for round in 0..10 {
+            let keys: Vec<_> = (0..4).map(|i| list.push_back(round * 4 + i, waker)).collect();
+            for key in keys {
+                list.remove(key);
+            }
+        }
+        assert_eq!(list.nodes.capacity(), 4);
+    }
+}
