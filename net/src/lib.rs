@@ -12,6 +12,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod http;
+pub mod server;
 pub mod service;
 mod source;
 mod tcp;

@@ -18,11 +18,10 @@ pub use sleep::{HttpConfig, sleep_async, sleep_blocking};
 
 use std::future::Future;
 use std::io::{self, Read, Write};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::TcpStream;
+use crate::server::Shutdown;
 
 /// A blocking stream whose reads can be bounded in time.
 pub trait BlockingStream: Read + Write {
@@ -43,29 +42,6 @@ impl BlockingStream for std::net::TcpStream {
 impl BlockingStream for TcpStream {
     fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         TcpStream::set_read_timeout(self, timeout)
-    }
-}
-
-/// A shared flag that tells services to stop keeping connections alive.
-#[derive(Clone, Debug, Default)]
-pub struct Shutdown {
-    flag: Arc<AtomicBool>,
-}
-
-impl Shutdown {
-    /// A flag that is not triggered.
-    pub fn new() -> Shutdown {
-        Shutdown::default()
-    }
-
-    /// Triggers it (idempotent).
-    pub fn trigger(&self) {
-        self.flag.store(true, Ordering::Release);
-    }
-
-    /// Whether it was triggered.
-    pub fn is_triggered(&self) -> bool {
-        self.flag.load(Ordering::Acquire)
     }
 }
 

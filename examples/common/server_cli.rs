@@ -1,0 +1,77 @@
+//! The command line shared by `echo_server` and `sleep_server`.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use greenloop::net::server::{
+    Offload, Runtime, ServerConfig, Shutdown, Style, serve, shutdown_on_signals,
+};
+use greenloop::net::service::Service;
+
+/// Run a greenloop service on one cell of the server matrix.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Runtime that serves connections: threads, green or stackless.
+    #[arg(long, default_value = "green")]
+    runtime: Runtime,
+    /// Handler style: blocking or async.
+    #[arg(long, default_value = "blocking")]
+    style: Style,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: String,
+    /// Threads runtime: a fixed pool of W threads (default: one thread per
+    /// connection). Stackless with --offload pool: the pool size.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Stackless runtime, blocking style: run the handler on a thread pool,
+    /// or inline in the task (blocks the event loop, on purpose).
+    #[arg(long, default_value = "pool")]
+    offload: Offload,
+    /// Serve at most N connections at once; more wait in the backlog.
+    #[arg(long)]
+    max_conns: Option<usize>,
+    /// Seconds in-flight connections get to finish after SIGINT/SIGTERM.
+    #[arg(long, default_value_t = 5.0)]
+    grace: f64,
+}
+
+/// Parses the command line, serves `service` until SIGINT/SIGTERM.
+pub fn main<S: Service>(name: &str, service: S) -> ExitCode {
+    let args = Args::parse();
+    match run(name, service, &args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}_server: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run<S: Service>(name: &str, service: S, args: &Args) -> std::io::Result<()> {
+    let shutdown = Shutdown::new();
+    shutdown_on_signals(shutdown.clone())?;
+    let listener = std::net::TcpListener::bind(&args.addr)?;
+    println!("listening on {}", listener.local_addr()?);
+    std::io::stdout().flush()?;
+    let grace = Duration::try_from_secs_f64(args.grace).map_err(|e| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("--grace: {e}"))
+    })?;
+    let config = ServerConfig {
+        runtime: args.runtime,
+        style: args.style,
+        offload: args.offload,
+        workers: args.workers,
+        max_conns: args.max_conns,
+        grace,
+    };
+    let report = serve(listener, service, &config, &shutdown)?;
+    eprintln!(
+        "{name}_server: stopped: {} connections accepted, {} accept errors, {} unfinished after the grace period",
+        report.accepted, report.accept_errors, report.unfinished
+    );
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! The echo service on any cell of the server matrix.
+//!
+//! ```text
+//! cargo run --release --example echo_server -- --runtime green --style blocking --addr 127.0.0.1:0
+//! ```
+//!
+//! Prints `listening on ADDR` as its first line; SIGINT/SIGTERM stop it
+//! gracefully (exit code 0).
+
+#[path = "common/server_cli.rs"]
+mod server_cli;
+
+use greenloop::net::service::Echo;
+
+fn main() {
+    server_cli::main("echo", Echo);
+}
