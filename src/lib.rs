@@ -7,6 +7,9 @@
 //!
 //! This crate is the facade: it re-exports the runtime
 //! ([`greenloop_runtime`]) and the sockets and services ([`greenloop_net`]).
+//! With the `lab` feature (on by default), [`lab`] holds the measurement
+//! machinery: closed-loop load generators, the server under test as a
+//! pinned child process, `/proc` accounting.
 //!
 //! ```
 //! use std::time::Duration;
@@ -22,6 +25,9 @@
 //! ```
 
 #![deny(missing_docs, missing_debug_implementations, unsafe_op_in_unsafe_fn)]
+
+#[cfg(feature = "lab")]
+pub mod lab;
 
 pub use greenloop_net as net;
 pub use greenloop_runtime::{block_on, green, reactor, time};

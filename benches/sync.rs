@@ -1,0 +1,230 @@
+//! Sync-primitive micro-benchmarks: `cargo bench --bench sync`.
+//!
+//! Every figure is time per operation; runtime start-up, spawning and
+//! shut-down are outside the measured span (`iter_custom` times only the
+//! loop).
+//!
+//! * `channel_roundtrip/*` — one round trip: worker A sends a value on
+//!   channel 1, worker B receives it and sends it back on channel 2, A
+//!   receives it. Both channels are bounded with capacity 1.
+//!   * `green` — two green threads of one green runtime, `send_blocking` /
+//!     `recv_blocking` on `greenloop_runtime::sync::mpsc`.
+//!   * `stackless` — two tasks of one `task::Runtime`, `send().await` /
+//!     `recv().await` on the same channels.
+//!   * `thread` — two OS threads, `std::sync::mpsc::sync_channel(1)`.
+//!   * `tokio` — two tasks of a current-thread tokio runtime,
+//!     `tokio::sync::mpsc::channel(1)`.
+//! * `mutex_uncontended/*` — one lock + unlock (and an increment) with no
+//!   other party: `green` (`lock_blocking` in a green thread), `stackless`
+//!   (`lock().await` in a task), `tokio` (`tokio::sync::Mutex` in a
+//!   current-thread runtime), `std` (`std::sync::Mutex`, the floor).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use greenloop_runtime::sync::{Mutex, mpsc};
+use greenloop_runtime::{green, task};
+
+/// A current-thread tokio runtime without I/O or timer drivers.
+fn tokio_runtime() -> tokio::runtime::Runtime {
+    match tokio::runtime::Builder::new_current_thread().build() {
+        Ok(rt) => rt,
+        Err(e) => panic!("cannot build a tokio runtime: {e}"),
+    }
+}
+
+fn task_runtime() -> task::Runtime {
+    match task::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => panic!("cannot build a task runtime: {e}"),
+    }
+}
+
+fn channel_roundtrip(c: &mut Criterion) {
+    let mut group = c.benchmark_group("channel_roundtrip");
+    group.bench_function("green", |b| {
+        b.iter_custom(|iters| {
+            green::run(|| {
+                let (ping_tx, mut ping_rx) = mpsc::channel::<u64>(1);
+                let (pong_tx, mut pong_rx) = mpsc::channel::<u64>(1);
+                let echo = green::spawn(move || {
+                    while let Some(v) = ping_rx.recv_blocking() {
+                        if pong_tx.send_blocking(v).is_err() {
+                            break;
+                        }
+                    }
+                });
+                // One untimed round trip starts the echo thread.
+                let _ = ping_tx.send_blocking(0);
+                black_box(pong_rx.recv_blocking());
+                let start = Instant::now();
+                for i in 0..iters {
+                    let _ = ping_tx.send_blocking(i);
+                    black_box(pong_rx.recv_blocking());
+                }
+                let elapsed = start.elapsed();
+                drop(ping_tx);
+                let _ = echo.join();
+                elapsed
+            })
+        });
+    });
+    group.bench_function("stackless", |b| {
+        let rt = task_runtime();
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let (ping_tx, mut ping_rx) = mpsc::channel::<u64>(1);
+                let (pong_tx, mut pong_rx) = mpsc::channel::<u64>(1);
+                let echo = task::spawn(async move {
+                    while let Some(v) = ping_rx.recv().await {
+                        if pong_tx.send(v).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                let driver = task::spawn(async move {
+                    let _ = ping_tx.send(0).await;
+                    black_box(pong_rx.recv().await);
+                    let start = Instant::now();
+                    for i in 0..iters {
+                        let _ = ping_tx.send(i).await;
+                        black_box(pong_rx.recv().await);
+                    }
+                    start.elapsed()
+                });
+                let elapsed = driver.await.unwrap_or_default();
+                let _ = echo.await;
+                elapsed
+            })
+        });
+    });
+    group.bench_function("thread", |b| {
+        b.iter_custom(|iters| {
+            let (ping_tx, ping_rx) = std::sync::mpsc::sync_channel::<u64>(1);
+            let (pong_tx, pong_rx) = std::sync::mpsc::sync_channel::<u64>(1);
+            let echo = std::thread::spawn(move || {
+                while let Ok(v) = ping_rx.recv() {
+                    if pong_tx.send(v).is_err() {
+                        break;
+                    }
+                }
+            });
+            let _ = ping_tx.send(0);
+            let _ = black_box(pong_rx.recv());
+            let start = Instant::now();
+            for i in 0..iters {
+                let _ = ping_tx.send(i);
+                let _ = black_box(pong_rx.recv());
+            }
+            let elapsed = start.elapsed();
+            drop(ping_tx);
+            let _ = echo.join();
+            elapsed
+        });
+    });
+    group.bench_function("tokio", |b| {
+        let rt = tokio_runtime();
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let (ping_tx, mut ping_rx) = tokio::sync::mpsc::channel::<u64>(1);
+                let (pong_tx, mut pong_rx) = tokio::sync::mpsc::channel::<u64>(1);
+                let echo = tokio::spawn(async move {
+                    while let Some(v) = ping_rx.recv().await {
+                        if pong_tx.send(v).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                let driver = tokio::spawn(async move {
+                    let _ = ping_tx.send(0).await;
+                    black_box(pong_rx.recv().await);
+                    let start = Instant::now();
+                    for i in 0..iters {
+                        let _ = ping_tx.send(i).await;
+                        black_box(pong_rx.recv().await);
+                    }
+                    start.elapsed()
+                });
+                let elapsed = driver.await.unwrap_or_default();
+                let _ = echo.await;
+                elapsed
+            })
+        });
+    });
+    group.finish();
+}
+
+fn mutex_uncontended(c: &mut Criterion) {
+    let mut group = c.benchmark_group("mutex_uncontended");
+    group.bench_function("green", |b| {
+        b.iter_custom(|iters| {
+            green::run(|| {
+                let mutex = Mutex::new(0u64);
+                let start = Instant::now();
+                for _ in 0..iters {
+                    *mutex.lock_blocking() += 1;
+                }
+                let elapsed = start.elapsed();
+                black_box(mutex.into_inner());
+                elapsed
+            })
+        });
+    });
+    group.bench_function("stackless", |b| {
+        let rt = task_runtime();
+        b.iter_custom(|iters| {
+            let handle = rt.spawn(async move {
+                let mutex = Mutex::new(0u64);
+                let start = Instant::now();
+                for _ in 0..iters {
+                    *mutex.lock().await += 1;
+                }
+                let elapsed = start.elapsed();
+                black_box(mutex.into_inner());
+                elapsed
+            });
+            rt.block_on(handle).unwrap_or_default()
+        });
+    });
+    group.bench_function("tokio", |b| {
+        let rt = tokio_runtime();
+        b.iter_custom(|iters| {
+            let handle = rt.spawn(async move {
+                let mutex = tokio::sync::Mutex::new(0u64);
+                let start = Instant::now();
+                for _ in 0..iters {
+                    *mutex.lock().await += 1;
+                }
+                let elapsed = start.elapsed();
+                black_box(mutex.into_inner());
+                elapsed
+            });
+            rt.block_on(handle).unwrap_or_default()
+        });
+    });
+    group.bench_function("std", |b| {
+        let mutex = std::sync::Mutex::new(0u64);
+        b.iter(|| {
+            if let Ok(mut n) = mutex.lock() {
+                *n += 1;
+            }
+        });
+        black_box(mutex);
+    });
+    group.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(40)
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = channel_roundtrip, mutex_uncontended
+}
+criterion_main!(benches);

@@ -1,0 +1,141 @@
+//! CPU pinning: the server under test gets one CPU, the load generator the
+//! others, so they do not steal each other's time slices and the server's
+//! CPU time is its own.
+//!
+//! "CPU 0" is the first CPU this process was allowed to run on when the
+//! lab first looked (a container may hand out CPUs 2 and 3, not 0 and 1).
+//! That set is captured once, before any pinning narrows it.
+
+use std::io;
+use std::mem;
+use std::sync::OnceLock;
+
+/// Which CPUs go to whom; see [`plan`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pinning {
+    /// The server's CPU.
+    pub server: usize,
+    /// The client's CPUs (never empty).
+    pub client: Vec<usize>,
+}
+
+/// The CPUs this process could run on at first call (its affinity mask).
+///
+/// # Errors
+///
+/// The error of `sched_getaffinity(2)`.
+pub fn allowed_cpus() -> io::Result<&'static [usize]> {
+    static ALLOWED: OnceLock<Vec<usize>> = OnceLock::new();
+    if let Some(cpus) = ALLOWED.get() {
+        return Ok(cpus);
+    }
+    // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { mem::zeroed() };
+    // SAFETY: `set` is a valid, writable cpu_set_t of the size passed
+    // (sched_getaffinity(2)); pid 0 is the calling thread.
+    if unsafe { libc::sched_getaffinity(0, mem::size_of::<libc::cpu_set_t>(), &mut set) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let cpus = (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: `cpu` < CPU_SETSIZE, within the set (CPU_ISSET(3)).
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect();
+    Ok(ALLOWED.get_or_init(|| cpus))
+}
+
+/// The split: the first allowed CPU for the server, the rest for the
+/// client; `None` with fewer than two CPUs (then nothing is pinned).
+pub fn plan() -> Option<Pinning> {
+    let cpus = allowed_cpus().ok()?;
+    let (&server, client) = cpus.split_first()?;
+    (!client.is_empty()).then(|| Pinning { server, client: client.to_vec() })
+}
+
+/// A `cpu_set_t` holding `cpus`.
+pub fn cpu_set(cpus: &[usize]) -> libc::cpu_set_t {
+    // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { mem::zeroed() };
+    for &cpu in cpus.iter().filter(|&&c| c < libc::CPU_SETSIZE as usize) {
+        // SAFETY: `cpu` < CPU_SETSIZE, within the set (CPU_SET(3)).
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
+    set
+}
+
+/// Pins the calling thread to `set`. Only makes a system call, so it may
+/// run between `fork` and `exec` (see [`std::os::unix::process::CommandExt::pre_exec`]).
+///
+/// # Errors
+///
+/// The error of `sched_setaffinity(2)`.
+pub fn pin_this_thread(set: &libc::cpu_set_t) -> io::Result<()> {
+    // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 is the
+    // calling thread (sched_setaffinity(2)).
+    if unsafe { libc::sched_setaffinity(0, mem::size_of::<libc::cpu_set_t>(), set) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Pins every thread of this process to `cpus`; threads started later
+/// inherit the mask of the thread that starts them.
+///
+/// # Errors
+///
+/// When `/proc/self/task` cannot be listed or the calling thread cannot be
+/// pinned. Threads that exit meanwhile are skipped.
+pub fn pin_this_process(cpus: &[usize]) -> io::Result<()> {
+    allowed_cpus()?; // capture the full set before narrowing it
+    let set = cpu_set(cpus);
+    pin_this_thread(&set)?;
+    for entry in std::fs::read_dir("/proc/self/task")? {
+        let Ok(tid) = entry?.file_name().to_string_lossy().parse::<libc::pid_t>() else {
+            continue;
+        };
+        // SAFETY: as in `pin_this_thread`; a tid of this process that has
+        // exited meanwhile makes the call fail with ESRCH, which is fine.
+        unsafe { libc::sched_setaffinity(tid, mem::size_of::<libc::cpu_set_t>(), &set) };
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_splits_the_allowed_cpus() {
+        let cpus = allowed_cpus().unwrap();
+        assert!(!cpus.is_empty());
+        match plan() {
+            Some(p) => {
+                assert_eq!(p.server, cpus[0]);
+                assert_eq!(p.client, cpus[1..]);
+            }
+            None => assert_eq!(cpus.len(), 1),
+        }
+    }
+
+    #[test]
+    fn cpu_sets_hold_what_they_are_given() {
+        let set = cpu_set(&[0, 3, 5]);
+        // SAFETY: indices are below CPU_SETSIZE.
+        let has = |c| unsafe { libc::CPU_ISSET(c, &set) };
+        assert!(has(0) && has(3) && has(5));
+        assert!(!has(1) && !has(4));
+    }
+
+    #[test]
+    fn a_thread_can_be_pinned_and_unpinned() {
+        let cpus = allowed_cpus().unwrap().to_vec();
+        std::thread::spawn(move || {
+            pin_this_thread(&cpu_set(&cpus[..1])).unwrap();
+            // SAFETY: sched_getcpu(3) has no preconditions.
+            let now = unsafe { libc::sched_getcpu() };
+            assert_eq!(now, cpus[0] as i32);
+            pin_this_thread(&cpu_set(&cpus)).unwrap();
+        })
+        .join()
+        .unwrap();
+    }
+}

@@ -1,0 +1,370 @@
+//! [`Cell`]: one server configuration the lab measures (a cell of the
+//! server matrix, plus the tokio reference), and its spec string.
+//!
+//! A spec names the cell in one token, so it can travel on a command line
+//! (`lab --serve <spec>`) and label a row of the report:
+//!
+//! ```text
+//! <runtime>-<style>-<service>[-<offload>][-w<N>]
+//!
+//! runtime   threads | green | stackless | tokio
+//! style     blocking | async            (tokio: async only)
+//! service   echo | sleep
+//! offload   pool | inline               (stackless + blocking only; default pool)
+//! wN        workers: threads: a fixed pool of N (default: a thread per
+//!           connection); stackless + blocking + pool: the pool's size;
+//!           tokio: N worker threads (default 1: current_thread)
+//!
+//! green-blocking-sleep   threads-blocking-sleep-w4   stackless-blocking-sleep-inline
+//! stackless-async-echo   tokio-async-echo            tokio-async-sleep-w2
+//! ```
+//!
+//! [`Cell::to_spec`] writes the offload of a stackless blocking cell even
+//! when it is the default, so report rows say which one ran.
+
+use std::fmt;
+use std::io;
+use std::str::FromStr;
+
+use greenloop_net::server::{Offload, Runtime, ServerConfig, Style};
+
+/// Which runtime serves a cell: the three of the server matrix, or tokio.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CellRuntime {
+    /// OS threads ([`Runtime::Threads`]).
+    Threads,
+    /// Green threads ([`Runtime::Green`]).
+    Green,
+    /// The stackless executor ([`Runtime::Stackless`]).
+    Stackless,
+    /// tokio: the reference, served by the lab binary itself (tokio is not
+    /// a dependency of the library).
+    Tokio,
+}
+
+impl CellRuntime {
+    /// Every runtime, in report order.
+    pub const ALL: [CellRuntime; 4] =
+        [CellRuntime::Threads, CellRuntime::Green, CellRuntime::Stackless, CellRuntime::Tokio];
+
+    /// Its name in specs and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            CellRuntime::Threads => "threads",
+            CellRuntime::Green => "green",
+            CellRuntime::Stackless => "stackless",
+            CellRuntime::Tokio => "tokio",
+        }
+    }
+
+    /// The server matrix's runtime, `None` for tokio.
+    pub fn matrix(self) -> Option<Runtime> {
+        match self {
+            CellRuntime::Threads => Some(Runtime::Threads),
+            CellRuntime::Green => Some(Runtime::Green),
+            CellRuntime::Stackless => Some(Runtime::Stackless),
+            CellRuntime::Tokio => None,
+        }
+    }
+}
+
+/// Which service a cell runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ServiceKind {
+    /// Echo: every byte read is written back.
+    Echo,
+    /// HTTP `GET /sleep?ms=N`: answers `{"message":"Done"}` after N ms.
+    Sleep,
+}
+
+impl ServiceKind {
+    /// Its name in specs and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            ServiceKind::Echo => "echo",
+            ServiceKind::Sleep => "sleep",
+        }
+    }
+}
+
+/// One server configuration to measure; see the module docs for its spec.
+///
+/// ```
+/// use greenloop::lab::{Cell, CellRuntime, ServiceKind};
+/// use greenloop::net::server::{Offload, Style};
+///
+/// let cell = Cell::parse_spec("stackless-blocking-sleep-inline").unwrap();
+/// assert_eq!(cell.runtime, CellRuntime::Stackless);
+/// assert_eq!(cell.style, Style::Blocking);
+/// assert_eq!(cell.offload, Offload::Inline);
+/// assert_eq!(cell.service, ServiceKind::Sleep);
+/// assert_eq!(cell.to_spec(), "stackless-blocking-sleep-inline");
+///
+/// let pool = Cell::new(CellRuntime::Threads, Style::Blocking, ServiceKind::Sleep).workers(4);
+/// assert_eq!(pool.to_spec(), "threads-blocking-sleep-w4");
+/// assert!(Cell::parse_spec("tokio-blocking-echo").is_err());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cell {
+    /// The runtime.
+    pub runtime: CellRuntime,
+    /// The handler style.
+    pub style: Style,
+    /// How a stackless runtime runs a blocking handler; [`Offload::Pool`]
+    /// (ignored) elsewhere.
+    pub offload: Offload,
+    /// Workers: see the module docs; `None` is the runtime's default.
+    pub workers: Option<usize>,
+    /// The service.
+    pub service: ServiceKind,
+}
+
+impl Cell {
+    /// A cell with pool offload and default workers.
+    pub fn new(runtime: CellRuntime, style: Style, service: ServiceKind) -> Cell {
+        Cell { runtime, style, offload: Offload::Pool, workers: None, service }
+    }
+
+    /// This cell with `offload` (meaningful for stackless blocking cells).
+    pub fn offload(self, offload: Offload) -> Cell {
+        Cell { offload, ..self }
+    }
+
+    /// This cell with `workers` workers.
+    pub fn workers(self, workers: usize) -> Cell {
+        Cell { workers: Some(workers), ..self }
+    }
+
+    /// Whether [`offload`](Cell::offload) means anything here: a stackless
+    /// runtime running a blocking-style handler.
+    pub fn has_offload(&self) -> bool {
+        self.runtime == CellRuntime::Stackless && self.style == Style::Blocking
+    }
+
+    /// The offload's name where it applies (see
+    /// [`has_offload`](Cell::has_offload)), for reports.
+    pub fn offload_name(&self) -> Option<&'static str> {
+        self.has_offload().then_some(match self.offload {
+            Offload::Pool => "pool",
+            Offload::Inline => "inline",
+        })
+    }
+
+    /// The spec string (see the module docs).
+    pub fn to_spec(&self) -> String {
+        let mut spec = format!("{}-{}-{}", self.runtime.name(), self.style, self.service.name());
+        if let Some(offload) = self.offload_name() {
+            spec.push('-');
+            spec.push_str(offload);
+        }
+        if let Some(w) = self.workers {
+            spec.push_str(&format!("-w{w}"));
+        }
+        spec
+    }
+
+    /// Parses a spec (see the module docs).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput`, naming the part that is wrong and what is expected.
+    pub fn parse_spec(spec: &str) -> io::Result<Cell> {
+        let bad = |why: String| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "bad cell spec '{spec}': {why} (expected \
+                     <threads|green|stackless|tokio>-<blocking|async>-<echo|sleep>\
+                     [-<pool|inline>][-w<N>], e.g. green-blocking-sleep)"
+                ),
+            )
+        };
+        let mut parts = spec.split('-');
+        let runtime = match parts.next().unwrap_or_default() {
+            "threads" => CellRuntime::Threads,
+            "green" => CellRuntime::Green,
+            "stackless" => CellRuntime::Stackless,
+            "tokio" => CellRuntime::Tokio,
+            other => return Err(bad(format!("unknown runtime '{other}'"))),
+        };
+        let style: Style = parts
+            .next()
+            .ok_or_else(|| bad("no style".into()))?
+            .parse()
+            .map_err(|e| bad(format!("{e}")))?;
+        let service = match parts.next() {
+            Some("echo") => ServiceKind::Echo,
+            Some("sleep") => ServiceKind::Sleep,
+            Some(other) => return Err(bad(format!("unknown service '{other}'"))),
+            None => return Err(bad("no service".into())),
+        };
+        let mut cell = Cell::new(runtime, style, service);
+        let mut offload = None;
+        for part in parts {
+            match part {
+                "pool" | "inline" if offload.is_none() && cell.workers.is_none() => {
+                    offload = Some(if part == "pool" { Offload::Pool } else { Offload::Inline });
+                }
+                w if w.starts_with('w') && cell.workers.is_none() => {
+                    let n: usize = w[1..]
+                        .parse()
+                        .map_err(|_| bad(format!("'{w}' is not w<N> with N a number")))?;
+                    cell.workers = Some(n);
+                }
+                other => return Err(bad(format!("unexpected or repeated part '{other}'"))),
+            }
+        }
+        if let Some(offload) = offload {
+            if !cell.has_offload() {
+                return Err(bad("pool|inline applies to stackless-blocking cells only".into()));
+            }
+            cell.offload = offload;
+        }
+        cell.validate().map_err(bad)?;
+        Ok(cell)
+    }
+
+    /// Checks the combination makes sense; `Err` says why not.
+    fn validate(&self) -> Result<(), String> {
+        if self.runtime == CellRuntime::Tokio && self.style != Style::Async {
+            return Err("tokio runs async handlers only".into());
+        }
+        if self.workers == Some(0) {
+            return Err("w0: at least one worker".into());
+        }
+        let workers_apply = match self.runtime {
+            CellRuntime::Threads | CellRuntime::Tokio => true,
+            CellRuntime::Stackless => self.has_offload() && self.offload == Offload::Pool,
+            CellRuntime::Green => false,
+        };
+        if self.workers.is_some() && !workers_apply {
+            return Err(format!(
+                "w<N> does not apply to {}-{} cells",
+                self.runtime.name(),
+                self.style
+            ));
+        }
+        Ok(())
+    }
+
+    /// The server matrix's config for this cell (`None` for tokio), with a
+    /// 2 s grace period: the lab stops a server only after its clients
+    /// have closed their connections.
+    pub fn server_config(&self) -> Option<ServerConfig> {
+        let mut config = ServerConfig::new(self.runtime.matrix()?, self.style);
+        config.offload = self.offload;
+        config.workers = self.workers;
+        config.grace = std::time::Duration::from_secs(2);
+        Some(config)
+    }
+}
+
+impl fmt::Display for Cell {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_spec())
+    }
+}
+
+impl FromStr for Cell {
+    type Err = io::Error;
+
+    fn from_str(spec: &str) -> io::Result<Cell> {
+        Cell::parse_spec(spec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every valid cell with workers in {None, 3}.
+    fn all_cells() -> Vec<Cell> {
+        let mut cells = Vec::new();
+        for runtime in CellRuntime::ALL {
+            for style in [Style::Blocking, Style::Async] {
+                for service in [ServiceKind::Echo, ServiceKind::Sleep] {
+                    for offload in [Offload::Pool, Offload::Inline] {
+                        for workers in [None, Some(3)] {
+                            let cell = Cell { runtime, style, offload, workers, service };
+                            let canonical = cell.has_offload() || offload == Offload::Pool;
+                            if canonical && cell.validate().is_ok() {
+                                cells.push(cell);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        cells
+    }
+
+    #[test]
+    fn every_cell_round_trips_through_its_spec() {
+        let cells = all_cells();
+        assert_eq!(
+            cells.len(),
+            2 * 2 * 2 /* threads */ + 2 * 2 /* green */
+            + 2 /* stackless async */ + 2 * 3 /* stackless blocking: pool, pool-wN, inline */
+            + 2 * 2 /* tokio */
+        );
+        for cell in cells {
+            let spec = cell.to_spec();
+            assert_eq!(Cell::parse_spec(&spec).unwrap(), cell, "{spec}");
+            assert_eq!(spec.parse::<Cell>().unwrap().to_string(), spec);
+        }
+    }
+
+    #[test]
+    fn the_issue_examples_parse() {
+        for (spec, canonical) in [
+            ("green-blocking-sleep", "green-blocking-sleep"),
+            ("threads-blocking-sleep-w4", "threads-blocking-sleep-w4"),
+            ("stackless-blocking-sleep-inline", "stackless-blocking-sleep-inline"),
+            ("stackless-blocking-sleep", "stackless-blocking-sleep-pool"),
+            ("stackless-blocking-sleep-pool-w8", "stackless-blocking-sleep-pool-w8"),
+            ("tokio-async-echo", "tokio-async-echo"),
+        ] {
+            assert_eq!(Cell::parse_spec(spec).unwrap().to_spec(), canonical);
+        }
+        let w4 = Cell::parse_spec("threads-blocking-sleep-w4").unwrap();
+        assert_eq!(w4.workers, Some(4));
+        assert_eq!(w4.server_config().unwrap().workers, Some(4));
+        assert!(Cell::parse_spec("tokio-async-echo").unwrap().server_config().is_none());
+    }
+
+    #[test]
+    fn bad_specs_say_what_is_wrong() {
+        for (spec, says) in [
+            ("", "unknown runtime ''"),
+            ("fibers-blocking-sleep", "unknown runtime 'fibers'"),
+            ("green", "no style"),
+            ("green-sync-sleep", "unknown style 'sync'"),
+            ("green-async", "no service"),
+            ("green-async-ping", "unknown service 'ping'"),
+            ("green-blocking-sleep-inline", "stackless-blocking cells only"),
+            ("stackless-async-echo-pool", "stackless-blocking cells only"),
+            ("green-blocking-sleep-w4", "does not apply"),
+            ("stackless-blocking-sleep-inline-w4", "does not apply"),
+            ("threads-blocking-sleep-wx", "'wx' is not w<N>"),
+            ("threads-blocking-sleep-w0", "at least one worker"),
+            ("threads-blocking-sleep-w2-w3", "repeated part 'w3'"),
+            ("stackless-blocking-sleep-w2-pool", "unexpected or repeated part 'pool'"),
+            ("tokio-blocking-sleep", "tokio runs async handlers only"),
+        ] {
+            let e = Cell::parse_spec(spec).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+            let msg = e.to_string();
+            assert!(msg.contains(says), "{spec}: {msg}");
+            assert!(msg.contains("e.g. green-blocking-sleep"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn offload_is_named_only_where_it_applies() {
+        let c = |s: &str| Cell::parse_spec(s).unwrap().offload_name();
+        assert_eq!(c("stackless-blocking-echo"), Some("pool"));
+        assert_eq!(c("stackless-blocking-echo-inline"), Some("inline"));
+        assert_eq!(c("stackless-async-echo"), None);
+        assert_eq!(c("green-blocking-echo"), None);
+    }
+}

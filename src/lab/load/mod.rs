@@ -1,0 +1,529 @@
+//! Closed-loop load generators, written on greenloop's own green threads.
+//!
+//! Each connection is one green thread (32 KiB stack) that loops:
+//!
+//! ```text
+//!   connect (bounded; on failure count it, back off 10 ms .. 500 ms, retry)
+//!   loop: send one request -> read the whole reply -> record -> next request
+//!         (same keep-alive connection; reconnect when the server closes it
+//!          or after an error)
+//!   until the shared stop time; a request in flight then may still finish
+//!   during a short linger (not recorded), then the client gives up
+//! ```
+//!
+//! so there is at most one request in flight per connection, and the
+//! offered load follows the server's speed (a closed loop, like `wrk`).
+//! The run has one [`Window`]: a warm-up, whose completed requests are not
+//! recorded, then the measurement, which ends for every client at the same
+//! `stop` instant: requests are recorded by completion time, when it falls
+//! in `measure_from..stop`. No request starts after `stop`; one in flight
+//! may finish until `give_up` (the linger, [`DEFAULT_LINGER`]), which bounds
+//! every read, write and connect, so a client stuck on a silent server is
+//! released then, and the whole run takes at most the warm-up plus the
+//! duration plus the linger.
+//!
+//! Nothing is hidden: a non-200 status, an I/O error, a reply that does
+//! not match (echo) and a failed connect are all counted, errors over the
+//! whole run (warm-up included), and the first one is kept as text. A
+//! request still unanswered at `give_up` is counted as `unfinished`, and a
+//! connection that completed no request in the window as idle: a server
+//! that starves some connections (a pool of W threads holding W keep-alive
+//! connections) shows there, not only in the latencies.
+//!
+//! Connections are spread over `threads` OS threads, each running its own
+//! green runtime with one [`Latency`] histogram that all its green threads
+//! record into (they never leave that OS thread, so an `Rc<RefCell<_>>` is
+//! enough); the histograms are merged at the end. By default there is one
+//! OS thread per CPU the client may run on.
+
+mod client;
+mod result;
+
+pub use result::LoadResult;
+
+use std::cell::RefCell;
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use greenloop_net::TcpStream;
+use greenloop_runtime::green;
+
+use super::latency::Latency;
+use client::{EchoExchange, Exchange, HttpExchange};
+
+/// The usable stack of each client green thread.
+pub const CLIENT_STACK_SIZE: usize = 32 * 1024;
+/// The longest a single connect may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The warm-up used by [`LoadSpec::http`] and [`LoadSpec::echo`].
+pub const DEFAULT_WARMUP: Duration = Duration::from_secs(1);
+/// How long requests in flight at the stop may take to finish before they
+/// count as unfinished, used by [`LoadSpec::http`] and [`LoadSpec::echo`].
+pub const DEFAULT_LINGER: Duration = Duration::from_secs(2);
+const BACKOFF_MIN: Duration = Duration::from_millis(10);
+const BACKOFF_MAX: Duration = Duration::from_millis(500);
+
+/// What each connection asks, over and over.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// `GET {path} HTTP/1.1`; a 200 is a success. With `keep_alive` false
+    /// each request asks for `Connection: close` (a new connection per
+    /// request).
+    Http {
+        /// The request target, e.g. `/sleep?ms=100`.
+        path: String,
+        /// Keep the connection for the next request.
+        keep_alive: bool,
+    },
+    /// Send `msg_size` bytes, read them back, check they match.
+    Echo {
+        /// Bytes per message (at least 1).
+        msg_size: usize,
+    },
+}
+
+/// A load to run: what, how many connections, how long.
+///
+/// ```
+/// use std::time::Duration;
+/// use greenloop::lab::LoadSpec;
+///
+/// let spec = LoadSpec::http("/sleep?ms=100", 100, Duration::from_secs(3))
+///     .warmup(Duration::from_millis(500));
+/// assert_eq!(spec.conns, 100);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadSpec {
+    /// The requests.
+    pub workload: Workload,
+    /// Concurrent connections (one green thread each).
+    pub conns: usize,
+    /// How long the measurement lasts, after the warm-up.
+    pub duration: Duration,
+    /// How long to run before recording (connections open, caches warm).
+    pub warmup: Duration,
+    /// How long requests in flight at the stop may still take (not
+    /// recorded) before they count as unfinished.
+    pub linger: Duration,
+    /// OS threads driving the connections; `None`: one per CPU this
+    /// process may run on (capped at `conns`).
+    pub threads: Option<usize>,
+}
+
+impl LoadSpec {
+    /// Keep-alive HTTP `GET path` on `conns` connections for `duration`,
+    /// after a [`DEFAULT_WARMUP`].
+    pub fn http(path: impl Into<String>, conns: usize, duration: Duration) -> LoadSpec {
+        let workload = Workload::Http { path: path.into(), keep_alive: true };
+        LoadSpec {
+            workload,
+            conns,
+            duration,
+            warmup: DEFAULT_WARMUP,
+            linger: DEFAULT_LINGER,
+            threads: None,
+        }
+    }
+
+    /// Echo of `msg_size`-byte messages on `conns` connections for
+    /// `duration`, after a [`DEFAULT_WARMUP`].
+    pub fn echo(msg_size: usize, conns: usize, duration: Duration) -> LoadSpec {
+        let workload = Workload::Echo { msg_size };
+        LoadSpec {
+            workload,
+            conns,
+            duration,
+            warmup: DEFAULT_WARMUP,
+            linger: DEFAULT_LINGER,
+            threads: None,
+        }
+    }
+
+    /// This load with another warm-up.
+    pub fn warmup(self, warmup: Duration) -> LoadSpec {
+        LoadSpec { warmup, ..self }
+    }
+
+    /// This load with another linger.
+    pub fn linger(self, linger: Duration) -> LoadSpec {
+        LoadSpec { linger, ..self }
+    }
+
+    /// The load's window if it starts now.
+    pub fn window(&self) -> Window {
+        Window::starting_now(self.warmup, self.duration, self.linger)
+    }
+
+    /// This load on `threads` OS threads.
+    pub fn threads(self, threads: usize) -> LoadSpec {
+        LoadSpec { threads: Some(threads), ..self }
+    }
+
+    /// A short description, e.g. `100 conns x GET /sleep?ms=100, 1 s warm-up + 3 s`.
+    pub fn describe(&self) -> String {
+        let what = match &self.workload {
+            Workload::Http { path, keep_alive: true } => format!("GET {path}"),
+            Workload::Http { path, keep_alive: false } => format!("GET {path} (close)"),
+            Workload::Echo { msg_size } => format!("echo {msg_size} B"),
+        };
+        format!("{} conns x {what}, {:?} warm-up + {:?}", self.conns, self.warmup, self.duration)
+    }
+
+    fn check(&self) -> io::Result<()> {
+        let invalid = |why: &str| Err(io::Error::new(io::ErrorKind::InvalidInput, why.to_string()));
+        if self.conns == 0 {
+            return invalid("a load needs at least one connection");
+        }
+        if self.duration.is_zero() {
+            return invalid("a load needs a non-zero duration");
+        }
+        if self.threads == Some(0) {
+            return invalid("a load needs at least one OS thread");
+        }
+        match &self.workload {
+            Workload::Http { path, .. } => HttpExchange::check_path(path),
+            Workload::Echo { msg_size: 0 } => invalid("echo messages need at least one byte"),
+            Workload::Echo { .. } => Ok(()),
+        }
+    }
+}
+
+/// The timeline of one run, shared by all clients (and by whoever samples
+/// the server alongside it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    /// Clients start connecting.
+    pub start: Instant,
+    /// End of the warm-up: requests completed from here on are recorded.
+    pub measure_from: Instant,
+    /// End of the measurement: no request starts from here on.
+    pub stop: Instant,
+    /// Requests still in flight are abandoned (counted as unfinished).
+    pub give_up: Instant,
+}
+
+impl Window {
+    /// A window starting now.
+    pub fn starting_now(warmup: Duration, duration: Duration, linger: Duration) -> Window {
+        let start = Instant::now();
+        let stop = start + warmup + duration;
+        Window { start, measure_from: start + warmup, stop, give_up: stop + linger }
+    }
+
+    /// The measured part's length.
+    pub fn measured(&self) -> Duration {
+        self.stop.saturating_duration_since(self.measure_from)
+    }
+}
+
+/// Keep-alive HTTP load: `conns` connections `GET path` for `warmup +
+/// duration`; see the module docs.
+///
+/// # Errors
+///
+/// `InvalidInput` for a bad spec; when a client thread or green thread
+/// cannot start. Errors of requests are counted, not returned.
+pub fn http_load(
+    addr: SocketAddr,
+    path: &str,
+    conns: usize,
+    duration: Duration,
+    warmup: Duration,
+) -> io::Result<LoadResult> {
+    run_load(addr, &LoadSpec::http(path, conns, duration).warmup(warmup))
+}
+
+/// Echo load: `conns` connections exchange `msg_size`-byte messages for
+/// `warmup + duration`; see the module docs.
+///
+/// # Errors
+///
+/// As [`http_load`].
+pub fn echo_load(
+    addr: SocketAddr,
+    conns: usize,
+    msg_size: usize,
+    duration: Duration,
+    warmup: Duration,
+) -> io::Result<LoadResult> {
+    run_load(addr, &LoadSpec::echo(msg_size, conns, duration).warmup(warmup))
+}
+
+/// Runs `spec` against `addr`, starting now.
+///
+/// # Errors
+///
+/// As [`http_load`].
+pub fn run_load(addr: SocketAddr, spec: &LoadSpec) -> io::Result<LoadResult> {
+    run_load_in(addr, spec, spec.window())
+}
+
+/// Runs `spec` against `addr` in a given `window` (its `warmup`,
+/// `duration` and `linger` are ignored): for callers that sample the server at the
+/// window's edges.
+///
+/// # Errors
+///
+/// As [`http_load`].
+pub fn run_load_in(addr: SocketAddr, spec: &LoadSpec, window: Window) -> io::Result<LoadResult> {
+    spec.check()?;
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let shards = spec.threads.unwrap_or(cpus).clamp(1, spec.conns);
+    let mut handles = Vec::with_capacity(shards);
+    let mut spawn_error = None;
+    let mut first = 0;
+    for k in 0..shards {
+        let n = spec.conns / shards + usize::from(k < spec.conns % shards);
+        let workload = spec.workload.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("lab-load-{k}"))
+            .spawn(move || shard(addr, &workload, first, n, window));
+        first += n;
+        match thread {
+            Ok(handle) => handles.push(handle),
+            Err(e) => {
+                spawn_error = Some(e);
+                break;
+            }
+        }
+    }
+    let mut total = Tally::default();
+    let mut failure = spawn_error
+        .map(|e| io::Error::new(e.kind(), format!("cannot start a load-generator thread: {e}")));
+    for handle in handles {
+        match handle.join() {
+            Ok(Ok(tally)) => total.merge(tally),
+            Ok(Err(e)) => failure = failure.or(Some(e)),
+            Err(panic) => {
+                let msg = panic_message(&*panic);
+                failure =
+                    failure.or(Some(io::Error::other(format!("a load thread panicked: {msg}"))));
+            }
+        }
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(LoadResult::new(spec.conns, total, window.measured())),
+    }
+}
+
+/// Counters of one OS thread's clients, merged at the end.
+#[derive(Debug, Default)]
+struct Tally {
+    latency: Latency,
+    requests: u64,
+    errors: u64,
+    connect_errors: u64,
+    unfinished: u64,
+    idle_conns: u64,
+    connections: u64,
+    first_error: Option<String>,
+}
+
+impl Tally {
+    fn note(&mut self, what: fmt::Arguments<'_>) {
+        if self.first_error.is_none() {
+            self.first_error = Some(what.to_string());
+        }
+    }
+
+    fn merge(&mut self, other: Tally) {
+        self.latency.merge(&other.latency);
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.connect_errors += other.connect_errors;
+        self.unfinished += other.unfinished;
+        self.idle_conns += other.idle_conns;
+        self.connections += other.connections;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(s), _) => (*s).to_string(),
+        (_, Some(s)) => s.clone(),
+        _ => "(non-string panic payload)".to_string(),
+    }
+}
+
+/// One OS thread's share: `n` clients (numbered from `first`) on a green
+/// runtime of their own.
+fn shard(
+    addr: SocketAddr,
+    workload: &Workload,
+    first: usize,
+    n: usize,
+    window: Window,
+) -> io::Result<Tally> {
+    green::Runtime::new().try_run(|| {
+        let tally = Rc::new(RefCell::new(Tally::default()));
+        let mut clients = Vec::with_capacity(n);
+        let mut spawn_error = None;
+        for i in first..first + n {
+            let (tally, workload) = (tally.clone(), workload.clone());
+            let spawned = green::Builder::new()
+                .name(format!("lab-client-{i}"))
+                .stack_size(CLIENT_STACK_SIZE)
+                .spawn(move || match workload {
+                    Workload::Http { path, keep_alive } => {
+                        client(addr, HttpExchange::new(&path, keep_alive), window, &tally)
+                    }
+                    Workload::Echo { msg_size } => {
+                        client(addr, EchoExchange::new(msg_size), window, &tally)
+                    }
+                });
+            match spawned {
+                Ok(handle) => clients.push(handle),
+                Err(e) => {
+                    spawn_error = Some(io::Error::new(
+                        e.kind(),
+                        format!("cannot start load client {i}: {e} (fewer connections?)"),
+                    ));
+                    break;
+                }
+            }
+        }
+        // Joined even after a failed spawn: each ends by `window.give_up`.
+        let mut panicked = None;
+        for client in clients {
+            if let Err(panic) = client.join() {
+                panicked = panicked.or(Some(panic_message(&*panic)));
+            }
+        }
+        if let Some(e) = spawn_error {
+            return Err(e);
+        }
+        if let Some(msg) = panicked {
+            return Err(io::Error::other(format!("a load client panicked: {msg}")));
+        }
+        Ok(tally.take())
+    })?
+}
+
+/// One connection's closed loop (see the module docs).
+fn client<E: Exchange>(addr: SocketAddr, mut proto: E, window: Window, tally: &RefCell<Tally>) {
+    let mut stream: Option<TcpStream> = None;
+    let mut backoff = BACKOFF_MIN;
+    let mut recorded = 0u64;
+    loop {
+        let now = Instant::now();
+        if now >= window.stop {
+            break;
+        }
+        let mut conn = match stream.take() {
+            Some(conn) => conn,
+            None => match client::connect(addr, CONNECT_TIMEOUT.min(window.give_up - now)) {
+                Ok(conn) => {
+                    backoff = BACKOFF_MIN;
+                    proto.reset();
+                    tally.borrow_mut().connections += 1;
+                    conn
+                }
+                Err(e) => {
+                    let mut t = tally.borrow_mut();
+                    if e.kind() == io::ErrorKind::TimedOut && Instant::now() >= window.give_up {
+                        t.unfinished += 1;
+                        break;
+                    }
+                    t.connect_errors += 1;
+                    t.note(format_args!("connect to {addr}: {e}"));
+                    drop(t);
+                    green::sleep(
+                        backoff.min(window.stop.saturating_duration_since(Instant::now())),
+                    );
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    continue;
+                }
+            },
+        };
+        let sent = Instant::now();
+        match proto.exchange(&mut conn, window.give_up) {
+            Ok(reply) => {
+                let done = Instant::now();
+                let mut t = tally.borrow_mut();
+                if reply.status != 200 {
+                    t.errors += 1;
+                    t.note(format_args!("HTTP status {}", reply.status));
+                } else if done >= window.measure_from && done < window.stop {
+                    t.latency.record(done - sent);
+                    t.requests += 1;
+                    recorded += 1;
+                }
+                if reply.keep_alive {
+                    stream = Some(conn);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::TimedOut && Instant::now() >= window.give_up => {
+                tally.borrow_mut().unfinished += 1;
+                break;
+            }
+            Err(e) => {
+                let mut t = tally.borrow_mut();
+                t.errors += 1;
+                t.note(format_args!("request: {e}"));
+            }
+        }
+    }
+    if recorded == 0 {
+        tally.borrow_mut().idle_conns += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_specs_are_refused_before_anything_runs() {
+        let d = Duration::from_millis(10);
+        let kind = |spec: LoadSpec| spec.check().unwrap_err().kind();
+        assert_eq!(kind(LoadSpec::http("/x", 0, d)), io::ErrorKind::InvalidInput);
+        assert_eq!(kind(LoadSpec::http("/x", 1, Duration::ZERO)), io::ErrorKind::InvalidInput);
+        assert_eq!(kind(LoadSpec::http("x y", 1, d)), io::ErrorKind::InvalidInput);
+        assert_eq!(kind(LoadSpec::echo(0, 1, d)), io::ErrorKind::InvalidInput);
+        assert_eq!(kind(LoadSpec::echo(1, 1, d).threads(0)), io::ErrorKind::InvalidInput);
+        assert!(LoadSpec::echo(1, 1, d).check().is_ok());
+    }
+
+    #[test]
+    fn windows_are_ordered() {
+        let w = Window::starting_now(
+            Duration::from_secs(1),
+            Duration::from_secs(3),
+            Duration::from_secs(2),
+        );
+        assert!(w.start <= w.measure_from && w.measure_from <= w.stop && w.stop <= w.give_up);
+        assert_eq!(w.measured(), Duration::from_secs(3));
+        assert_eq!(w.give_up - w.stop, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn tallies_of_threads_merge_into_one_result() {
+        let mut a = Tally { requests: 2, errors: 1, connections: 1, ..Tally::default() };
+        a.latency.record(Duration::from_millis(10));
+        a.latency.record(Duration::from_millis(20));
+        let mut b = Tally { requests: 2, idle_conns: 1, unfinished: 3, ..Tally::default() };
+        b.note(format_args!("first"));
+        b.note(format_args!("second"));
+        b.latency.record(Duration::from_millis(30));
+        b.latency.record(Duration::from_millis(40));
+        a.merge(b);
+        let r = LoadResult::new(5, a, Duration::from_secs(2));
+        assert_eq!((r.requests, r.errors, r.unfinished, r.idle_conns), (4, 1, 3, 1));
+        assert_eq!(r.latency.count(), 4);
+        assert_eq!(r.req_per_s, 2.0);
+        assert_eq!(r.first_error.as_deref(), Some("first"));
+        let ms = |d: Duration| (d.as_secs_f64() * 1e3).round();
+        assert_eq!((ms(r.p50), ms(r.max)), (20.0, 40.0));
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["p50_ms"].as_f64().map(f64::round), Some(20.0));
+        assert_eq!(json["elapsed_s"], 2.0);
+        assert!(json.get("latency").is_none());
+    }
+}

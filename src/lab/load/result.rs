@@ -1,0 +1,111 @@
+//! [`LoadResult`]: what one load run measured.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Serialize, Serializer};
+
+use super::Tally;
+use crate::lab::latency::Latency;
+
+fn millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64() * 1e3)
+}
+
+fn secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// What a load run measured. Serialized with durations as numbers:
+/// `elapsed_s` in seconds, `p50_ms` .. `max_ms` in milliseconds.
+#[derive(Clone, Debug, Serialize)]
+pub struct LoadResult {
+    /// Connections asked for.
+    pub conns: usize,
+    /// Successful requests completed in the measured window.
+    pub requests: u64,
+    /// Failed requests over the whole run: non-200 statuses, I/O errors,
+    /// wrong echoes. Connect failures are counted apart.
+    pub errors: u64,
+    /// Failed connects over the whole run (refused, timed out, `EMFILE`...).
+    pub connect_errors: u64,
+    /// Requests (or connects) in flight at the stop and still unanswered
+    /// after the linger: a sign of requests queued, not served.
+    pub unfinished: u64,
+    /// Connections that completed no request in the measured window.
+    pub idle_conns: u64,
+    /// Connections opened, reconnects included.
+    pub connections: u64,
+    /// The first error seen, as text.
+    pub first_error: Option<String>,
+    /// The measured window's length.
+    #[serde(rename = "elapsed_s", serialize_with = "secs")]
+    pub elapsed: Duration,
+    /// `requests / elapsed`.
+    pub req_per_s: f64,
+    /// Median latency of the recorded requests.
+    #[serde(rename = "p50_ms", serialize_with = "millis")]
+    pub p50: Duration,
+    /// 90th percentile latency.
+    #[serde(rename = "p90_ms", serialize_with = "millis")]
+    pub p90: Duration,
+    /// 99th percentile latency.
+    #[serde(rename = "p99_ms", serialize_with = "millis")]
+    pub p99: Duration,
+    /// Largest latency.
+    #[serde(rename = "max_ms", serialize_with = "millis")]
+    pub max: Duration,
+    /// Every recorded latency, merged over all connections.
+    #[serde(skip)]
+    pub latency: Latency,
+}
+
+impl LoadResult {
+    pub(super) fn new(conns: usize, tally: Tally, elapsed: Duration) -> LoadResult {
+        let latency = tally.latency;
+        let secs = elapsed.as_secs_f64();
+        LoadResult {
+            conns,
+            requests: tally.requests,
+            errors: tally.errors,
+            connect_errors: tally.connect_errors,
+            unfinished: tally.unfinished,
+            idle_conns: tally.idle_conns,
+            connections: tally.connections,
+            first_error: tally.first_error,
+            elapsed,
+            req_per_s: if secs > 0.0 { tally.requests as f64 / secs } else { 0.0 },
+            p50: latency.percentile(50.0),
+            p90: latency.percentile(90.0),
+            p99: latency.percentile(99.0),
+            max: latency.max(),
+            latency,
+        }
+    }
+}
+
+impl fmt::Display for LoadResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        write!(
+            f,
+            "{} requests in {:.2} s = {:.1} req/s, p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, \
+             max {:.3} ms, {} errors, {} connect errors, {} unfinished, {} idle conns",
+            self.requests,
+            self.elapsed.as_secs_f64(),
+            self.req_per_s,
+            ms(self.p50),
+            ms(self.p90),
+            ms(self.p99),
+            ms(self.max),
+            self.errors,
+            self.connect_errors,
+            self.unfinished,
+            self.idle_conns,
+        )?;
+        if let Some(e) = &self.first_error {
+            write!(f, " (first error: {e})")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,236 @@
+//! [`measure`]: one cell under one load, as one [`Run`].
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::cell::{Cell, ServiceKind};
+use super::load::{LoadResult, LoadSpec, Window, Workload, run_load_in};
+use super::procfs::{self, CpuTimes};
+use super::server::ServerProc;
+
+/// One measurement: a cell under a load. The field names are those of the
+/// `runs` of the lab's `report.json`; durations are in milliseconds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    /// The cell's spec, e.g. `threads-blocking-sleep-w4`.
+    pub cell: String,
+    /// `threads`, `green`, `stackless` or `tokio`.
+    pub runtime: String,
+    /// `blocking` or `async`.
+    pub style: String,
+    /// `pool` or `inline` for stackless blocking cells, else `None`.
+    pub offload: Option<String>,
+    /// The cell's workers, if set.
+    pub workers: Option<usize>,
+    /// `echo` or `sleep`.
+    pub service: String,
+    /// Client connections.
+    pub conns: usize,
+    /// Length of the measured window, in seconds.
+    pub seconds: f64,
+    /// Successful requests in the window.
+    pub requests: u64,
+    /// Successful requests per second.
+    pub req_per_s: f64,
+    /// Median latency, ms.
+    pub p50_ms: f64,
+    /// 90th percentile latency, ms.
+    pub p90_ms: f64,
+    /// 99th percentile latency, ms.
+    pub p99_ms: f64,
+    /// Largest latency, ms.
+    pub max_ms: f64,
+    /// Everything that failed, over the whole run: request errors plus
+    /// connect errors.
+    pub errors: u64,
+    /// The connect failures among `errors`.
+    pub connect_errors: u64,
+    /// Requests still unanswered when the run stopped.
+    pub unfinished: u64,
+    /// Connections that completed no request in the window.
+    pub idle_conns: u64,
+    /// The first error seen, as text.
+    pub first_error: Option<String>,
+    /// Server user CPU per successful request in the window, ns (`None`
+    /// without a server process to read, or without requests).
+    pub server_user_ns_per_req: Option<f64>,
+    /// Server system CPU per successful request in the window, ns.
+    pub server_sys_ns_per_req: Option<f64>,
+    /// Server resident memory at the end of the window, KiB.
+    pub rss_kib: Option<u64>,
+    /// Server resident memory when the load started (no connections yet),
+    /// KiB: with `rss_kib`, the memory the connections cost.
+    pub rss_kib_start: Option<u64>,
+    /// Whether server and client ran on separate CPUs.
+    pub pinned: bool,
+}
+
+impl Run {
+    /// A run from a load result and the server's accounting (if read).
+    pub fn new(cell: &Cell, load: &LoadResult, server: Option<&ServerUsage>, pinned: bool) -> Run {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let per_req =
+            |d: Duration| (load.requests > 0).then(|| d.as_secs_f64() * 1e9 / load.requests as f64);
+        Run {
+            cell: cell.to_spec(),
+            runtime: cell.runtime.name().into(),
+            style: cell.style.to_string(),
+            offload: cell.offload_name().map(Into::into),
+            workers: cell.workers,
+            service: cell.service.name().into(),
+            conns: load.conns,
+            seconds: load.elapsed.as_secs_f64(),
+            requests: load.requests,
+            req_per_s: load.req_per_s,
+            p50_ms: ms(load.p50),
+            p90_ms: ms(load.p90),
+            p99_ms: ms(load.p99),
+            max_ms: ms(load.max),
+            errors: load.errors + load.connect_errors,
+            connect_errors: load.connect_errors,
+            unfinished: load.unfinished,
+            idle_conns: load.idle_conns,
+            first_error: load.first_error.clone(),
+            server_user_ns_per_req: server.and_then(|s| per_req(s.cpu.user)),
+            server_sys_ns_per_req: server.and_then(|s| per_req(s.cpu.system)),
+            rss_kib: server.map(|s| s.rss_kib),
+            rss_kib_start: server.map(|s| s.rss_kib_start),
+            pinned,
+        }
+    }
+}
+
+impl fmt::Display for Run {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {} conns, {:.1} req/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
+            self.cell, self.conns, self.req_per_s, self.p50_ms, self.p99_ms, self.errors
+        )?;
+        if let (Some(user), Some(sys)) = (self.server_user_ns_per_req, self.server_sys_ns_per_req) {
+            write!(f, ", server CPU/req {:.1} µs user + {:.1} µs sys", user / 1e3, sys / 1e3)?;
+        }
+        if let (Some(start), Some(end)) = (self.rss_kib_start, self.rss_kib) {
+            let mib = |kib: u64| kib as f64 / 1024.0;
+            write!(f, ", server RSS {:.1} -> {:.1} MiB", mib(start), mib(end))?;
+        }
+        if self.unfinished > 0 || self.idle_conns > 0 {
+            write!(f, ", {} unfinished, {} idle conns", self.unfinished, self.idle_conns)?;
+        }
+        write!(f, "{}", if self.pinned { " (pinned)" } else { " (not pinned)" })?;
+        if let Some(e) = &self.first_error {
+            write!(f, " [first error: {e}]")?;
+        }
+        Ok(())
+    }
+}
+
+/// What the server used during the measured window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServerUsage {
+    /// CPU time used between the window's start and its end.
+    pub cpu: CpuTimes,
+    /// Resident memory at the window's end, KiB.
+    pub rss_kib: u64,
+    /// Resident memory when the load started, KiB.
+    pub rss_kib_start: u64,
+}
+
+/// Checks that `load` speaks `cell`'s protocol.
+fn check_match(cell: &Cell, load: &LoadSpec) -> io::Result<()> {
+    match (cell.service, &load.workload) {
+        (ServiceKind::Sleep, Workload::Http { .. })
+        | (ServiceKind::Echo, Workload::Echo { .. }) => Ok(()),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "cell '{cell}' serves {} but the load is {}",
+                cell.service.name(),
+                load.describe()
+            ),
+        )),
+    }
+}
+
+/// Measures `cell` under `load`: starts the server as a child process
+/// ([`ServerProc::spawn`], so the current binary must handle `--serve`),
+/// runs the load, reads the server's CPU time at both edges of the
+/// measured window and its RSS at the start and the end, stops it. See the
+/// [module docs](super) for the whole procedure.
+///
+/// # Errors
+///
+/// When the server cannot start, the load cannot run, `/proc` cannot be
+/// read (the server died), or the server cannot be stopped. Request errors
+/// are not errors here: they are counted in the [`Run`].
+pub fn measure(cell: &Cell, load: &LoadSpec) -> io::Result<Run> {
+    check_match(cell, load)?;
+    let server = ServerProc::spawn(cell)?;
+    let pinned = server.pinned();
+    let measured = measure_at(cell, server.addr(), Some(server.pid()), load);
+    let status = server.stop();
+    let mut run = measured?;
+    let status = status?;
+    if !status.success() {
+        return Err(io::Error::other(format!(
+            "server '{cell}' did not stop cleanly ({status}) after: {run}"
+        )));
+    }
+    run.pinned = pinned;
+    Ok(run)
+}
+
+/// Measures a server already listening on `addr`, which `cell` describes
+/// (for the labels only). With `pid`, that process's CPU and RSS are read
+/// from `/proc` at the window's edges; without, those fields are `None`.
+/// This is how a test measures a server it runs in-process.
+///
+/// # Errors
+///
+/// As [`measure`], without the server's start and stop.
+pub fn measure_at(
+    cell: &Cell,
+    addr: SocketAddr,
+    pid: Option<u32>,
+    load: &LoadSpec,
+) -> io::Result<Run> {
+    check_match(cell, load)?;
+    let window = load.window();
+    let sampler = pid
+        .map(|pid| {
+            std::thread::Builder::new()
+                .name("lab-sampler".into())
+                .spawn(move || sample(pid, window))
+        })
+        .transpose()?;
+    let result = run_load_in(addr, load, window);
+    let usage = match sampler.map(|s| s.join()) {
+        None => None,
+        Some(Ok(usage)) => Some(usage?),
+        Some(Err(_)) => return Err(io::Error::other("the /proc sampler thread panicked")),
+    };
+    Ok(Run::new(cell, &result?, usage.as_ref(), false))
+}
+
+/// Reads `pid`'s CPU time at `window.measure_from` and at `window.stop`,
+/// and its RSS at the start and at the stop.
+fn sample(pid: u32, window: Window) -> io::Result<ServerUsage> {
+    let rss_kib_start = procfs::rss_kib(pid)?;
+    sleep_until(window.measure_from);
+    let before = procfs::cpu_times(pid)?;
+    sleep_until(window.stop);
+    let after = procfs::cpu_times(pid)?;
+    let rss_kib = procfs::rss_kib(pid)?;
+    Ok(ServerUsage { cpu: after - before, rss_kib, rss_kib_start })
+}
+
+fn sleep_until(when: Instant) {
+    let left = when.saturating_duration_since(Instant::now());
+    if !left.is_zero() {
+        std::thread::sleep(left);
+    }
+}

@@ -1,0 +1,325 @@
+//! The server under test, as a child process: [`ServerProc`].
+//!
+//! The lab re-executes its own binary as `<exe> --serve <cell spec>` (the
+//! lab example handles `--serve`), so the server has a process of its own:
+//! its CPU time and memory can be read from `/proc/<pid>` apart from the
+//! load generator's, and it can be pinned to its own CPU.
+//!
+//! ```text
+//!   lab (client, CPUs 1..n) ──spawn──> lab --serve green-blocking-sleep (CPU 0)
+//!        <── stdout: "listening on 127.0.0.1:41234" (first line, within 10 s)
+//!   ... load ... /proc/<pid>/stat, /proc/<pid>/status ...
+//!        ──SIGTERM──> graceful stop (SIGKILL after 10 s)
+//! ```
+//!
+//! The server's stdout after the first line is drained and dropped; its
+//! stderr is kept (the last lines) to explain a failure.
+
+use std::collections::VecDeque;
+use std::io::{self, BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::time::{Duration, Instant};
+
+use greenloop_net::server::{ServeReport, Shutdown, serve};
+use greenloop_net::service::{Echo, SleepHttp};
+
+use super::affinity;
+use super::cell::{Cell, ServiceKind};
+use super::procfs::{self, CpuTimes};
+
+/// How long a server may take to print `listening on ADDR`.
+pub const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a server may take to exit after SIGTERM before it is killed.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// The first line a server prints, followed by its address.
+pub const LISTENING: &str = "listening on ";
+/// Lines of the server's stderr kept for error messages.
+const STDERR_LINES: usize = 20;
+
+/// A server running as a child process; see the module docs.
+///
+/// Dropping it without [`stop`](ServerProc::stop) kills the child
+/// (SIGKILL) and reaps it, so no server outlives a failed measurement.
+#[derive(Debug)]
+pub struct ServerProc {
+    child: Option<Child>,
+    pid: u32,
+    addr: SocketAddr,
+    pinned: bool,
+    label: String,
+    stderr: Arc<Mutex<VecDeque<String>>>,
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ServerProc {
+    /// Starts the server for `cell`: re-executes the current binary with
+    /// `--serve <spec>`, pinned as [`spawn_command`](ServerProc::spawn_command) says.
+    ///
+    /// # Errors
+    ///
+    /// As [`spawn_command`](ServerProc::spawn_command); also when the
+    /// current executable cannot be found.
+    pub fn spawn(cell: &Cell) -> io::Result<ServerProc> {
+        let exe = std::env::current_exe()?;
+        let mut command = Command::new(exe);
+        command.arg("--serve").arg(cell.to_spec());
+        ServerProc::spawn_command(command, &cell.to_spec())
+    }
+
+    /// Starts `command`, which must print `listening on ADDR` as its first
+    /// line on stdout. With two or more CPUs, the child is pinned to the
+    /// first one (before it runs any code of its own) and this whole
+    /// process to the others. SIGINT and SIGTERM are unblocked in the
+    /// child, whatever this process's mask.
+    ///
+    /// # Errors
+    ///
+    /// When the command cannot start, exits or prints something else before
+    /// its address, or stays silent for [`START_TIMEOUT`]: the message
+    /// names the server and quotes its stderr. The child is killed then.
+    pub fn spawn_command(mut command: Command, label: &str) -> io::Result<ServerProc> {
+        let plan = affinity::plan();
+        let server_set = plan.as_ref().map(|p| affinity::cpu_set(&[p.server]));
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        // SAFETY: the closure runs between fork and exec, where only
+        // async-signal-safe calls are allowed: it makes two system calls
+        // (sched_setaffinity, sigprocmask) on data prepared before the fork
+        // and allocates nothing.
+        unsafe {
+            command.pre_exec(move || {
+                if let Some(set) = &server_set {
+                    affinity::pin_this_thread(set)?;
+                }
+                unblock_stop_signals()
+            });
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot start server '{label}': {e}")))?;
+        let pinned = match &plan {
+            Some(p) => affinity::pin_this_process(&p.client).is_ok(),
+            None => false,
+        };
+        let stderr = Arc::new(Mutex::new(VecDeque::new()));
+        let stderr_reader = match child.stderr.take() {
+            Some(pipe) => {
+                let tail = stderr.clone();
+                Some(
+                    std::thread::Builder::new()
+                        .name("lab-server-stderr".into())
+                        .spawn(move || keep_tail(pipe, &tail))?,
+                )
+            }
+            None => None,
+        };
+        let (tx, rx) = mpsc::channel();
+        if let Some(pipe) = child.stdout.take() {
+            std::thread::Builder::new().name("lab-server-stdout".into()).spawn(move || {
+                let mut lines = BufReader::new(pipe);
+                let mut first = String::new();
+                let _ = tx.send(lines.read_line(&mut first).map(|_| first));
+                // Drain the rest so the server never blocks on a full pipe.
+                let _ = io::copy(&mut lines, &mut io::sink());
+            })?;
+        }
+        let pid = child.id();
+        let mut proc = ServerProc {
+            child: Some(child),
+            pid,
+            addr: ([0, 0, 0, 0], 0).into(),
+            pinned,
+            label: label.into(),
+            stderr,
+            stderr_reader,
+        };
+        let first = match rx.recv_timeout(START_TIMEOUT) {
+            Ok(Ok(line)) => line,
+            Ok(Err(e)) => return Err(proc.failed(format!("reading its stdout failed: {e}"))),
+            Err(_) => {
+                return Err(
+                    proc.failed(format!("no 'listening on ADDR' line within {START_TIMEOUT:?}"))
+                );
+            }
+        };
+        let addr = first.trim_end().strip_prefix(LISTENING).and_then(|a| a.parse().ok());
+        match addr {
+            Some(addr) => {
+                proc.addr = addr;
+                Ok(proc)
+            }
+            None if first.is_empty() => Err(proc.failed("it exited before listening".into())),
+            None => Err(proc.failed(format!(
+                "its first line was {:?}, expected 'listening on ADDR'",
+                first.trim_end()
+            ))),
+        }
+    }
+
+    /// Kills the child and builds the error for a failed start.
+    fn failed(&mut self, why: String) -> io::Error {
+        let status = self.kill_now();
+        // Let the stderr reader reach the end of the pipe (bounded: a
+        // grandchild may still hold it open).
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while self.stderr_reader.as_ref().is_some_and(|r| !r.is_finished())
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let status = status.map_or_else(|e| format!("({e})"), |s| s.to_string());
+        io::Error::other(format!(
+            "server '{}' (pid {}) did not start: {why}; {status}; its stderr:\n{}",
+            self.label,
+            self.pid,
+            self.stderr_tail()
+        ))
+    }
+
+    fn kill_now(&mut self) -> io::Result<ExitStatus> {
+        let mut child = self.child.take().ok_or_else(|| io::Error::other("already stopped"))?;
+        if let Ok(Some(status)) = child.try_wait() {
+            return Ok(status);
+        }
+        child.kill()?;
+        child.wait()
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Whether server and client were pinned to separate CPUs.
+    pub fn pinned(&self) -> bool {
+        self.pinned
+    }
+
+    /// The label it was started with (the cell spec).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// CPU time it has used so far, all threads.
+    ///
+    /// # Errors
+    ///
+    /// See [`procfs::cpu_times`].
+    pub fn cpu_times(&self) -> io::Result<CpuTimes> {
+        procfs::cpu_times(self.pid)
+    }
+
+    /// Its resident set size in KiB.
+    ///
+    /// # Errors
+    ///
+    /// See [`procfs::rss_kib`].
+    pub fn rss_kib(&self) -> io::Result<u64> {
+        procfs::rss_kib(self.pid)
+    }
+
+    /// The last lines it wrote to stderr.
+    pub fn stderr_tail(&self) -> String {
+        let lines = self.stderr.lock().unwrap_or_else(PoisonError::into_inner);
+        lines.iter().map(String::as_str).collect::<Vec<_>>().join("\n")
+    }
+
+    /// Stops it gracefully: SIGTERM, then waits up to [`STOP_TIMEOUT`];
+    /// SIGKILL if it is still running then. Returns how it exited (a
+    /// graceful stop exits with success; a kill shows as signal 9).
+    ///
+    /// # Errors
+    ///
+    /// When the signal cannot be sent or the child cannot be waited for.
+    pub fn stop(mut self) -> io::Result<ExitStatus> {
+        let mut child = self.child.take().ok_or_else(|| io::Error::other("already stopped"))?;
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        let pid = libc::pid_t::try_from(self.pid).map_err(io::Error::other)?;
+        // SAFETY: kill(2) with a valid signal; `pid` is our unreaped child,
+        // so the id cannot have been reused by another process.
+        if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child.kill()?;
+        child.wait()
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let _ = self.kill_now();
+        }
+    }
+}
+
+/// Keeps the last [`STDERR_LINES`] lines of `pipe` in `tail`.
+fn keep_tail(pipe: impl Read, tail: &Mutex<VecDeque<String>>) {
+    for line in BufReader::new(pipe).lines() {
+        let Ok(line) = line else { return };
+        let mut tail = tail.lock().unwrap_or_else(PoisonError::into_inner);
+        if tail.len() == STDERR_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(line);
+    }
+}
+
+/// Unblocks SIGINT and SIGTERM in the calling thread. Async-signal-safe.
+fn unblock_stop_signals() -> io::Result<()> {
+    // SAFETY: sigemptyset/sigaddset initialise the set they are given;
+    // sigprocmask(2) with a valid set and a null old-set pointer. All three
+    // are async-signal-safe.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        if libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Serves `cell` on `listener` in this process until `shutdown` is
+/// triggered: the server matrix's [`serve`] with the cell's config and
+/// service. This is what `lab --serve` runs for greenloop cells, and what
+/// tests run on a thread.
+///
+/// # Errors
+///
+/// `Unsupported` for a tokio cell (the lab binary serves those itself);
+/// otherwise the errors of [`serve`].
+pub fn serve_cell(
+    cell: &Cell,
+    listener: std::net::TcpListener,
+    shutdown: &Shutdown,
+) -> io::Result<ServeReport> {
+    let config = cell.server_config().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("'{cell}' is a tokio cell: the lab binary serves it, not the library"),
+        )
+    })?;
+    match cell.service {
+        ServiceKind::Echo => serve(listener, Echo, &config, shutdown),
+        ServiceKind::Sleep => serve(listener, SleepHttp::default(), &config, shutdown),
+    }
+}
