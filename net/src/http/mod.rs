@@ -104,4 +104,4 @@ mod route;
 pub use error::ParseError;
 pub use request::{Header, Headers, MAX_HEAD, MAX_HEADERS, Parsed, Request, parse_request};
 pub use response::{error_response, write_response};
-pub use route::{Action, DONE_BODY, MAX_SLEEP_MS, route_sleep};
+pub use route::{Action, DONE_BODY, MAX_SLEEP_MS, hash_work, route_sleep, write_hash_response};
