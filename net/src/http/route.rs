@@ -134,13 +134,17 @@ fn query_value<'q>(query: &'q str, key: &str) -> Result<Option<&'q str>, &'stati
 
 /// 1 to 8 ASCII digits, at least 1.
 fn parse_rounds(digits: &str) -> Option<u32> {
-    if digits.is_empty() || digits.len() > 8 {
+    let n = parse_digits(digits, 8)?;
+    if n >= 1 { u32::try_from(n).ok() } else { None }
+}
+
+/// 1 to `max_len` (at most 19) ASCII digits, as a number: checked by length
+/// first, so nothing overflows.
+fn parse_digits(digits: &str, max_len: usize) -> Option<u64> {
+    if digits.is_empty() || digits.len() > max_len {
         return None;
     }
-    let n = digits
-        .bytes()
-        .try_fold(0u32, |n, b| b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0')))?;
-    (n >= 1).then_some(n)
+    digits.bytes().try_fold(0u64, |n, b| b.is_ascii_digit().then(|| n * 10 + u64::from(b - b'0')))
 }
 
 /// The CPU-bound work of `/hash`: `rounds` rounds of a 64-bit
@@ -178,13 +182,7 @@ fn sleep_ms(query: &str) -> Result<u64, &'static str> {
 
 /// 1 to 5 ASCII digits whose value is at most [`MAX_SLEEP_MS`].
 fn parse_millis(digits: &str) -> Option<u64> {
-    if digits.is_empty() || digits.len() > 5 {
-        return None;
-    }
-    let ms = digits
-        .bytes()
-        .try_fold(0u64, |ms, b| b.is_ascii_digit().then(|| ms * 10 + u64::from(b - b'0')))?;
-    (ms <= MAX_SLEEP_MS).then_some(ms)
+    parse_digits(digits, 5).filter(|&ms| ms <= MAX_SLEEP_MS)
 }
 
 #[cfg(test)]

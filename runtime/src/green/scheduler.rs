@@ -343,36 +343,33 @@ impl Scheduler {
     /// thread; `false` if none is running.
     #[inline]
     pub(super) fn wait_current(&self, tokens: u8) -> bool {
-        let must_suspend = match self.threads.borrow().get(self.current.get()) {
-            Some(slot) => control_of(&slot.waker).begin_wait(tokens),
-            None => return false,
-        };
-        if must_suspend {
-            self.suspend();
-            if let Some(slot) = self.threads.borrow().get(self.current.get()) {
-                control_of(&slot.waker).end_wait(tokens);
-            }
-        }
-        true
+        self.wait(tokens).is_some()
     }
 
     /// `block_on`'s wait for its waker: like `wait_current(WAKE)`, but a
     /// wake that already happened (a future that woke itself) yields to the
     /// other threads before the re-poll instead of spinning on the future.
     pub(super) fn wait_wake_current(&self) -> bool {
-        let must_suspend = match self.threads.borrow().get(self.current.get()) {
-            Some(slot) => control_of(&slot.waker).begin_wait(WAKE),
-            None => return false,
-        };
+        match self.wait(WAKE) {
+            Some(true) => true,
+            Some(false) => self.yield_current(),
+            None => false,
+        }
+    }
+
+    /// Waits for one of `tokens`: `Some(true)` after suspending,
+    /// `Some(false)` if a token was already there, `None` outside a thread.
+    #[inline]
+    fn wait(&self, tokens: u8) -> Option<bool> {
+        let must_suspend =
+            control_of(&self.threads.borrow().get(self.current.get())?.waker).begin_wait(tokens);
         if must_suspend {
             self.suspend();
             if let Some(slot) = self.threads.borrow().get(self.current.get()) {
-                control_of(&slot.waker).end_wait(WAKE);
+                control_of(&slot.waker).end_wait(tokens);
             }
-            true
-        } else {
-            self.yield_current()
         }
+        Some(must_suspend)
     }
 
     /// `yield_now` for the running green thread; `false` if none is running.
