@@ -30,11 +30,24 @@
 //! held under the primitive's short spin lock (`waiters.rs`, `spin.rs`): a
 //! pending future keeps a key to its node, re-registers its waker on each
 //! poll (skipping the clone when it wakes the same task), and whoever
-//! serves it unlinks
-//! the node, records what it handed over (a permit, a slot, a
-//! notification) and wakes it after dropping the lock. The [`Semaphore`] is
-//! the core: a [`Mutex`] is a semaphore of one permit with FIFO handoff, and a
-//! bounded [`mpsc`] channel is a queue plus a semaphore-like count of slots.
+//! serves it unlinks the node, records what it handed over (a permit, a
+//! slot, a notification) and wakes it after dropping the lock. The
+//! [`Semaphore`] is the core: a [`Mutex`] is a semaphore of one permit with
+//! FIFO handoff, and a bounded [`mpsc`] channel is a queue plus a
+//! semaphore-like count of slots.
+//!
+//! The locks are spin locks rather than `std::sync::Mutex` because their
+//! sections are a few instructions and never suspend, and a spin lock
+//! unlocks with a plain store: one atomic read-modify-write per section
+//! instead of two (see `spin.rs`; it falls back to yielding the OS thread
+//! under contention).
+//!
+//! # Select
+//!
+//! [`select`] is a combinator, not a macro: a future over a slice of
+//! receivers of one message type, with `(index, message)` as output; it
+//! composes with `.await`, [`select_blocking`] and timeouts (see
+//! [`select`] for why this choice).
 //!
 //! # Guarantees
 //!
@@ -106,6 +119,11 @@ mod tests {
         assert_send::<Acquire<'static>>();
         assert_send::<mpsc::Sending<'static, u32>>();
         assert_send::<Notified<'static>>();
+        assert_send::<mpsc::Recv<'static, u32>>();
+        assert_send::<mpsc::Permit<'static, u32>>();
+        assert_send::<Select<'static, u32>>();
+        assert_send::<Wait<'static>>();
+        assert_send::<Lock<'static, u32>>();
         // A Cell may move with its lock, but a shared guard must not lend it.
         assert_send::<MutexGuard<'static, std::cell::Cell<u32>>>();
     }

@@ -179,10 +179,12 @@ impl Future for Notified<'_> {
             }
             Phase::Waiting(key) => {
                 if inner.waiters.is_linked(key) {
-                    inner.waiters.register(key, cx.waker());
+                    let displaced = inner.waiters.register(key, cx.waker());
+                    drop(inner);
+                    drop(displaced);
                     return Poll::Pending;
                 }
-                inner.waiters.remove(key);
+                let _ = inner.waiters.remove(key);
             }
             Phase::Done => panic!("Notified polled after completion"),
         }
@@ -195,12 +197,15 @@ impl Drop for Notified<'_> {
     fn drop(&mut self) {
         let Phase::Waiting(key) = self.phase else { return };
         let mut wakes = Wakes::new();
-        {
+        let own_waker = {
             let mut inner = self.notify.inner.lock();
-            if inner.waiters.remove(key).0 == Woken::One {
+            let (woken, _, waker) = inner.waiters.remove(key);
+            if woken == Woken::One {
                 notify_one_locked(&mut inner, &mut wakes);
             }
-        }
+            waker
+        };
+        drop(own_waker);
         wakes.wake_all();
     }
 }

@@ -163,7 +163,9 @@ impl<T> Future for Receiver<T> {
             Some(value) => Poll::Ready(Ok(value)),
             None if state.tx_gone => Poll::Ready(Err(RecvError(()))),
             None => {
-                register_slot(&mut state.waker, cx.waker());
+                let displaced = register_slot(&mut state.waker, cx.waker());
+                drop(state);
+                drop(displaced);
                 Poll::Pending
             }
         }

@@ -24,25 +24,7 @@
 //!
 //! A closed and drained receiver is always ready with `(index, None)`, as a
 //! closed channel is in Go's `select`: remove it from the set once seen.
-//!
-//! ```
-//! use greenloop_runtime::sync::{mpsc, select_blocking};
-//! use greenloop_runtime::time;
-//! use std::time::Duration;
-//!
-//! let (tx_a, rx_a) = mpsc::unbounded_channel();
-//! let (_tx_b, rx_b) = mpsc::unbounded_channel::<&str>();
-//! let mut receivers = [rx_a, rx_b];
-//! tx_a.send("a").unwrap();
-//! assert_eq!(select_blocking(&mut receivers), (0, Some("a")));
-//!
-//! // With a timeout: nothing more is coming for now.
-//! let waited = time::block_on_timeout(
-//!     Duration::from_millis(5),
-//!     greenloop_runtime::sync::select(&mut receivers),
-//! );
-//! assert!(waited.is_err());
-//! ```
+//! (An example is on [`select`].)
 
 use std::cell::Cell;
 use std::fmt;
@@ -55,10 +37,39 @@ use super::mpsc::Receiver;
 /// Waits for the first message from any of `receivers`: `(index, Some(msg))`,
 /// or `(index, None)` if that receiver's channel is closed and drained.
 ///
+/// A combinator rather than a `select!` macro: it needs no macro machinery,
+/// works the same from `.await`, [`select_blocking`] and
+/// [`time::timeout`](crate::time::timeout), and is cancel-safe (it takes a
+/// message from at most one receiver per completion, and dropping it while
+/// pending loses nothing). Receivers of different message types join one
+/// select by sending an enum. A closed, drained receiver is always ready
+/// with `(index, None)`, as in Go: remove it from the set once seen.
+///
 /// # Panics
 ///
 /// The future panics when polled if `receivers` is empty (it could never
 /// complete).
+///
+/// # Examples
+///
+/// ```
+/// use greenloop_runtime::sync::{mpsc, select_blocking};
+/// use greenloop_runtime::time;
+/// use std::time::Duration;
+///
+/// let (tx_a, rx_a) = mpsc::unbounded_channel();
+/// let (_tx_b, rx_b) = mpsc::unbounded_channel::<&str>();
+/// let mut receivers = [rx_a, rx_b];
+/// tx_a.send("a").unwrap();
+/// assert_eq!(select_blocking(&mut receivers), (0, Some("a")));
+///
+/// // With a timeout: nothing more is coming for now.
+/// let waited = time::block_on_timeout(
+///     Duration::from_millis(5),
+///     greenloop_runtime::sync::select(&mut receivers),
+/// );
+/// assert!(waited.is_err());
+/// ```
 pub fn select<T>(receivers: &mut [Receiver<T>]) -> Select<'_, T> {
     thread_local! {
         static START: Cell<usize> = const { Cell::new(0) };

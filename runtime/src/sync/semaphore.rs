@@ -32,9 +32,11 @@
 //! go to the next waiters; if it was waiting at the head, the waiters behind
 //! it are re-checked, since they may fit in the free permits now.
 
+mod permit;
+
+pub use permit::{Acquire, AcquireOwned, OwnedSemaphorePermit, SemaphorePermit};
+
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
@@ -385,10 +387,12 @@ impl AcquireState {
             Phase::Waiting(key) => {
                 let mut list = sem.waiters.lock();
                 if list.is_linked(key) {
-                    list.register(key, cx.waker());
+                    let displaced = list.register(key, cx.waker());
+                    drop(list);
+                    drop(displaced);
                     return Poll::Pending;
                 }
-                let (waiter, _) = list.remove(key);
+                let (waiter, _, _) = list.remove(key);
                 drop(list);
                 self.finish(if waiter.closed { Err(AcquireError(())) } else { Ok(()) })
             }
@@ -442,150 +446,21 @@ impl AcquireState {
         let Phase::Waiting(key) = self.phase else { return };
         self.phase = Phase::Done;
         let mut wakes = Wakes::new();
-        {
+        let own_waker = {
             let mut list = sem.waiters.lock();
-            let (waiter, was_waiting) = list.remove(key);
+            let (waiter, was_waiting, waker) = list.remove(key);
             if was_waiting {
                 sem.serve_locked(&mut list, &mut wakes);
             } else if !waiter.closed {
                 sem.release_locked(self.need, &mut list, &mut wakes);
             }
-        }
+            waker
+        };
+        drop(own_waker);
         wakes.wake_all();
     }
 
     pub(super) fn need(&self) -> usize {
         self.need
-    }
-}
-
-/// The future of [`Semaphore::acquire`] and [`Semaphore::acquire_many`].
-///
-/// Dropping it before it completes gives its place (and any permits it was
-/// already handed) to the next waiter.
-#[must_use = "futures do nothing unless polled"]
-#[derive(Debug)]
-pub struct Acquire<'a> {
-    sem: &'a Semaphore,
-    waiter: AcquireState,
-}
-
-impl<'a> Future for Acquire<'a> {
-    type Output = Result<SemaphorePermit<'a>, AcquireError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        let sem = this.sem;
-        this.waiter.poll(sem, cx).map_ok(|()| SemaphorePermit { sem, permits: this.waiter.need() })
-    }
-}
-
-impl Drop for Acquire<'_> {
-    fn drop(&mut self) {
-        self.waiter.cancel(self.sem);
-    }
-}
-
-/// The future of [`Semaphore::acquire_owned`] and
-/// [`Semaphore::acquire_many_owned`]; cancel-safe like [`Acquire`].
-#[must_use = "futures do nothing unless polled"]
-#[derive(Debug)]
-pub struct AcquireOwned {
-    /// Taken when the permit is handed out.
-    sem: Option<Arc<Semaphore>>,
-    waiter: AcquireState,
-}
-
-impl Future for AcquireOwned {
-    type Output = Result<OwnedSemaphorePermit, AcquireError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        let sem = this.sem.as_ref().expect("AcquireOwned polled after completion");
-        match this.waiter.poll(sem, cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(result) => {
-                let sem = this.sem.take().expect("checked above");
-                Poll::Ready(
-                    result.map(|()| OwnedSemaphorePermit { sem, permits: this.waiter.need() }),
-                )
-            }
-        }
-    }
-}
-
-impl Drop for AcquireOwned {
-    fn drop(&mut self) {
-        if let Some(sem) = &self.sem {
-            self.waiter.cancel(sem);
-        }
-    }
-}
-
-/// Permits borrowed from a [`Semaphore`], returned when dropped.
-#[must_use = "dropping the permit releases it at once"]
-pub struct SemaphorePermit<'a> {
-    sem: &'a Semaphore,
-    permits: usize,
-}
-
-impl SemaphorePermit<'_> {
-    /// How many permits this holds.
-    pub fn num_permits(&self) -> usize {
-        self.permits
-    }
-
-    /// Drops the permit without returning it: the semaphore shrinks.
-    pub fn forget(mut self) {
-        self.permits = 0;
-    }
-}
-
-impl Drop for SemaphorePermit<'_> {
-    fn drop(&mut self) {
-        self.sem.release(self.permits);
-    }
-}
-
-impl fmt::Debug for SemaphorePermit<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SemaphorePermit").field("permits", &self.permits).finish()
-    }
-}
-
-/// Permits from an `Arc<Semaphore>`, returned when dropped; `'static`, so
-/// they can move into spawned work.
-#[must_use = "dropping the permit releases it at once"]
-pub struct OwnedSemaphorePermit {
-    sem: Arc<Semaphore>,
-    permits: usize,
-}
-
-impl OwnedSemaphorePermit {
-    /// How many permits this holds.
-    pub fn num_permits(&self) -> usize {
-        self.permits
-    }
-
-    /// The semaphore the permits came from.
-    pub fn semaphore(&self) -> &Arc<Semaphore> {
-        &self.sem
-    }
-
-    /// Drops the permit without returning it: the semaphore shrinks.
-    pub fn forget(mut self) {
-        self.permits = 0;
-    }
-}
-
-impl Drop for OwnedSemaphorePermit {
-    fn drop(&mut self) {
-        self.sem.release(self.permits);
-    }
-}
-
-impl fmt::Debug for OwnedSemaphorePermit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OwnedSemaphorePermit").field("permits", &self.permits).finish()
     }
 }

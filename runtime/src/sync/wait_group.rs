@@ -157,10 +157,12 @@ impl Future for Wait<'_> {
             Phase::Waiting(key) => {
                 let mut waiters = inner.waiters.lock();
                 if waiters.is_linked(key) {
-                    waiters.register(key, cx.waker());
+                    let displaced = waiters.register(key, cx.waker());
+                    drop(waiters);
+                    drop(displaced);
                     return Poll::Pending;
                 }
-                waiters.remove(key);
+                let _ = waiters.remove(key);
             }
             Phase::Done => panic!("WaitGroup wait polled after completion"),
         }
@@ -172,7 +174,8 @@ impl Future for Wait<'_> {
 impl Drop for Wait<'_> {
     fn drop(&mut self) {
         if let Phase::Waiting(key) = self.phase {
-            self.group.inner.waiters.lock().remove(key);
+            let (_, _, own_waker) = self.group.inner.waiters.lock().remove(key);
+            drop(own_waker);
         }
     }
 }

@@ -2,10 +2,10 @@
 //!
 //! A [`WaitList`] is a FIFO of parked waiters, kept inside the primitive's
 //! own lock (a [`SpinLock`](super::spin::SpinLock)) next to the state it
-//! guards (permits, a message queue, a counter). It is a doubly linked list threaded through a slab, so
-//! a waiter is pushed, popped *and removed from the middle* in O(1), and the
-//! slab's slots are reused: once it has grown to the largest number of
-//! concurrent waiters, waiting allocates nothing.
+//! guards (permits, a message queue, a counter). It is a doubly linked list
+//! threaded through a slab, so a waiter is pushed, popped *and removed from
+//! the middle* in O(1), and the slab's slots are reused: once it has grown
+//! to the largest number of concurrent waiters, waiting allocates nothing.
 //!
 //! ```text
 //!   head ─▶ [key 3] ⇄ [key 0] ⇄ [key 5] ◀─ tail      linked: waiting
@@ -17,7 +17,10 @@
 //! 1. A pending future [`push_back`](WaitList::push_back)s itself with its
 //!    waker and keeps the returned [`WaiterKey`]. On a re-poll it
 //!    [`register`](WaitList::register)s its (possibly new) waker; the
-//!    `will_wake` check skips the clone when it is the same.
+//!    clone is skipped when it wakes the same task ([`same_waker`]).
+//!    A waker displaced or removed under the lock is handed back to the
+//!    caller, to be dropped after the lock: the last reference to a finished
+//!    green thread may drop its result, which may use this very primitive.
 //! 2. Whoever serves it (a release, a send, a notify, a close)
 //!    [`pop_front`](WaitList::pop_front)s it: the node is *unlinked* but stays
 //!    in the slab with its state (what it was handed: a permit, a slot, a
@@ -39,11 +42,15 @@ use crate::slab::Slab;
 const NIL: usize = usize::MAX;
 
 /// Stores `waker` in a single-waiter slot, cloning it only if the slot does
-/// not already hold a waker that wakes the same task.
-pub(crate) fn register_slot(slot: &mut Option<Waker>, waker: &Waker) {
+/// not already hold a waker that wakes the same task. Returns the waker it
+/// displaced, to be dropped by the caller *after* releasing its lock: the
+/// last reference to a finished task or green thread may drop its output,
+/// which may use this very primitive.
+#[must_use = "drop the displaced waker after releasing the lock"]
+pub(crate) fn register_slot(slot: &mut Option<Waker>, waker: &Waker) -> Option<Waker> {
     match slot {
-        Some(old) if same_waker(old, waker) => {}
-        slot => *slot = Some(waker.clone()),
+        Some(old) if same_waker(old, waker) => None,
+        slot => slot.replace(waker.clone()),
     }
 }
 
@@ -77,10 +84,12 @@ impl WakerSlot {
         WakerSlot { waker: None, waiting: false }
     }
 
-    /// Marks the waiter waiting, with `waker` (cloned only if it changed).
-    pub(crate) fn register(&mut self, waker: &Waker) {
-        register_slot(&mut self.waker, waker);
+    /// Marks the waiter waiting, with `waker` (cloned only if it changed);
+    /// returns the displaced waker (see [`register_slot`]).
+    #[must_use = "drop the displaced waker after releasing the lock"]
+    pub(crate) fn register(&mut self, waker: &Waker) -> Option<Waker> {
         self.waiting = true;
+        register_slot(&mut self.waker, waker)
     }
 
     /// Whether the waiter waits (registered and not woken since).
@@ -191,19 +200,23 @@ impl<S> WaitList<S> {
         self.node(key).linked
     }
 
-    /// Updates the waker of the waiting waiter at `key`.
-    pub(crate) fn register(&mut self, key: WaiterKey, waker: &Waker) {
+    /// Updates the waker of the waiting waiter at `key`; returns the
+    /// displaced waker (see [`register_slot`]).
+    #[must_use = "drop the displaced waker after releasing the lock"]
+    pub(crate) fn register(&mut self, key: WaiterKey, waker: &Waker) -> Option<Waker> {
         let node = self.nodes.get_mut(key.0).expect("greenloop sync: stale waiter key");
-        register_slot(&mut node.waker, waker);
+        register_slot(&mut node.waker, waker)
     }
 
-    /// Removes the waiter at `key` (owner only); returns its state and
-    /// whether it was still waiting (`false`: it had been served).
-    pub(crate) fn remove(&mut self, key: WaiterKey) -> (S, bool) {
+    /// Removes the waiter at `key` (owner only); returns its state, whether
+    /// it was still waiting (`false`: it had been served), and its waker if
+    /// it still had one, to be dropped after the lock (see
+    /// [`register_slot`]).
+    pub(crate) fn remove(&mut self, key: WaiterKey) -> (S, bool, Option<Waker>) {
         let linked = self.is_linked(key);
         self.unlink(key.0);
         let node = self.nodes.remove(key.0).expect("greenloop sync: stale waiter key");
-        (node.state, linked)
+        (node.state, linked, node.waker)
     }
 
     fn node(&self, key: WaiterKey) -> &Node<S> {
@@ -281,18 +294,18 @@ mod tests {
         let b = list.push_back('b', waker);
         let c = list.push_back('c', waker);
         assert_eq!(list.len(), 3);
-        assert_eq!(list.remove(b), ('b', true));
+        assert_eq!(list.remove(b).0, 'b');
         assert_eq!(list.front(), Some(&'a'));
         assert!(list.pop_front(|s| *s = 'A').is_some());
         assert!(!list.is_linked(a));
-        assert_eq!(list.remove(a), ('A', false));
+        assert!(matches!(list.remove(a), ('A', false, None)));
         assert_eq!(list.front(), Some(&'c'));
         let d = list.push_back('d', waker);
         let mut wakes = Wakes::new();
         list.drain(|s| *s = s.to_ascii_uppercase(), &mut wakes);
         assert!(list.is_empty());
-        assert_eq!(list.remove(c), ('C', false));
-        assert_eq!(list.remove(d), ('D', false));
+        assert!(matches!(list.remove(c), ('C', false, None)));
+        assert!(matches!(list.remove(d), ('D', false, None)));
         wakes.wake_all();
     }
 

@@ -197,10 +197,12 @@ impl<T> Chan<T> {
             }
             SlotPhase::Waiting(key) => {
                 if inner.send_waiters.is_linked(key) {
-                    inner.send_waiters.register(key, cx.waker());
+                    let displaced = inner.send_waiters.register(key, cx.waker());
+                    drop(inner);
+                    drop(displaced);
                     return Poll::Pending;
                 }
-                let (waiter, _) = inner.send_waiters.remove(key);
+                let (waiter, _, _) = inner.send_waiters.remove(key);
                 if waiter.closed {
                     *phase = SlotPhase::Done;
                     return Poll::Ready(Err(()));
@@ -265,13 +267,15 @@ impl<T> Chan<T> {
         let SlotPhase::Waiting(key) = *phase else { return };
         *phase = SlotPhase::Done;
         let mut wakes = Wakes::new();
-        {
+        let own_waker = {
             let mut inner = self.inner.lock();
-            let (waiter, was_waiting) = inner.send_waiters.remove(key);
+            let (waiter, was_waiting, waker) = inner.send_waiters.remove(key);
             if !was_waiting && !waiter.closed {
                 self.release_slot_locked(&mut inner, &mut wakes);
             }
-        }
+            waker
+        };
+        drop(own_waker);
         wakes.wake_all();
     }
 
@@ -307,7 +311,9 @@ impl<T> Chan<T> {
         }
         if let Some(cx) = cx {
             // Queue and handoff are empty, as invariant 2 requires.
-            inner.rx.register(cx.waker());
+            let displaced = inner.rx.register(cx.waker());
+            drop(inner);
+            drop(displaced);
         }
         Err(TryRecvError::Empty)
     }
