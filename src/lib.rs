@@ -30,4 +30,4 @@
 pub mod lab;
 
 pub use greenloop_net as net;
-pub use greenloop_runtime::{block_on, green, reactor, time};
+pub use greenloop_runtime::{block_on, blocking, green, reactor, sync, task, time};

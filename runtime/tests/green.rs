@@ -1247,3 +1247,19 @@ fn handles_are_send_and_sync_and_spawn_takes_non_send() {
         });
     });
 }
+
+/// A green thread's waker and its clones share one vtable, so `will_wake`
+/// holds and waiters need not re-clone wakers on every poll.
+#[test]
+fn waker_clones_will_wake_each_other() {
+    watchdog(|| {
+        green::run(|| {
+            let waker = greenloop_runtime::block_on(std::future::poll_fn(|cx| {
+                std::task::Poll::Ready(cx.waker().clone())
+            }));
+            let clone = waker.clone();
+            assert!(waker.will_wake(&clone));
+            assert!(clone.will_wake(&clone.clone()));
+        });
+    });
+}

@@ -56,18 +56,28 @@ impl<T: Send + 'static> Shared<T> {
         Self::waker_drop,
     );
 
+    /// The one vtable of `Shared<T>` wakers. Every waker and clone must
+    /// point at the same address, or `Waker::will_wake` (which compares
+    /// addresses) fails and waiters re-clone wakers needlessly: each `&CONST`
+    /// expression may be promoted to its own static, so all of them go
+    /// through this one non-inlined function.
+    #[inline(never)]
+    fn vtable() -> &'static RawWakerVTable {
+        &Self::VTABLE
+    }
+
     /// A new waker (one strong count) that wakes this thread's `block_on`.
     pub(super) fn waker(self: &Arc<Self>) -> Waker {
         let data = Arc::into_raw(self.clone()).cast::<()>();
         // SAFETY: the vtable functions below treat `data` as the strong
         // count taken by `into_raw` (module invariant), as RawWaker requires.
-        unsafe { Waker::from_raw(RawWaker::new(data, &Self::VTABLE)) }
+        unsafe { Waker::from_raw(RawWaker::new(data, Self::vtable())) }
     }
 
     unsafe fn waker_clone(data: *const ()) -> RawWaker {
         // SAFETY: `data` is a live `Arc<Shared<T>>` pointer (module invariant).
         unsafe { Arc::increment_strong_count(data.cast::<Self>()) };
-        RawWaker::new(data, &Self::VTABLE)
+        RawWaker::new(data, Self::vtable())
     }
 
     unsafe fn waker_wake(data: *const ()) {
