@@ -100,7 +100,11 @@ impl Wake for ThreadNotify {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if !self.notified.swap(true, Ordering::Release) {
+        // On the waiting thread itself the flag is enough: it checks the
+        // flag before it blocks, so there is no epoll_wait to interrupt.
+        if !self.notified.swap(true, Ordering::Release)
+            && Reactor::current_id() != Some(self.remote.id())
+        {
             self.remote.notify();
         }
     }

@@ -7,7 +7,7 @@
 //! ```text
 //!  state bits: DONE (value written)  WAKER (consumer's waker written)
 //!
-//!  producer: write value; s = fetch_or(DONE); if s has WAKER: take it, wake
+//!  producer: write value; s = fetch_or(DONE); if s has WAKER: wake it by ref
 //!  consumer: DONE?  -> take value
 //!            else   -> write waker (only while WAKER is clear);
 //!                      CAS set WAKER (fails only if DONE arrived: take value)
@@ -20,10 +20,12 @@
 //!   (`Acquire`). There is one producer ([`Completion::complete`] is called
 //!   once) and one consumer (the owner of the handle, which polls through
 //!   `&mut`; `try_take`/`poll_take` are never called concurrently).
-//! * `waker` is written only by the consumer while `WAKER` is clear, and
-//!   read only by the producer after it set `DONE` while `WAKER` was set;
-//!   from then on the consumer cannot clear `WAKER` (its CAS expects no
-//!   `DONE`), so the two never touch the slot at the same time.
+//! * `waker` is written only by the consumer, and only while `WAKER` is
+//!   clear (clearing it by CAS is how the consumer takes the slot back; the
+//!   CAS fails once `DONE` is set). The producer only reads it, by
+//!   reference, after setting `DONE` while `WAKER` was set. So concurrent
+//!   accesses are reads (the consumer's `will_wake` and the producer's
+//!   `wake_by_ref`); the waker is dropped with the `Completion`.
 
 use std::cell::UnsafeCell;
 use std::fmt;
@@ -62,10 +64,10 @@ impl<T> Completion<T> {
         let state = self.state.fetch_or(DONE, Ordering::AcqRel);
         debug_assert!(state & DONE == 0, "Completion completed twice");
         if state & WAKER != 0 {
-            // SAFETY: DONE is set with WAKER set: the slot is ours (invariant 2).
-            let waker = unsafe { (*self.waker.get()).take() };
-            if let Some(waker) = waker {
-                waker.wake();
+            // SAFETY: DONE is set with WAKER set: the consumer no longer
+            // writes the slot, and we only read it (invariant 2).
+            if let Some(waker) = unsafe { (*self.waker.get()).as_ref() } {
+                waker.wake_by_ref();
             }
         }
     }
@@ -94,8 +96,8 @@ impl<T> Completion<T> {
     pub(crate) fn poll_take(&self, cx: &mut Context<'_>) -> Poll<T> {
         let mut state = self.state.load(Ordering::Acquire);
         if state & WAKER != 0 && state & DONE == 0 {
-            // SAFETY: WAKER set and not DONE: the producer has not read the
-            // slot; reading `will_wake` races with nothing (invariant 2).
+            // SAFETY: only the consumer (us) writes the slot; the producer
+            // may read it concurrently, which is fine (invariant 2).
             let same =
                 unsafe { (*self.waker.get()).as_ref() }.is_some_and(|w| w.will_wake(cx.waker()));
             if same {

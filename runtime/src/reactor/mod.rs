@@ -66,6 +66,9 @@ pub struct Reactor {
 
 thread_local! {
     static CURRENT: RefCell<Option<Rc<Reactor>>> = const { RefCell::new(None) };
+    /// The id of this thread's reactor (0: none yet), for cheap "am I on
+    /// the owner thread?" checks.
+    static CURRENT_ID: Cell<u64> = const { Cell::new(0) };
 }
 
 impl Reactor {
@@ -102,6 +105,7 @@ impl Reactor {
                 return Ok(reactor.clone());
             }
             let reactor = Rc::new(Reactor::new()?);
+            CURRENT_ID.with(|id| id.set(reactor.id));
             *slot = Some(reactor.clone());
             Ok(reactor)
         })
@@ -123,6 +127,12 @@ impl Reactor {
             Ok(reactor) => reactor,
             Err(e) => panic!("greenloop: cannot create this thread's reactor (epoll): {e}"),
         }
+    }
+
+    /// The id of the calling thread's reactor, `None` if it has none yet.
+    #[inline]
+    pub fn current_id() -> Option<u64> {
+        Some(CURRENT_ID.with(Cell::get)).filter(|&id| id != 0)
     }
 
     /// A process-unique id for this reactor.

@@ -52,6 +52,9 @@ pub(crate) struct Shared {
     remote_queue: Mutex<Vec<RawTask>>,
     /// Set (under the `remote_queue` lock) once the executor shut down.
     closed: AtomicBool,
+    /// Whether `remote_queue` may hold tasks (set under its lock), so the
+    /// executor skips the lock when nothing came from other threads.
+    pending: AtomicBool,
     remote: Arc<Remote>,
 }
 
@@ -72,6 +75,7 @@ impl Schedule for Shared {
                 return;
             }
             queue.push(task);
+            self.pending.store(true, Ordering::Release);
             drop(queue);
             self.remote.notify();
         }
@@ -97,6 +101,7 @@ impl Executor {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             remote_queue: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
+            pending: AtomicBool::new(false),
             remote: reactor.remote().clone(),
         });
         Ok(Executor {
@@ -130,9 +135,7 @@ impl Executor {
     {
         static NEXT_TASK: AtomicU64 = AtomicU64::new(1);
         let id = NEXT_TASK.fetch_add(1, Ordering::Relaxed);
-        let handle = RawTask::new(future, self.shared.clone(), id);
-        let registered = handle.clone_ref();
-        let queued = handle.clone_ref();
+        let (handle, queued, registered) = RawTask::spawned(future, self.shared.clone(), id);
         let key = self.registry.borrow_mut().insert(registered);
         queued.set_key(key);
         self.queue.borrow_mut().push_back(queued);
@@ -192,11 +195,16 @@ impl Executor {
 
     /// Moves tasks woken on other threads to the local queue.
     fn drain_remote(&self) {
+        if !self.shared.pending.load(Ordering::Acquire) {
+            return;
+        }
         let mut incoming = self.incoming.borrow_mut();
-        std::mem::swap(
-            &mut *incoming,
-            &mut *self.shared.remote_queue.lock().unwrap_or_else(PoisonError::into_inner),
-        );
+        {
+            let mut remote =
+                self.shared.remote_queue.lock().unwrap_or_else(PoisonError::into_inner);
+            self.shared.pending.store(false, Ordering::Relaxed);
+            std::mem::swap(&mut *incoming, &mut *remote);
+        }
         self.queue.borrow_mut().extend(incoming.drain(..));
     }
 

@@ -31,14 +31,20 @@
 //! 4. No user code unwinds through this module: a poll is wrapped in
 //!    `catch_unwind`, and drops of futures, outputs and wakers run under
 //!    an abort-on-panic guard.
+//! 5. The join waker slot is written only by the `JoinHandle`, and only
+//!    while `JOIN_WAKER` is clear; the executor only reads it (to wake it
+//!    by reference), and only after it set `COMPLETE` while `JOIN_WAKER`
+//!    was set. Concurrent accesses are therefore reads. The waker stays in
+//!    the slot until the cell is freed.
 
+use std::cell::UnsafeCell;
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::ptr::NonNull;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use std::{fmt, mem};
 
@@ -70,8 +76,8 @@ pub(crate) struct Header {
     state: AtomicUsize,
     vtable: &'static Vtable,
     scheduler: Arc<dyn Schedule>,
-    /// The `JoinHandle`'s waker, taken and woken at completion.
-    join_waker: Mutex<Option<Waker>>,
+    /// The `JoinHandle`'s waker (see `JOIN_WAKER` and invariant 5).
+    join_waker: UnsafeCell<Option<Waker>>,
     /// The task's key in its executor's registry (executor thread only).
     key: AtomicUsize,
     id: u64,
@@ -87,7 +93,7 @@ enum Stage<F: Future> {
 #[repr(C)]
 struct Cell<F: Future> {
     header: Header,
-    stage: std::cell::UnsafeCell<Stage<F>>,
+    stage: UnsafeCell<Stage<F>>,
 }
 
 /// An owned reference to a task (one count of its refcount).
@@ -126,15 +132,38 @@ impl RawTask {
     /// Allocates a task for `future`, marked scheduled and with a handle,
     /// holding one reference (the `JoinHandle`'s). The spawner adds the
     /// queue's and the registry's with [`RawTask::clone_ref`] before anyone
-    /// else can see the task.
+    /// else can see the task. (Executors use [`RawTask::spawned`].)
+    #[cfg(test)]
     pub(crate) fn new<F: Future + 'static>(
         future: F,
         scheduler: Arc<dyn Schedule>,
         id: u64,
     ) -> RawTask {
+        RawTask::allocate(future, scheduler, id, 1)
+    }
+
+    /// Like [`RawTask::new`], with the three references of a spawn taken at
+    /// once (no atomic operations): `(handle, queue, registry)`.
+    pub(crate) fn spawned<F: Future + 'static>(
+        future: F,
+        scheduler: Arc<dyn Schedule>,
+        id: u64,
+    ) -> (RawTask, RawTask, RawTask) {
+        let task = RawTask::allocate(future, scheduler, id, 3);
+        let ptr = task.ptr;
+        // SAFETY: `allocate` counted three references, one per value.
+        (task, unsafe { RawTask::from_raw(ptr) }, unsafe { RawTask::from_raw(ptr) })
+    }
+
+    fn allocate<F: Future + 'static>(
+        future: F,
+        scheduler: Arc<dyn Schedule>,
+        id: u64,
+        refs: usize,
+    ) -> RawTask {
         let cell = Box::new(Cell {
             header: Header {
-                state: AtomicUsize::new(SCHEDULED | HANDLE | REF_ONE),
+                state: AtomicUsize::new(SCHEDULED | HANDLE | refs * REF_ONE),
                 vtable: &Vtable {
                     poll: poll::<F>,
                     cancel: cancel::<F>,
@@ -143,11 +172,11 @@ impl RawTask {
                     dealloc: dealloc::<F>,
                 },
                 scheduler,
-                join_waker: Mutex::new(None),
+                join_waker: UnsafeCell::new(None),
                 key: AtomicUsize::new(usize::MAX),
                 id,
             },
-            stage: std::cell::UnsafeCell::new(Stage::Running(future)),
+            stage: UnsafeCell::new(Stage::Running(future)),
         });
         RawTask { ptr: NonNull::from(Box::leak(cell)).cast() }
     }
@@ -163,6 +192,7 @@ impl RawTask {
     }
 
     /// A second reference (the caller later splits ownership).
+    #[cfg(test)]
     pub(crate) fn clone_ref(&self) -> RawTask {
         self.header().state.fetch_add(REF_ONE, Ordering::Relaxed);
         RawTask { ptr: self.ptr }
@@ -245,8 +275,11 @@ impl RawTask {
                 Ordering::Acquire,
             ) {
                 Ok(_) if next & SCHEDULED != 0 => {
-                    let scheduler = header.scheduler.clone();
-                    scheduler.schedule(self);
+                    let scheduler: *const dyn Schedule = &*header.scheduler;
+                    // SAFETY: the scheduler lives in the header, which the
+                    // task `self` keeps alive while `schedule` runs: moved
+                    // into a queue, it still holds its reference.
+                    unsafe { (*scheduler).schedule(self) };
                     return false;
                 }
                 Ok(_) => return false,
@@ -273,10 +306,12 @@ impl RawTask {
         if previous & HANDLE == 0 {
             // SAFETY: no handle will read the output; we saw COMPLETE first.
             unsafe { (header.vtable.drop_stage)(self.ptr) };
-        } else {
-            let waker = header.join_waker.lock().unwrap_or_else(PoisonError::into_inner).take();
-            if let Some(waker) = waker {
-                no_unwind(|| waker.wake());
+        } else if previous & JOIN_WAKER != 0 {
+            // SAFETY: JOIN_WAKER was set when COMPLETE was: the handle no
+            // longer writes the slot, and a shared read is all we do
+            // (invariant 5).
+            if let Some(waker) = unsafe { (*header.join_waker.get()).as_ref() } {
+                no_unwind(|| waker.wake_by_ref());
             }
         }
     }
@@ -314,15 +349,52 @@ impl RawTask {
     /// `T` its future's output type.
     pub(crate) unsafe fn poll_join<T>(&self, waker: &Waker) -> Poll<Result<T, JoinError>> {
         let header = self.header();
-        let mut slot = header.join_waker.lock().unwrap_or_else(PoisonError::into_inner);
-        if header.state.load(Ordering::Acquire) & COMPLETE == 0 {
-            match &mut *slot {
-                Some(w) if w.will_wake(waker) => {}
-                w => *w = Some(waker.clone()),
+        let mut state = header.state.load(Ordering::Acquire);
+        if state & (COMPLETE | JOIN_WAKER) == JOIN_WAKER {
+            // SAFETY: only the handle writes the slot, and only while
+            // JOIN_WAKER is clear; the executor at most reads it (invariant 5).
+            let same =
+                unsafe { (*header.join_waker.get()).as_ref() }.is_some_and(|w| w.will_wake(waker));
+            if same {
+                return Poll::Pending;
             }
-            return Poll::Pending;
+            // Take the slot back to replace the waker (fails if COMPLETE came).
+            match header.state.compare_exchange(
+                state,
+                state & !JOIN_WAKER,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => state &= !JOIN_WAKER,
+                Err(actual) => state = actual,
+            }
         }
-        drop(slot);
+        if state & COMPLETE == 0 {
+            // SAFETY: JOIN_WAKER is clear and we are the handle: nobody else
+            // touches the slot now (invariant 5).
+            unsafe { *header.join_waker.get() = Some(waker.clone()) };
+            match header.state.compare_exchange(
+                state,
+                state | JOIN_WAKER,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Poll::Pending,
+                Err(actual) => state = actual,
+            }
+            // Only COMPLETE (or CLOSED/refcount changes) can have intervened.
+            while state & COMPLETE == 0 {
+                match header.state.compare_exchange(
+                    state,
+                    state | JOIN_WAKER,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => return Poll::Pending,
+                    Err(actual) => state = actual,
+                }
+            }
+        }
         let mut out: Option<Result<T, JoinError>> = None;
         // SAFETY: COMPLETE observed with Acquire and HANDLE is ours, so we
         // own the output (invariant 2); `T` matches per the caller.

@@ -2,8 +2,8 @@
 //! `AtomicUsize`.
 //!
 //! ```text
-//!  bit:  63 ............ 6    5      4        3       2         1        0
-//!        [   refcount     ] [ - ] [HANDLE] [CLOSED] [COMPLETE] [RUNNING] [SCHEDULED]
+//!  bit:  63 ............ 6       5          4        3       2         1        0
+//!        [   refcount     ] [JOIN_WAKER] [HANDLE] [CLOSED] [COMPLETE] [RUNNING] [SCHEDULED]
 //! ```
 
 use std::fmt;
@@ -42,6 +42,14 @@ pub(crate) const CLOSED: usize = 1 << 3;
 /// of a local task is dropped on the thread that owns it.
 pub(crate) const HANDLE: usize = 1 << 4;
 
+/// The `JoinHandle` stored its waker in the header's slot.
+///
+/// Set and cleared by the handle only (clearing it is how the handle takes
+/// the slot back to replace the waker, which fails once `COMPLETE` is
+/// set). The executor wakes the stored waker, by reference, when it sets
+/// `COMPLETE` while this is set.
+pub(crate) const JOIN_WAKER: usize = 1 << 5;
+
 /// One reference in the upper bits. References are held by: the
 /// `JoinHandle`, each `Waker`, the queue entry while `SCHEDULED`, and the
 /// executor's registry of live tasks until the task completes.
@@ -63,6 +71,7 @@ impl fmt::Debug for State {
             (COMPLETE, "complete"),
             (CLOSED, "closed"),
             (HANDLE, "handle"),
+            (JOIN_WAKER, "join_waker"),
         ] {
             if s & bit != 0 {
                 flags.field(name, &true);

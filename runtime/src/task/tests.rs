@@ -25,7 +25,9 @@ use proptest::prelude::*;
 use super::JoinError;
 use super::join::JoinHandle;
 use super::raw::{RawTask, Schedule};
-use super::state::{CLOSED, COMPLETE, HANDLE, REF_MASK, REF_ONE, RUNNING, SCHEDULED, State};
+use super::state::{
+    CLOSED, COMPLETE, HANDLE, JOIN_WAKER, REF_MASK, REF_ONE, RUNNING, SCHEDULED, State,
+};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -440,7 +442,7 @@ fn abort_while_idle_drops_the_future_on_the_next_run() {
     let joiner_waker = Waker::from(joiner.clone());
     assert!(poll_handle(&mut handle, &joiner_waker).is_pending());
     handle.abort();
-    assert_eq!(flags(&observer), SCHEDULED | CLOSED | HANDLE);
+    assert_eq!(flags(&observer), SCHEDULED | CLOSED | HANDLE | JOIN_WAKER);
     assert_eq!(h.queued(), 1);
     assert_eq!(probe.drops(), 0, "dropped by the executor, not by abort");
     handle.abort(); // no second queue entry
