@@ -163,7 +163,7 @@ impl RawTask {
     ) -> RawTask {
         let cell = Box::new(Cell {
             header: Header {
-                state: AtomicUsize::new(SCHEDULED | HANDLE | refs * REF_ONE),
+                state: AtomicUsize::new(SCHEDULED | HANDLE | (refs * REF_ONE)),
                 vtable: &Vtable {
                     poll: poll::<F>,
                     cancel: cancel::<F>,
