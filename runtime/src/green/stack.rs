@@ -105,7 +105,7 @@ impl GreenStack {
         // offset 0 is the documented anonymous form. No memory is accessed here.
         let raw = unsafe { libc::mmap(ptr::null_mut(), len, libc::PROT_NONE, flags, -1, 0) };
         if raw == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
+            return Err(map_error(usable));
         }
         let start =
             NonNull::new(raw.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned NULL"))?;
@@ -120,7 +120,7 @@ impl GreenStack {
             libc::mprotect(usable_start.cast(), usable, libc::PROT_READ | libc::PROT_WRITE)
         };
         if rc != 0 {
-            return Err(io::Error::last_os_error());
+            return Err(map_error(usable));
         }
         Ok(stack)
     }
@@ -177,6 +177,22 @@ impl fmt::Debug for GreenStack {
             .field("size", &self.size())
             .finish()
     }
+}
+
+/// The last OS error of mapping a stack, with what usually causes it.
+fn map_error(usable: usize) -> io::Error {
+    let error = io::Error::last_os_error();
+    let hint = if error.raw_os_error() == Some(libc::ENOMEM) {
+        "; each live green thread uses two memory mappings (stack and guard page), \
+         so the kernel's vm.max_map_count (see /proc/sys/vm/max_map_count) bounds \
+         how many can be alive at once"
+    } else {
+        ""
+    };
+    io::Error::new(
+        error.kind(),
+        format!("cannot map a {} KiB green thread stack: {error}{hint}", usable / 1024),
+    )
 }
 
 /// A per-scheduler (single-thread, no locks) cache of stacks, so steady-state
