@@ -1,6 +1,12 @@
 //! The lab: measures greenloop's server matrix (and tokio) under load.
 //!
 //! ```text
+//! # the main job: run every claim of issue 7, print which hold (< 60 s)
+//! cargo run --release --example lab
+//! cargo run --release --example lab -- --only C3,E1 --scale 0.2
+//! cargo run --release --example lab -- --full          # the seeds' real durations
+//! cargo run --release --example lab -- --json > report.json
+//!
 //! # one measurement: a cell under a closed-loop load, one line (or JSON)
 //! cargo run --release --example lab -- --measure green-blocking-sleep --conns 100 --seconds 3 --path '/sleep?ms=100'
 //! cargo run --release --example lab -- --measure tokio-async-echo --conns 50 --seconds 3 --msg-size 64 --json
@@ -10,8 +16,8 @@
 //! ```
 //!
 //! Cell specs: `<threads|green|stackless|tokio>-<blocking|async>-<echo|sleep>[-<pool|inline>][-w<N>]`
-//! (see `greenloop::lab::cell`). The claim-driven run (no arguments) comes
-//! next; see issue 7.
+//! (see `greenloop::lab::cell`). The claims, their thresholds and the
+//! report live in the library (`greenloop::lab::claims`, `greenloop::lab::run`).
 
 #[path = "lab/serve.rs"]
 mod serve;
@@ -62,9 +68,27 @@ struct Args {
     /// per CPU left to the client).
     #[arg(long, requires = "measure")]
     client_threads: Option<usize>,
-    /// --measure: print the result as JSON on stdout (the line goes to stderr).
-    #[arg(long, requires = "measure")]
+    /// Print the result as JSON on stdout (the table or line goes to stderr).
+    #[arg(long)]
     json: bool,
+    /// The claim run: multiply the seeds' sleeps and waits (and, with
+    /// floors, the measured windows) by this.
+    #[arg(long, default_value_t = lab::Options::DEFAULT_SCALE, conflicts_with = "full")]
+    scale: f64,
+    /// The claim run: the seeds' real durations (1000 ms sleeps, 3 s waits).
+    #[arg(long)]
+    full: bool,
+    /// The claim run: only these claims, comma-separated ids or prefixes
+    /// (C1 .. C8, E1).
+    #[arg(long, value_name = "IDS")]
+    only: Option<String>,
+    /// The claim run: where report.json, report.md and the charts go
+    /// (default target/lab).
+    #[arg(long, value_name = "DIR")]
+    out: Option<std::path::PathBuf>,
+    /// The claim run: no progress bar.
+    #[arg(long)]
+    quiet: bool,
 }
 
 fn main() -> ExitCode {
@@ -72,10 +96,7 @@ fn main() -> ExitCode {
     let result = match (&args.serve, &args.measure) {
         (Some(cell), _) => serve::serve(cell, &args.addr),
         (_, Some(cell)) => measure(cell, &args),
-        (None, None) => Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "the claim-driven lab run is not there yet: use --measure SPEC (see --help)",
-        )),
+        (None, None) => claims(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -84,6 +105,30 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The claim-driven run: every claim (or `--only`), the table on stdout
+/// (stderr with `--json`, which prints the report's JSON on stdout).
+fn claims(args: &Args) -> io::Result<()> {
+    if !(args.scale > 0.0 && args.scale.is_finite()) {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "--scale must be above 0"));
+    }
+    let mut opts = lab::Options { scale: args.scale, full: args.full, ..lab::Options::default() };
+    opts.only = args.only.as_deref().map(lab::Options::parse_only).transpose()?;
+    if let Some(dir) = &args.out {
+        opts.out_dir = dir.clone();
+    }
+    opts.progress = !args.quiet;
+    let report = lab::run(&opts)?;
+    let table = report.table();
+    if args.json {
+        eprint!("{table}");
+        writeln!(io::stdout(), "{}", report.to_json()?)?;
+    } else {
+        write!(io::stdout(), "{table}")?;
+        writeln!(io::stdout(), "report: {}/report.{{json,md}}", opts.out_dir.display())?;
+    }
+    Ok(())
 }
 
 fn seconds(what: &str, secs: f64) -> io::Result<Duration> {

@@ -20,7 +20,7 @@ pub fn serve(cell: &Cell, addr: &str) -> io::Result<()> {
     // Before any thread starts: they inherit the blocked signal mask.
     let shutdown = Shutdown::new();
     shutdown_on_signals(shutdown.clone())?;
-    let listener = std::net::TcpListener::bind(addr)?;
+    let listener = bind(addr)?;
     announce(listener.local_addr()?)?;
     let report = serve_cell(cell, listener, &shutdown)?;
     eprintln!(
@@ -28,6 +28,25 @@ pub fn serve(cell: &Cell, addr: &str) -> io::Result<()> {
         report.accepted, report.accept_errors, report.unfinished
     );
     Ok(())
+}
+
+/// The listen backlog of the server under test. std's is 128: a burst of
+/// connects (C1's connection per request, C6's 1,000 connections) on a
+/// busy server CPU overflows it, and each connect dropped then waits a
+/// second for its retransmit, which measures the backlog, not the runtime.
+/// Linux caps it at `net.core.somaxconn`.
+const BACKLOG: libc::c_int = 4096;
+
+/// Binds `addr` with a listen backlog of [`BACKLOG`].
+fn bind(addr: &str) -> io::Result<std::net::TcpListener> {
+    use std::os::fd::AsRawFd;
+    let listener = std::net::TcpListener::bind(addr)?;
+    // SAFETY: listen(2) on a socket this function owns, already listening:
+    // Linux then only updates its backlog.
+    if unsafe { libc::listen(listener.as_raw_fd(), BACKLOG) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(listener)
 }
 
 fn announce(addr: std::net::SocketAddr) -> io::Result<()> {
@@ -46,7 +65,9 @@ fn serve_tokio(cell: &Cell, addr: &str) -> io::Result<()> {
     }?;
     let service = cell.service;
     runtime.block_on(async move {
-        let listener = TcpListener::bind(addr).await?;
+        let listener = bind(addr)?;
+        listener.set_nonblocking(true)?;
+        let listener = TcpListener::from_std(listener)?;
         announce(listener.local_addr()?)?;
         use tokio::signal::unix::{SignalKind, signal};
         let mut interrupt = signal(SignalKind::interrupt())?;

@@ -248,13 +248,15 @@ impl Cell {
     }
 
     /// The server matrix's config for this cell (`None` for tokio), with a
-    /// 2 s grace period: the lab stops a server only after its clients
-    /// have closed their connections.
+    /// 0.5 s grace period: the lab stops a server only after its clients
+    /// have closed their connections, so what is left then is work queued
+    /// for clients that are gone (a pool's backlog of sleeps), not worth
+    /// waiting seconds for.
     pub fn server_config(&self) -> Option<ServerConfig> {
         let mut config = ServerConfig::new(self.runtime.matrix()?, self.style);
         config.offload = self.offload;
         config.workers = self.workers;
-        config.grace = std::time::Duration::from_secs(2);
+        config.grace = std::time::Duration::from_millis(500);
         Some(config)
     }
 }

@@ -1,5 +1,6 @@
 //! [`measure`]: one cell under one load, as one [`Run`].
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
@@ -16,6 +17,18 @@ use super::server::ServerProc;
 /// `runs` of the lab's `report.json`; durations are in milliseconds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Run {
+    /// The claim this run belongs to (e.g. `C1_sleep_queue`); empty for a
+    /// run measured outside the claim-driven lab.
+    #[serde(default)]
+    pub claim: String,
+    /// What kind of row this is within its claim, when a claim measures
+    /// more than one thing (e.g. `sequential`, `idle`, `spawn_join`).
+    #[serde(default)]
+    pub variant: Option<String>,
+    /// Where a figure came from or what it means, as text (e.g.
+    /// `criterion` or `inline`).
+    #[serde(default)]
+    pub note: Option<String>,
     /// The cell's spec, e.g. `threads-blocking-sleep-w4`.
     pub cell: String,
     /// `threads`, `green`, `stackless` or `tokio`.
@@ -67,6 +80,10 @@ pub struct Run {
     pub rss_kib_start: Option<u64>,
     /// Whether server and client ran on separate CPUs.
     pub pinned: bool,
+    /// Further figures of this row, by name (e.g. `elapsed_ms`,
+    /// `rss_kib_per_conn`, `ns_per_op`), flattened into the row's JSON.
+    #[serde(flatten, default)]
+    pub extra: BTreeMap<String, f64>,
 }
 
 impl Run {
@@ -76,6 +93,9 @@ impl Run {
         let per_req =
             |d: Duration| (load.requests > 0).then(|| d.as_secs_f64() * 1e9 / load.requests as f64);
         Run {
+            claim: String::new(),
+            variant: None,
+            note: None,
             cell: cell.to_spec(),
             runtime: cell.runtime.name().into(),
             style: cell.style.to_string(),
@@ -100,7 +120,54 @@ impl Run {
             rss_kib: server.map(|s| s.rss_kib),
             rss_kib_start: server.map(|s| s.rss_kib_start),
             pinned,
+            extra: BTreeMap::new(),
         }
+    }
+
+    /// A row that is not a load run (an in-process timing, a memory
+    /// reading): every load figure zero or `None`, labelled with `claim`,
+    /// `runtime`, `style` and `variant`; `cell` is `runtime-style`.
+    pub fn figure(claim: &str, runtime: &str, style: &str, variant: &str) -> Run {
+        Run {
+            claim: claim.into(),
+            variant: Some(variant.into()),
+            note: None,
+            cell: format!("{runtime}-{style}"),
+            runtime: runtime.into(),
+            style: style.into(),
+            offload: None,
+            workers: None,
+            service: String::new(),
+            conns: 0,
+            seconds: 0.0,
+            requests: 0,
+            req_per_s: 0.0,
+            p50_ms: 0.0,
+            p90_ms: 0.0,
+            p99_ms: 0.0,
+            max_ms: 0.0,
+            errors: 0,
+            connect_errors: 0,
+            unfinished: 0,
+            idle_conns: 0,
+            first_error: None,
+            server_user_ns_per_req: None,
+            server_sys_ns_per_req: None,
+            rss_kib: None,
+            rss_kib_start: None,
+            pinned: false,
+            extra: BTreeMap::new(),
+        }
+    }
+
+    /// This run labelled with `claim`.
+    pub fn for_claim(self, claim: &str) -> Run {
+        Run { claim: claim.into(), ..self }
+    }
+
+    /// An extra figure by name (see [`extra`](Run::extra)).
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.extra.get(name).copied()
     }
 }
 

@@ -1,6 +1,14 @@
 //! The lab: measures the server matrix under load, so the claims of the
 //! sync-vs-async debate can be checked with numbers (issue 7).
 //!
+//! # The claim run
+//!
+//! [`run`] (what `cargo run --release --example lab` calls) runs every
+//! claim of [`claims`] (or those of [`Options::only`]), each a set of
+//! measurements and an evaluation against thresholds written next to it,
+//! and returns a [`Report`] (also written to `target/lab/report.{json,md}`,
+//! with SVG [`charts`]). Everything below is what one measurement does.
+//!
 //! # How one measurement runs
 //!
 //! [`measure`] takes a [`Cell`] (a runtime, a style, an offload, workers
@@ -45,17 +53,24 @@
 
 pub mod affinity;
 pub mod cell;
+pub mod charts;
+pub mod claims;
+mod driver;
 pub mod latency;
 pub mod load;
 mod measure;
 pub mod procfs;
+pub mod report;
 pub mod rlimit;
 pub mod server;
 
 pub use cell::{Cell, CellRuntime, ServiceKind};
+pub use claims::{ClaimId, Holds, Options, Verdict};
+pub use driver::run;
 pub use latency::Latency;
 pub use load::{
     LoadResult, LoadSpec, Window, Workload, echo_load, http_load, run_load, run_load_in,
 };
 pub use measure::{Run, ServerUsage, measure, measure_at};
+pub use report::Report;
 pub use server::{ServerProc, serve_cell};

@@ -258,10 +258,27 @@ impl Exchange for EchoExchange {
     }
 }
 
-/// Connects with a bound of `limit`, with `TCP_NODELAY` (requests are
+/// How long one connect attempt waits for the server's answer before a
+/// new attempt: the kernel retransmits a lost SYN only after 1 s, and a
+/// burst of connects on loopback can lose some.
+pub(crate) const CONNECT_ATTEMPT: Duration = Duration::from_millis(200);
+
+/// Connects with a bound of `limit` (new attempts every
+/// [`CONNECT_ATTEMPT`] until then), with `TCP_NODELAY` (requests are
 /// single small writes; Nagle would only delay them).
 pub(crate) fn connect(addr: std::net::SocketAddr, limit: Duration) -> io::Result<TcpStream> {
-    let stream = TcpStream::connect_timeout(&addr, limit)?;
+    let deadline = Instant::now() + limit;
+    let stream = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"));
+        }
+        match TcpStream::connect_timeout(&addr, left.min(CONNECT_ATTEMPT)) {
+            Ok(stream) => break stream,
+            Err(e) if e.kind() == io::ErrorKind::TimedOut && Instant::now() < deadline => {}
+            Err(e) => return Err(e),
+        }
+    };
     stream.set_nodelay(true)?;
     Ok(stream)
 }

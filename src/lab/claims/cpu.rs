@@ -1,0 +1,155 @@
+//! C5 and E1: where the server's CPU, not waiting, is the cost.
+//!
+//! The server is pinned to one CPU (with 2+ CPUs), so C5 compares the
+//! runtimes on one core: the "threads may win with 2+ cores" half of the
+//! claim cannot show here, and the summary says so.
+
+use std::hint::black_box;
+use std::io;
+use std::time::{Duration, Instant};
+
+use greenloop_net::http::hash_work;
+
+use super::{Ctx, Holds, Verdict, errors_note, find, num};
+use crate::lab::cell::Cell;
+use crate::lab::load::LoadSpec;
+use crate::lab::measure::Run;
+
+// ---------------------------------------------------------------- C5
+
+/// C5: the CPU time one `/hash` request should take, calibrated at start.
+pub const C5_TARGET: Duration = Duration::from_millis(5);
+/// C5: clients.
+pub const C5_CONNS: usize = 8;
+/// C5: the cells, threads (a thread per connection) first.
+pub const C5_CELLS: [&str; 3] =
+    ["threads-blocking-sleep", "green-blocking-sleep", "stackless-async-sleep"];
+/// C5: green or stackless "gains" over threads when its req/s is more
+/// than this factor above theirs.
+pub const C5_GAIN: f64 = 1.10;
+
+/// Rounds of [`hash_work`] that take about [`C5_TARGET`] here: the best
+/// of five timings of a probe, scaled.
+pub fn calibrate_hash() -> u32 {
+    const PROBE: u32 = 200_000;
+    let best = (0..5)
+        .map(|_| {
+            let start = Instant::now();
+            black_box(hash_work(black_box(PROBE)));
+            start.elapsed()
+        })
+        .min()
+        .unwrap_or(Duration::from_millis(1))
+        .max(Duration::from_nanos(1));
+    let rounds = C5_TARGET.as_secs_f64() / best.as_secs_f64() * f64::from(PROBE);
+    rounds.clamp(1.0, 99_999_999.0) as u32
+}
+
+pub(super) fn c5_measure(ctx: &Ctx<'_>, _: &[Run]) -> io::Result<Vec<Run>> {
+    ctx.step("calibrating /hash");
+    let rounds = calibrate_hash();
+    let start = Instant::now();
+    black_box(hash_work(black_box(rounds)));
+    let hash_ms = start.elapsed().as_secs_f64() * 1e3;
+    ctx.done();
+    let path = format!("/hash?n={rounds}");
+    let slowest = C5_TARGET * C5_CONNS as u32 * 4;
+    C5_CELLS
+        .iter()
+        .map(|spec| {
+            let cell = Cell::parse_spec(spec)?;
+            let load = ctx.load(LoadSpec::http(&path, C5_CONNS, Duration::from_secs(1)), slowest);
+            let mut run = ctx.measure(&cell, &load)?;
+            run.extra.insert("hash_n".into(), f64::from(rounds));
+            run.extra.insert("hash_ms".into(), hash_ms);
+            Ok(run)
+        })
+        .collect()
+}
+
+/// Server CPU (user + system) per request, µs.
+fn cpu_us(r: &Run) -> Option<f64> {
+    Some((r.server_user_ns_per_req? + r.server_sys_ns_per_req?) / 1e3)
+}
+
+/// C5's evaluation: neither green nor stackless serves more CPU-bound
+/// requests per second than threads (by more than [`C5_GAIN`]).
+pub fn c5_evaluate(runs: &[Run]) -> Verdict {
+    let Some(threads) = find(runs, C5_CELLS[0], None) else { return Verdict::missing(C5_CELLS[0]) };
+    let mut gains = 0;
+    let mut parts = vec![format!("threads {} req/s", num(threads.req_per_s))];
+    for spec in &C5_CELLS[1..] {
+        let Some(r) = find(runs, spec, None) else { return Verdict::missing(spec) };
+        let gain = r.req_per_s > threads.req_per_s * C5_GAIN;
+        gains += usize::from(gain);
+        parts.push(format!(
+            "{} {} req/s{}",
+            r.runtime,
+            num(r.req_per_s),
+            if gain { " (gains)" } else { "" }
+        ));
+    }
+    let cpu: Vec<String> = runs
+        .iter()
+        .filter_map(|r| cpu_us(r).map(|us| format!("{} {} ms", r.runtime, num(us / 1e3))))
+        .collect();
+    let rounds = threads.get("hash_n").unwrap_or(0.0);
+    let pinned = if threads.pinned { "server on 1 CPU" } else { "server not pinned" };
+    Verdict::new(
+        Holds::of_parts(C5_CELLS.len() - 1 - gains, C5_CELLS.len() - 1),
+        format!(
+            "{} (/hash?n={rounds:.0}); server CPU/req {}; {pinned}{}",
+            parts.join(", "),
+            cpu.join(", "),
+            errors_note(runs)
+        ),
+    )
+}
+
+// ---------------------------------------------------------------- E1
+
+/// E1: clients.
+pub const E1_CONNS: usize = 50;
+/// E1: bytes per message.
+pub const E1_MSG: usize = 64;
+/// E1: the cells, threads (a thread per connection) first.
+pub const E1_CELLS: [&str; 4] =
+    ["threads-blocking-echo", "green-blocking-echo", "stackless-async-echo", "tokio-async-echo"];
+/// E1's claim: an event loop (green, stackless, tokio) spends less server
+/// CPU per echoed message than a thread per connection: at most this
+/// fraction of the threads' figure.
+pub const E1_CHEAPER: f64 = 0.9;
+
+pub(super) fn e1_measure(ctx: &Ctx<'_>, _: &[Run]) -> io::Result<Vec<Run>> {
+    E1_CELLS
+        .iter()
+        .map(|spec| {
+            let cell = Cell::parse_spec(spec)?;
+            let load = LoadSpec::echo(E1_MSG, E1_CONNS, Duration::from_secs(1));
+            ctx.measure(&cell, &ctx.load(load, Duration::from_millis(100)))
+        })
+        .collect()
+}
+
+/// E1's evaluation: each event-loop runtime's server CPU per message is at
+/// most [`E1_CHEAPER`] × the threads'.
+pub fn e1_evaluate(runs: &[Run]) -> Verdict {
+    let Some(threads) = find(runs, E1_CELLS[0], None) else { return Verdict::missing(E1_CELLS[0]) };
+    let Some(base) = cpu_us(threads) else {
+        return Verdict::new(Holds::Unknown, "no server CPU figures for threads");
+    };
+    let mut cheaper = 0;
+    let mut parts =
+        vec![format!("threads {} msg/s {} µs CPU/msg", num(threads.req_per_s), num(base))];
+    for spec in &E1_CELLS[1..] {
+        let Some(r) = find(runs, spec, None) else { return Verdict::missing(spec) };
+        let Some(us) = cpu_us(r) else { return Verdict::missing("server CPU figures") };
+        let ok = us <= base * E1_CHEAPER;
+        cheaper += usize::from(ok);
+        parts.push(format!("{} {} msg/s {} µs", r.runtime, num(r.req_per_s), num(us)));
+    }
+    Verdict::new(
+        Holds::of_parts(cheaper, E1_CELLS.len() - 1),
+        format!("{}{}", parts.join(", "), errors_note(runs)),
+    )
+}

@@ -1,0 +1,453 @@
+//! The claims of the sync-vs-async debate, each as a measurement and an
+//! evaluation (issue 7).
+//!
+//! A claim is a [`Claim`]: a fixed id (`C1_sleep_queue` ...), a line that
+//! says what is measured, a `measure` function that runs the servers (or
+//! in-process timings) and returns [`Run`]s labelled with the claim's id,
+//! and an `evaluate` function that turns those runs into a [`Verdict`]:
+//! [`Holds::Yes`], [`Holds::No`] or [`Holds::Partly`], with a one-line
+//! summary quoting the numbers. Evaluations read only the runs (every
+//! figure they need, such as the sleep asked for, is in the run's `extra`
+//! map), and compare them against thresholds written as constants next to
+//! each claim, with a doc comment. Nothing is hard-coded as a result: a
+//! claim that the numbers contradict does not hold.
+//!
+//! ```text
+//!  run(&Options)
+//!   ├─ for each claim selected: (claim.measure)(&Ctx)  -> Vec<Run>   (progress bar)
+//!   │                           (claim.evaluate)(&runs) -> Verdict
+//!   └─ Report { machine, claims, runs }  -> table, report.json, report.md, charts
+//! ```
+//!
+//! Durations follow [`Options::scale`]: sleeps of the seeds (1000 ms, 3 s
+//! waits) are multiplied by it, and so are the measured windows (with
+//! floors), so the default run finishes in under a minute; `--full` runs
+//! the seeds' real durations.
+
+mod cpu;
+mod inproc;
+mod memory;
+mod options;
+mod servers;
+mod sweep;
+
+use std::fmt;
+use std::io;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::cell::Cell;
+use super::load::LoadSpec;
+use super::measure::{Run, measure};
+
+pub use cpu::{c5_evaluate, e1_evaluate};
+pub use inproc::c2_evaluate;
+pub use memory::c8_evaluate;
+pub use options::Options;
+pub use servers::{c1_evaluate, c3_evaluate, c4_evaluate};
+pub use sweep::{c6_evaluate, c7_evaluate};
+
+/// Whether a claim holds on this machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Holds {
+    /// Every part of the claim is borne out by the numbers.
+    Yes,
+    /// The numbers contradict the claim.
+    No,
+    /// Some parts hold, others do not (the summary says which).
+    Partly,
+    /// It could not be measured (a server failed to start, ...): the
+    /// summary holds the error.
+    Unknown,
+}
+
+impl fmt::Display for Holds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Holds::Yes => "yes",
+            Holds::No => "no",
+            Holds::Partly => "partly",
+            Holds::Unknown => "unknown",
+        })
+    }
+}
+
+impl Holds {
+    /// `Yes` when all `n` parts hold, `No` when none does, else `Partly`.
+    pub fn of_parts(holding: usize, n: usize) -> Holds {
+        match holding {
+            0 => Holds::No,
+            h if h >= n => Holds::Yes,
+            _ => Holds::Partly,
+        }
+    }
+}
+
+/// The outcome of a claim's evaluation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// Whether it holds.
+    pub holds: Holds,
+    /// One line: why, with the numbers.
+    pub summary: String,
+}
+
+impl Verdict {
+    /// A verdict.
+    pub fn new(holds: Holds, summary: impl Into<String>) -> Verdict {
+        Verdict { holds, summary: summary.into() }
+    }
+
+    /// The verdict of a claim whose runs are missing something.
+    pub fn missing(what: &str) -> Verdict {
+        Verdict::new(Holds::Unknown, format!("not measured: no run of {what}"))
+    }
+}
+
+/// The fixed ids of the claims, in report order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ClaimId {
+    /// A thread pool queues sleeping requests; the others serve them at once.
+    C1,
+    /// Two waits: sequential 2×, concurrent 1×.
+    C2,
+    /// Blocking inside async serializes the executor.
+    C3,
+    /// Offloading to a bounded pool helps up to its size.
+    C4,
+    /// CPU-bound handlers gain nothing from green or stackless.
+    C5,
+    /// At 1 connection all are alike; the advantage appears with concurrency.
+    C6,
+    /// Blocking-style code on green threads matches async code.
+    C7,
+    /// Memory per idle connection; spawn and switch costs.
+    C8,
+    /// Echo throughput and server CPU per message.
+    E1,
+}
+
+impl ClaimId {
+    /// Every claim, in report order.
+    pub const ALL: [ClaimId; 9] = [
+        ClaimId::C1,
+        ClaimId::C2,
+        ClaimId::C3,
+        ClaimId::C4,
+        ClaimId::C5,
+        ClaimId::C6,
+        ClaimId::C7,
+        ClaimId::C8,
+        ClaimId::E1,
+    ];
+
+    /// The id as the report writes it.
+    pub fn id(self) -> &'static str {
+        self.claim().id
+    }
+
+    /// Its claim.
+    pub fn claim(self) -> &'static Claim {
+        &CLAIMS[self as usize]
+    }
+}
+
+impl FromStr for ClaimId {
+    type Err = io::Error;
+
+    fn from_str(s: &str) -> io::Result<ClaimId> {
+        ClaimId::ALL
+            .into_iter()
+            .find(|c| {
+                let id = c.id();
+                id.eq_ignore_ascii_case(s)
+                    || id.split('_').next().is_some_and(|p| p.eq_ignore_ascii_case(s))
+            })
+            .ok_or_else(|| {
+                let known: Vec<_> = ClaimId::ALL.iter().map(|c| c.id()).collect();
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("unknown claim '{s}' (known: {})", known.join(", ")),
+                )
+            })
+    }
+}
+
+impl fmt::Display for ClaimId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+/// One claim: its id, what it measures, and its two functions.
+pub struct Claim {
+    /// The fixed id, e.g. `C1_sleep_queue`.
+    pub id: &'static str,
+    /// What is measured, in one short line.
+    pub measured: &'static str,
+    /// The measurement: runs labelled with `id`. It receives the runs of
+    /// the claims measured before it (C7 reuses C6's).
+    measure: fn(&Ctx<'_>, &[Run]) -> io::Result<Vec<Run>>,
+    /// The evaluation of the runs.
+    pub evaluate: fn(&[Run]) -> Verdict,
+    /// The evaluation's thresholds, as text for the report.
+    pub thresholds: fn() -> String,
+    /// How many progress steps `measure` takes.
+    steps: fn(&Options) -> u64,
+}
+
+impl fmt::Debug for Claim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Claim").field("id", &self.id).field("measured", &self.measured).finish()
+    }
+}
+
+/// The claims, indexed by [`ClaimId`].
+static CLAIMS: [Claim; 9] = [
+    Claim {
+        id: "C1_sleep_queue",
+        measured: "100 conns × GET /sleep (close): pool W=4 vs threads/green/stackless",
+        measure: servers::c1_measure,
+        evaluate: servers::c1_evaluate,
+        thresholds: || {
+            format!(
+                "pool queues: req/s ≤ {}×W/sleep and p50 ≥ {} sleeps; others at once: \
+                 req/s ≥ {}×conns/sleep and p50 ≤ {} sleeps",
+                servers::C1_POOL_RATE_SLACK,
+                servers::C1_POOL_P50_SLEEPS,
+                servers::C1_ALL_AT_ONCE,
+                servers::C1_P50_SLEEPS
+            )
+        },
+        steps: |_| servers::C1_CELLS.len() as u64,
+    },
+    Claim {
+        id: "C2_two_tasks",
+        measured: "two waits sequential vs concurrent, green and stackless, both styles",
+        measure: inproc::c2_measure,
+        evaluate: inproc::c2_evaluate,
+        thresholds: || {
+            format!(
+                "sequential ≥ {} waits, concurrent ≤ {} waits, per pair",
+                inproc::C2_SEQ_MIN,
+                inproc::C2_CONC_MAX
+            )
+        },
+        steps: |_| inproc::C2_STEPS,
+    },
+    Claim {
+        id: "C3_blocking_in_async",
+        measured: "blocking sleep in a stackless task: inline vs pool vs green",
+        measure: servers::c3_measure,
+        evaluate: servers::c3_evaluate,
+        thresholds: || {
+            format!(
+                "inline req/s ≤ {}/sleep; pool and green req/s ≥ {}×conns/sleep",
+                servers::C3_SERIAL_SLACK,
+                servers::C3_CONCURRENT
+            )
+        },
+        steps: |_| servers::C3_CELLS.len() as u64,
+    },
+    Claim {
+        id: "C4_offload_rescues",
+        measured: "stackless + pool of 4 threads, conns = 4, 8, 16",
+        measure: servers::c4_measure,
+        evaluate: servers::c4_evaluate,
+        thresholds: || {
+            format!(
+                "conns ≤ pool: req/s ≥ {}×conns/sleep; conns > pool: req/s ≤ {}×pool/sleep",
+                servers::C4_HELPS,
+                servers::C4_QUEUE_SLACK
+            )
+        },
+        steps: |_| servers::C4_CONNS.len() as u64,
+    },
+    Claim {
+        id: "C5_cpu_bound",
+        measured: "GET /hash (~5 ms of CPU) × 8 conns: threads vs green vs stackless",
+        measure: cpu::c5_measure,
+        evaluate: cpu::c5_evaluate,
+        thresholds: || format!("green and stackless req/s ≤ {}× threads'", cpu::C5_GAIN),
+        steps: |_| cpu::C5_CELLS.len() as u64 + 1,
+    },
+    Claim {
+        id: "C6_concurrency_threshold",
+        measured: "sleep 100 ms at 1, 10, 100, 1000 conns: threads vs green vs stackless",
+        measure: sweep::c6_measure,
+        evaluate: sweep::c6_evaluate,
+        thresholds: || {
+            format!(
+                "at 1 conn fastest ≤ {}× slowest; at the most, green and stackless ≥ {}× threads",
+                sweep::C6_SAME_AT_ONE,
+                sweep::C6_ADVANTAGE
+            )
+        },
+        steps: |_| (sweep::C6_CELLS.len() * sweep::C6_CONNS.len()) as u64,
+    },
+    Claim {
+        id: "C7_green_for_blocking_code",
+        measured: "1000 conns × 100 ms: blocking code on green vs async on stackless",
+        measure: sweep::c7_measure,
+        evaluate: sweep::c7_evaluate,
+        thresholds: || {
+            format!("|green/stackless − 1| ≤ {} (partly: ≤ {})", sweep::C7_SAME, sweep::C7_CLOSE)
+        },
+        steps: |o| if o.selects(ClaimId::C6) { 0 } else { sweep::C7_CELLS.len() as u64 },
+    },
+    Claim {
+        id: "C8_memory",
+        measured: "RSS per idle keep-alive conn; spawn+join and switch costs",
+        measure: memory::c8_measure,
+        evaluate: memory::c8_evaluate,
+        thresholds: || {
+            format!(
+                "threads KiB/conn ≥ {}× green's and stackless's; threads spawn+join ≥ {}× theirs",
+                memory::C8_MEMORY_RATIO,
+                memory::C8_SPAWN_RATIO
+            )
+        },
+        steps: |_| memory::C8_CELLS.len() as u64 + 1,
+    },
+    Claim {
+        id: "E1_echo_cpu",
+        measured: "echo 50 conns × 64 B: req/s and server CPU ns per message",
+        measure: cpu::e1_measure,
+        evaluate: cpu::e1_evaluate,
+        thresholds: || format!("green, stackless, tokio CPU/msg ≤ {}× threads'", cpu::E1_CHEAPER),
+        steps: |_| cpu::E1_CELLS.len() as u64,
+    },
+];
+
+/// What a claim's measurement gets: the options and the progress bar.
+#[derive(Debug)]
+pub struct Ctx<'a> {
+    /// The options.
+    pub opts: &'a Options,
+    bar: &'a indicatif::ProgressBar,
+    claim: ClaimId,
+}
+
+impl Ctx<'_> {
+    /// Shows `what` as the current step.
+    fn step(&self, what: &str) {
+        self.bar.set_message(format!("{}: {what}", self.claim.id()));
+    }
+
+    /// Marks one step done.
+    fn done(&self) {
+        self.bar.inc(1);
+    }
+
+    /// Measures `cell` under `load` as one step, labelled with this claim.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`measure`].
+    fn measure(&self, cell: &Cell, load: &LoadSpec) -> io::Result<Run> {
+        self.step(&format!("{cell}, {}", load.describe()));
+        let run = measure(cell, load).map(|r| r.for_claim(self.claim.id()));
+        self.done();
+        run
+    }
+
+    /// A load with this run's warm-up and window; the linger lets a
+    /// request of `slowest` (what one request takes when served at once)
+    /// in flight at the stop finish; queued ones count as unfinished.
+    /// Loads of [`RAMP_CONNS`] connections or more get [`RAMP`] more
+    /// warm-up.
+    fn load(&self, workload: LoadSpec, slowest: Duration) -> LoadSpec {
+        let linger = (slowest + Duration::from_millis(100)).min(Duration::from_secs(2));
+        let mut warmup = self.opts.warmup();
+        if workload.conns >= RAMP_CONNS {
+            warmup += RAMP;
+        }
+        LoadSpec { warmup, duration: self.opts.window(), linger, ..workload }
+    }
+}
+
+/// Loads of this many connections or more start with a longer warm-up
+/// ([`RAMP`]): on loopback here, a burst of connects loses some SYNs (the
+/// load's clients try again after 200 ms), so without it the window would
+/// count connections still being set up (as idle) instead of the server's
+/// pace.
+pub const RAMP_CONNS: usize = 500;
+/// The extra warm-up of loads of [`RAMP_CONNS`] connections or more.
+pub const RAMP: Duration = Duration::from_millis(1000);
+
+/// The outcome of the claims: one verdict per claim run, and all runs.
+#[derive(Debug)]
+pub struct Outcome {
+    /// `(claim, verdict, seconds its measurements took)` in report order.
+    pub verdicts: Vec<(ClaimId, Verdict, f64)>,
+    /// Every run, labelled with its claim.
+    pub runs: Vec<Run>,
+}
+
+/// How many progress steps the selected claims take.
+pub fn total_steps(opts: &Options) -> u64 {
+    ClaimId::ALL.iter().filter(|c| opts.selects(**c)).map(|c| (c.claim().steps)(opts)).sum()
+}
+
+/// Runs every selected claim, advancing `bar`. A claim whose measurement
+/// fails gets [`Holds::Unknown`] with the error; the others still run.
+pub fn run_claims(opts: &Options, bar: &indicatif::ProgressBar) -> Outcome {
+    let mut outcome = Outcome { verdicts: Vec::new(), runs: Vec::new() };
+    for id in ClaimId::ALL.into_iter().filter(|c| opts.selects(*c)) {
+        let claim = id.claim();
+        let ctx = Ctx { opts, bar, claim: id };
+        ctx.step("starting");
+        let started = std::time::Instant::now();
+        let measured = (claim.measure)(&ctx, &outcome.runs);
+        let seconds = started.elapsed().as_secs_f64();
+        match measured {
+            Ok(runs) => {
+                let verdict = (claim.evaluate)(&runs);
+                outcome.runs.extend(runs);
+                outcome.verdicts.push((id, verdict, seconds));
+            }
+            Err(e) => {
+                bar.println(format!("lab: {}: measurement failed: {e}", claim.id));
+                let verdict = Verdict::new(Holds::Unknown, format!("error: {e}"));
+                outcome.verdicts.push((id, verdict, seconds));
+            }
+        }
+    }
+    outcome
+}
+
+// Helpers shared by the evaluations.
+
+/// The run of `runs` whose cell spec is `cell` (and, if given, with
+/// `conns` connections).
+fn find<'a>(runs: &'a [Run], cell: &str, conns: Option<usize>) -> Option<&'a Run> {
+    runs.iter().find(|r| r.cell == cell && conns.is_none_or(|c| r.conns == c))
+}
+
+/// The sleep (ms) a run asked for, from its `extra`.
+fn sleep_ms(run: &Run) -> Option<f64> {
+    run.get("sleep_ms").filter(|&ms| ms > 0.0)
+}
+
+/// `1234.5` as `1235`, `12.34` as `12.3`, `1.234` as `1.23`.
+fn num(x: f64) -> String {
+    if x.abs() >= 100.0 {
+        format!("{x:.0}")
+    } else if x.abs() >= 10.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+/// Errors of `runs` as a suffix for a summary (empty when none).
+fn errors_note(runs: &[Run]) -> String {
+    let errors: u64 = runs.iter().map(|r| r.errors).sum();
+    if errors == 0 { String::new() } else { format!("; {errors} request errors") }
+}
+
+#[cfg(test)]
+mod tests;

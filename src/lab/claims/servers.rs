@@ -1,0 +1,227 @@
+//! C1, C3, C4: sleeping requests against pools, loops and green threads.
+//!
+//! All three ask `GET /sleep?ms=S` with `Connection: close`: a new
+//! connection per request, so a server that cannot take a connection yet
+//! makes it queue, and the queueing shows in the latencies (with
+//! keep-alive, a pool of W threads would serve W connections forever and
+//! leave the others idle, which hides it).
+
+use std::io;
+use std::time::Duration;
+
+use super::{Ctx, Holds, Verdict, errors_note, find, num, sleep_ms};
+use crate::lab::cell::Cell;
+use crate::lab::load::{LoadSpec, Workload};
+use crate::lab::measure::Run;
+
+/// A sleep load of `conns` connections asking for `sleep` each, closing
+/// after each response; `sleep_ms` is recorded on the run.
+pub(super) fn sleep_close(
+    ctx: &Ctx<'_>,
+    spec: &str,
+    conns: usize,
+    sleep: Duration,
+    keep_alive: bool,
+    slowest: Duration,
+) -> io::Result<Run> {
+    let cell = Cell::parse_spec(spec)?;
+    let workload = Workload::Http { path: format!("/sleep?ms={}", sleep.as_millis()), keep_alive };
+    let load = ctx
+        .load(LoadSpec { workload, ..LoadSpec::http("/", conns, Duration::from_secs(1)) }, slowest);
+    let mut run = ctx.measure(&cell, &load)?;
+    run.extra.insert("sleep_ms".into(), sleep.as_secs_f64() * 1e3);
+    Ok(run)
+}
+
+// ---------------------------------------------------------------- C1
+
+/// C1: clients, each asking for one sleep at a time.
+pub const C1_CONNS: usize = 100;
+/// C1: the pool's threads (gunicorn's default shape).
+pub const C1_POOL: usize = 4;
+/// C1: the seed's sleep (scaled by `--scale`).
+pub const C1_SLEEP: Duration = Duration::from_millis(1000);
+/// C1: the cells, the pool first.
+pub const C1_CELLS: [&str; 4] = [
+    "threads-blocking-sleep-w4",
+    "threads-blocking-sleep",
+    "green-blocking-sleep",
+    "stackless-async-sleep",
+];
+/// C1: the pool "queues" when its req/s stays at most this factor above
+/// W / sleep (the most W threads can do) ...
+pub const C1_POOL_RATE_SLACK: f64 = 1.25;
+/// ... and its median latency is at least this many sleeps.
+pub const C1_POOL_P50_SLEEPS: f64 = 2.0;
+/// C1: a runtime "serves all at once" when its req/s reaches this
+/// fraction of conns / sleep ...
+pub const C1_ALL_AT_ONCE: f64 = 0.7;
+/// ... and its median latency is at most this many sleeps.
+pub const C1_P50_SLEEPS: f64 = 1.5;
+
+pub(super) fn c1_measure(ctx: &Ctx<'_>, _: &[Run]) -> io::Result<Vec<Run>> {
+    let sleep = ctx.opts.scaled(C1_SLEEP);
+    C1_CELLS.iter().map(|spec| sleep_close(ctx, spec, C1_CONNS, sleep, false, sleep)).collect()
+}
+
+/// C1's evaluation: the pool queues (req/s ≈ W / sleep, p50 of several
+/// sleeps) while the three others serve every client at once (req/s ≈
+/// conns / sleep, p50 ≈ one sleep).
+pub fn c1_evaluate(runs: &[Run]) -> Verdict {
+    let Some(pool) = find(runs, C1_CELLS[0], None) else {
+        return Verdict::missing(C1_CELLS[0]);
+    };
+    let Some(sleep) = sleep_ms(pool) else { return Verdict::missing("sleep_ms") };
+    let workers = pool.workers.unwrap_or(C1_POOL) as f64;
+    let pool_cap = workers * 1e3 / sleep;
+    let queues = pool.req_per_s <= pool_cap * C1_POOL_RATE_SLACK
+        && pool.p50_ms >= C1_POOL_P50_SLEEPS * sleep;
+    let mut at_once = Vec::new();
+    let mut parts = Vec::new();
+    for spec in &C1_CELLS[1..] {
+        let Some(r) = find(runs, spec, None) else { return Verdict::missing(spec) };
+        let all = r.conns as f64 * 1e3 / sleep;
+        let ok = r.req_per_s >= C1_ALL_AT_ONCE * all && r.p50_ms <= C1_P50_SLEEPS * sleep;
+        at_once.push(ok);
+        parts.push(format!(
+            "{} {} req/s p50 {} ms{}",
+            r.runtime,
+            num(r.req_per_s),
+            num(r.p50_ms),
+            if ok { "" } else { " (not at once)" }
+        ));
+    }
+    let serving = at_once.iter().filter(|ok| **ok).count();
+    // The claim is the contrast: without a queueing pool it fails.
+    let holds = match (queues, serving) {
+        (true, n) if n == at_once.len() => Holds::Yes,
+        (true, n) if n > 0 => Holds::Partly,
+        _ => Holds::No,
+    };
+    Verdict::new(
+        holds,
+        format!(
+            "pool W={} {} req/s (cap {}), p50 {} ms = {} sleeps{}; {}{}",
+            workers,
+            num(pool.req_per_s),
+            num(pool_cap),
+            num(pool.p50_ms),
+            num(pool.p50_ms / sleep),
+            if queues { "" } else { " (does not queue)" },
+            parts.join(", "),
+            errors_note(runs)
+        ),
+    )
+}
+
+// ---------------------------------------------------------------- C3
+
+/// C3: clients.
+pub const C3_CONNS: usize = 10;
+/// C3: the seed's sleep (scaled).
+pub const C3_SLEEP: Duration = Duration::from_millis(1000);
+/// C3: the blocking handler inline in a task, the same offloaded, on green.
+pub const C3_CELLS: [&str; 3] =
+    ["stackless-blocking-sleep-inline", "stackless-blocking-sleep-pool", "green-blocking-sleep"];
+/// C3: "serialized" means req/s at most this factor above 1 / sleep.
+pub const C3_SERIAL_SLACK: f64 = 1.25;
+/// C3: "not serialized" means req/s at least this fraction of conns / sleep.
+pub const C3_CONCURRENT: f64 = 0.7;
+
+pub(super) fn c3_measure(ctx: &Ctx<'_>, _: &[Run]) -> io::Result<Vec<Run>> {
+    let sleep = ctx.opts.scaled(C3_SLEEP);
+    C3_CELLS.iter().map(|spec| sleep_close(ctx, spec, C3_CONNS, sleep, false, sleep)).collect()
+}
+
+/// C3's evaluation: inline, the executor serves one request at a time
+/// (req/s ≈ 1 / sleep); offloaded or on green threads, all at once.
+pub fn c3_evaluate(runs: &[Run]) -> Verdict {
+    let mut rows = Vec::new();
+    for spec in C3_CELLS {
+        match find(runs, spec, None) {
+            Some(r) => rows.push(r),
+            None => return Verdict::missing(spec),
+        }
+    }
+    let Some(sleep) = sleep_ms(rows[0]) else { return Verdict::missing("sleep_ms") };
+    let serial = 1e3 / sleep;
+    let inline = rows[0];
+    let serialized = inline.req_per_s <= serial * C3_SERIAL_SLACK;
+    let rescued: Vec<bool> = rows[1..]
+        .iter()
+        .map(|r| r.req_per_s >= C3_CONCURRENT * r.conns as f64 * 1e3 / sleep)
+        .collect();
+    let n_rescued = rescued.iter().filter(|ok| **ok).count();
+    let holds = match (serialized, n_rescued) {
+        (true, 2) => Holds::Yes,
+        (false, 0) => Holds::No,
+        _ => Holds::Partly,
+    };
+    Verdict::new(
+        holds,
+        format!(
+            "inline {} req/s (one at a time = {}), p50 {} ms; pool {} req/s, green {} req/s \
+             (all at once = {}){}",
+            num(inline.req_per_s),
+            num(serial),
+            num(inline.p50_ms),
+            num(rows[1].req_per_s),
+            num(rows[2].req_per_s),
+            num(C3_CONNS as f64 * 1e3 / sleep),
+            errors_note(runs)
+        ),
+    )
+}
+
+// ---------------------------------------------------------------- C4
+
+/// C4: the offload pool's threads.
+pub const C4_POOL: usize = 4;
+/// C4: the connection counts: the pool's size, twice, four times.
+pub const C4_CONNS: [usize; 3] = [C4_POOL, 2 * C4_POOL, 4 * C4_POOL];
+/// C4: the seed's sleep (scaled).
+pub const C4_SLEEP: Duration = Duration::from_millis(1000);
+/// C4: "helps" up to the pool size: req/s at least this fraction of
+/// conns / sleep.
+pub const C4_HELPS: f64 = 0.7;
+/// C4: "queues" past it: req/s at most this factor above pool / sleep.
+pub const C4_QUEUE_SLACK: f64 = 1.25;
+
+pub(super) fn c4_measure(ctx: &Ctx<'_>, _: &[Run]) -> io::Result<Vec<Run>> {
+    let sleep = ctx.opts.scaled(C4_SLEEP);
+    let spec = format!("stackless-blocking-sleep-pool-w{C4_POOL}");
+    C4_CONNS.iter().map(|&conns| sleep_close(ctx, &spec, conns, sleep, false, sleep)).collect()
+}
+
+/// C4's evaluation: throughput grows with connections up to the pool
+/// size, then stays at pool / sleep while latency grows.
+pub fn c4_evaluate(runs: &[Run]) -> Verdict {
+    let mut ok = 0;
+    let mut parts = Vec::new();
+    let mut pool = C4_POOL;
+    for r in runs {
+        let Some(sleep) = sleep_ms(r) else { return Verdict::missing("sleep_ms") };
+        pool = r.workers.unwrap_or(C4_POOL);
+        let good = if r.conns <= pool {
+            r.req_per_s >= C4_HELPS * r.conns as f64 * 1e3 / sleep
+        } else {
+            r.req_per_s <= C4_QUEUE_SLACK * pool as f64 * 1e3 / sleep
+        };
+        ok += usize::from(good);
+        parts.push(format!(
+            "{} conns {} req/s p50 {} ms{}",
+            r.conns,
+            num(r.req_per_s),
+            num(r.p50_ms),
+            if good { "" } else { " (!)" }
+        ));
+    }
+    if runs.is_empty() {
+        return Verdict::missing("the pool cell");
+    }
+    let cap = runs.first().and_then(sleep_ms).map_or(0.0, |s| pool as f64 * 1e3 / s);
+    Verdict::new(
+        Holds::of_parts(ok, runs.len()),
+        format!("pool {pool}, cap {} req/s: {}{}", num(cap), parts.join("; "), errors_note(runs)),
+    )
+}
