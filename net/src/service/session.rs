@@ -122,10 +122,12 @@ impl HttpSession {
         self.out.clear();
     }
 
-    /// Reports that the sleep `step` asked for is over.
+    /// Reports that the sleep `step` asked for is over. (Call
+    /// [`drain`](HttpSession::drain) first if shutdown began meanwhile: the
+    /// response then says `Connection: close`.)
     pub fn slept(&mut self) {
         if let Some(keep_alive) = self.sleeping.take() {
-            self.respond(&Action::Sleep(Duration::ZERO), keep_alive);
+            self.respond(&Action::Sleep(Duration::ZERO), keep_alive && !self.draining);
         }
     }
 

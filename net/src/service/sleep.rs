@@ -55,6 +55,9 @@ pub fn sleep_blocking<S: BlockingStream>(
             },
             Step::Sleep(duration) => {
                 green::sleep(duration);
+                if shutdown.is_triggered() {
+                    session.drain();
+                }
                 session.slept();
             }
             Step::Write => {
@@ -94,6 +97,9 @@ pub async fn sleep_async(
             }
             Step::Sleep(duration) => {
                 time::sleep(duration).await;
+                if shutdown.is_triggered() {
+                    session.drain();
+                }
                 session.slept();
             }
             Step::Write => {

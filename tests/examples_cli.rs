@@ -1,0 +1,178 @@
+//! The server examples as the lab and scripts use them: the first stdout
+//! line is `listening on ADDR` (with `--addr 127.0.0.1:0` the real port),
+//! they serve real clients, and SIGTERM stops them gracefully with exit
+//! status 0.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const DONE: &str = r#"{"message":"Done"}"#;
+
+/// The example binary `name`, built first (a no-op when it is fresh:
+/// `cargo test --test examples_cli` alone does not build examples).
+fn example(name: &str) -> PathBuf {
+    static BUILD: OnceLock<Mutex<()>> = OnceLock::new();
+    let _one_build_at_a_time = BUILD.get_or_init(Mutex::default).lock();
+    // The test binary is target/<profile>/deps/examples_cli-<hash>.
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
+    let mut build = Command::new(env!("CARGO"));
+    build.args(["build", "--quiet", "--example", name]).current_dir(env!("CARGO_MANIFEST_DIR"));
+    if profile_dir.file_name().is_some_and(|p| p == "release") {
+        build.arg("--release");
+    }
+    let status = build.status().expect("run cargo build");
+    assert!(status.success(), "cargo build --example {name}: {status}");
+    let path = profile_dir.join("examples").join(name);
+    assert!(path.exists(), "{} missing after the build", path.display());
+    path
+}
+
+/// A running example; killed if the test fails before it stopped.
+struct Proc {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Proc {
+    fn spawn(name: &str, args: &[&str]) -> Proc {
+        let mut child = Command::new(example(name))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        // Read the first line on a thread so a silent server cannot hang us.
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(Duration::from_secs(30));
+        let mut proc = Proc { child, addr: "0.0.0.0:0".parse().expect("placeholder") };
+        let line = line.unwrap_or_else(|_| panic!("{name}: no first line within 30 s"));
+        let addr = line
+            .strip_suffix('\n')
+            .and_then(|l| l.strip_prefix("listening on "))
+            .unwrap_or_else(|| panic!("{name}: first line {line:?}"));
+        proc.addr = addr.parse().unwrap_or_else(|e| panic!("{name}: address {addr:?}: {e}"));
+        assert!(proc.addr.ip().is_loopback() && proc.addr.port() != 0, "{name}: {line:?}");
+        proc
+    }
+
+    /// SIGTERM, then the exit status (within `limit`).
+    fn terminate(mut self, limit: Duration) -> ExitStatus {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
+        // SAFETY: kill(2) on our own child's pid; it has not been reaped
+        // (we have not waited on it), so the pid cannot have been reused.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "kill");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(start.elapsed() < limit, "still running {limit:?} after SIGTERM");
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(20))).expect("read timeout");
+    stream
+}
+
+/// One request with `Connection: close`; the whole answer.
+fn get_and_close(addr: SocketAddr, target: &str) -> String {
+    let mut stream = connect(addr);
+    let request = format!("GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read the answer");
+    answer
+}
+
+#[test]
+fn sleep_server_prints_its_address_serves_and_exits_0_on_sigterm() {
+    for cell in [
+        &["--runtime", "green", "--style", "blocking"][..],
+        &["--runtime", "green", "--style", "async"],
+        &["--runtime", "stackless", "--style", "async"],
+        &["--runtime", "stackless", "--style", "blocking", "--offload", "pool"],
+        &["--runtime", "threads", "--style", "blocking", "--workers", "4"],
+    ] {
+        let args = [cell, &["--addr", "127.0.0.1:0"]].concat();
+        let server = Proc::spawn("sleep_server", &args);
+        let answer = get_and_close(server.addr, "/sleep?ms=10");
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{cell:?}: {answer}");
+        assert!(answer.contains("\r\nContent-Length: 18\r\n"), "{cell:?}: {answer}");
+        assert!(answer.ends_with(DONE), "{cell:?}: {answer}");
+        let status = server.terminate(Duration::from_secs(10));
+        assert_eq!(status.code(), Some(0), "{cell:?}: {status}");
+    }
+}
+
+#[test]
+fn sleep_server_finishes_the_request_in_flight_on_sigterm() {
+    let server = Proc::spawn("sleep_server", &["--addr", "127.0.0.1:0", "--grace", "5"]);
+    let mut stream = connect(server.addr);
+    // Pipelined: once the first answer is in, the second request is being
+    // served (it was parsed before the first answer was written).
+    stream
+        .write_all(
+            b"GET /sleep?ms=0 HTTP/1.1\r\nHost: t\r\n\r\n\
+              GET /sleep?ms=300 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        )
+        .expect("send");
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("first status line");
+    assert_eq!(line, "HTTP/1.1 200 OK\r\n");
+    let pid = libc::pid_t::try_from(server.child.id()).expect("pid");
+    let waiter = thread::spawn(move || server.terminate(Duration::from_secs(10)));
+    let mut rest = String::new();
+    reader.read_to_string(&mut rest).expect("the rest");
+    assert_eq!(rest.matches("HTTP/1.1 200 OK\r\n").count(), 1, "{rest}");
+    assert!(rest.ends_with(DONE), "pid {pid}: {rest}");
+    let status = waiter.join().expect("waiter");
+    assert_eq!(status.code(), Some(0), "{status}");
+}
+
+#[test]
+fn echo_server_and_tokio_reference_print_their_address_and_exit_0_on_sigterm() {
+    let server = Proc::spawn("echo_server", &["--runtime", "stackless", "--addr", "127.0.0.1:0"]);
+    let mut stream = connect(server.addr);
+    stream.write_all(b"ping").expect("send");
+    let mut echoed = [0; 4];
+    stream.read_exact(&mut echoed).expect("echo");
+    assert_eq!(&echoed, b"ping");
+    drop(stream);
+    let status = server.terminate(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "echo_server: {status}");
+
+    let server = Proc::spawn("tokio_reference", &["--service", "sleep", "--addr", "127.0.0.1:0"]);
+    let answer = get_and_close(server.addr, "/sleep?ms=10");
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "tokio_reference: {answer}");
+    assert!(answer.ends_with(DONE), "tokio_reference: {answer}");
+    let status = server.terminate(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "tokio_reference: {status}");
+}
