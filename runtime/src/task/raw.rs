@@ -373,16 +373,8 @@ impl RawTask {
             // SAFETY: JOIN_WAKER is clear and we are the handle: nobody else
             // touches the slot now (invariant 5).
             unsafe { *header.join_waker.get() = Some(waker.clone()) };
-            match header.state.compare_exchange(
-                state,
-                state | JOIN_WAKER,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return Poll::Pending,
-                Err(actual) => state = actual,
-            }
-            // Only COMPLETE (or CLOSED/refcount changes) can have intervened.
+            // Publish the waker; only COMPLETE (or CLOSED/refcount changes)
+            // can intervene, and COMPLETE means the output is ready.
             while state & COMPLETE == 0 {
                 match header.state.compare_exchange(
                     state,
