@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use super::spin::SpinLock;
-use super::waiters::{WaitList, WaiterKey, Wakes};
+use super::waiters::{Phase, WaitList, Wakes};
 
 /// How a waiter was woken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,13 +142,6 @@ impl fmt::Debug for Notify {
             .field("permit", &inner.permit)
             .finish()
     }
-}
-
-#[derive(Debug)]
-enum Phase {
-    Idle,
-    Waiting(WaiterKey),
-    Done,
 }
 
 /// The future of [`Notify::notified`]; cancel-safe (see the module docs).

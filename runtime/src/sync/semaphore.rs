@@ -43,7 +43,7 @@ use std::task::{Context, Poll};
 
 use super::error::{AcquireError, TryAcquireError};
 use super::spin::SpinLock;
-use super::waiters::{WaitList, WaiterKey, Wakes};
+use super::waiters::{Phase, WaitList, Wakes};
 
 const CLOSED: usize = 1;
 const WAITERS: usize = 2;
@@ -345,14 +345,6 @@ impl fmt::Debug for Semaphore {
             .field("closed", &(state & CLOSED != 0))
             .finish()
     }
-}
-
-/// Where an acquire is: not queued yet, queued under a key, or finished.
-#[derive(Debug)]
-enum Phase {
-    Idle,
-    Waiting(WaiterKey),
-    Done,
 }
 
 /// The state machine shared by every acquiring future (the semaphore's own

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use super::spin::SpinLock;
-use super::waiters::{WaitList, WaiterKey, Wakes};
+use super::waiters::{Phase, WaitList, Wakes};
 
 /// A counter of pending jobs that can be waited on to reach zero. Clones
 /// share the same counter.
@@ -120,13 +120,6 @@ impl fmt::Debug for WaitGroup {
             .field("waiters", &self.inner.waiters.lock().len())
             .finish()
     }
-}
-
-#[derive(Debug)]
-enum Phase {
-    Idle,
-    Waiting(WaiterKey),
-    Done,
 }
 
 /// The future of [`WaitGroup::wait`].

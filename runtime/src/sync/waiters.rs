@@ -38,6 +38,15 @@ use std::task::Waker;
 
 use crate::slab::Slab;
 
+/// Where a waiting future is: not queued yet, queued under a key, or
+/// finished (shared by every primitive's futures).
+#[derive(Debug)]
+pub(crate) enum Phase {
+    Idle,
+    Waiting(WaiterKey),
+    Done,
+}
+
 /// No node (end of the list).
 const NIL: usize = usize::MAX;
 
