@@ -40,7 +40,7 @@ use greenloop_runtime::time;
 use crate::source::Registered;
 
 /// Calls `f` on each address `addrs` resolves to until one succeeds.
-fn each_addr<A: ToSocketAddrs, T>(
+pub(crate) fn each_addr<A: ToSocketAddrs, T>(
     addrs: A,
     mut f: impl FnMut(SocketAddr) -> io::Result<T>,
 ) -> io::Result<T> {

@@ -6,6 +6,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use greenloop_runtime::reactor::Direction;
 
 use crate::source::Registered;
+use crate::tcp::each_addr;
 
 /// A UDP socket registered with this thread's reactor.
 ///
@@ -31,16 +32,8 @@ impl UdpSocket {
     ///
     /// Resolution and `bind` errors.
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<UdpSocket> {
-        let mut last = None;
-        for a in addr.to_socket_addrs()? {
-            match mio::net::UdpSocket::bind(a).and_then(Registered::new) {
-                Ok(inner) => return Ok(UdpSocket { inner }),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "could not resolve to any address")
-        }))
+        each_addr(addr, |a| Registered::new(mio::net::UdpSocket::bind(a)?))
+            .map(|inner| UdpSocket { inner })
     }
 
     /// Wraps a `std` socket (set to non-blocking here).

@@ -117,21 +117,17 @@ impl LoadSpec {
     /// Keep-alive HTTP `GET path` on `conns` connections for `duration`,
     /// after a [`DEFAULT_WARMUP`].
     pub fn http(path: impl Into<String>, conns: usize, duration: Duration) -> LoadSpec {
-        let workload = Workload::Http { path: path.into(), keep_alive: true };
-        LoadSpec {
-            workload,
-            conns,
-            duration,
-            warmup: DEFAULT_WARMUP,
-            linger: DEFAULT_LINGER,
-            threads: None,
-        }
+        LoadSpec::new(Workload::Http { path: path.into(), keep_alive: true }, conns, duration)
     }
 
     /// Echo of `msg_size`-byte messages on `conns` connections for
     /// `duration`, after a [`DEFAULT_WARMUP`].
     pub fn echo(msg_size: usize, conns: usize, duration: Duration) -> LoadSpec {
-        let workload = Workload::Echo { msg_size };
+        LoadSpec::new(Workload::Echo { msg_size }, conns, duration)
+    }
+
+    /// `workload` on `conns` connections for `duration`, with the defaults.
+    fn new(workload: Workload, conns: usize, duration: Duration) -> LoadSpec {
         LoadSpec {
             workload,
             conns,
