@@ -7,6 +7,8 @@
 //! Prints `listening on ADDR` as its first line; SIGINT/SIGTERM stop it
 //! gracefully (exit code 0).
 
+#[path = "common/listen.rs"]
+mod listen;
 #[path = "common/server_cli.rs"]
 mod server_cli;
 

@@ -19,8 +19,12 @@
 //! (see `greenloop::lab::cell`). The claims, their thresholds and the
 //! report live in the library (`greenloop::lab::claims`, `greenloop::lab::run`).
 
+#[path = "common/listen.rs"]
+mod listen;
 #[path = "lab/serve.rs"]
 mod serve;
+#[path = "common/tokio_services.rs"]
+mod tokio_services;
 
 use std::io::{self, Write};
 use std::process::ExitCode;

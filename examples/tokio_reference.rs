@@ -14,9 +14,10 @@ use std::io;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use greenloop::net::service::{HttpSession, Step};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
+
+#[path = "common/tokio_services.rs"]
+mod tokio_services;
 
 /// Run the echo or sleep service on tokio (the reference runtime).
 #[derive(Parser, Debug)]
@@ -63,54 +64,9 @@ fn main() -> ExitCode {
 async fn run(args: &Args) -> io::Result<()> {
     let listener = TcpListener::bind(&args.addr).await?;
     println!("listening on {}", listener.local_addr()?);
-    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let service = args.service;
-                tokio::spawn(async move {
-                    let _ = match service {
-                        Service::Echo => echo(stream).await,
-                        Service::Sleep => sleep(stream).await,
-                    };
-                });
-            }
-            _ = interrupt.recv() => return Ok(()),
-            _ = terminate.recv() => return Ok(()),
-        }
-    }
-}
-
-async fn echo(mut stream: TcpStream) -> io::Result<()> {
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        stream.write_all(&buf[..n]).await?;
-    }
-}
-
-async fn sleep(mut stream: TcpStream) -> io::Result<()> {
-    let mut session = HttpSession::new();
-    loop {
-        match session.step() {
-            Step::Read => {
-                let n = stream.read(session.read_buf()).await?;
-                session.filled(n);
-            }
-            Step::Sleep(duration) => {
-                tokio::time::sleep(duration).await;
-                session.slept();
-            }
-            Step::Write => {
-                stream.write_all(session.output()).await?;
-                session.written();
-            }
-            Step::Close => return Ok(()),
-        }
-    }
+    let kind = match args.service {
+        Service::Echo => tokio_services::Kind::Echo,
+        Service::Sleep => tokio_services::Kind::Sleep,
+    };
+    tokio_services::serve_until_signal(listener, kind, false).await
 }

@@ -54,8 +54,7 @@ pub fn main<S: Service>(name: &str, service: S) -> ExitCode {
 fn run<S: Service>(name: &str, service: S, args: &Args) -> std::io::Result<()> {
     let shutdown = Shutdown::new();
     shutdown_on_signals(shutdown.clone())?;
-    let listener = std::net::TcpListener::bind(&args.addr)?;
-    deepen_backlog(&listener)?;
+    let listener = crate::listen::bind(&args.addr, 1024)?;
     println!("listening on {}", listener.local_addr()?);
     std::io::stdout().flush()?;
     let grace = Duration::try_from_secs_f64(args.grace).map_err(|e| {
@@ -74,18 +73,5 @@ fn run<S: Service>(name: &str, service: S, args: &Args) -> std::io::Result<()> {
         "{name}_server: stopped: {} connections accepted, {} accept errors, {} unfinished after the grace period",
         report.accepted, report.accept_errors, report.unfinished
     );
-    Ok(())
-}
-
-/// std listens with a backlog of 128: a burst of 1,000 connects (wrk's
-/// start) then loses SYNs, which retry a second later. Listen again with
-/// 1,024, as tokio users commonly do through socket2.
-fn deepen_backlog(listener: &std::net::TcpListener) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: listen(2) on a valid, bound, already listening socket only
-    // changes its backlog.
-    if unsafe { libc::listen(listener.as_raw_fd(), 1024) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
     Ok(())
 }

@@ -7,9 +7,9 @@ use std::io::{self, Write};
 
 use greenloop::lab::{Cell, CellRuntime, ServiceKind, serve_cell};
 use greenloop::net::server::{Shutdown, shutdown_on_signals};
-use greenloop::net::service::{HttpSession, Step};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
+
+use crate::tokio_services;
 
 /// Serves `cell` on `addr` until SIGINT/SIGTERM; prints `listening on
 /// ADDR` first (the lab waits for that line).
@@ -30,23 +30,13 @@ pub fn serve(cell: &Cell, addr: &str) -> io::Result<()> {
     Ok(())
 }
 
-/// The listen backlog of the server under test. std's is 128: a burst of
-/// connects (C1's connection per request, C6's 1,000 connections) on a
-/// busy server CPU overflows it, and each connect dropped then waits a
-/// second for its retransmit, which measures the backlog, not the runtime.
-/// Linux caps it at `net.core.somaxconn`.
-const BACKLOG: libc::c_int = 4096;
+/// The listen backlog of the server under test (see `common/listen.rs`;
+/// C1 opens a connection per request, C6 1,000 at once).
+const BACKLOG: i32 = 4096;
 
 /// Binds `addr` with a listen backlog of [`BACKLOG`].
 fn bind(addr: &str) -> io::Result<std::net::TcpListener> {
-    use std::os::fd::AsRawFd;
-    let listener = std::net::TcpListener::bind(addr)?;
-    // SAFETY: listen(2) on a socket this function owns, already listening:
-    // Linux then only updates its backlog.
-    if unsafe { libc::listen(listener.as_raw_fd(), BACKLOG) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(listener)
+    crate::listen::bind(addr, BACKLOG)
 }
 
 fn announce(addr: std::net::SocketAddr) -> io::Result<()> {
@@ -69,59 +59,10 @@ fn serve_tokio(cell: &Cell, addr: &str) -> io::Result<()> {
         listener.set_nonblocking(true)?;
         let listener = TcpListener::from_std(listener)?;
         announce(listener.local_addr()?)?;
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut interrupt = signal(SignalKind::interrupt())?;
-        let mut terminate = signal(SignalKind::terminate())?;
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    // Accept errors (EMFILE...) end no connection: go on.
-                    let Ok((stream, _)) = accepted else { continue };
-                    tokio::spawn(async move {
-                        let _ = match service {
-                            ServiceKind::Echo => echo(stream).await,
-                            ServiceKind::Sleep => sleep(stream).await,
-                        };
-                    });
-                }
-                _ = interrupt.recv() => return Ok(()),
-                _ = terminate.recv() => return Ok(()),
-            }
-        }
+        let kind = match service {
+            ServiceKind::Echo => tokio_services::Kind::Echo,
+            ServiceKind::Sleep => tokio_services::Kind::Sleep,
+        };
+        tokio_services::serve_until_signal(listener, kind, true).await
     })
-}
-
-async fn echo(mut stream: TcpStream) -> io::Result<()> {
-    stream.set_nodelay(true)?;
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        stream.write_all(&buf[..n]).await?;
-    }
-}
-
-/// The sleep service: greenloop's sans-IO session on tokio sockets.
-async fn sleep(mut stream: TcpStream) -> io::Result<()> {
-    stream.set_nodelay(true)?;
-    let mut session = HttpSession::new();
-    loop {
-        match session.step() {
-            Step::Read => {
-                let n = stream.read(session.read_buf()).await?;
-                session.filled(n);
-            }
-            Step::Sleep(duration) => {
-                tokio::time::sleep(duration).await;
-                session.slept();
-            }
-            Step::Write => {
-                stream.write_all(session.output()).await?;
-                session.written();
-            }
-            Step::Close => return Ok(()),
-        }
-    }
 }

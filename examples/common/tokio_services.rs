@@ -1,0 +1,81 @@
+//! The echo and sleep services on tokio, shared by `tokio_reference` and
+//! the lab's tokio cells: the same protocol as greenloop's (the sleep
+//! service runs greenloop's own sans-IO `HttpSession`), so only the
+//! runtime differs.
+
+use std::io;
+
+use greenloop::net::service::{HttpSession, Step};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Which service to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Echo every byte back.
+    Echo,
+    /// `GET /sleep?ms=N` (and `/hash?n=N`).
+    Sleep,
+}
+
+/// Accepts on `listener` and serves each connection in a task until
+/// SIGINT or SIGTERM. Accept errors (EMFILE...) end no connection.
+pub async fn serve_until_signal(
+    listener: TcpListener,
+    kind: Kind,
+    nodelay: bool,
+) -> io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                tokio::spawn(async move {
+                    if nodelay && stream.set_nodelay(true).is_err() {
+                        return;
+                    }
+                    let _ = match kind {
+                        Kind::Echo => echo(stream).await,
+                        Kind::Sleep => sleep(stream).await,
+                    };
+                });
+            }
+            _ = interrupt.recv() => return Ok(()),
+            _ = terminate.recv() => return Ok(()),
+        }
+    }
+}
+
+async fn echo(mut stream: TcpStream) -> io::Result<()> {
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        stream.write_all(&buf[..n]).await?;
+    }
+}
+
+async fn sleep(mut stream: TcpStream) -> io::Result<()> {
+    let mut session = HttpSession::new();
+    loop {
+        match session.step() {
+            Step::Read => {
+                let n = stream.read(session.read_buf()).await?;
+                session.filled(n);
+            }
+            Step::Sleep(duration) => {
+                tokio::time::sleep(duration).await;
+                session.slept();
+            }
+            Step::Write => {
+                stream.write_all(session.output()).await?;
+                session.written();
+            }
+            Step::Close => return Ok(()),
+        }
+    }
+}
