@@ -1,9 +1,11 @@
 //! The one accept loop every server cell uses: wait for a connection slot
 //! (the `max_conns` limit), accept or stop on shutdown, back off on
-//! descriptor exhaustion instead of spinning.
+//! descriptor exhaustion instead of spinning. A cell turns each [`Conn`]
+//! into a [`Served`] stream, which the [`Shutdown`] switch can wake.
 
 use std::future::poll_fn;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::Poll;
@@ -27,12 +29,53 @@ pub(crate) struct Conn {
     pub(crate) guard: ConnGuard,
 }
 
+impl Conn {
+    /// Turns the stream into the one the handler uses (`convert` must keep
+    /// its descriptor: `from_std`, `set_nonblocking`...) and records it with
+    /// the shutdown switch until the result is dropped.
+    ///
+    /// # Errors
+    ///
+    /// Those of `convert`; the connection is then closed.
+    pub(crate) fn serve_as<S>(
+        self,
+        convert: impl FnOnce(std::net::TcpStream) -> io::Result<S>,
+    ) -> io::Result<Served<S>> {
+        let fd = self.stream.as_raw_fd();
+        // Converted first: if it fails, the descriptor closes unrecorded.
+        let stream = convert(self.stream)?;
+        let key = self.guard.shutdown.record(fd);
+        Ok(Served { stream, key, guard: self.guard })
+    }
+}
+
+/// A connection being served: its stream, recorded with the [`Shutdown`]
+/// switch (which half-closes it for reading when triggered), and its guard.
+///
+/// Its `Drop` forgets the record before the fields drop and the descriptor
+/// closes, so the switch never shuts down a reused descriptor; the fields
+/// cannot be moved out, so that order cannot be undone.
+#[derive(Debug)]
+pub(crate) struct Served<S> {
+    /// The stream the handler uses.
+    pub(crate) stream: S,
+    key: usize,
+    guard: ConnGuard,
+}
+
+impl<S> Drop for Served<S> {
+    fn drop(&mut self) {
+        self.guard.shutdown.forget(self.key);
+    }
+}
+
 /// Holds a connection slot and counts the connection as in flight until
 /// dropped: keep it alive as long as the connection is served.
 #[derive(Debug)]
 pub(crate) struct ConnGuard {
     _slot: Option<OwnedSemaphorePermit>,
     in_flight: WaitGroup,
+    shutdown: Shutdown,
 }
 
 impl Drop for ConnGuard {
@@ -87,7 +130,11 @@ impl Acceptor {
                 Ok((stream, _peer)) => {
                     self.accepted += 1;
                     self.in_flight.add(1);
-                    let guard = ConnGuard { _slot: slot, in_flight: self.in_flight.clone() };
+                    let guard = ConnGuard {
+                        _slot: slot,
+                        in_flight: self.in_flight.clone(),
+                        shutdown: self.shutdown.clone(),
+                    };
                     return Some(Conn { stream, guard });
                 }
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}

@@ -19,19 +19,16 @@ use crate::service::Service;
 fn on_this_thread<S: Service>(conn: Conn, service: &S, style: Style, shutdown: &Shutdown) {
     let _ = match style {
         Style::Blocking => blocking_std(conn, service, shutdown),
-        Style::Async => {
-            let Conn { stream, guard: _guard } = conn;
-            TcpStream::from_std(stream)
-                .and_then(|stream| block_on(service.serve_async(&stream, shutdown)))
-        }
+        Style::Async => conn
+            .serve_as(TcpStream::from_std)
+            .and_then(|conn| block_on(service.serve_async(&conn.stream, shutdown))),
     };
 }
 
 /// Serves `conn` blocking-style on a `std` stream, blocking this thread.
 fn blocking_std<S: Service>(conn: Conn, service: &S, shutdown: &Shutdown) -> io::Result<()> {
-    let Conn { mut stream, guard: _guard } = conn;
-    stream.set_nonblocking(false)?;
-    service.serve_blocking(&mut stream, shutdown)
+    let mut conn = conn.serve_as(|stream| stream.set_nonblocking(false).map(|()| stream))?;
+    service.serve_blocking(&mut conn.stream, shutdown)
 }
 
 fn report(acceptor: &Acceptor, unfinished: usize) -> ServeReport {
@@ -92,11 +89,10 @@ pub(super) fn green<S: Service>(
         while let Some(conn) = block_on(acceptor.next()) {
             let (service, shutdown, style) = (service.clone(), shutdown.clone(), config.style);
             green::spawn(move || {
-                let Conn { stream, guard: _guard } = conn;
-                let Ok(mut stream) = TcpStream::from_std(stream) else { return };
+                let Ok(mut conn) = conn.serve_as(TcpStream::from_std) else { return };
                 let _ = match style {
-                    Style::Blocking => service.serve_blocking(&mut stream, &shutdown),
-                    Style::Async => block_on(service.serve_async(&stream, &shutdown)),
+                    Style::Blocking => service.serve_blocking(&mut conn.stream, &shutdown),
+                    Style::Async => block_on(service.serve_async(&conn.stream, &shutdown)),
                 };
             });
         }
@@ -123,18 +119,16 @@ pub(super) fn stackless<S: Service>(
             match (config.style, config.offload) {
                 (Style::Async, _) => {
                     task::spawn_local(async move {
-                        let Conn { stream, guard: _guard } = conn;
-                        if let Ok(stream) = TcpStream::from_std(stream) {
-                            let _ = service.serve_async(&stream, &shutdown).await;
+                        if let Ok(conn) = conn.serve_as(TcpStream::from_std) {
+                            let _ = service.serve_async(&conn.stream, &shutdown).await;
                         }
                     });
                 }
                 (Style::Blocking, Offload::Inline) => {
                     task::spawn_local(async move {
-                        let Conn { stream, guard: _guard } = conn;
-                        if let Ok(mut stream) = TcpStream::from_std(stream) {
+                        if let Ok(mut conn) = conn.serve_as(TcpStream::from_std) {
                             // Blocks this executor until the connection ends.
-                            let _ = service.serve_blocking(&mut stream, &shutdown);
+                            let _ = service.serve_blocking(&mut conn.stream, &shutdown);
                         }
                     });
                 }

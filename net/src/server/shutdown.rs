@@ -1,12 +1,29 @@
-//! [`Shutdown`]: the signal that ends a server gracefully.
+//! [`Shutdown`]: the signal that ends a server gracefully, and the record
+//! of the connections it must wake when it does.
+//!
+//! Stopping the accept loop is not enough: a keep-alive connection parked
+//! in a read, waiting for a next request that will never come, would hold
+//! the server for its whole grace period. So every connection being served
+//! is recorded here by its descriptor, and [`trigger`](Shutdown::trigger)
+//! shuts down the read half of each (`shutdown(2)` with `SHUT_RD`): the
+//! parked read returns end of stream and the session closes once its
+//! response in flight, if any, is written. Doing it in `trigger`, on the
+//! triggering thread, reaches connections even when the loop that serves
+//! them is blocked (the stackless inline cell).
+//!
+//! Descriptors are reused as soon as they are closed, so an entry is
+//! removed, under the lock `trigger` holds, *before* its descriptor closes
+//! (see `accept::Served`): `trigger` never touches a stranger's socket.
 
-use std::sync::Arc;
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use greenloop_runtime::sync::Notify;
 
 /// A shared, one-way switch: once triggered, servers stop accepting,
-/// services stop keeping connections alive, and waiters wake up.
+/// services stop keeping connections alive, the read half of every
+/// connection being served is shut down, and waiters wake up.
 ///
 /// Cheap to clone (all clones are the same switch); usable from any
 /// thread, including a signal-watching thread (see
@@ -20,6 +37,16 @@ pub struct Shutdown {
 struct Inner {
     triggered: AtomicBool,
     notify: Notify,
+    open: Mutex<Open>,
+}
+
+/// The descriptors of the connections being served: a slab, so each
+/// connection removes its own entry by key.
+#[derive(Debug, Default)]
+struct Open {
+    slots: Vec<Option<RawFd>>,
+    free: Vec<usize>,
+    len: usize,
 }
 
 impl Shutdown {
@@ -28,10 +55,14 @@ impl Shutdown {
         Shutdown::default()
     }
 
-    /// Triggers it (idempotent) and wakes everyone waiting in
+    /// Triggers it (idempotent): shuts down the read half of every
+    /// connection being served, and wakes everyone waiting in
     /// [`triggered`](Shutdown::triggered).
     pub fn trigger(&self) {
         self.inner.triggered.store(true, Ordering::Release);
+        for fd in self.open().slots.iter().flatten() {
+            shut_read(*fd);
+        }
         self.inner.notify.notify_waiters();
     }
 
@@ -51,4 +82,59 @@ impl Shutdown {
             notified.await;
         }
     }
+
+    /// Connections being served right now by the servers on this switch
+    /// (accepted and handed to a handler, not yet closed): shows that
+    /// connections are released, whatever their peers did.
+    pub fn open_connections(&self) -> usize {
+        self.open().len
+    }
+
+    /// Records `fd`, a connection being served, until
+    /// [`forget`](Shutdown::forget) with the returned key; shuts down its
+    /// read half at once if the switch was already triggered.
+    ///
+    /// The caller must call `forget` before `fd` is closed.
+    pub(crate) fn record(&self, fd: RawFd) -> usize {
+        let mut open = self.open();
+        // Checked under the lock: `trigger` sets the flag before it takes
+        // the lock, so either it sees this entry or this sees the flag.
+        if self.is_triggered() {
+            shut_read(fd);
+        }
+        open.len += 1;
+        match open.free.pop() {
+            Some(key) => {
+                open.slots[key] = Some(fd);
+                key
+            }
+            None => {
+                open.slots.push(Some(fd));
+                open.slots.len() - 1
+            }
+        }
+    }
+
+    /// Forgets the connection recorded under `key`.
+    pub(crate) fn forget(&self, key: usize) {
+        let mut open = self.open();
+        if let Some(slot @ Some(_)) = open.slots.get_mut(key) {
+            *slot = None;
+            open.free.push(key);
+            open.len -= 1;
+        }
+    }
+
+    fn open(&self) -> MutexGuard<'_, Open> {
+        self.inner.open.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Half-closes `fd` for reading; errors (a peer already gone) are moot.
+fn shut_read(fd: RawFd) {
+    // SAFETY: shutdown(2) takes any descriptor and only changes the socket's
+    // state. `fd` is a recorded connection, and entries are removed under
+    // the lock held here before their descriptor closes, so it is still
+    // that connection's socket.
+    unsafe { libc::shutdown(fd, libc::SHUT_RD) };
 }
