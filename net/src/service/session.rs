@@ -14,11 +14,14 @@
 //! need no sleep are batched into one write; pending responses are
 //! flushed before each sleep. A malformed request gets its error status
 //! and the connection closes after it; a request body announced by
-//! `Content-Length` is skipped.
+//! `Content-Length` is skipped. The driver owns the clock: when the peer is
+//! too slow to send a request it calls [`HttpSession::timed_out`].
 
 use std::time::Duration;
 
-use crate::http::{Action, MAX_HEAD, Parsed, error_response, parse_request, route_sleep};
+use crate::http::{
+    Action, MAX_HEAD, Parsed, error_response, parse_request, route_sleep, write_response,
+};
 
 /// Bytes buffered per connection: a full request head plus pipelined ones.
 const BUF_SIZE: usize = 2 * MAX_HEAD;
@@ -129,6 +132,19 @@ impl HttpSession {
         if let Some(keep_alive) = self.sleeping.take() {
             self.respond(&Action::Sleep(Duration::ZERO), keep_alive && !self.draining);
         }
+    }
+
+    /// Reports that the peer took too long to send a request (the driver's
+    /// header timeout): answers 408 and closes if part of one arrived,
+    /// just closes if nothing did (an idle keep-alive connection).
+    pub fn timed_out(&mut self) {
+        if self.start < self.filled && self.skip == 0 {
+            let body = br#"{"error":"request timeout"}"#;
+            write_response(&mut self.out, 408, &[], body, false);
+            self.answered += 1;
+        }
+        self.start = self.filled;
+        self.closing = true;
     }
 
     fn respond(&mut self, action: &Action, keep_alive: bool) {
@@ -274,6 +290,44 @@ mod tests {
         }
         let (out, _) = run(&input, 512);
         assert!(out.starts_with("HTTP/1.1 431"), "{out}");
+    }
+
+    /// A session that was fed `input` and asks for more.
+    fn reading(input: &[u8]) -> HttpSession {
+        let mut session = HttpSession::new();
+        assert_eq!(session.step(), Step::Read);
+        session.read_buf()[..input.len()].copy_from_slice(input);
+        session.filled(input.len());
+        session
+    }
+
+    #[test]
+    fn a_partial_request_times_out_with_408_and_close() {
+        let mut session = reading(b"GET /sleep?ms=1 HTTP/1.1\r\nHost:");
+        assert_eq!(session.step(), Step::Read);
+        session.timed_out();
+        assert_eq!(session.step(), Step::Write);
+        let out = String::from_utf8_lossy(session.output()).into_owned();
+        assert!(out.starts_with("HTTP/1.1 408 Request Timeout\r\n"), "{out}");
+        assert!(out.contains("Connection: close"), "{out}");
+        session.written();
+        assert_eq!(session.step(), Step::Close);
+    }
+
+    #[test]
+    fn an_idle_connection_times_out_with_a_plain_close() {
+        // Before any request, then between two (keep-alive).
+        let mut fresh = HttpSession::new();
+        let mut between = reading(b"GET /sleep?ms=0 HTTP/1.1\r\n\r\n");
+        assert_eq!(between.step(), Step::Sleep(Duration::ZERO));
+        between.slept();
+        assert_eq!(between.step(), Step::Write);
+        between.written();
+        for session in [&mut fresh, &mut between] {
+            assert_eq!(session.step(), Step::Read);
+            session.timed_out();
+            assert_eq!(session.step(), Step::Close);
+        }
     }
 
     #[test]

@@ -1,8 +1,12 @@
 //! The HTTP sleep service, once per style: both drive the same
 //! [`HttpSession`](super::HttpSession) and differ only in how they wait.
+//!
+//! Both bound how long a peer may take to send a request with one
+//! [`HeaderClock`]: a slowloris that trickles a request head gets a 408,
+//! an idle keep-alive connection is closed.
 
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use greenloop_runtime::{green, time};
 
@@ -13,46 +17,99 @@ use crate::TcpStream;
 /// Settings of the HTTP sleep service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HttpConfig {
-    /// A connection that sends nothing for this long is closed (slowloris
-    /// guard). Default 30 s.
-    pub idle_timeout: Duration,
+    /// How long a peer may take to send a complete request head, counted
+    /// from when the server starts waiting for it (the connection opened, or
+    /// the previous response went out). Bytes trickled in do not extend it
+    /// (slowloris guard). When it runs out, a partly received request gets
+    /// `408 Request Timeout` and the connection closes; an idle connection
+    /// is just closed. Default 30 s.
+    pub header_timeout: Duration,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { idle_timeout: Duration::from_secs(30) }
+        HttpConfig { header_timeout: Duration::from_secs(30) }
     }
 }
 
-fn idle_error() -> io::Error {
-    io::Error::new(io::ErrorKind::TimedOut, "HTTP connection idle for too long")
+/// The header timeout of one connection: started by the first read a
+/// session asks for, kept over the reads that follow, reset by any other
+/// step (a request arrived).
+#[derive(Debug)]
+struct HeaderClock {
+    timeout: Duration,
+    deadline: Option<Instant>,
+}
+
+impl HeaderClock {
+    fn new(config: &HttpConfig) -> HeaderClock {
+        HeaderClock { timeout: config.header_timeout, deadline: None }
+    }
+
+    /// The session's next step, seen by the clock.
+    fn step(&mut self, session: &mut HttpSession) -> Step {
+        let step = session.step();
+        if step != Step::Read {
+            self.deadline = None;
+        }
+        step
+    }
+
+    /// How long the next read may wait; `None` once the time is up.
+    fn remaining(&mut self) -> Option<Duration> {
+        let now = Instant::now();
+        let deadline = *self.deadline.get_or_insert_with(|| now + self.timeout);
+        Some(deadline.saturating_duration_since(now)).filter(|left| !left.is_zero())
+    }
 }
 
 /// Blocking-style sleep service on one connection: sleeps with
 /// [`green::sleep`] (parks the green thread; blocks an OS thread, or the
-/// executor when run inline in a task). Returns the requests answered.
+/// executor when run inline in a task). Returns the requests answered
+/// (a 408 included).
 ///
 /// # Errors
 ///
-/// The stream's errors; `TimedOut` when the peer stays idle too long.
+/// The stream's errors.
 pub fn sleep_blocking<S: BlockingStream>(
     stream: &mut S,
     config: &HttpConfig,
     shutdown: &Shutdown,
 ) -> io::Result<u64> {
-    stream.set_read_timeout(Some(config.idle_timeout))?;
     let mut session = HttpSession::new();
+    let mut clock = HeaderClock::new(config);
+    // The read timeout set on the socket: one syscall per connection unless
+    // a request arrives in pieces.
+    let mut read_timeout = None;
     loop {
         if shutdown.is_triggered() {
             session.drain();
         }
-        match session.step() {
-            Step::Read => match stream.read(session.read_buf()) {
-                Ok(n) => session.filled(n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(idle_error()),
-                Err(e) => return Err(e),
-            },
+        match clock.step(&mut session) {
+            Step::Read => {
+                let Some(left) = clock.remaining() else {
+                    session.timed_out();
+                    continue;
+                };
+                if read_timeout != Some(left) {
+                    stream.set_read_timeout(Some(left))?;
+                    read_timeout = Some(left);
+                }
+                match stream.read(session.read_buf()) {
+                    Ok(n) => session.filled(n),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    // SO_RCVTIMEO on a std socket, or a greenloop socket's timeout.
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        session.timed_out();
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
             Step::Sleep(duration) => {
                 green::sleep(duration);
                 if shutdown.is_triggered() {
@@ -70,29 +127,33 @@ pub fn sleep_blocking<S: BlockingStream>(
 }
 
 /// Async-style sleep service on one connection: sleeps with
-/// [`time::sleep`]. Returns the requests answered.
+/// [`time::sleep`]. Returns the requests answered (a 408 included).
 ///
 /// # Errors
 ///
-/// The stream's errors; `TimedOut` when the peer stays idle too long.
+/// The stream's errors.
 pub async fn sleep_async(
     stream: &TcpStream,
     config: &HttpConfig,
     shutdown: &Shutdown,
 ) -> io::Result<u64> {
     let mut session = HttpSession::new();
+    let mut clock = HeaderClock::new(config);
     loop {
         if shutdown.is_triggered() {
             session.drain();
         }
-        match session.step() {
+        match clock.step(&mut session) {
             Step::Read => {
-                let read = stream.read_async(session.read_buf());
-                match time::timeout(config.idle_timeout, read).await {
+                let Some(left) = clock.remaining() else {
+                    session.timed_out();
+                    continue;
+                };
+                match time::timeout(left, stream.read_async(session.read_buf())).await {
                     Ok(Ok(n)) => session.filled(n),
                     Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                     Ok(Err(e)) => return Err(e),
-                    Err(_) => return Err(idle_error()),
+                    Err(_) => session.timed_out(),
                 }
             }
             Step::Sleep(duration) => {
