@@ -12,8 +12,14 @@ mod listen;
 #[path = "common/server_cli.rs"]
 mod server_cli;
 
+use std::process::ExitCode;
+
 use greenloop::net::service::Echo;
 
-fn main() {
-    server_cli::main("echo", Echo);
+/// Echo has no options of its own.
+#[derive(clap::Args, Debug)]
+struct NoOptions {}
+
+fn main() -> ExitCode {
+    server_cli::main("echo", |_: &NoOptions| Echo)
 }

@@ -14,8 +14,22 @@ mod listen;
 #[path = "common/server_cli.rs"]
 mod server_cli;
 
-use greenloop::net::service::SleepHttp;
+use std::process::ExitCode;
+use std::time::Duration;
 
-fn main() {
-    server_cli::main("sleep", SleepHttp::default());
+use greenloop::net::service::{HttpConfig, SleepHttp};
+
+/// Options of the HTTP sleep service.
+#[derive(clap::Args, Debug)]
+struct Http {
+    /// Milliseconds a client may take to send a request head, counted from
+    /// when the server waits for it: then 408, or a close if it sent nothing.
+    #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout_ms: u64,
+}
+
+fn main() -> ExitCode {
+    server_cli::main("sleep", |http: &Http| SleepHttp {
+        config: HttpConfig { header_timeout: Duration::from_millis(http.header_timeout_ms) },
+    })
 }

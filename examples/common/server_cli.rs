@@ -1,4 +1,5 @@
-//! The command line shared by `echo_server` and `sleep_server`.
+//! The command line shared by `echo_server` and `sleep_server`: the cell
+//! of the matrix, plus the service's own options (`E`, flattened in).
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -13,7 +14,7 @@ use greenloop::net::service::Service;
 /// Run a greenloop service on one cell of the server matrix.
 #[derive(Parser, Debug)]
 #[command(version)]
-struct Args {
+struct Args<E: clap::Args> {
     /// Runtime that serves connections: threads, green or stackless.
     #[arg(long, default_value = "green")]
     runtime: Runtime,
@@ -37,12 +38,19 @@ struct Args {
     /// Seconds in-flight connections get to finish after SIGINT/SIGTERM.
     #[arg(long, default_value_t = 5.0)]
     grace: f64,
+    #[command(flatten)]
+    service: E,
 }
 
-/// Parses the command line, serves `service` until SIGINT/SIGTERM.
-pub fn main<S: Service>(name: &str, service: S) -> ExitCode {
-    let args = Args::parse();
-    match run(name, service, &args) {
+/// Parses the command line, serves the service that `make` builds from its
+/// options until SIGINT/SIGTERM.
+pub fn main<E, S>(name: &str, make: impl FnOnce(&E) -> S) -> ExitCode
+where
+    E: clap::Args + std::fmt::Debug,
+    S: Service,
+{
+    let args = Args::<E>::parse();
+    match run(name, make(&args.service), &args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{name}_server: error: {e}");
@@ -51,7 +59,7 @@ pub fn main<S: Service>(name: &str, service: S) -> ExitCode {
     }
 }
 
-fn run<S: Service>(name: &str, service: S, args: &Args) -> std::io::Result<()> {
+fn run<E: clap::Args, S: Service>(name: &str, service: S, args: &Args<E>) -> std::io::Result<()> {
     let shutdown = Shutdown::new();
     shutdown_on_signals(shutdown.clone())?;
     let listener = crate::listen::bind(&args.addr, 1024)?;
