@@ -231,6 +231,44 @@ fn clear_ready_keeps_newer_edge() {
     });
 }
 
+/// A drained clear (after a short read) forgets the readiness of an open
+/// stream, so the next read waits for the next edge instead of trying; but
+/// it keeps a direction whose close came in the same edge as the data,
+/// since that close is not reported again.
+#[test]
+fn clear_drained_keeps_a_closed_direction() {
+    watchdog(|| {
+        let reactor = Reactor::current();
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let key = reactor.register(&mut a).unwrap();
+        assert_eq!(reactor.ready_event(key, Direction::Read), None, "fresh means not ready");
+        let mut buf = [0u8; 8];
+
+        b.write_all(b"1").unwrap();
+        turn_until(&reactor, || reactor.ready_event(key, Direction::Read).is_some());
+        let event = reactor.ready_event(key, Direction::Read).unwrap();
+        assert_eq!(poll_now(&reactor, key, Direction::Read), Poll::Ready(event));
+        assert_eq!(a.read(&mut buf).unwrap(), 1, "a short read");
+        reactor.clear_drained(key, event);
+        assert_eq!(reactor.ready_event(key, Direction::Read), None, "drained, still ready");
+
+        // The last byte and the close, in one edge.
+        b.write_all(b"2").unwrap();
+        drop(b);
+        turn_until(&reactor, || reactor.ready_event(key, Direction::Read).is_some());
+        let event = reactor.ready_event(key, Direction::Read).unwrap();
+        assert_eq!(a.read(&mut buf).unwrap(), 1, "a short read");
+        reactor.clear_drained(key, event);
+        assert_eq!(
+            reactor.ready_event(key, Direction::Read),
+            Some(event),
+            "a drained clear forgot the close"
+        );
+        assert_eq!(a.read(&mut buf).unwrap(), 0, "expected EOF");
+        reactor.deregister(key, &mut a).unwrap();
+    });
+}
+
 /// `block_on` on a plain thread must keep turning the reactor even when the
 /// future keeps waking itself (a cooperative yield while waiting for I/O).
 #[test]

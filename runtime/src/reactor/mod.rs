@@ -208,12 +208,39 @@ impl Reactor {
         Poll::Pending
     }
 
+    /// The readiness of `dir` if the reactor holds one, without storing a
+    /// waker: lets a blocking caller try its syscall only when it may
+    /// succeed, and go straight to waiting otherwise.
+    pub fn ready_event(&self, key: IoKey, dir: Direction) -> Option<ReadyEvent> {
+        match self.io.borrow_mut().get_mut(key.0) {
+            Some(state) => state.dir(dir).ready.map(|tick| ReadyEvent { dir, tick }),
+            // Deregistered: ready, so the caller's syscall reports the error.
+            None => Some(ReadyEvent { dir, tick: u64::MAX }),
+        }
+    }
+
     /// Clears the readiness `event` observed, after a syscall returned
     /// `WouldBlock`; a newer edge is kept.
     pub fn clear_ready(&self, key: IoKey, event: ReadyEvent) {
+        self.clear(key, event, false);
+    }
+
+    /// Clears the readiness `event` observed, after a stream read or write
+    /// moved fewer bytes than asked (but some): the kernel buffer is drained
+    /// (or full), and the next byte (or free space) brings a new edge. A
+    /// newer edge is kept, and so is the readiness of a closed direction:
+    /// its close came once, perhaps in the same edge as the data just read,
+    /// and the caller still has to see it (`Ok(0)`, or the error).
+    pub fn clear_drained(&self, key: IoKey, event: ReadyEvent) {
+        self.clear(key, event, true);
+    }
+
+    /// Clears `event`'s readiness unless a newer edge replaced it (or, with
+    /// `keep_closed`, the direction has closed).
+    fn clear(&self, key: IoKey, event: ReadyEvent, keep_closed: bool) {
         if let Some(state) = self.io.borrow_mut().get_mut(key.0) {
             let state = state.dir(event.dir);
-            if state.ready == Some(event.tick) {
+            if state.ready == Some(event.tick) && !(keep_closed && state.closed) {
                 state.ready = None;
             }
         }
