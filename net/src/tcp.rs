@@ -37,7 +37,7 @@ use std::time::Duration;
 use greenloop_runtime::reactor::Direction;
 use greenloop_runtime::time;
 
-use crate::source::Registered;
+use crate::source::{Registered, never, short};
 
 /// Calls `f` on each address `addrs` resolves to until one succeeds.
 pub(crate) fn each_addr<A: ToSocketAddrs, T>(
@@ -113,7 +113,7 @@ impl TcpListener {
     /// `accept4` errors (`EMFILE` when out of descriptors, for instance),
     /// or registering the new socket.
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (stream, addr) = self.inner.blocking_io(Direction::Read, |l| l.accept())?;
+        let (stream, addr) = self.inner.blocking_io(Direction::Read, never, |l| l.accept())?;
         Ok((TcpStream::from_mio(stream)?, addr))
     }
 
@@ -123,7 +123,7 @@ impl TcpListener {
     ///
     /// As [`accept`](TcpListener::accept).
     pub async fn accept_async(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (stream, addr) = self.inner.async_io(Direction::Read, |l| l.accept()).await?;
+        let (stream, addr) = self.inner.async_io(Direction::Read, never, |l| l.accept()).await?;
         Ok((TcpStream::from_mio(stream)?, addr))
     }
 
@@ -134,7 +134,7 @@ impl TcpListener {
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<(std::net::TcpStream, SocketAddr)>> {
         use std::os::fd::{FromRawFd, IntoRawFd};
-        self.inner.poll_io(Direction::Read, cx, |l| l.accept()).map_ok(|(stream, addr)| {
+        self.inner.poll_io(Direction::Read, cx, never, |l| l.accept()).map_ok(|(stream, addr)| {
             // SAFETY: `into_raw_fd` hands over sole ownership of the
             // accepted socket's descriptor.
             (unsafe { std::net::TcpStream::from_raw_fd(stream.into_raw_fd()) }, addr)
@@ -185,7 +185,7 @@ impl TcpStream {
     pub fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
         each_addr(addr, |a| {
             let stream = TcpStream::start_connect(a)?;
-            stream.inner.blocking_io(Direction::Write, finish_connect)?;
+            stream.inner.blocking_io(Direction::Write, never, finish_connect)?;
             Ok(stream)
         })
     }
@@ -198,7 +198,7 @@ impl TcpStream {
     pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
         let stream = TcpStream::start_connect(*addr)?;
         let wait = std::future::poll_fn(|cx| {
-            stream.inner.poll_ready_io(Direction::Write, cx, finish_connect)
+            stream.inner.poll_io(Direction::Write, cx, never, finish_connect)
         });
         match time::block_on_timeout(timeout, wait) {
             Ok(result) => result.map(|()| stream),
@@ -213,8 +213,10 @@ impl TcpStream {
     /// Connection errors.
     pub async fn connect_async(addr: SocketAddr) -> io::Result<TcpStream> {
         let stream = TcpStream::start_connect(addr)?;
-        std::future::poll_fn(|cx| stream.inner.poll_ready_io(Direction::Write, cx, finish_connect))
-            .await?;
+        std::future::poll_fn(|cx| {
+            stream.inner.poll_io(Direction::Write, cx, never, finish_connect)
+        })
+        .await?;
         Ok(stream)
     }
 
@@ -302,7 +304,7 @@ impl TcpStream {
     ///
     /// `recv` errors (`ConnectionReset`, for instance).
     pub async fn read_async(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.async_io(Direction::Read, |mut s| s.read(buf)).await
+        self.inner.async_io(Direction::Read, short(buf.len()), |mut s| s.read(buf)).await
     }
 
     /// Writes some of `buf`, async-style.
@@ -311,7 +313,7 @@ impl TcpStream {
     ///
     /// `send` errors (`BrokenPipe`, for instance).
     pub async fn write_async(&self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.async_io(Direction::Write, |mut s| s.write(buf)).await
+        self.inner.async_io(Direction::Write, short(buf.len()), |mut s| s.write(buf)).await
     }
 
     /// Writes all of `buf`, async-style.
@@ -342,23 +344,30 @@ fn finish_connect(stream: &mio::net::TcpStream) -> io::Result<()> {
     }
 }
 
+/// The bytes a vectored read or write asks for.
+fn total_len<B: std::ops::Deref<Target = [u8]>>(bufs: &[B]) -> usize {
+    bufs.iter().map(|b| b.len()).sum()
+}
+
 impl Read for &TcpStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.blocking_io(Direction::Read, |mut s| s.read(buf))
+        self.inner.blocking_io(Direction::Read, short(buf.len()), |mut s| s.read(buf))
     }
 
     fn read_vectored(&mut self, bufs: &mut [io::IoSliceMut<'_>]) -> io::Result<usize> {
-        self.inner.blocking_io(Direction::Read, |mut s| s.read_vectored(bufs))
+        self.inner
+            .blocking_io(Direction::Read, short(total_len(bufs)), |mut s| s.read_vectored(bufs))
     }
 }
 
 impl Write for &TcpStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.blocking_io(Direction::Write, |mut s| s.write(buf))
+        self.inner.blocking_io(Direction::Write, short(buf.len()), |mut s| s.write(buf))
     }
 
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        self.inner.blocking_io(Direction::Write, |mut s| s.write_vectored(bufs))
+        self.inner
+            .blocking_io(Direction::Write, short(total_len(bufs)), |mut s| s.write_vectored(bufs))
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -396,7 +405,7 @@ impl futures_io::AsyncRead for &TcpStream {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        self.inner.poll_io(Direction::Read, cx, |mut s| s.read(buf))
+        self.inner.poll_io(Direction::Read, cx, short(buf.len()), |mut s| s.read(buf))
     }
 }
 
@@ -406,7 +415,7 @@ impl futures_io::AsyncWrite for &TcpStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.inner.poll_io(Direction::Write, cx, |mut s| s.write(buf))
+        self.inner.poll_io(Direction::Write, cx, short(buf.len()), |mut s| s.write(buf))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -5,7 +5,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 
 use greenloop_runtime::reactor::Direction;
 
-use crate::source::Registered;
+use crate::source::{Registered, never};
 use crate::tcp::each_addr;
 
 /// A UDP socket registered with this thread's reactor.
@@ -79,7 +79,7 @@ impl UdpSocket {
     ///
     /// `sendto` errors.
     pub fn send_to(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
-        self.inner.blocking_io(Direction::Write, |s| s.send_to(buf, target))
+        self.inner.blocking_io(Direction::Write, never, |s| s.send_to(buf, target))
     }
 
     /// Receives a datagram, blocking-style.
@@ -88,7 +88,7 @@ impl UdpSocket {
     ///
     /// `recvfrom` errors.
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.inner.blocking_io(Direction::Read, |s| s.recv_from(buf))
+        self.inner.blocking_io(Direction::Read, never, |s| s.recv_from(buf))
     }
 
     /// Sends to the connected peer, blocking-style.
@@ -97,7 +97,7 @@ impl UdpSocket {
     ///
     /// `send` errors.
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.blocking_io(Direction::Write, |s| s.send(buf))
+        self.inner.blocking_io(Direction::Write, never, |s| s.send(buf))
     }
 
     /// Receives from the connected peer, blocking-style.
@@ -106,7 +106,7 @@ impl UdpSocket {
     ///
     /// `recv` errors.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.blocking_io(Direction::Read, |s| s.recv(buf))
+        self.inner.blocking_io(Direction::Read, never, |s| s.recv(buf))
     }
 
     /// Sends a datagram to `target`, async-style.
@@ -115,7 +115,7 @@ impl UdpSocket {
     ///
     /// `sendto` errors.
     pub async fn send_to_async(&self, buf: &[u8], target: SocketAddr) -> io::Result<usize> {
-        self.inner.async_io(Direction::Write, |s| s.send_to(buf, target)).await
+        self.inner.async_io(Direction::Write, never, |s| s.send_to(buf, target)).await
     }
 
     /// Receives a datagram, async-style.
@@ -124,7 +124,7 @@ impl UdpSocket {
     ///
     /// `recvfrom` errors.
     pub async fn recv_from_async(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.inner.async_io(Direction::Read, |s| s.recv_from(buf)).await
+        self.inner.async_io(Direction::Read, never, |s| s.recv_from(buf)).await
     }
 
     /// Sends to the connected peer, async-style.
@@ -133,7 +133,7 @@ impl UdpSocket {
     ///
     /// `send` errors.
     pub async fn send_async(&self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.async_io(Direction::Write, |s| s.send(buf)).await
+        self.inner.async_io(Direction::Write, never, |s| s.send(buf)).await
     }
 
     /// Receives from the connected peer, async-style.
@@ -142,6 +142,6 @@ impl UdpSocket {
     ///
     /// `recv` errors.
     pub async fn recv_async(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.async_io(Direction::Read, |s| s.recv(buf)).await
+        self.inner.async_io(Direction::Read, never, |s| s.recv(buf)).await
     }
 }
