@@ -9,6 +9,8 @@
 //! * [`sync`]: channels, `Mutex`, `Semaphore`, `Notify`, `WaitGroup` and
 //!   `select`, built on wakers so each works from all of the above and from
 //!   plain OS threads.
+//! * [`shard`]: several such threads, one per core, and how to hand work
+//!   from one to another.
 //!
 //! Both wait on [`std::task::Waker`]s stored in the same [`reactor`], so
 //! anything that can wake one can wake the other: a green thread can
@@ -23,6 +25,7 @@ pub mod blocking;
 mod completion;
 pub mod green;
 pub mod reactor;
+pub mod shard;
 mod slab;
 pub mod sync;
 pub mod task;

@@ -1,0 +1,181 @@
+//! Shards: one reactor and one scheduler per OS thread, pinned to a core,
+//! sharing nothing on the hot path (the thread-per-core model of seastar
+//! and glommio).
+//!
+//! A shard is just an OS thread that runs a green runtime or a stackless
+//! executor on its own reactor, as every greenloop thread does; this module
+//! adds the two things a set of them needs:
+//!
+//! * [`Shard`]: a `Send + Clone` handle to a shard's reactor, whose
+//!   [`spawn`](Shard::spawn) runs a closure on that shard's thread. It goes
+//!   through the reactor's remote queue, the same path as a cross-thread
+//!   wake, so nothing else is shared.
+//! * [`cpus`] and [`pin_current_thread`]: which cores this thread may use,
+//!   and `sched_setaffinity(2)` to keep a shard on its core (its caches,
+//!   its memory, its interrupts).
+//!
+//! ```text
+//!  shard 0 (CPU 0)                        shard 1 (CPU 1)
+//!  reactor + scheduler                    reactor + scheduler
+//!   shard1.spawn(f) ── Remote::inject ──▶  turn(): f() -> green::spawn / task::spawn_local
+//!   waker.wake()    ── Remote::inject ──▶  turn(): task or green thread queued
+//! ```
+//!
+//! # Why shards, not work stealing
+//!
+//! A work-stealing runtime (tokio's multi-thread scheduler, Go's) moves
+//! runnable tasks to idle threads: it evens out load when some connections
+//! are much busier than others, at the price of atomics on every wake and
+//! queue operation, tasks that must be `Send`, and data that migrates
+//! between cores' caches. Green threads cannot move at all (their stack
+//! holds `Rc`s and thread-locals, see [`green`](crate::green)). Shards keep
+//! everything single-threaded and let the kernel balance *connections*
+//! (`SO_REUSEPORT`) instead of tasks: right when connections cost about the
+//! same, wrong when a few are hot (their shard saturates while others
+//! idle). Stealing would add that rebalancing, for `Send` tasks only.
+
+use std::fmt;
+use std::io;
+use std::mem;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::reactor::{Inject, Reactor, Remote};
+
+/// A handle to one shard: the reactor of an OS thread, reachable from any
+/// thread. Cheap to clone; `Send + Sync`.
+///
+/// ```
+/// use greenloop_runtime::shard::Shard;
+/// use greenloop_runtime::sync::oneshot;
+///
+/// let here = Shard::current().unwrap();
+/// let (tx, rx) = oneshot::channel();
+/// std::thread::spawn(move || here.spawn(move || { let _ = tx.send(7); }));
+/// // The closure runs on this thread, in a reactor turn of this block_on.
+/// assert_eq!(greenloop_runtime::block_on(rx), Ok(7));
+/// ```
+#[derive(Clone)]
+pub struct Shard {
+    remote: Arc<Remote>,
+}
+
+impl Shard {
+    /// The calling thread's shard (its reactor, created on first use).
+    ///
+    /// # Errors
+    ///
+    /// If the reactor cannot be created (see [`Reactor::try_current`]).
+    pub fn current() -> io::Result<Shard> {
+        Ok(Shard { remote: Reactor::try_current()?.remote().clone() })
+    }
+
+    /// The id of the shard's reactor (see [`Reactor::id`]).
+    pub fn id(&self) -> u64 {
+        self.remote.id()
+    }
+
+    /// Runs `f` on the shard's thread, inside its next reactor turn; from
+    /// there `f` can [`green::spawn`](crate::green::spawn) or
+    /// [`task::spawn_local`](crate::task::spawn_local) onto whichever
+    /// runtime that thread runs. Returns at once.
+    ///
+    /// If `f` panics, the panic is caught and dropped there (the shard
+    /// keeps running), like a task's panic nobody joins. If the shard's
+    /// thread has exited, `f` never runs and is dropped with the last
+    /// handle.
+    pub fn spawn<F: FnOnce() + Send + 'static>(&self, f: F) {
+        self.remote.inject(Arc::new(Once(Mutex::new(Some(f)))));
+    }
+}
+
+impl fmt::Debug for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shard").field("id", &self.id()).finish()
+    }
+}
+
+/// A closure injected once into a reactor.
+struct Once<F>(Mutex<Option<F>>);
+
+impl<F: FnOnce() + Send + 'static> Inject for Once<F> {
+    fn run(self: Arc<Self>) {
+        let f = self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(f) = f {
+            // Unwinding out of a reactor turn would drop the other wakes
+            // of that turn; the panic hook has already reported it.
+            let _ = panic::catch_unwind(AssertUnwindSafe(f));
+        }
+    }
+}
+
+/// The CPUs the calling thread may run on (its affinity mask), ascending.
+///
+/// # Errors
+///
+/// The error of `sched_getaffinity(2)`.
+pub fn cpus() -> io::Result<Vec<usize>> {
+    // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { mem::zeroed() };
+    // SAFETY: `set` is a valid, writable cpu_set_t of the size passed
+    // (sched_getaffinity(2)); pid 0 is the calling thread.
+    if unsafe { libc::sched_getaffinity(0, mem::size_of::<libc::cpu_set_t>(), &mut set) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((0..libc::CPU_SETSIZE as usize)
+        // SAFETY: `cpu` < CPU_SETSIZE, within the set (CPU_ISSET(3)).
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect())
+}
+
+/// Pins the calling thread to `cpu` (`sched_setaffinity(2)`).
+///
+/// # Errors
+///
+/// `InvalidInput` if `cpu` is not below `CPU_SETSIZE`; otherwise the
+/// error of `sched_setaffinity` (`EINVAL`: `cpu` is not allowed here).
+pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("cannot pin to CPU {cpu}: above CPU_SETSIZE"),
+        ));
+    }
+    // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { mem::zeroed() };
+    // SAFETY: `cpu` < CPU_SETSIZE, within the set (CPU_SET(3)).
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 is the
+    // calling thread (sched_setaffinity(2)).
+    if unsafe { libc::sched_setaffinity(0, mem::size_of::<libc::cpu_set_t>(), &set) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn a_shard_handle_is_send_and_sync() {
+        assert_send_sync::<Shard>();
+    }
+
+    #[test]
+    fn a_thread_can_be_pinned_to_each_allowed_cpu() {
+        let allowed = cpus().unwrap();
+        assert!(!allowed.is_empty());
+        std::thread::spawn(move || {
+            for &cpu in &allowed {
+                pin_current_thread(cpu).unwrap();
+                assert_eq!(cpus().unwrap(), [cpu]);
+            }
+        })
+        .join()
+        .unwrap();
+        assert!(pin_current_thread(libc::CPU_SETSIZE as usize).is_err());
+    }
+}
