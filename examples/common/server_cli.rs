@@ -38,6 +38,10 @@ struct Args<E: clap::Args> {
     /// Seconds in-flight connections get to finish after SIGINT/SIGTERM.
     #[arg(long, default_value_t = 5.0)]
     grace: f64,
+    /// Green and stackless: serve on N cores, one shard (OS thread, reactor,
+    /// scheduler, SO_REUSEPORT listener) per core.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    cores: u16,
     #[command(flatten)]
     service: E,
 }
@@ -62,7 +66,7 @@ where
 fn run<E: clap::Args, S: Service>(name: &str, service: S, args: &Args<E>) -> std::io::Result<()> {
     let shutdown = Shutdown::new();
     shutdown_on_signals(shutdown.clone())?;
-    let listener = crate::listen::bind(&args.addr, 1024)?;
+    let listener = crate::listen::bind(&args.addr, 1024, usize::from(args.cores))?;
     println!("listening on {}", listener.local_addr()?);
     std::io::stdout().flush()?;
     let grace = Duration::try_from_secs_f64(args.grace).map_err(|e| {
@@ -75,11 +79,12 @@ fn run<E: clap::Args, S: Service>(name: &str, service: S, args: &Args<E>) -> std
         workers: args.workers,
         max_conns: args.max_conns,
         grace,
+        cores: usize::from(args.cores),
     };
     let report = serve(listener, service, &config, &shutdown)?;
     eprintln!(
-        "{name}_server: stopped: {} connections accepted, {} accept errors, {} unfinished after the grace period",
-        report.accepted, report.accept_errors, report.unfinished
+        "{name}_server: stopped: {} connections accepted (per shard: {:?}), {} accept errors, {} unfinished after the grace period",
+        report.accepted, report.per_shard, report.accept_errors, report.unfinished
     );
     Ok(())
 }

@@ -20,12 +20,12 @@ pub fn serve(cell: &Cell, addr: &str) -> io::Result<()> {
     // Before any thread starts: they inherit the blocked signal mask.
     let shutdown = Shutdown::new();
     shutdown_on_signals(shutdown.clone())?;
-    let listener = bind(addr)?;
+    let listener = bind(addr, cell.cores)?;
     announce(listener.local_addr()?)?;
     let report = serve_cell(cell, listener, &shutdown)?;
     eprintln!(
-        "lab --serve {cell}: stopped: {} connections accepted, {} accept errors, {} unfinished",
-        report.accepted, report.accept_errors, report.unfinished
+        "lab --serve {cell}: stopped: {} connections accepted (per shard: {:?}), {} accept errors, {} unfinished",
+        report.accepted, report.per_shard, report.accept_errors, report.unfinished
     );
     Ok(())
 }
@@ -34,9 +34,10 @@ pub fn serve(cell: &Cell, addr: &str) -> io::Result<()> {
 /// C1 opens a connection per request, C6 1,000 at once).
 const BACKLOG: i32 = 4096;
 
-/// Binds `addr` with a listen backlog of [`BACKLOG`].
-fn bind(addr: &str) -> io::Result<std::net::TcpListener> {
-    crate::listen::bind(addr, BACKLOG)
+/// Binds `addr` with a listen backlog of [`BACKLOG`] (with `SO_REUSEPORT`
+/// for a server on several cores).
+fn bind(addr: &str, cores: usize) -> io::Result<std::net::TcpListener> {
+    crate::listen::bind(addr, BACKLOG, cores)
 }
 
 fn announce(addr: std::net::SocketAddr) -> io::Result<()> {
@@ -55,7 +56,7 @@ fn serve_tokio(cell: &Cell, addr: &str) -> io::Result<()> {
     }?;
     let service = cell.service;
     runtime.block_on(async move {
-        let listener = bind(addr)?;
+        let listener = bind(addr, 1)?;
         listener.set_nonblocking(true)?;
         let listener = TcpListener::from_std(listener)?;
         announce(listener.local_addr()?)?;

@@ -5,7 +5,7 @@
 //! (`lab --serve <spec>`) and label a row of the report:
 //!
 //! ```text
-//! <runtime>-<style>-<service>[-<offload>][-w<N>]
+//! <runtime>-<style>-<service>[-<offload>][-w<N>][-c<N>]
 //!
 //! runtime   threads | green | stackless | tokio
 //! style     blocking | async            (tokio: async only)
@@ -14,9 +14,12 @@
 //! wN        workers: threads: a fixed pool of N (default: a thread per
 //!           connection); stackless + blocking + pool: the pool's size;
 //!           tokio: N worker threads (default 1: current_thread)
+//! cN        green and stackless: N shards, one per core (default 1; see
+//!           `ServerConfig::cores`)
 //!
 //! green-blocking-sleep   threads-blocking-sleep-w4   stackless-blocking-sleep-inline
 //! stackless-async-echo   tokio-async-echo            tokio-async-sleep-w2
+//! green-blocking-echo-c2 stackless-async-sleep-c2
 //! ```
 //!
 //! [`Cell::to_spec`] writes the offload of a stackless blocking cell even
@@ -117,12 +120,14 @@ pub struct Cell {
     pub workers: Option<usize>,
     /// The service.
     pub service: ServiceKind,
+    /// Green and stackless: shards (cores); 1 elsewhere.
+    pub cores: usize,
 }
 
 impl Cell {
     /// A cell with pool offload and default workers.
     pub fn new(runtime: CellRuntime, style: Style, service: ServiceKind) -> Cell {
-        Cell { runtime, style, offload: Offload::Pool, workers: None, service }
+        Cell { runtime, style, offload: Offload::Pool, workers: None, service, cores: 1 }
     }
 
     /// This cell with `offload` (meaningful for stackless blocking cells).
@@ -133,6 +138,20 @@ impl Cell {
     /// This cell with `workers` workers.
     pub fn workers(self, workers: usize) -> Cell {
         Cell { workers: Some(workers), ..self }
+    }
+
+    /// This cell on `cores` shards (green and stackless).
+    pub fn cores(self, cores: usize) -> Cell {
+        Cell { cores, ..self }
+    }
+
+    /// How many cores its server may use: `cores`, or tokio's workers.
+    /// Above 1, the lab does not pin the server to one CPU.
+    pub fn server_cores(&self) -> usize {
+        match self.runtime {
+            CellRuntime::Tokio => self.workers.unwrap_or(1),
+            _ => self.cores,
+        }
     }
 
     /// Whether [`offload`](Cell::offload) means anything here: a stackless
@@ -160,6 +179,9 @@ impl Cell {
         if let Some(w) = self.workers {
             spec.push_str(&format!("-w{w}"));
         }
+        if self.cores != 1 {
+            spec.push_str(&format!("-c{}", self.cores));
+        }
         spec
     }
 
@@ -175,7 +197,7 @@ impl Cell {
                 format!(
                     "bad cell spec '{spec}': {why} (expected \
                      <threads|green|stackless|tokio>-<blocking|async>-<echo|sleep>\
-                     [-<pool|inline>][-w<N>], e.g. green-blocking-sleep)"
+                     [-<pool|inline>][-w<N>][-c<N>], e.g. green-blocking-sleep)"
                 ),
             )
         };
@@ -200,16 +222,25 @@ impl Cell {
         };
         let mut cell = Cell::new(runtime, style, service);
         let mut offload = None;
+        let mut cores = None;
         for part in parts {
             match part {
-                "pool" | "inline" if offload.is_none() && cell.workers.is_none() => {
+                "pool" | "inline"
+                    if offload.is_none() && cell.workers.is_none() && cores.is_none() =>
+                {
                     offload = Some(if part == "pool" { Offload::Pool } else { Offload::Inline });
                 }
-                w if w.starts_with('w') && cell.workers.is_none() => {
+                w if w.starts_with('w') && cell.workers.is_none() && cores.is_none() => {
                     let n: usize = w[1..]
                         .parse()
                         .map_err(|_| bad(format!("'{w}' is not w<N> with N a number")))?;
                     cell.workers = Some(n);
+                }
+                c if c.starts_with('c') && cores.is_none() => {
+                    let n: usize = c[1..]
+                        .parse()
+                        .map_err(|_| bad(format!("'{c}' is not c<N> with N a number")))?;
+                    cores = Some(n);
                 }
                 other => return Err(bad(format!("unexpected or repeated part '{other}'"))),
             }
@@ -220,6 +251,7 @@ impl Cell {
             }
             cell.offload = offload;
         }
+        cell.cores = cores.unwrap_or(1);
         cell.validate().map_err(bad)?;
         Ok(cell)
     }
@@ -231,6 +263,15 @@ impl Cell {
         }
         if self.workers == Some(0) {
             return Err("w0: at least one worker".into());
+        }
+        if self.cores == 0 {
+            return Err("c0: at least one core".into());
+        }
+        if self.cores != 1 && !matches!(self.runtime, CellRuntime::Green | CellRuntime::Stackless) {
+            return Err(format!(
+                "c<N> applies to green and stackless cells (tokio: w<N>), not {}",
+                self.runtime.name()
+            ));
         }
         let workers_apply = match self.runtime {
             CellRuntime::Threads | CellRuntime::Tokio => true,
@@ -257,6 +298,7 @@ impl Cell {
         config.offload = self.offload;
         config.workers = self.workers;
         config.grace = std::time::Duration::from_millis(500);
+        config.cores = self.cores;
         Some(config)
     }
 }
@@ -279,7 +321,7 @@ impl FromStr for Cell {
 mod tests {
     use super::*;
 
-    /// Every valid cell with workers in {None, 3}.
+    /// Every valid cell with workers in {None, 3} and cores in {1, 2}.
     fn all_cells() -> Vec<Cell> {
         let mut cells = Vec::new();
         for runtime in CellRuntime::ALL {
@@ -287,10 +329,13 @@ mod tests {
                 for service in [ServiceKind::Echo, ServiceKind::Sleep] {
                     for offload in [Offload::Pool, Offload::Inline] {
                         for workers in [None, Some(3)] {
-                            let cell = Cell { runtime, style, offload, workers, service };
-                            let canonical = cell.has_offload() || offload == Offload::Pool;
-                            if canonical && cell.validate().is_ok() {
-                                cells.push(cell);
+                            for cores in [1, 2] {
+                                let cell =
+                                    Cell { runtime, style, offload, workers, service, cores };
+                                let canonical = cell.has_offload() || offload == Offload::Pool;
+                                if canonical && cell.validate().is_ok() {
+                                    cells.push(cell);
+                                }
                             }
                         }
                     }
@@ -308,6 +353,7 @@ mod tests {
             2 * 2 * 2 /* threads */ + 2 * 2 /* green */
             + 2 /* stackless async */ + 2 * 3 /* stackless blocking: pool, pool-wN, inline */
             + 2 * 2 /* tokio */
+            + 2 * 2 + 2 + 2 * 3 /* green and stackless again on 2 cores */
         );
         for cell in cells {
             let spec = cell.to_spec();
@@ -325,6 +371,9 @@ mod tests {
             ("stackless-blocking-sleep", "stackless-blocking-sleep-pool"),
             ("stackless-blocking-sleep-pool-w8", "stackless-blocking-sleep-pool-w8"),
             ("tokio-async-echo", "tokio-async-echo"),
+            ("green-blocking-echo-c2", "green-blocking-echo-c2"),
+            ("stackless-blocking-sleep-pool-w8-c2", "stackless-blocking-sleep-pool-w8-c2"),
+            ("stackless-async-echo-c1", "stackless-async-echo"),
         ] {
             assert_eq!(Cell::parse_spec(spec).unwrap().to_spec(), canonical);
         }
@@ -332,6 +381,10 @@ mod tests {
         assert_eq!(w4.workers, Some(4));
         assert_eq!(w4.server_config().unwrap().workers, Some(4));
         assert!(Cell::parse_spec("tokio-async-echo").unwrap().server_config().is_none());
+        let c2 = Cell::parse_spec("green-async-sleep-c2").unwrap();
+        assert_eq!((c2.cores, c2.server_cores()), (2, 2));
+        assert_eq!(c2.server_config().unwrap().cores, 2);
+        assert_eq!(Cell::parse_spec("tokio-async-echo-w2").unwrap().server_cores(), 2);
     }
 
     #[test]
@@ -352,6 +405,12 @@ mod tests {
             ("threads-blocking-sleep-w2-w3", "repeated part 'w3'"),
             ("stackless-blocking-sleep-w2-pool", "unexpected or repeated part 'pool'"),
             ("tokio-blocking-sleep", "tokio runs async handlers only"),
+            ("green-blocking-echo-c0", "at least one core"),
+            ("green-blocking-echo-cx", "'cx' is not c<N>"),
+            ("threads-blocking-echo-c2", "applies to green and stackless"),
+            ("tokio-async-echo-c2", "applies to green and stackless"),
+            ("green-async-echo-c2-c3", "repeated part 'c3'"),
+            ("stackless-async-echo-c2-w2", "unexpected or repeated part 'w2'"),
         ] {
             let e = Cell::parse_spec(spec).unwrap_err();
             assert_eq!(e.kind(), io::ErrorKind::InvalidInput);

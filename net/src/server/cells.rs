@@ -32,7 +32,13 @@ fn blocking_std<S: Service>(conn: Conn, service: &S, shutdown: &Shutdown) -> io:
 }
 
 fn report(acceptor: &Acceptor, unfinished: usize) -> ServeReport {
-    ServeReport { accepted: acceptor.accepted(), accept_errors: acceptor.errors(), unfinished }
+    let accepted = acceptor.accepted();
+    ServeReport {
+        accepted,
+        accept_errors: acceptor.errors(),
+        unfinished,
+        per_shard: vec![accepted],
+    }
 }
 
 /// OS threads: one per connection, or a fixed pool of `workers`.

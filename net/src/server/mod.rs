@@ -12,12 +12,19 @@
 //! the [`Shutdown`] switch is triggered it stops accepting, closes the
 //! listener, lets connections in flight finish for up to `grace`, and
 //! returns a [`ServeReport`].
+//!
+//! With [`ServerConfig::cores`] above 1, green and stackless servers run
+//! one such cell per core (shards, each on its own `SO_REUSEPORT`
+//! listener: see [`bind_reuseport`] and `shards.rs`).
 
 mod accept;
 mod cells;
+mod reuseport;
+mod shards;
 mod shutdown;
 mod signal;
 
+pub use reuseport::bind_reuseport;
 pub use shutdown::Shutdown;
 pub use signal::shutdown_on_signals;
 
@@ -74,6 +81,11 @@ pub struct ServerConfig {
     pub max_conns: Option<usize>,
     /// How long connections in flight may finish after shutdown.
     pub grace: Duration,
+    /// Green and stackless: shards, one OS thread per core, each with its
+    /// own reactor, scheduler and `SO_REUSEPORT` listener (the listener
+    /// given to [`serve`] must come from [`bind_reuseport`]). 0 and 1 both
+    /// mean one shard, on the calling thread.
+    pub cores: usize,
 }
 
 impl ServerConfig {
@@ -87,12 +99,13 @@ impl ServerConfig {
             workers: None,
             max_conns: None,
             grace: Duration::from_secs(5),
+            cores: 1,
         }
     }
 }
 
 /// What a server did, returned when it stops.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct ServeReport {
     /// Connections accepted.
     pub accepted: u64,
@@ -100,23 +113,32 @@ pub struct ServeReport {
     pub accept_errors: u64,
     /// Connections still open when the grace period ended.
     pub unfinished: usize,
+    /// Connections accepted by each shard (one entry without shards).
+    pub per_shard: Vec<u64>,
 }
 
 /// Serves `service` on `listener` until `shutdown` is triggered.
 ///
 /// Runs on the calling thread (the green scheduler, the executor or the
-/// acceptor of the thread runtime).
+/// acceptor of the thread runtime); with [`ServerConfig::cores`] above 1,
+/// on that many shard threads, and the calling thread waits for them.
 ///
 /// # Errors
 ///
 /// If the runtime cannot start (no reactor) or the listener cannot be
 /// registered. Errors of single connections end those connections only.
+/// With cores above 1: `InvalidInput` for the threads runtime or a
+/// listener without `SO_REUSEPORT`; a shard that fails triggers `shutdown`
+/// (the others stop too) and its error is returned.
 pub fn serve<S: Service>(
     listener: std::net::TcpListener,
     service: S,
     config: &ServerConfig,
     shutdown: &Shutdown,
 ) -> io::Result<ServeReport> {
+    if config.cores > 1 {
+        return shards::serve(listener, service, config, shutdown);
+    }
     match config.runtime {
         Runtime::Threads => cells::threads(listener, service, config, shutdown),
         Runtime::Green => cells::green(listener, service, config, shutdown),

@@ -12,7 +12,9 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use greenloop_net::server::{Offload, Runtime, ServeReport, ServerConfig, Shutdown, Style, serve};
+use greenloop_net::server::{
+    Offload, Runtime, ServeReport, ServerConfig, Shutdown, Style, bind_reuseport, serve,
+};
 use greenloop_net::service::Service;
 
 /// Client sockets give up after this long: a bound, never a pace.
@@ -73,6 +75,12 @@ impl Cell {
 
     pub fn max_conns(mut self, max_conns: usize) -> Cell {
         self.config.max_conns = Some(max_conns);
+        self
+    }
+
+    /// On `cores` shards (its listener then has `SO_REUSEPORT`).
+    pub fn cores(mut self, cores: usize) -> Cell {
+        self.config.cores = cores;
         self
     }
 
@@ -145,7 +153,12 @@ pub struct Server {
 
 impl Server {
     pub fn start<S: Service>(service: S, cell: Cell) -> Server {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let listener = if cell.config.cores > 1 {
+            bind_reuseport(([127, 0, 0, 1], 0).into(), 1024)
+        } else {
+            std::net::TcpListener::bind("127.0.0.1:0")
+        };
+        let listener = listener.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local_addr");
         let shutdown = Shutdown::new();
         let switch = shutdown.clone();
