@@ -29,17 +29,7 @@ pub fn allowed_cpus() -> io::Result<&'static [usize]> {
     if let Some(cpus) = ALLOWED.get() {
         return Ok(cpus);
     }
-    // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { mem::zeroed() };
-    // SAFETY: `set` is a valid, writable cpu_set_t of the size passed
-    // (sched_getaffinity(2)); pid 0 is the calling thread.
-    if unsafe { libc::sched_getaffinity(0, mem::size_of::<libc::cpu_set_t>(), &mut set) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let cpus = (0..libc::CPU_SETSIZE as usize)
-        // SAFETY: `cpu` < CPU_SETSIZE, within the set (CPU_ISSET(3)).
-        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
-        .collect();
+    let cpus = greenloop_runtime::shard::cpus()?;
     Ok(ALLOWED.get_or_init(|| cpus))
 }
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::cell::{Cell, ServiceKind};
 use super::load::{LoadResult, LoadSpec, Window, Workload, run_load_in};
 use super::procfs::{self, CpuTimes};
-use super::server::ServerProc;
+use super::server::{Placement, ServerProc};
 
 /// One measurement: a cell under a load. The field names are those of the
 /// `runs` of the lab's `report.json`; durations are in milliseconds.
@@ -235,8 +235,17 @@ fn check_match(cell: &Cell, load: &LoadSpec) -> io::Result<()> {
 /// read (the server died), or the server cannot be stopped. Request errors
 /// are not errors here: they are counted in the [`Run`].
 pub fn measure(cell: &Cell, load: &LoadSpec) -> io::Result<Run> {
+    measure_placed(cell, load, Placement::for_cell(cell))
+}
+
+/// [`measure`] with the server placed as `placement` says.
+///
+/// # Errors
+///
+/// As [`measure`].
+pub fn measure_placed(cell: &Cell, load: &LoadSpec, placement: Placement) -> io::Result<Run> {
     check_match(cell, load)?;
-    let server = ServerProc::spawn(cell)?;
+    let server = ServerProc::spawn_placed(cell, placement)?;
     let pinned = server.pinned();
     let measured = measure_at(cell, server.addr(), Some(server.pid()), load);
     let status = server.stop();

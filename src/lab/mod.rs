@@ -19,7 +19,9 @@
 //!    lab binary re-executes itself as `lab --serve <spec>` and reads the
 //!    `listening on ADDR` line. With two or more CPUs the server is pinned
 //!    to the first CPU and the lab (the client) to the others, so neither
-//!    steals the other's time and the server's CPU time is its own;
+//!    steals the other's time and the server's CPU time is its own (a
+//!    server on several cores, `-c<N>` or tokio's `-w<N>`, shares every
+//!    CPU with the client instead: [`Placement`]);
 //! 2. **runs a closed-loop load** ([`load`]): one green thread per
 //!    connection (greenloop's own runtime drives the client), each sending
 //!    a request, reading the whole response, and sending the next over the
@@ -71,6 +73,6 @@ pub use latency::Latency;
 pub use load::{
     LoadResult, LoadSpec, Window, Workload, echo_load, http_load, run_load, run_load_in,
 };
-pub use measure::{Run, ServerUsage, measure, measure_at};
+pub use measure::{Run, ServerUsage, measure, measure_at, measure_placed};
 pub use report::Report;
-pub use server::{ServerProc, serve_cell};
+pub use server::{Placement, ServerProc, serve_cell};

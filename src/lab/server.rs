@@ -39,6 +39,27 @@ pub const LISTENING: &str = "listening on ";
 /// Lines of the server's stderr kept for error messages.
 const STDERR_LINES: usize = 20;
 
+/// Where the server under test runs, relative to the load generator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// The server pinned to the first CPU, the lab (the client) to the
+    /// others, so neither steals the other's time slices (with fewer than
+    /// two CPUs nothing is pinned).
+    Split,
+    /// Server and client both free to run on every CPU: how a server on
+    /// several cores runs. They compete for the CPUs, so throughput
+    /// understates the server; its CPU time per request does not.
+    Shared,
+}
+
+impl Placement {
+    /// [`Shared`](Placement::Shared) for a cell whose server uses several
+    /// cores ([`Cell::server_cores`]), else [`Split`](Placement::Split).
+    pub fn for_cell(cell: &Cell) -> Placement {
+        if cell.server_cores() > 1 { Placement::Shared } else { Placement::Split }
+    }
+}
+
 /// A server running as a child process; see the module docs.
 ///
 /// Dropping it without [`stop`](ServerProc::stop) kills the child
@@ -56,17 +77,26 @@ pub struct ServerProc {
 
 impl ServerProc {
     /// Starts the server for `cell`: re-executes the current binary with
-    /// `--serve <spec>`, pinned as [`spawn_command`](ServerProc::spawn_command) says.
+    /// `--serve <spec>`, placed as [`Placement::for_cell`] says.
     ///
     /// # Errors
     ///
     /// As [`spawn_command`](ServerProc::spawn_command); also when the
     /// current executable cannot be found.
     pub fn spawn(cell: &Cell) -> io::Result<ServerProc> {
+        ServerProc::spawn_placed(cell, Placement::for_cell(cell))
+    }
+
+    /// [`spawn`](ServerProc::spawn) with an explicit placement.
+    ///
+    /// # Errors
+    ///
+    /// As [`spawn`](ServerProc::spawn).
+    pub fn spawn_placed(cell: &Cell, placement: Placement) -> io::Result<ServerProc> {
         let exe = std::env::current_exe()?;
         let mut command = Command::new(exe);
         command.arg("--serve").arg(cell.to_spec());
-        ServerProc::spawn_command(command, &cell.to_spec())
+        ServerProc::start(command, &cell.to_spec(), placement)
     }
 
     /// Starts `command`, which must print `listening on ADDR` as its first
@@ -80,9 +110,21 @@ impl ServerProc {
     /// When the command cannot start, exits or prints something else before
     /// its address, or stays silent for [`START_TIMEOUT`]: the message
     /// names the server and quotes its stderr. The child is killed then.
-    pub fn spawn_command(mut command: Command, label: &str) -> io::Result<ServerProc> {
-        let plan = affinity::plan();
-        let server_set = plan.as_ref().map(|p| affinity::cpu_set(&[p.server]));
+    pub fn spawn_command(command: Command, label: &str) -> io::Result<ServerProc> {
+        ServerProc::start(command, label, Placement::Split)
+    }
+
+    /// Starts `command` as [`spawn_command`](ServerProc::spawn_command)
+    /// says, placed as `placement` says.
+    fn start(mut command: Command, label: &str, placement: Placement) -> io::Result<ServerProc> {
+        // (the server's CPUs, the client's CPUs)
+        let plan = match placement {
+            Placement::Split => affinity::plan().map(|p| (vec![p.server], p.client)),
+            Placement::Shared => {
+                affinity::allowed_cpus().ok().map(|all| (all.to_vec(), all.to_vec()))
+            }
+        };
+        let server_set = plan.as_ref().map(|(server, _)| affinity::cpu_set(server));
         command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         // SAFETY: the closure runs between fork and exec, where only
         // async-signal-safe calls are allowed: it makes two system calls
@@ -100,7 +142,9 @@ impl ServerProc {
             .spawn()
             .map_err(|e| io::Error::new(e.kind(), format!("cannot start server '{label}': {e}")))?;
         let pinned = match &plan {
-            Some(p) => affinity::pin_this_process(&p.client).is_ok(),
+            Some((_, client)) => {
+                affinity::pin_this_process(client).is_ok() && placement == Placement::Split
+            }
             None => false,
         };
         let stderr = Arc::new(Mutex::new(VecDeque::new()));

@@ -68,7 +68,7 @@ pub(super) fn c5_measure(ctx: &Ctx<'_>, _: &[Run]) -> io::Result<Vec<Run>> {
 }
 
 /// Server CPU (user + system) per request, µs.
-fn cpu_us(r: &Run) -> Option<f64> {
+pub(super) fn cpu_us(r: &Run) -> Option<f64> {
     Some((r.server_user_ns_per_req? + r.server_sys_ns_per_req?) / 1e3)
 }
 

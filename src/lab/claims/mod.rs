@@ -27,6 +27,7 @@
 mod cpu;
 mod inproc;
 mod memory;
+mod multicore;
 mod options;
 mod servers;
 mod sweep;
@@ -40,11 +41,13 @@ use serde::{Deserialize, Serialize};
 
 use super::cell::Cell;
 use super::load::LoadSpec;
-use super::measure::{Run, measure};
+use super::measure::{Run, measure_placed};
+use super::server::Placement;
 
 pub use cpu::{c5_evaluate, e1_evaluate};
 pub use inproc::c2_evaluate;
 pub use memory::c8_evaluate;
+pub use multicore::{s1_cores, s1_evaluate};
 pub use options::Options;
 pub use servers::{c1_evaluate, c3_evaluate, c4_evaluate};
 pub use sweep::{c6_evaluate, c7_evaluate};
@@ -128,11 +131,13 @@ pub enum ClaimId {
     C8,
     /// Echo throughput and server CPU per message.
     E1,
+    /// Scaling from one core to all: shards, and tokio's workers.
+    S1,
 }
 
 impl ClaimId {
     /// Every claim, in report order.
-    pub const ALL: [ClaimId; 9] = [
+    pub const ALL: [ClaimId; 10] = [
         ClaimId::C1,
         ClaimId::C2,
         ClaimId::C3,
@@ -142,6 +147,7 @@ impl ClaimId {
         ClaimId::C7,
         ClaimId::C8,
         ClaimId::E1,
+        ClaimId::S1,
     ];
 
     /// The id as the report writes it.
@@ -206,7 +212,7 @@ impl fmt::Debug for Claim {
 }
 
 /// The claims, indexed by [`ClaimId`].
-static CLAIMS: [Claim; 9] = [
+static CLAIMS: [Claim; 10] = [
     Claim {
         id: "C1_sleep_queue",
         measured: "100 conns × GET /sleep (close): pool W=4 vs threads/green/stackless",
@@ -320,6 +326,24 @@ static CLAIMS: [Claim; 9] = [
         thresholds: || format!("green, stackless, tokio CPU/msg ≤ {}× threads'", cpu::E1_CHEAPER),
         steps: |_| cpu::E1_CELLS.len() as u64,
     },
+    Claim {
+        id: "S1_multicore",
+        measured: "echo and sleep at 1 and all cores: green, stackless shards; tokio workers",
+        measure: multicore::s1_measure,
+        evaluate: multicore::s1_evaluate,
+        thresholds: || {
+            format!(
+                "green and stackless echo server CPU/msg on all cores ≤ {}× on one; \
+                 speed-ups reported as measured",
+                multicore::S1_CPU_FLAT
+            )
+        },
+        steps: |_| {
+            let pairs = multicore::S1_RUNTIMES.len() * multicore::S1_SERVICES.len();
+            let runs = 2 * multicore::S1_ROUNDS * pairs;
+            if multicore::s1_cores() < 2 { 0 } else { runs as u64 }
+        },
+    },
 ];
 
 /// What a claim's measurement gets: the options and the progress bar.
@@ -348,8 +372,18 @@ impl Ctx<'_> {
     ///
     /// Those of [`measure`].
     fn measure(&self, cell: &Cell, load: &LoadSpec) -> io::Result<Run> {
+        self.measure_placed(cell, load, Placement::for_cell(cell))
+    }
+
+    /// [`measure`](Ctx::measure) with the server placed as `placement` says.
+    fn measure_placed(
+        &self,
+        cell: &Cell,
+        load: &LoadSpec,
+        placement: Placement,
+    ) -> io::Result<Run> {
         self.step(&format!("{cell}, {}", load.describe()));
-        let run = measure(cell, load).map(|r| r.for_claim(self.claim.id()));
+        let run = measure_placed(cell, load, placement).map(|r| r.for_claim(self.claim.id()));
         self.done();
         run
     }

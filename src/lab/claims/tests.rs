@@ -297,3 +297,61 @@ fn report_json_has_exactly_the_documented_shape() {
     assert!(table.contains("C1_sleep_queue") && table.contains("partly"), "{table}");
     assert!(report.markdown().contains("| `C1_sleep_queue` |"));
 }
+
+/// S1's twelve runs on 2 cores: each pair at 1000 → 1500 req/s; green's
+/// and stackless's CPU per message at 10 µs on one core, `many_ns` on two.
+fn s1(many_ns: f64) -> Vec<Run> {
+    let mut runs = Vec::new();
+    for (spec, many) in [("green-blocking", "c2"), ("stackless-async", "c2"), ("tokio-async", "w2")]
+    {
+        for service in ["echo", "sleep"] {
+            for (cores, suffix) in [(1.0, String::new()), (2.0, format!("-{many}"))] {
+                let rate = if cores == 1.0 { 1000.0 } else { 1500.0 };
+                let mut r = run("S1", &format!("{spec}-{service}{suffix}"), 50, rate, 1.0);
+                r.service = service.into();
+                r.extra.insert("cores".into(), cores);
+                let ns = if cores == 1.0 { 10_000.0 } else { many_ns };
+                r.server_user_ns_per_req = Some(ns / 2.0);
+                r.server_sys_ns_per_req = Some(ns / 2.0);
+                runs.push(r);
+            }
+        }
+    }
+    runs
+}
+
+#[test]
+fn s1_holds_when_cpu_per_message_stays_flat() {
+    let flat = s1_evaluate(&s1(10_500.0));
+    assert_eq!(flat.holds, Holds::Yes, "{}", flat.summary);
+    assert!(flat.summary.contains("green: echo"), "{}", flat.summary);
+    assert!(
+        flat.summary.contains("1000→1500 req/s (×1.50), CPU/req 10.0→10.5 µs"),
+        "{}",
+        flat.summary
+    );
+    assert_eq!(s1_evaluate(&s1(12_000.0)).holds, Holds::No);
+    let mut no_cpu = s1(10_000.0);
+    no_cpu[1].server_sys_ns_per_req = None;
+    assert_eq!(s1_evaluate(&no_cpu).holds, Holds::Unknown);
+    assert_eq!(s1_evaluate(&[]).holds, Holds::Unknown);
+    let mut missing = s1(10_000.0);
+    missing
+        .retain(|r| !(r.runtime == "tokio" && r.service == "sleep" && r.get("cores") == Some(2.0)));
+    assert_eq!(s1_evaluate(&missing).holds, Holds::Unknown);
+}
+
+#[test]
+fn s1_averages_the_rounds_of_each_pair() {
+    // A second round on 2 cores at 13 µs: the mean, 11.5 µs, is 15% up.
+    let second = |ns: f64| {
+        let mut runs = s1(10_000.0);
+        let again: Vec<Run> = s1(ns).into_iter().filter(|r| r.get("cores") == Some(2.0)).collect();
+        runs.extend(again);
+        runs
+    };
+    let up = s1_evaluate(&second(13_000.0));
+    assert_eq!(up.holds, Holds::No, "{}", up.summary);
+    assert!(up.summary.contains("CPU/req 10.0→11.5 µs"), "{}", up.summary);
+    assert_eq!(s1_evaluate(&second(11_000.0)).holds, Holds::Yes);
+}

@@ -1,0 +1,165 @@
+//! S1: scaling over cores. Green and stackless servers on one shard and on
+//! one shard per CPU (`-c<N>`), tokio's current-thread runtime and its
+//! multi-thread runtime on N workers (`-w<N>`), under the echo and the
+//! sleep load.
+//!
+//! Every S1 run, one core or N, uses [`Placement::Shared`]: server and
+//! client may both run on every CPU, so the only thing that changes
+//! between the two rows of a pair is the server's shard (or worker) count.
+//! On a small machine the client then competes with the server for the
+//! CPUs, and throughput speed-up is bounded by what the client leaves
+//! (on 2 CPUs, well below 2×). The figure that does not depend on the
+//! client is the server's own CPU time per request, from `/proc`: if
+//! shards share nothing, it stays flat from 1 to N cores, and that is what
+//! the claim checks. Speed-ups are reported as measured.
+//!
+//! Each pair is measured [`S1_ROUNDS`] times in A-B-B-A order (1, N, N, 1
+//! cores) and averaged, so a drift in the machine's background load
+//! (other jobs on a shared VM) weighs on both rows alike.
+
+use std::io;
+use std::time::Duration;
+
+use super::cpu::cpu_us;
+use super::{Ctx, Holds, Verdict, errors_note, num};
+use crate::lab::affinity;
+use crate::lab::cell::{Cell, CellRuntime};
+use crate::lab::load::LoadSpec;
+use crate::lab::measure::Run;
+use crate::lab::server::Placement;
+
+/// S1: the runtimes, as `<runtime>-<style>` (tokio scales by workers).
+pub const S1_RUNTIMES: [&str; 3] = ["green-blocking", "stackless-async", "tokio-async"];
+/// S1: the services.
+pub const S1_SERVICES: [&str; 2] = ["echo", "sleep"];
+/// S1: echo clients and bytes per message (as E1).
+pub const S1_ECHO_CONNS: usize = 50;
+/// S1: echo bytes per message.
+pub const S1_MSG: usize = 64;
+/// S1: sleep clients, keep-alive, each asking `/sleep?ms=`[`S1_SLEEP_MS`]:
+/// short enough that the server's CPU, not the sleep, bounds req/s.
+pub const S1_SLEEP_CONNS: usize = 100;
+/// S1: the sleep asked for, ms.
+pub const S1_SLEEP_MS: u64 = 1;
+/// S1: how many times each pair is measured (alternating the order).
+pub const S1_ROUNDS: usize = 2;
+/// S1's claim: a green or stackless server's CPU per echoed message on N
+/// shards is at most this factor of its figure on one (the shards share
+/// nothing on the hot path).
+pub const S1_CPU_FLAT: f64 = 1.10;
+
+/// How many cores S1 scales to: every CPU the lab may use.
+pub fn s1_cores() -> usize {
+    affinity::allowed_cpus().map_or(1, <[usize]>::len)
+}
+
+/// The cell of `runtime` (`<runtime>-<style>`) and `service` on `cores`.
+fn cell(runtime: &str, service: &str, cores: usize) -> io::Result<Cell> {
+    let cell = Cell::parse_spec(&format!("{runtime}-{service}"))?;
+    Ok(match (cell.runtime, cores) {
+        (_, 1) => cell,
+        (CellRuntime::Tokio, n) => cell.workers(n),
+        (_, n) => cell.cores(n),
+    })
+}
+
+pub(super) fn s1_measure(ctx: &Ctx<'_>, _: &[Run]) -> io::Result<Vec<Run>> {
+    let all = s1_cores();
+    if all < 2 {
+        return Ok(Vec::new());
+    }
+    let mut runs = Vec::new();
+    for runtime in S1_RUNTIMES {
+        for service in S1_SERVICES {
+            let order = [1, all, all, 1];
+            for &cores in order.iter().cycle().take(2 * S1_ROUNDS) {
+                let cell = cell(runtime, service, cores)?;
+                let load = match service {
+                    "echo" => ctx.load(
+                        LoadSpec::echo(S1_MSG, S1_ECHO_CONNS, Duration::from_secs(1)),
+                        Duration::from_millis(100),
+                    ),
+                    _ => ctx.load(
+                        LoadSpec::http(
+                            format!("/sleep?ms={S1_SLEEP_MS}"),
+                            S1_SLEEP_CONNS,
+                            Duration::from_secs(1),
+                        ),
+                        Duration::from_millis(100),
+                    ),
+                };
+                let mut run = ctx.measure_placed(&cell, &load, Placement::Shared)?;
+                run.extra.insert("cores".into(), cores as f64);
+                runs.push(run);
+            }
+        }
+    }
+    Ok(runs)
+}
+
+/// The mean req/s and server CPU µs per request (if every run has it) of
+/// the S1 runs of `runtime` (its name) and `service` on `cores`.
+fn mean_at(runs: &[Run], runtime: &str, service: &str, cores: f64) -> Option<(f64, Option<f64>)> {
+    let at: Vec<&Run> = runs
+        .iter()
+        .filter(|r| r.runtime == runtime && r.service == service && r.get("cores") == Some(cores))
+        .collect();
+    let n = at.len() as f64;
+    let rate = at.iter().map(|r| r.req_per_s).sum::<f64>() / n;
+    let cpu = at.iter().map(|r| cpu_us(r)).sum::<Option<f64>>().map(|sum| sum / n);
+    (!at.is_empty()).then_some((rate, cpu))
+}
+
+/// S1's evaluation, on the means of each pair's rounds: for green and
+/// stackless, server CPU per echoed message on N shards ≤ [`S1_CPU_FLAT`]
+/// × on one; every pair's speed-up and CPU change is quoted.
+pub fn s1_evaluate(runs: &[Run]) -> Verdict {
+    let Some(all) = runs.iter().filter_map(|r| r.get("cores")).reduce(f64::max) else {
+        return Verdict::new(Holds::Unknown, "not measured: S1 needs two or more CPUs");
+    };
+    let mut flat = 0;
+    let mut judged = 0;
+    let mut parts = Vec::new();
+    for runtime in S1_RUNTIMES {
+        let name = runtime.split('-').next().unwrap_or(runtime);
+        let mut pairs = Vec::new();
+        for service in S1_SERVICES {
+            let (Some(one), Some(many)) =
+                (mean_at(runs, name, service, 1.0), mean_at(runs, name, service, all))
+            else {
+                return Verdict::missing(&format!("{name} {service} at 1 and {all} cores"));
+            };
+            let speedup = many.0 / one.0.max(f64::MIN_POSITIVE);
+            let cpu = one.1.zip(many.1);
+            let cpu_text = cpu.map_or_else(
+                || "no CPU figures".to_string(),
+                |(a, b)| format!("CPU/req {}→{} µs", num(a), num(b)),
+            );
+            if name != "tokio" && service == "echo" {
+                let Some((a, b)) = cpu else {
+                    return Verdict::new(
+                        Holds::Unknown,
+                        format!("no server CPU figures for {name}"),
+                    );
+                };
+                judged += 1;
+                flat += usize::from(b <= a * S1_CPU_FLAT);
+            }
+            pairs.push(format!(
+                "{service} {}→{} req/s (×{:.2}), {cpu_text}",
+                num(one.0),
+                num(many.0),
+                speedup
+            ));
+        }
+        parts.push(format!("{name}: {}", pairs.join("; ")));
+    }
+    Verdict::new(
+        Holds::of_parts(flat, judged),
+        format!(
+            "1→{all:.0} cores, client sharing the CPUs: {}{}",
+            parts.join(" | "),
+            errors_note(runs)
+        ),
+    )
+}
