@@ -119,6 +119,8 @@ fn sleep_server_prints_its_address_serves_and_exits_0_on_sigterm() {
         &["--runtime", "stackless", "--style", "async"],
         &["--runtime", "stackless", "--style", "blocking", "--offload", "pool"],
         &["--runtime", "threads", "--style", "blocking", "--workers", "4"],
+        &["--runtime", "green", "--style", "blocking", "--cores", "2"],
+        &["--runtime", "stackless", "--style", "async", "--cores", "2"],
     ] {
         let args = [cell, &["--addr", "127.0.0.1:0"]].concat();
         let server = Proc::spawn("sleep_server", &args);
