@@ -1,7 +1,7 @@
 //! The lab: measures greenloop's server matrix (and tokio) under load.
 //!
 //! ```text
-//! # the main job: run every claim of issue 7, print which hold (< 60 s)
+//! # the main job: run every claim of issue 7, print which hold (about a minute)
 //! cargo run --release --example lab
 //! cargo run --release --example lab -- --only C3,E1 --scale 0.2
 //! cargo run --release --example lab -- --full          # the seeds' real durations

@@ -21,7 +21,7 @@
 //!
 //! Durations follow [`Options::scale`]: sleeps of the seeds (1000 ms, 3 s
 //! waits) are multiplied by it, and so are the measured windows (with
-//! floors), so the default run finishes in under a minute; `--full` runs
+//! floors), so the default run finishes in about a minute; `--full` runs
 //! the seeds' real durations.
 
 mod cpu;

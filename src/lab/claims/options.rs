@@ -45,7 +45,7 @@ impl Default for Options {
 
 impl Options {
     /// The default `--scale`: sleeps of 1000 ms become 100 ms, waits of 3 s
-    /// become 300 ms, and the whole run takes under a minute on 2 cores.
+    /// become 300 ms, and the whole run takes about a minute on 2 cores.
     pub const DEFAULT_SCALE: f64 = 0.1;
     /// The shortest measured window, whatever the scale.
     pub const MIN_WINDOW: Duration = Duration::from_millis(300);
