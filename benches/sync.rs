@@ -14,32 +14,26 @@
 //!   * `thread` — two OS threads, `std::sync::mpsc::sync_channel(1)`.
 //!   * `tokio` — two tasks of a current-thread tokio runtime,
 //!     `tokio::sync::mpsc::channel(1)`.
+//!   * `may` — two coroutines on may's one worker thread,
+//!     `may::sync::mpsc::channel()` (may has no bounded channel; with one
+//!     value in flight the bound never matters).
 //! * `mutex_uncontended/*` — one lock + unlock (and an increment) with no
 //!   other party: `green` (`lock_blocking` in a green thread), `stackless`
 //!   (`lock().await` in a task), `tokio` (`tokio::sync::Mutex` in a
-//!   current-thread runtime), `std` (`std::sync::Mutex`, the floor).
+//!   current-thread runtime), `may` (`may::sync::Mutex` in a coroutine),
+//!   `std` (`std::sync::Mutex`, the floor).
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use greenloop_runtime::sync::{Mutex, mpsc};
 use greenloop_runtime::{green, task};
 
-/// A current-thread tokio runtime without I/O or timer drivers.
-fn tokio_runtime() -> tokio::runtime::Runtime {
-    match tokio::runtime::Builder::new_current_thread().build() {
-        Ok(rt) => rt,
-        Err(e) => panic!("cannot build a tokio runtime: {e}"),
-    }
-}
+use common::{may_run, task_runtime, tokio_runtime};
 
-fn task_runtime() -> task::Runtime {
-    match task::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => panic!("cannot build a task runtime: {e}"),
-    }
-}
+#[path = "common/mod.rs"]
+mod common;
 
 fn channel_roundtrip(c: &mut Criterion) {
     let mut group = c.benchmark_group("channel_roundtrip");
@@ -152,6 +146,32 @@ fn channel_roundtrip(c: &mut Criterion) {
             })
         });
     });
+    group.bench_function("may", |b| {
+        b.iter_custom(|iters| {
+            may_run(move || {
+                let (ping_tx, ping_rx) = may::sync::mpsc::channel::<u64>();
+                let (pong_tx, pong_rx) = may::sync::mpsc::channel::<u64>();
+                let echo = may::go!(move || {
+                    while let Ok(v) = ping_rx.recv() {
+                        if pong_tx.send(v).is_err() {
+                            break;
+                        }
+                    }
+                });
+                let _ = ping_tx.send(0);
+                let _ = black_box(pong_rx.recv());
+                let start = Instant::now();
+                for i in 0..iters {
+                    let _ = ping_tx.send(i);
+                    let _ = black_box(pong_rx.recv());
+                }
+                let elapsed = start.elapsed();
+                drop(ping_tx);
+                let _ = echo.join();
+                elapsed
+            })
+        });
+    });
     group.finish();
 }
 
@@ -203,6 +223,22 @@ fn mutex_uncontended(c: &mut Criterion) {
             rt.block_on(handle).unwrap_or_default()
         });
     });
+    group.bench_function("may", |b| {
+        b.iter_custom(|iters| {
+            may_run(move || {
+                let mutex = may::sync::Mutex::new(0u64);
+                let start = Instant::now();
+                for _ in 0..iters {
+                    if let Ok(mut n) = mutex.lock() {
+                        *n += 1;
+                    }
+                }
+                let elapsed = start.elapsed();
+                black_box(mutex.into_inner().ok());
+                elapsed
+            })
+        });
+    });
     group.bench_function("std", |b| {
         let mutex = std::sync::Mutex::new(0u64);
         b.iter(|| {
@@ -215,16 +251,9 @@ fn mutex_uncontended(c: &mut Criterion) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(40)
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::config();
     targets = channel_roundtrip, mutex_uncontended
 }
 criterion_main!(benches);
