@@ -58,6 +58,7 @@ pub mod cell;
 pub mod charts;
 pub mod claims;
 mod driver;
+pub mod estimates;
 pub mod latency;
 pub mod load;
 mod measure;

@@ -24,6 +24,7 @@ use greenloop_runtime::{green, task};
 
 use super::{Ctx, Holds, Verdict, num};
 use crate::lab::cell::Cell;
+use crate::lab::estimates;
 use crate::lab::measure::Run;
 use crate::lab::server::ServerProc;
 use crate::lab::{affinity, rlimit};
@@ -147,12 +148,9 @@ fn idle_run(ctx: &Ctx<'_>, spec: &str, n: usize, capped_note: Option<&str>) -> i
     Ok(run)
 }
 
-/// criterion's mean estimate of `group/bench`, ns, if present.
+/// criterion's mean estimate of `group/bench`, ns, if present and readable.
 fn criterion_ns(dir: Option<&Path>, group: &str, bench: &str) -> Option<f64> {
-    let path = dir?.join(group).join(bench).join("new/estimates.json");
-    let text = std::fs::read_to_string(path).ok()?;
-    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    json["mean"]["point_estimate"].as_f64()
+    estimates::read_estimate(dir?, group, bench).ok().flatten().map(|e| e.ns_per_op())
 }
 
 fn per_op(took: Duration, ops: u32) -> f64 {
