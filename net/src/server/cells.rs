@@ -1,8 +1,13 @@
 //! The cells of the matrix: one function per runtime, each a thin loop
 //! over the shared [`Acceptor`].
 
+use std::future::{Future, poll_fn};
 use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::task::Poll;
 
 use greenloop_runtime::blocking::{DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_THREADS, Pool};
 use greenloop_runtime::{block_on, green, task};
@@ -12,17 +17,61 @@ use super::{Offload, ServeReport, ServerConfig, Shutdown, Style};
 use crate::TcpStream;
 use crate::service::Service;
 
+/// Counts connection handlers that panicked. The panic hook has already
+/// printed each panic once, naming its OS thread, green thread or task; the
+/// server only counts it and goes on serving. Handlers catch inside the
+/// connection's guard, so a panic is counted before its slot is freed.
+#[derive(Clone, Debug, Default)]
+struct Panics(Arc<AtomicU64>);
+
+impl Panics {
+    /// Runs `handler`, counting a panic instead of unwinding further.
+    fn catch(&self, handler: impl FnOnce()) {
+        if panic::catch_unwind(AssertUnwindSafe(handler)).is_err() {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Awaits `handler`, counting a panic instead of unwinding further.
+    async fn catch_async(&self, handler: impl Future<Output = ()>) {
+        let mut handler = pin!(handler);
+        let panicked = poll_fn(|cx| {
+            match panic::catch_unwind(AssertUnwindSafe(|| handler.as_mut().poll(cx))) {
+                Ok(Poll::Ready(())) => Poll::Ready(false),
+                Ok(Poll::Pending) => Poll::Pending,
+                Err(_) => Poll::Ready(true),
+            }
+        })
+        .await;
+        if panicked {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn count(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// Serves one connection on the current OS thread, blocking it: a `std`
 /// stream for blocking-style handlers, a greenloop stream driven by this
 /// thread's reactor for async ones. The connection's slot is freed at the
 /// end. Errors end the connection only, so they are not reported further.
-fn on_this_thread<S: Service>(conn: Conn, service: &S, style: Style, shutdown: &Shutdown) {
-    let _ = match style {
-        Style::Blocking => blocking_std(conn, service, shutdown),
-        Style::Async => conn
-            .serve_as(TcpStream::from_std)
-            .and_then(|conn| block_on(service.serve_async(&conn.stream, shutdown))),
-    };
+fn on_this_thread<S: Service>(
+    conn: Conn,
+    service: &S,
+    style: Style,
+    shutdown: &Shutdown,
+    panics: &Panics,
+) {
+    panics.catch(|| {
+        let _ = match style {
+            Style::Blocking => blocking_std(conn, service, shutdown),
+            Style::Async => conn
+                .serve_as(TcpStream::from_std)
+                .and_then(|conn| block_on(service.serve_async(&conn.stream, shutdown))),
+        };
+    });
 }
 
 /// Serves `conn` blocking-style on a `std` stream, blocking this thread.
@@ -31,12 +80,15 @@ fn blocking_std<S: Service>(conn: Conn, service: &S, shutdown: &Shutdown) -> io:
     service.serve_blocking(&mut conn.stream, shutdown)
 }
 
-fn report(acceptor: &Acceptor, unfinished: usize) -> ServeReport {
-    let accepted = acceptor.accepted();
+/// Stops accepting, waits for connections in flight, and reports.
+async fn finish(acceptor: Acceptor, panics: &Panics, config: &ServerConfig) -> ServeReport {
+    let (accepted, accept_errors) = (acceptor.accepted(), acceptor.errors());
+    let unfinished = acceptor.finish(config.grace).await;
     ServeReport {
         accepted,
-        accept_errors: acceptor.errors(),
+        accept_errors,
         unfinished,
+        panicked: panics.count(),
         per_shard: vec![accepted],
     }
 }
@@ -50,16 +102,18 @@ pub(super) fn threads<S: Service>(
 ) -> io::Result<ServeReport> {
     let mut acceptor = Acceptor::new(listener, config.max_conns, shutdown.clone())?;
     let style = config.style;
+    let panics = Panics::default();
     let pool = config.workers.map(|workers| {
         let (tx, rx) = mpsc::channel::<Conn>();
         let rx = Arc::new(Mutex::new(rx));
         for _ in 0..workers.max(1) {
             let (rx, service, shutdown) = (rx.clone(), service.clone(), shutdown.clone());
+            let panics = panics.clone();
             std::thread::spawn(move || {
                 loop {
                     let next = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
                     let Ok(conn) = next else { return };
-                    on_this_thread(conn, &service, style, &shutdown);
+                    on_this_thread(conn, &service, style, &shutdown, &panics);
                 }
             });
         }
@@ -72,15 +126,16 @@ pub(super) fn threads<S: Service>(
                 let _ = tx.send(conn);
             }
             None => {
-                let (service, shutdown) = (service.clone(), shutdown.clone());
-                std::thread::spawn(move || on_this_thread(conn, &service, style, &shutdown));
+                let (service, shutdown, panics) =
+                    (service.clone(), shutdown.clone(), panics.clone());
+                std::thread::spawn(move || {
+                    on_this_thread(conn, &service, style, &shutdown, &panics);
+                });
             }
         }
     }
     drop(pool);
-    let accepted = report(&acceptor, 0);
-    let unfinished = block_on(acceptor.finish(config.grace));
-    Ok(ServeReport { unfinished, ..accepted })
+    Ok(block_on(finish(acceptor, &panics, config)))
 }
 
 /// Green threads: one per connection.
@@ -92,19 +147,21 @@ pub(super) fn green<S: Service>(
 ) -> io::Result<ServeReport> {
     green::Runtime::new().try_run(|| {
         let mut acceptor = Acceptor::new(listener, config.max_conns, shutdown.clone())?;
+        let panics = Panics::default();
         while let Some(conn) = block_on(acceptor.next()) {
             let (service, shutdown, style) = (service.clone(), shutdown.clone(), config.style);
+            let panics = panics.clone();
             green::spawn(move || {
                 let Ok(mut conn) = conn.serve_as(TcpStream::from_std) else { return };
-                let _ = match style {
-                    Style::Blocking => service.serve_blocking(&mut conn.stream, &shutdown),
-                    Style::Async => block_on(service.serve_async(&conn.stream, &shutdown)),
-                };
+                panics.catch(|| {
+                    let _ = match style {
+                        Style::Blocking => service.serve_blocking(&mut conn.stream, &shutdown),
+                        Style::Async => block_on(service.serve_async(&conn.stream, &shutdown)),
+                    };
+                });
             });
         }
-        let accepted = report(&acceptor, 0);
-        let unfinished = block_on(acceptor.finish(config.grace));
-        Ok(ServeReport { unfinished, ..accepted })
+        Ok(block_on(finish(acceptor, &panics, config)))
     })?
 }
 
@@ -120,13 +177,17 @@ pub(super) fn stackless<S: Service>(
     let pool = Pool::new(config.workers.unwrap_or(DEFAULT_MAX_THREADS), DEFAULT_IDLE_TIMEOUT);
     runtime.block_on(async {
         let mut acceptor = Acceptor::new(listener, config.max_conns, shutdown.clone())?;
+        let panics = Panics::default();
         while let Some(conn) = acceptor.next().await {
-            let (service, shutdown) = (service.clone(), shutdown.clone());
+            let (service, shutdown, panics) = (service.clone(), shutdown.clone(), panics.clone());
             match (config.style, config.offload) {
                 (Style::Async, _) => {
                     task::spawn_local(async move {
                         if let Ok(conn) = conn.serve_as(TcpStream::from_std) {
-                            let _ = service.serve_async(&conn.stream, &shutdown).await;
+                            let serve = async {
+                                let _ = service.serve_async(&conn.stream, &shutdown).await;
+                            };
+                            panics.catch_async(serve).await;
                         }
                     });
                 }
@@ -134,19 +195,20 @@ pub(super) fn stackless<S: Service>(
                     task::spawn_local(async move {
                         if let Ok(mut conn) = conn.serve_as(TcpStream::from_std) {
                             // Blocks this executor until the connection ends.
-                            let _ = service.serve_blocking(&mut conn.stream, &shutdown);
+                            panics.catch(|| {
+                                let _ = service.serve_blocking(&mut conn.stream, &shutdown);
+                            });
                         }
                     });
                 }
                 (Style::Blocking, Offload::Pool) => {
+                    let blocking = Style::Blocking;
                     pool.spawn(move || {
-                        let _ = blocking_std(conn, &service, &shutdown);
+                        on_this_thread(conn, &service, blocking, &shutdown, &panics)
                     });
                 }
             }
         }
-        let accepted = report(&acceptor, 0);
-        let unfinished = acceptor.finish(config.grace).await;
-        Ok(ServeReport { unfinished, ..accepted })
+        Ok(finish(acceptor, &panics, config).await)
     })
 }

@@ -113,6 +113,9 @@ pub struct ServeReport {
     pub accept_errors: u64,
     /// Connections still open when the grace period ended.
     pub unfinished: usize,
+    /// Connection handlers that panicked (each reported once by the panic
+    /// hook, naming its thread or task); the server served on.
+    pub panicked: u64,
     /// Connections accepted by each shard (one entry without shards).
     pub per_shard: Vec<u64>,
 }

@@ -94,6 +94,7 @@ pub(super) fn serve<S: Service>(
                 total.accepted += report.accepted;
                 total.accept_errors += report.accept_errors;
                 total.unfinished += report.unfinished;
+                total.panicked += report.panicked;
                 total.per_shard.push(report.accepted);
             }
             Err(panic) => panic::resume_unwind(panic),

@@ -48,7 +48,6 @@
 
 mod join;
 mod overflow;
-mod panic;
 mod scheduler;
 mod stack;
 mod thread;

@@ -112,7 +112,7 @@ impl Scheduler {
         }
         overflow::install();
         overflow::ensure_altstack();
-        super::panic::install_hook();
+        crate::panic::install_hook();
         let reactor = Reactor::try_current()?;
         let id = next_scheduler_id();
         let remote = Arc::new(RemoteQueue {

@@ -97,6 +97,7 @@ impl Executor {
     pub(crate) fn new() -> io::Result<Executor> {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let reactor = Reactor::try_current()?;
+        crate::panic::install_hook();
         let shared = Arc::new(Shared {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             remote_queue: Mutex::new(Vec::new()),

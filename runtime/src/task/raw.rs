@@ -457,7 +457,9 @@ unsafe fn poll<F: Future>(ptr: NonNull<Header>) -> bool {
     // The queue reference held by `run` keeps the cell alive during the poll.
     let waker = waker_ref(ptr);
     let mut cx = Context::from_waker(&waker);
-    let result = match panic::catch_unwind(AssertUnwindSafe(|| future.poll(&mut cx))) {
+    let id = cell.header.id;
+    let poll = || crate::panic::polling_task(id, || future.poll(&mut cx));
+    let result = match panic::catch_unwind(AssertUnwindSafe(poll)) {
         Ok(Poll::Pending) => return false,
         Ok(Poll::Ready(output)) => Ok(output),
         Err(payload) => Err(JoinError::Panicked(payload)),

@@ -1,0 +1,187 @@
+//! Shared by the `reliability_*` tests: re-running this test binary as a
+//! child process (for limits and crashes that must not hit the test
+//! runner), and reading this or another process's resources from `/proc`.
+
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// Names the child role to play; unset in the parent.
+pub const ROLE_ENV: &str = "GREENLOOP_RELIABILITY_CHILD";
+
+/// The role this process plays, if it is a child.
+pub fn child_role() -> Option<String> {
+    std::env::var(ROLE_ENV).ok()
+}
+
+/// This test binary re-run on test `test` only, as child `role`, with
+/// stdin, stdout and stderr piped.
+pub struct ChildRun {
+    child: Child,
+    stdout: Option<JoinHandle<String>>,
+    stderr: Option<JoinHandle<String>>,
+}
+
+/// What a child left when it exited.
+#[derive(Debug)]
+pub struct Exit {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Exit {
+    /// The rest of the first stdout line holding `prefix` (see
+    /// [`ChildRun::line_after`]).
+    pub fn line_after(&self, prefix: &str) -> &str {
+        let line = self.stdout.lines().find_map(|l| l.split_once(prefix).map(|(_, rest)| rest));
+        line.unwrap_or_else(|| panic!("no {prefix:?} in the child's stdout:\n{}", self.stdout))
+    }
+}
+
+fn read_all<R: Read + Send + 'static>(mut from: R) -> JoinHandle<String> {
+    thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = from.read_to_end(&mut text);
+        String::from_utf8_lossy(&text).into_owned()
+    })
+}
+
+impl ChildRun {
+    /// Starts the child. Stdout is read line by line through
+    /// [`next_line`](ChildRun::next_line) until [`wait`](ChildRun::wait).
+    pub fn start(test: &str, role: &str) -> ChildRun {
+        let mut child = Command::new(std::env::current_exe().expect("current_exe"))
+            .args(["--exact", test, "--nocapture", "--test-threads=1"])
+            .env(ROLE_ENV, role)
+            .env("RUST_BACKTRACE", "0")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("re-run the test binary");
+        let stderr = read_all(child.stderr.take().expect("stderr"));
+        ChildRun { child, stdout: None, stderr: Some(stderr) }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The child's stdin; dropping it (see [`close_stdin`](ChildRun::close_stdin))
+    /// tells a server child to stop.
+    pub fn stdin(&mut self) -> &mut ChildStdin {
+        self.child.stdin.as_mut().expect("stdin open")
+    }
+
+    pub fn close_stdin(&mut self) {
+        drop(self.child.stdin.take());
+    }
+
+    /// Reads stdout up to the first line holding `prefix` and returns the
+    /// rest of that line (the test harness prints text of its own, and the
+    /// test's name on the same line as the test's first output).
+    pub fn line_after(&mut self, prefix: &str) -> String {
+        let stdout = self.child.stdout.as_mut().expect("stdout not yet collected");
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        loop {
+            match stdout.read(&mut byte) {
+                Ok(0) | Err(_) => panic!("child exited before printing {prefix:?}"),
+                Ok(_) if byte[0] == b'\n' => {
+                    let text = String::from_utf8_lossy(&line).into_owned();
+                    if let Some((_, rest)) = text.split_once(prefix) {
+                        return rest.to_string();
+                    }
+                    line.clear();
+                }
+                Ok(_) => line.push(byte[0]),
+            }
+        }
+    }
+
+    /// Waits for the child to exit; kills it and fails after `limit`.
+    pub fn wait(mut self, limit: Duration) -> Exit {
+        self.stdout = Some(read_all(self.child.stdout.take().expect("stdout")));
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if start.elapsed() > limit {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                let stderr = self.stderr.take().map(|h| h.join().unwrap_or_default());
+                panic!(
+                    "child did not exit within {limit:?}; stderr:\n{}",
+                    stderr.unwrap_or_default()
+                );
+            }
+            thread::sleep(Duration::from_millis(10));
+        };
+        let stdout = self.stdout.take().expect("stdout reader").join().expect("stdout reader");
+        let stderr = self.stderr.take().expect("stderr reader").join().expect("stderr reader");
+        Exit { status, stdout, stderr }
+    }
+}
+
+impl Drop for ChildRun {
+    fn drop(&mut self) {
+        // A failed test: do not leave the child behind.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// CPU time (user + system) `pid` used so far; `/proc/self` if `None`.
+pub fn cpu_time(pid: Option<u32>) -> Duration {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/stat"),
+        None => "/proc/self/stat".to_string(),
+    };
+    let stat = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    // Fields after the command name, which is in parentheses and may hold
+    // spaces: state is field 3, utime 14, stime 15 (proc(5)).
+    let after = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<&str> = after.split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf(3) reads a configuration value; no memory is passed.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_millis(ticks * 1000 / per_second)
+}
+
+/// Descriptors this process has open.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").expect("/proc/self/fd").count()
+}
+
+/// OS threads in this process.
+pub fn os_threads() -> usize {
+    std::fs::read_dir("/proc/self/task").expect("/proc/self/task").count()
+}
+
+/// Resident set size of this process, in bytes.
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
+    let pages: u64 = statm.split(' ').nth(1).and_then(|p| p.parse().ok()).expect("statm rss");
+    // SAFETY: sysconf(3) reads a configuration value; no memory is passed.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
+    pages * page
+}
+
+/// Retries `check` until it returns `Ok`, failing with its last error
+/// after `limit`: for state that settles asynchronously (a server closing
+/// its side after the client saw the response).
+pub fn eventually<T>(limit: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let start = Instant::now();
+    loop {
+        match check() {
+            Ok(value) => return value,
+            Err(e) if start.elapsed() > limit => panic!("not settled after {limit:?}: {e}"),
+            Err(_) => thread::sleep(Duration::from_millis(5)),
+        }
+    }
+}
