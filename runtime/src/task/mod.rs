@@ -147,6 +147,13 @@ where
     })
 }
 
+/// Tasks spawned and not yet finished on the executor running on this
+/// thread (the caller's task included), or `None` outside an executor. A
+/// cheap counter for leak checks, like [`green::stats`](crate::green::stats).
+pub fn live_tasks() -> Option<usize> {
+    Executor::with(|e| e.map(Executor::live_tasks))
+}
+
 /// Yields to the executor once: the task goes to the back of the run
 /// queue and the others run first.
 pub fn yield_now() -> YieldNow {
