@@ -185,3 +185,41 @@ pub fn eventually<T>(limit: Duration, mut check: impl FnMut() -> Result<T, Strin
         }
     }
 }
+
+/// Sends `bytes` on a fresh connection to `addr`, half-closes, and reads
+/// until the server closes: the whole responses received, and whether the
+/// close was a reset (after which a response may have been cut short and
+/// is dropped). `Err` if the server sends something that is not whole
+/// responses before a clean close, or does not close in time.
+pub fn exchange(
+    addr: std::net::SocketAddr,
+    bytes: &[u8],
+) -> Result<(Vec<super::server_util::Response>, bool), String> {
+    use std::io::{ErrorKind, Write};
+    let mut stream = super::server_util::connect(addr);
+    // The server may answer and close before reading everything: a failed
+    // write is not an error here, the close is checked below.
+    let _ = stream.write_all(bytes);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut received = Vec::new();
+    let reset = match stream.read_to_end(&mut received) {
+        Ok(_) => false,
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => true,
+        Err(e) => return Err(format!("no close: {e}")),
+    };
+    let mut responses = Vec::new();
+    let mut rest = &received[..];
+    while !rest.is_empty() {
+        match super::server_util::read_response(&mut rest) {
+            Ok(response) => responses.push(response),
+            Err(_) if reset => break,
+            Err(e) => {
+                return Err(format!(
+                    "unreadable answer {:?}: {e}",
+                    String::from_utf8_lossy(&received)
+                ));
+            }
+        }
+    }
+    Ok((responses, reset))
+}
