@@ -104,14 +104,7 @@ fn channel_roundtrip(c: &mut Criterion) {
                     }
                 }
             });
-            let _ = ping_tx.send(0);
-            let _ = black_box(pong_rx.recv());
-            let start = Instant::now();
-            for i in 0..iters {
-                let _ = ping_tx.send(i);
-                let _ = black_box(pong_rx.recv());
-            }
-            let elapsed = start.elapsed();
+            let elapsed = timed_round_trips(iters, |i| ping_tx.send(i).is_ok(), || pong_rx.recv());
             drop(ping_tx);
             let _ = echo.join();
             elapsed
@@ -158,14 +151,8 @@ fn channel_roundtrip(c: &mut Criterion) {
                         }
                     }
                 });
-                let _ = ping_tx.send(0);
-                let _ = black_box(pong_rx.recv());
-                let start = Instant::now();
-                for i in 0..iters {
-                    let _ = ping_tx.send(i);
-                    let _ = black_box(pong_rx.recv());
-                }
-                let elapsed = start.elapsed();
+                let elapsed =
+                    timed_round_trips(iters, |i| ping_tx.send(i).is_ok(), || pong_rx.recv());
                 drop(ping_tx);
                 let _ = echo.join();
                 elapsed
@@ -249,6 +236,23 @@ fn mutex_uncontended(c: &mut Criterion) {
         black_box(mutex);
     });
     group.finish();
+}
+
+/// One untimed warm-up round trip, then `iters` timed ones through a
+/// blocking `send` and `recv` (the `thread` and `may` cells).
+fn timed_round_trips<T>(
+    iters: u64,
+    mut send: impl FnMut(u64) -> bool,
+    mut recv: impl FnMut() -> T,
+) -> std::time::Duration {
+    send(0);
+    black_box(recv());
+    let start = Instant::now();
+    for i in 0..iters {
+        send(i);
+        black_box(recv());
+    }
+    start.elapsed()
 }
 
 criterion_group! {

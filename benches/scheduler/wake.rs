@@ -145,6 +145,32 @@ impl Doorbell {
     }
 }
 
+/// Runs `waiter` on this thread while a helper OS thread, pinned to the
+/// same CPU, rings `iters + 1` rounds by waking the stored waker.
+fn with_ringer(iters: u64, waiter: impl FnOnce(Arc<Doorbell>) -> Duration) -> Duration {
+    let cpu = Pinned::current_cpu();
+    let _pinned = Pinned::to(cpu);
+    let bell = Arc::new(Doorbell::default());
+    std::thread::scope(|s| {
+        let helper = Arc::clone(&bell);
+        s.spawn(move || {
+            let _pinned = Pinned::to(cpu);
+            helper.ring(iters + 1, Doorbell::wake_stored);
+        });
+        waiter(bell)
+    })
+}
+
+/// The async cells' waiter: round 1 untimed, then rounds `2..=iters + 1`.
+async fn wait_rounds(bell: Arc<Doorbell>, iters: u64) -> Duration {
+    bell.wait(1).await;
+    let start = Instant::now();
+    for round in 2..=iters + 1 {
+        bell.wait(round).await;
+    }
+    start.elapsed()
+}
+
 pub fn wake_remote(c: &mut Criterion) {
     let mut group = c.benchmark_group("wake_remote");
     // Round 1 is untimed: it absorbs the helper thread's start-up. The
@@ -152,25 +178,9 @@ pub fn wake_remote(c: &mut Criterion) {
     group.bench_function("stackless", |b| {
         let rt = task_runtime();
         b.iter_custom(|iters| {
-            let cpu = Pinned::current_cpu();
-            let _pinned = Pinned::to(cpu);
-            let bell = Arc::new(Doorbell::default());
-            std::thread::scope(|s| {
-                let helper = Arc::clone(&bell);
-                s.spawn(move || {
-                    let _pinned = Pinned::to(cpu);
-                    helper.ring(iters + 1, Doorbell::wake_stored);
-                });
+            with_ringer(iters, |bell| {
                 rt.block_on(async {
-                    let waiter = task::spawn(async move {
-                        bell.wait(1).await;
-                        let start = Instant::now();
-                        for round in 2..=iters + 1 {
-                            bell.wait(round).await;
-                        }
-                        start.elapsed()
-                    });
-                    match waiter.await {
+                    match task::spawn(wait_rounds(bell, iters)).await {
                         Ok(elapsed) => elapsed,
                         Err(e) => panic!("wake_remote/stackless: {e}"),
                     }
@@ -203,25 +213,9 @@ pub fn wake_remote(c: &mut Criterion) {
     group.bench_function("tokio", |b| {
         let rt = tokio_build(tokio::runtime::Builder::new_current_thread().enable_all());
         b.iter_custom(|iters| {
-            let cpu = Pinned::current_cpu();
-            let _pinned = Pinned::to(cpu);
-            let bell = Arc::new(Doorbell::default());
-            std::thread::scope(|s| {
-                let helper = Arc::clone(&bell);
-                s.spawn(move || {
-                    let _pinned = Pinned::to(cpu);
-                    helper.ring(iters + 1, Doorbell::wake_stored);
-                });
+            with_ringer(iters, |bell| {
                 rt.block_on(async {
-                    let waiter = tokio::spawn(async move {
-                        bell.wait(1).await;
-                        let start = Instant::now();
-                        for round in 2..=iters + 1 {
-                            bell.wait(round).await;
-                        }
-                        start.elapsed()
-                    });
-                    match waiter.await {
+                    match tokio::spawn(wait_rounds(bell, iters)).await {
                         Ok(elapsed) => elapsed,
                         Err(e) => panic!("wake_remote/tokio: {e}"),
                     }
