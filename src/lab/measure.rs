@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cell::{Cell, ServiceKind};
 use super::load::{LoadResult, LoadSpec, Window, Workload, run_load_in};
-use super::procfs::{self, CpuTimes};
+use super::procfs::{self, ContextSwitches, CpuTimes};
 use super::server::{Placement, ServerProc};
 
 /// One measurement: a cell under a load. The field names are those of the
@@ -120,7 +120,7 @@ impl Run {
             rss_kib: server.map(|s| s.rss_kib),
             rss_kib_start: server.map(|s| s.rss_kib_start),
             pinned,
-            extra: BTreeMap::new(),
+            extra: server.map_or_else(BTreeMap::new, |s| s.switch_rates(load.requests)),
         }
     }
 
@@ -205,6 +205,30 @@ pub struct ServerUsage {
     pub rss_kib: u64,
     /// Resident memory when the load started, KiB.
     pub rss_kib_start: u64,
+    /// Context switches of the server's threads during the window.
+    pub switches: ContextSwitches,
+}
+
+/// The [`Run::extra`] figure: server sleeps (voluntary context switches:
+/// its loop found nothing to do and waited) per successful request. How
+/// many requests a wake-up serves, inverted: what batching a server gets.
+pub const SLEEPS_PER_REQ: &str = "server_sleeps_per_req";
+/// The [`Run::extra`] figure: server preemptions (involuntary context
+/// switches) per successful request: how often something else, such as
+/// the load generator, took the server's CPU.
+pub const PREEMPTED_PER_REQ: &str = "server_preempted_per_req";
+
+impl ServerUsage {
+    /// [`SLEEPS_PER_REQ`] and [`PREEMPTED_PER_REQ`] over `requests`
+    /// (none without requests).
+    fn switch_rates(&self, requests: u64) -> BTreeMap<String, f64> {
+        let per_req = |n: u64| n as f64 / requests as f64;
+        let rates = [
+            (SLEEPS_PER_REQ, per_req(self.switches.voluntary)),
+            (PREEMPTED_PER_REQ, per_req(self.switches.involuntary)),
+        ];
+        rates.into_iter().filter(|_| requests > 0).map(|(k, v)| (k.to_string(), v)).collect()
+    }
 }
 
 /// Checks that `load` speaks `cell`'s protocol.
@@ -292,16 +316,20 @@ pub fn measure_at(
     Ok(Run::new(cell, &result?, usage.as_ref(), false))
 }
 
-/// Reads `pid`'s CPU time at `window.measure_from` and at `window.stop`,
-/// and its RSS at the start and at the stop.
+/// Reads `pid`'s CPU time and context switches at `window.measure_from`
+/// and at `window.stop`, and its RSS at the start and at the stop. The CPU
+/// time is read first, on the edge; the switches right after (a server
+/// with many threads takes a while to walk).
 fn sample(pid: u32, window: Window) -> io::Result<ServerUsage> {
     let rss_kib_start = procfs::rss_kib(pid)?;
     sleep_until(window.measure_from);
     let before = procfs::cpu_times(pid)?;
+    let switches_before = procfs::context_switches(pid)?;
     sleep_until(window.stop);
     let after = procfs::cpu_times(pid)?;
+    let switches = procfs::context_switches(pid)? - switches_before;
     let rss_kib = procfs::rss_kib(pid)?;
-    Ok(ServerUsage { cpu: after - before, rss_kib, rss_kib_start })
+    Ok(ServerUsage { cpu: after - before, rss_kib, rss_kib_start, switches })
 }
 
 fn sleep_until(when: Instant) {

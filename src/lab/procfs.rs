@@ -6,6 +6,10 @@
 //!   resolution, so CPU per request is only meaningful over runs of a few
 //!   seconds of busy CPU, which is what the lab's runs are.
 //! * `/proc/<pid>/status` `VmRSS` is the resident set in KiB.
+//! * `/proc/<pid>/task/<tid>/status` `voluntary_ctxt_switches` and
+//!   `nonvoluntary_ctxt_switches` count, per thread, how often it went to
+//!   sleep (an `epoll_wait` with nothing ready, a lock) and how often the
+//!   scheduler took its CPU away: exact counts, summed over the threads.
 
 use std::io;
 use std::ops::Sub;
@@ -36,6 +40,29 @@ impl Sub for CpuTimes {
         CpuTimes {
             user: self.user.saturating_sub(earlier.user),
             system: self.system.saturating_sub(earlier.system),
+        }
+    }
+}
+
+/// How often a process's threads left their CPU, all threads together
+/// (those alive when read).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ContextSwitches {
+    /// The thread gave up its CPU: it went to sleep, waiting for something.
+    pub voluntary: u64,
+    /// The scheduler preempted it for another thread.
+    pub involuntary: u64,
+}
+
+impl Sub for ContextSwitches {
+    type Output = ContextSwitches;
+
+    /// The switches between two readings (saturating at zero: a thread
+    /// that exited in between takes its counts with it).
+    fn sub(self, earlier: ContextSwitches) -> ContextSwitches {
+        ContextSwitches {
+            voluntary: self.voluntary.saturating_sub(earlier.voluntary),
+            involuntary: self.involuntary.saturating_sub(earlier.involuntary),
         }
     }
 }
@@ -104,6 +131,38 @@ pub fn rss_kib(pid: u32) -> io::Result<u64> {
     parse_vm_rss(&status).ok_or_else(|| malformed(pid, "status (VmRSS)"))
 }
 
+/// The context switches of process `pid` so far, summed over its threads.
+///
+/// # Errors
+///
+/// When `/proc/<pid>/task` cannot be listed (no such process). A thread
+/// that exits while its siblings are read is skipped.
+pub fn context_switches(pid: u32) -> io::Result<ContextSwitches> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).map_err(|e| {
+        io::Error::new(e.kind(), format!("cannot list /proc/{pid}/task (has it exited?): {e}"))
+    })?;
+    let mut total = ContextSwitches::default();
+    for task in tasks.flatten() {
+        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else { continue };
+        let one = parse_switches(&status).ok_or_else(|| malformed(pid, "task/*/status"))?;
+        total.voluntary += one.voluntary;
+        total.involuntary += one.involuntary;
+    }
+    Ok(total)
+}
+
+/// The two `*_ctxt_switches` lines of a `status` file.
+fn parse_switches(status: &str) -> Option<ContextSwitches> {
+    let field = |name: &str| {
+        let line = status.lines().find_map(|l| l.strip_prefix(name))?;
+        line.strip_prefix(':')?.trim().parse().ok()
+    };
+    Some(ContextSwitches {
+        voluntary: field("voluntary_ctxt_switches")?,
+        involuntary: field("nonvoluntary_ctxt_switches")?,
+    })
+}
+
 fn parse_vm_rss(status: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let mut words = line["VmRSS:".len()..].split_ascii_whitespace();
@@ -128,6 +187,26 @@ mod tests {
         let status = "Name:\tlab\nVmPeak:\t  9000 kB\nVmRSS:\t    5120 kB\nThreads:\t3\n";
         assert_eq!(parse_vm_rss(status), Some(5120));
         assert_eq!(parse_vm_rss("Name:\tkthreadd\n"), None);
+    }
+
+    #[test]
+    fn switch_lines() {
+        let status = "Name:\tlab\nvoluntary_ctxt_switches:\t12\nnonvoluntary_ctxt_switches:\t3\n";
+        assert_eq!(parse_switches(status), Some(ContextSwitches { voluntary: 12, involuntary: 3 }));
+        assert_eq!(parse_switches("voluntary_ctxt_switches:\t12\n"), None);
+        let later = ContextSwitches { voluntary: 15, involuntary: 1 };
+        let since = later - ContextSwitches { voluntary: 12, involuntary: 3 };
+        assert_eq!(since, ContextSwitches { voluntary: 3, involuntary: 0 });
+    }
+
+    #[test]
+    fn this_process_sleeps() {
+        // A sleep leaves the CPU voluntarily, and this thread is alive
+        // when read (sibling test threads may exit: no before/after).
+        std::thread::sleep(Duration::from_millis(1));
+        assert!(context_switches(std::process::id()).unwrap().voluntary > 0);
+        let e = context_switches(u32::MAX).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
     }
 
     #[test]

@@ -25,7 +25,7 @@ use super::{Ctx, Holds, Verdict, errors_note, num};
 use crate::lab::affinity;
 use crate::lab::cell::{Cell, CellRuntime};
 use crate::lab::load::LoadSpec;
-use crate::lab::measure::Run;
+use crate::lab::measure::{Run, SLEEPS_PER_REQ};
 use crate::lab::server::Placement;
 
 /// S1: the runtimes, as `<runtime>-<style>` (tokio scales by workers).
@@ -97,17 +97,39 @@ pub(super) fn s1_measure(ctx: &Ctx<'_>, _: &[Run]) -> io::Result<Vec<Run>> {
     Ok(runs)
 }
 
-/// The mean req/s and server CPU µs per request (if every run has it) of
-/// the S1 runs of `runtime` (its name) and `service` on `cores`.
-fn mean_at(runs: &[Run], runtime: &str, service: &str, cores: f64) -> Option<(f64, Option<f64>)> {
+/// The means of a pair's rounds (see [`mean_at`]).
+struct Means {
+    /// Requests per second.
+    rate: f64,
+    /// Server CPU per request, µs (if every run has it).
+    cpu_us: Option<f64>,
+    /// Server sleeps per request ([`SLEEPS_PER_REQ`], if every run has it).
+    sleeps: Option<f64>,
+}
+
+impl Means {
+    /// The CPUs' worth of time the server used: CPU per request × req/s.
+    fn cpus(&self) -> Option<f64> {
+        self.cpu_us.map(|us| us * 1e-6 * self.rate)
+    }
+}
+
+/// The means of the S1 runs of `runtime` (its name) and `service` on
+/// `cores`.
+fn mean_at(runs: &[Run], runtime: &str, service: &str, cores: f64) -> Option<Means> {
     let at: Vec<&Run> = runs
         .iter()
         .filter(|r| r.runtime == runtime && r.service == service && r.get("cores") == Some(cores))
         .collect();
     let n = at.len() as f64;
-    let rate = at.iter().map(|r| r.req_per_s).sum::<f64>() / n;
-    let cpu = at.iter().map(|r| cpu_us(r)).sum::<Option<f64>>().map(|sum| sum / n);
-    (!at.is_empty()).then_some((rate, cpu))
+    let mean = |f: &dyn Fn(&Run) -> Option<f64>| {
+        at.iter().map(|r| f(r)).sum::<Option<f64>>().map(|sum| sum / n)
+    };
+    (!at.is_empty()).then(|| Means {
+        rate: at.iter().map(|r| r.req_per_s).sum::<f64>() / n,
+        cpu_us: mean(&cpu_us),
+        sleeps: mean(&|r| r.get(SLEEPS_PER_REQ)),
+    })
 }
 
 /// S1's evaluation, on the means of each pair's rounds: for green and
@@ -129,12 +151,23 @@ pub fn s1_evaluate(runs: &[Run]) -> Verdict {
             else {
                 return Verdict::missing(&format!("{name} {service} at 1 and {all} cores"));
             };
-            let speedup = many.0 / one.0.max(f64::MIN_POSITIVE);
-            let cpu = one.1.zip(many.1);
-            let cpu_text = cpu.map_or_else(
-                || "no CPU figures".to_string(),
-                |(a, b)| format!("CPU/req {}→{} µs", num(a), num(b)),
-            );
+            let speedup = many.rate / one.rate.max(f64::MIN_POSITIVE);
+            let cpu = one.cpu_us.zip(many.cpu_us);
+            let mut figures = vec![format!(
+                "{service} {}→{} req/s (×{speedup:.2})",
+                num(one.rate),
+                num(many.rate)
+            )];
+            match cpu {
+                Some((a, b)) => figures.push(format!("CPU/req {}→{} µs", num(a), num(b))),
+                None => figures.push("no CPU figures".to_string()),
+            }
+            if let (Some(a), Some(b)) = (one.sleeps, many.sleeps) {
+                figures.push(format!("sleeps/req {a:.3}→{b:.3}"));
+            }
+            if let (Some(a), Some(b)) = (one.cpus(), many.cpus()) {
+                figures.push(format!("server on {a:.2}→{b:.2} CPUs"));
+            }
             if name != "tokio" && service == "echo" {
                 let Some((a, b)) = cpu else {
                     return Verdict::new(
@@ -145,12 +178,7 @@ pub fn s1_evaluate(runs: &[Run]) -> Verdict {
                 judged += 1;
                 flat += usize::from(b <= a * S1_CPU_FLAT);
             }
-            pairs.push(format!(
-                "{service} {}→{} req/s (×{:.2}), {cpu_text}",
-                num(one.0),
-                num(many.0),
-                speedup
-            ));
+            pairs.push(figures.join(", "));
         }
         parts.push(format!("{name}: {}", pairs.join("; ")));
     }

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::*;
+use crate::lab::measure::SLEEPS_PER_REQ;
 use crate::lab::report::{ClaimReport, Machine, Report};
 
 /// A synthetic load run of `spec` at `conns`.
@@ -310,6 +311,8 @@ fn s1(many_ns: f64) -> Vec<Run> {
                 let mut r = run("S1", &format!("{spec}-{service}{suffix}"), 50, rate, 1.0);
                 r.service = service.into();
                 r.extra.insert("cores".into(), cores);
+                let sleeps = if cores == 1.0 { 0.05 } else { 0.25 };
+                r.extra.insert(SLEEPS_PER_REQ.into(), sleeps);
                 let ns = if cores == 1.0 { 10_000.0 } else { many_ns };
                 r.server_user_ns_per_req = Some(ns / 2.0);
                 r.server_sys_ns_per_req = Some(ns / 2.0);
@@ -326,7 +329,10 @@ fn s1_holds_when_cpu_per_message_stays_flat() {
     assert_eq!(flat.holds, Holds::Yes, "{}", flat.summary);
     assert!(flat.summary.contains("green: echo"), "{}", flat.summary);
     assert!(
-        flat.summary.contains("1000→1500 req/s (×1.50), CPU/req 10.0→10.5 µs"),
+        flat.summary.contains(
+            "1000→1500 req/s (×1.50), CPU/req 10.0→10.5 µs, sleeps/req 0.050→0.250, \
+             server on 0.01→0.02 CPUs"
+        ),
         "{}",
         flat.summary
     );
