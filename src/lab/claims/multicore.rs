@@ -13,6 +13,21 @@
 //! shards share nothing, it stays flat from 1 to N cores, and that is what
 //! the claim checks. Speed-ups are reported as measured.
 //!
+//! How the client competing for the CPUs still shows up, and how the
+//! summary lets the reader see it. Per message, the kernel's part
+//! dominates (loopback TCP, wake-ups), and it depends on placement more
+//! than on shards. A server that sleeps and is woken for fewer messages
+//! pays more per message, and so does a server on another CPU than its
+//! client, whose sends wake a peer across CPUs. With the client on the
+//! same CPUs, N shards find fewer ready connections per wake-up than one
+//! loop, and cannot all share a CPU with the client the way the scheduler
+//! likes to place a single server. So each pair also quotes the server's
+//! sleeps per request ([`SLEEPS_PER_REQ`]) and the CPUs' worth of time it
+//! used: a rise in CPU per message that comes with more sleeps and a
+//! server spread over more CPUs is placement and batching, not sharing.
+//! The README has the instruction and system-call counts that separate
+//! the two.
+//!
 //! Each pair is measured [`S1_ROUNDS`] times in A-B-B-A order (1, N, N, 1
 //! cores) and averaged, so a drift in the machine's background load
 //! (other jobs on a shared VM) weighs on both rows alike.
