@@ -24,6 +24,7 @@ mod block_on;
 pub mod blocking;
 mod completion;
 pub mod green;
+mod id;
 mod panic;
 pub mod reactor;
 pub mod shard;

@@ -26,6 +26,11 @@
 //!   it runs (the slot is current), so it is valid whenever it is used.
 //! * Coroutines may borrow data that is not `'static` only for the main
 //!   closure of `run`, which `run` outlives (see `spawn_unchecked`).
+//! * A slot outlives its coroutine's closure: the closure is consumed when
+//!   the coroutine returns, or dropped with the coroutine in `teardown`, and
+//!   the slot is removed only after either. The slot's waker owns a count
+//!   of the thread's `Shared`, so the closure's `CompleteOnDrop` may point
+//!   at it without one.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -260,7 +265,7 @@ impl Scheduler {
         let mut threads = self.threads.borrow_mut();
         let key = threads.vacant_key();
         let shared = Shared::<T>::new(Control::new(name, key, self.remote.clone()));
-        let done = CompleteOnDrop(Some(shared.clone()));
+        let done = CompleteOnDrop(ptr::from_ref(&*shared));
         let body = move |yielder: &Yielder<(), ()>, ()| {
             Scheduler::with(|s| s.map(|s| s.started(key, yielder)));
             let result = panic::catch_unwind(AssertUnwindSafe(f));
@@ -365,9 +370,6 @@ impl Scheduler {
             control_of(&self.threads.borrow().get(self.current.get())?.waker).begin_wait(tokens);
         if must_suspend {
             self.suspend();
-            if let Some(slot) = self.threads.borrow().get(self.current.get()) {
-                control_of(&slot.waker).end_wait(tokens);
-            }
         }
         Some(must_suspend)
     }
@@ -430,23 +432,25 @@ impl Scheduler {
 /// Completes a green thread's `JoinHandle` exactly once: with its result,
 /// or, if the closure is dropped without running (the runtime shut down
 /// before the thread started), with an error.
-struct CompleteOnDrop<T: Send + 'static>(Option<Arc<Shared<T>>>);
+///
+/// It borrows the thread's `Shared` without a reference count (module
+/// invariant 4): it lives in the thread's closure, and the thread's slot,
+/// whose waker owns a count, outlives the closure.
+struct CompleteOnDrop<T: Send + 'static>(*const Shared<T>);
 
 impl<T: Send + 'static> CompleteOnDrop<T> {
-    fn complete(mut self, result: super::Result<T>) {
-        if let Some(shared) = self.0.take() {
-            shared.complete(result);
-        }
+    fn complete(self, result: super::Result<T>) {
+        // SAFETY: the slot's waker keeps `Shared` alive (module invariant 4).
+        unsafe { (*self.0).complete(result) };
+        std::mem::forget(self);
     }
 }
 
 impl<T: Send + 'static> Drop for CompleteOnDrop<T> {
     fn drop(&mut self) {
-        if let Some(shared) = self.0.take() {
-            shared.complete(Err(Box::new(
-                "green runtime shut down before this green thread started",
-            )));
-        }
+        let error = Box::new("green runtime shut down before this green thread started");
+        // SAFETY: as in `complete` (module invariant 4).
+        unsafe { (*self.0).complete(Err(error)) };
     }
 }
 

@@ -13,10 +13,13 @@
 //! ```text
 //!  state bits:  UNPARK, WAKE (tokens)   WAIT_UNPARK, WAIT_WAKE (suspended for one)
 //!
-//!  signal(token):  set token; if the thread waits for it: clear the wait
-//!                  bit and schedule the thread (exactly once)
+//!  signal(token):  the thread waits for it? clear the wait bits and
+//!                  schedule the thread (exactly once): the token is
+//!                  handed over with the wake, not stored
+//!                  else set the token
 //!  wait(token):    token set? consume it, no switch
-//!                  else set the wait bit, suspend; on resume consume it
+//!                  else set the wait bit and suspend; nothing to consume
+//!                  on resume, so a wait costs one atomic operation
 //! ```
 //!
 //! A thread is thus queued at most once per suspension, and a wake after
@@ -24,7 +27,7 @@
 
 use std::fmt;
 use std::num::NonZeroU64;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -38,10 +41,11 @@ use crate::reactor::Remote;
 pub struct ThreadId(NonZeroU64);
 
 impl ThreadId {
+    /// A new id, from this OS thread's block of reserved ids (no atomic
+    /// operation per spawn).
     pub(super) fn next() -> ThreadId {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        let id = NEXT.fetch_add(1, Ordering::Relaxed);
-        ThreadId(NonZeroU64::new(id).expect("green thread ids exhausted"))
+        crate::id::id_source!(static IDS);
+        ThreadId(NonZeroU64::new(IDS.next()).expect("id sources start at 1"))
     }
 
     /// The id as a number (for logs and metrics).
@@ -109,7 +113,7 @@ impl Control {
         let mut state = self.state.load(Ordering::Acquire);
         loop {
             let wakes = state & waiting != 0;
-            let next = if wakes { (state | token) & !WAITING } else { state | token };
+            let next = if wakes { state & !WAITING } else { state | token };
             if next == state {
                 return; // token already set, nobody to wake
             }
@@ -139,8 +143,8 @@ impl Control {
 
     /// Consumes the `tokens` (a mask of UNPARK and WAKE) that are set and
     /// returns `false`; if none is, marks the thread suspended for them and
-    /// returns `true`: the caller must suspend, then call
-    /// [`Control::end_wait`].
+    /// returns `true`: the caller must suspend. The signal that resumes it
+    /// hands its token over with the wake, so there is none to consume then.
     #[inline]
     pub(super) fn begin_wait(&self, tokens: u8) -> bool {
         let mut state = self.state.load(Ordering::Acquire);
@@ -156,12 +160,6 @@ impl Control {
                 Err(actual) => state = actual,
             }
         }
-    }
-
-    /// After the resume that ended a wait: consume the `tokens`.
-    #[inline]
-    pub(super) fn end_wait(&self, tokens: u8) {
-        self.state.fetch_and(!tokens, Ordering::AcqRel);
     }
 }
 
