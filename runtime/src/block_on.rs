@@ -100,11 +100,13 @@ impl Wake for ThreadNotify {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        // On the waiting thread itself the flag is enough: it checks the
-        // flag before it blocks, so there is no epoll_wait to interrupt.
-        if !self.notified.swap(true, Ordering::Release)
-            && Reactor::current_id() != Some(self.remote.id())
-        {
+        if Reactor::current_id() == Some(self.remote.id()) {
+            // On the waiting thread itself the flag is enough: it checks the
+            // flag before it blocks, so there is no epoll_wait to interrupt.
+            // A plain store does: other wakers only set the flag too, and
+            // `take`, the only clear, runs on this thread.
+            self.notified.store(true, Ordering::Release);
+        } else if !self.notified.swap(true, Ordering::Release) {
             self.remote.notify();
         }
     }

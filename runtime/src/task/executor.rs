@@ -134,8 +134,8 @@ impl Executor {
         F: Future + 'static,
         F::Output: 'static,
     {
-        static NEXT_TASK: AtomicU64 = AtomicU64::new(1);
-        let id = NEXT_TASK.fetch_add(1, Ordering::Relaxed);
+        crate::id::id_source!(static TASK_IDS);
+        let id = TASK_IDS.next();
         let (handle, queued, registered) = RawTask::spawned(future, self.shared.clone(), id);
         let key = self.registry.borrow_mut().insert(registered);
         queued.set_key(key);
@@ -180,11 +180,7 @@ impl Executor {
             if ticks.is_multiple_of(POLL_EVERY) {
                 self.turn(Some(Duration::ZERO));
             }
-            let key = task.key();
-            if task.run() {
-                let registered = self.registry.borrow_mut().remove(key);
-                drop(registered);
-            }
+            task.run(|task| self.registry.borrow_mut().remove(task.key()));
         }
     }
 

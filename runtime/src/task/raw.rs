@@ -224,10 +224,12 @@ impl RawTask {
 
     /// Runs one scheduled turn of the task on the executor thread; the
     /// queue reference (`self`) is consumed. Returns `true` if the task
-    /// completed (or was cancelled) in this turn.
+    /// completed (or was cancelled) in this turn; then `unregister` was
+    /// called and gave the registry's reference, released with the
+    /// completion (see [`RawTask::finish`]).
     ///
     /// Must only be called by the executor that owns the task, on its thread.
-    pub(crate) fn run(self) -> bool {
+    pub(crate) fn run(self, unregister: impl FnOnce(&RawTask) -> Option<RawTask>) -> bool {
         let header = self.header();
         // SCHEDULED -> RUNNING, unless the task was aborted.
         let mut state = header.state.load(Ordering::Acquire);
@@ -241,7 +243,8 @@ impl RawTask {
                 return false;
             }
             if state & CLOSED != 0 {
-                self.finish(true);
+                let registered = unregister(&self);
+                self.finish(true, registered);
                 return true;
             }
             let next = (state & !SCHEDULED) | RUNNING;
@@ -257,24 +260,29 @@ impl RawTask {
         }
         // SAFETY: RUNNING is set and we are the executor thread (invariant 2).
         if unsafe { (header.vtable.poll)(self.ptr) } {
-            self.finish(false);
+            let registered = unregister(&self);
+            self.finish(false, registered);
             return true;
         }
-        // RUNNING -> idle, or -> SCHEDULED again if woken meanwhile.
+        // RUNNING -> SCHEDULED again if woken meanwhile (the queue reference
+        // goes back to the queue), else -> idle, releasing the queue
+        // reference in the same operation.
         let mut state = header.state.load(Ordering::Acquire);
         loop {
             if state & CLOSED != 0 {
-                self.finish(true);
+                let registered = unregister(&self);
+                self.finish(true, registered);
                 return true;
             }
-            let next = state & !RUNNING;
+            let rescheduled = state & SCHEDULED != 0;
+            let next = if rescheduled { state & !RUNNING } else { (state & !RUNNING) - REF_ONE };
             match header.state.compare_exchange_weak(
                 state,
                 next,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) if next & SCHEDULED != 0 => {
+                Ok(_) if rescheduled => {
                     let scheduler: *const dyn Schedule = &*header.scheduler;
                     // SAFETY: the scheduler lives in the header, which the
                     // task `self` keeps alive while `schedule` runs: moved
@@ -282,25 +290,55 @@ impl RawTask {
                     unsafe { (*scheduler).schedule(self) };
                     return false;
                 }
-                Ok(_) => return false,
+                Ok(_) => {
+                    // The exchange released our reference.
+                    let dealloc = header.vtable.dealloc;
+                    let ptr = self.into_raw();
+                    if next & REF_MASK == 0 {
+                        // SAFETY: that was the last reference (invariant
+                        // 1); we are the executor thread, where the future
+                        // may be dropped (invariant 3).
+                        unsafe { dealloc(ptr) };
+                    }
+                    return false;
+                }
                 Err(actual) => state = actual,
             }
         }
     }
 
+    /// Gives up ownership of the reference without releasing it (the
+    /// caller released it, or hands it on as a raw pointer).
+    fn into_raw(self) -> NonNull<Header> {
+        let ptr = self.ptr;
+        mem::forget(self);
+        ptr
+    }
+
     /// Completes the task on the executor thread: cancels the future if
     /// `cancel`, publishes COMPLETE, hands the output to the handle or drops
-    /// it, and wakes the joiner. Consumes the queue reference.
-    pub(crate) fn finish(self, cancel: bool) {
+    /// it, and wakes the joiner. Consumes `self` and `registered` (the
+    /// registry's reference, if still held), releasing them in as few
+    /// atomic operations as it can: both in the exchange that publishes
+    /// COMPLETE when nothing is left to do (a handle will take the output,
+    /// nobody to wake); otherwise `registered` there and `self` at the end,
+    /// as the stage drop or the wake needs the cell alive.
+    pub(crate) fn finish(self, cancel: bool, registered: Option<RawTask>) {
         let header = self.header();
         if cancel {
             // SAFETY: executor thread, task not polled concurrently (invariant 2).
             unsafe { (header.vtable.cancel)(self.ptr) };
         }
+        let extra = registered.map_or(0, |r| {
+            r.into_raw();
+            REF_ONE
+        });
         let previous = header
             .state
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
-                Some((s & !(SCHEDULED | RUNNING)) | COMPLETE)
+                let done = ((s & !(SCHEDULED | RUNNING)) | COMPLETE) - extra;
+                let keep = s & HANDLE == 0 || s & JOIN_WAKER != 0;
+                Some(if keep { done } else { done - REF_ONE })
             })
             .unwrap_or_else(|s| s);
         if previous & HANDLE == 0 {
@@ -313,14 +351,20 @@ impl RawTask {
             if let Some(waker) = unsafe { (*header.join_waker.get()).as_ref() } {
                 no_unwind(|| waker.wake_by_ref());
             }
+        } else {
+            // The exchange released `self` too; the handle's reference
+            // (HANDLE is set) keeps the cell alive.
+            debug_assert!(previous & REF_MASK > extra + REF_ONE);
+            self.into_raw();
         }
     }
 
-    /// Marks the task closed at executor shutdown and completes it.
+    /// Marks the task closed at executor shutdown and completes it
+    /// (`self` is the registry's reference, already unregistered).
     pub(crate) fn shutdown(self) {
         let state = self.header().state.fetch_or(CLOSED, Ordering::AcqRel);
         if state & COMPLETE == 0 {
-            self.finish(true);
+            self.finish(true, None);
         }
     }
 }
@@ -428,13 +472,40 @@ impl RawTask {
         }
     }
 
-    /// Handle drop: gives up the output (dropping it here if already there).
+    /// Handle drop: gives up the output (dropping it here if already there)
+    /// and the handle's reference, with one atomic operation: clearing
+    /// HANDLE and releasing the reference go together.
     pub(crate) fn drop_handle(self) {
         let header = self.header();
-        let previous = header.state.fetch_and(!HANDLE, Ordering::AcqRel);
-        if previous & COMPLETE != 0 {
-            // SAFETY: COMPLETE seen while HANDLE was ours: we own the output.
-            unsafe { (header.vtable.drop_stage)(self.ptr) };
+        let mut state = header.state.load(Ordering::Acquire);
+        let previous = loop {
+            if state & COMPLETE != 0 {
+                // SAFETY: COMPLETE seen (Acquire) while HANDLE is ours: we
+                // own the output (invariant 2); `Consumed` if already taken.
+                unsafe { (header.vtable.drop_stage)(self.ptr) };
+                // HANDLE is set, so subtracting it clears it.
+                break header.state.fetch_sub(HANDLE | REF_ONE, Ordering::AcqRel);
+            }
+            // Not complete: the executor drops the output itself when it
+            // completes the task and finds HANDLE clear.
+            match header.state.compare_exchange_weak(
+                state,
+                (state & !HANDLE) - REF_ONE,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(previous) => break previous,
+                Err(actual) => state = actual,
+            }
+        };
+        let dealloc = header.vtable.dealloc;
+        let ptr = self.into_raw();
+        if previous & REF_MASK == REF_ONE {
+            // SAFETY: that was the last reference (invariant 1). Unless the
+            // task completed (then the future is gone), the executor's
+            // registry still holds one, so this is never the last reference
+            // of a live future (invariant 3).
+            unsafe { dealloc(ptr) };
         }
     }
 }

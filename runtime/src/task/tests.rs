@@ -99,11 +99,14 @@ impl Harness {
     fn run_one(&mut self) -> Option<(u64, bool)> {
         let task = lock(&self.queue.queue).pop_front()?;
         let id = task.id();
-        let completed = task.run();
-        if completed {
+        let mut unregistered = false;
+        let completed = task.run(|_| {
+            unregistered = true;
             let registered = self.registry.remove(&id);
             assert!(registered.is_some(), "task {id} completed twice");
-        }
+            registered
+        });
+        assert_eq!(completed, unregistered, "task {id}: unregistered iff completed");
         Some((id, completed))
     }
 
