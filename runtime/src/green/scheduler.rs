@@ -31,17 +31,25 @@
 //!   the slot is removed only after either. The slot's waker owns a count
 //!   of the thread's `Shared`, so the closure's `CompleteOnDrop` may point
 //!   at it without one.
+//! * A coroutine is resumed through a raw pointer into its `CoroutineBox`,
+//!   with no borrow of the slab held (the thread may spawn, growing it).
+//!   The box is heap memory that does not move with the slab, and it is
+//!   freed or taken out of its slot only after its resume returned: by
+//!   `resume` on `Return`, or by `teardown`, which runs outside any resume.
+//!   Resumes never nest (`drive` runs on the OS thread's own stack), and
+//!   nothing else dereferences the pointer, so the access is exclusive.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::mem::ManuallyDrop;
+use std::mem::{ManuallyDrop, MaybeUninit};
 use std::ops::Range;
 use std::panic::{self, AssertUnwindSafe};
+use std::ptr::{self, NonNull};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{RawWaker, Waker};
 use std::time::Duration;
-use std::{fmt, io, ptr};
+use std::{fmt, io};
 
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 
@@ -67,8 +75,9 @@ thread_local! {
 
 /// A green thread as the scheduler holds it.
 struct Slot {
-    /// `None` while the thread runs (taken out to resume without a borrow).
-    coroutine: Option<GreenCoroutine>,
+    /// The coroutine, boxed so it stays in place while it runs (the slab
+    /// may grow meanwhile); `None` once `teardown` took it.
+    coroutine: Option<CoroutineBox>,
     /// Set by the thread when it starts (see the module's invariants).
     yielder: Cell<*const Yielder<(), ()>>,
     /// The thread's waker; also its `Thread` handle and `Control`.
@@ -88,6 +97,9 @@ pub(crate) struct Scheduler {
     run_queue: RefCell<VecDeque<usize>>,
     threads: RefCell<Slab<Slot>>,
     stacks: RefCell<StackPool>,
+    /// Allocations of finished threads' coroutine boxes, for reuse.
+    #[allow(clippy::vec_box, reason = "the boxes themselves are reused, unmoved")]
+    boxes: RefCell<Vec<Box<MaybeUninit<GreenCoroutine>>>>,
     current: Cell<usize>,
     /// The running thread's yielder (null before it started), cached from
     /// its slot so that suspending needs no slab lookup.
@@ -133,6 +145,7 @@ impl Scheduler {
             run_queue: RefCell::new(VecDeque::new()),
             threads: RefCell::new(Slab::new()),
             stacks: RefCell::new(StackPool::new(config.max_cached_stacks)),
+            boxes: RefCell::new(Vec::new()),
             current: Cell::new(NONE),
             yielder: Cell::new(ptr::null()),
             ticks: Cell::new(0),
@@ -192,10 +205,12 @@ impl Scheduler {
 
     /// Runs the thread at `key` until it suspends; `true` if it finished.
     fn resume(&self, key: usize) -> bool {
-        let mut coroutine = {
-            let mut threads = self.threads.borrow_mut();
-            let Some(slot) = threads.get_mut(key) else { return false };
-            let Some(coroutine) = slot.coroutine.take() else { return false };
+        let coroutine = {
+            let threads = self.threads.borrow();
+            let Some(slot) = threads.get(key) else { return false };
+            let Some(coroutine) = slot.coroutine.as_ref().map(CoroutineBox::as_ptr) else {
+                return false;
+            };
             let control = control_of(&slot.waker);
             let (name, id) = (control.name(), control.id().as_u64().get());
             // SAFETY: `name` lives in the thread's `Control`, which its slot
@@ -207,19 +222,19 @@ impl Scheduler {
         };
         let result = {
             let _running = Running::new(self, key);
-            coroutine.resume(())
+            // SAFETY: the box stays in the slot, unmoved and unaliased,
+            // until the resume returned (module invariant 5).
+            unsafe { (*coroutine).resume(()) }
         };
         match result {
-            CoroutineResult::Yield(()) => {
-                if let Some(slot) = self.threads.borrow_mut().get_mut(key) {
-                    slot.coroutine = Some(coroutine);
-                }
-                false
-            }
+            CoroutineResult::Yield(()) => false,
             CoroutineResult::Return(()) => {
                 let slot = self.threads.borrow_mut().remove(key);
-                drop(slot);
-                self.stacks.borrow_mut().give(coroutine.into_stack());
+                if let Some(coroutine) = slot.and_then(|mut slot| slot.coroutine.take()) {
+                    let (coroutine, allocation) = coroutine.into_inner();
+                    self.boxes.borrow_mut().push(allocation);
+                    self.stacks.borrow_mut().give(coroutine.into_stack());
+                }
                 true
             }
         }
@@ -281,8 +296,9 @@ impl Scheduler {
         // SAFETY: the caller guarantees that `f`'s borrows outlive the
         // coroutine; `Scheduler::teardown` drops every coroutine in time.
         let coroutine = unsafe { Coroutine::with_stack_unchecked(stack, body) };
+        let allocation = self.boxes.borrow_mut().pop();
         threads.insert(Slot {
-            coroutine: Some(coroutine),
+            coroutine: Some(CoroutineBox::new(coroutine, allocation)),
             yielder: Cell::new(ptr::null()),
             waker: shared.waker(),
             guard,
@@ -426,6 +442,44 @@ impl Scheduler {
     /// Number of stacks kept for reuse.
     pub(super) fn cached_stacks(&self) -> usize {
         self.stacks.borrow().cached()
+    }
+}
+
+/// An owned, heap-allocated coroutine reached through a raw pointer only
+/// (module invariant 5), whose allocation is reused by the next spawn.
+struct CoroutineBox(NonNull<GreenCoroutine>);
+
+impl CoroutineBox {
+    /// Boxes `coroutine`, in `allocation` if one is given.
+    fn new(
+        coroutine: GreenCoroutine,
+        allocation: Option<Box<MaybeUninit<GreenCoroutine>>>,
+    ) -> CoroutineBox {
+        let boxed = match allocation {
+            Some(allocation) => Box::write(allocation, coroutine),
+            None => Box::new(coroutine),
+        };
+        CoroutineBox(NonNull::from(Box::leak(boxed)))
+    }
+
+    fn as_ptr(&self) -> *mut GreenCoroutine {
+        self.0.as_ptr()
+    }
+
+    /// The coroutine, and its emptied allocation for reuse.
+    fn into_inner(self) -> (GreenCoroutine, Box<MaybeUninit<GreenCoroutine>>) {
+        let ptr = ManuallyDrop::new(self).0.as_ptr();
+        // SAFETY: `ptr` came from `Box::leak` and is owned by us alone; the
+        // value is moved out once and the allocation is returned as
+        // uninitialised, so it is neither dropped nor freed twice.
+        unsafe { (ptr.read(), Box::from_raw(ptr.cast::<MaybeUninit<GreenCoroutine>>())) }
+    }
+}
+
+impl Drop for CoroutineBox {
+    fn drop(&mut self) {
+        // SAFETY: from `Box::leak` in `new`, owned by us alone.
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
     }
 }
 
