@@ -379,6 +379,44 @@ fn unpark_from_foreign_os_thread() {
     });
 }
 
+/// A handle outliving its runtime: an unpark from another OS thread after
+/// the runtime ended goes nowhere, even though the next runtime on this OS
+/// thread has a parked thread in the same slot (and may reuse the first
+/// runtime's remote queue).
+#[test]
+fn unpark_after_the_runtime_ended_goes_nowhere() {
+    watchdog(|| {
+        let stale = green::run(|| {
+            let parked = green::spawn(|| {
+                loop {
+                    green::park();
+                }
+            });
+            green::yield_now(); // it parks; teardown unwinds it
+            parked.thread()
+        });
+        green::run(|| {
+            let woken = Rc::new(Cell::new(false));
+            let parked = {
+                let woken = woken.clone();
+                green::spawn(move || {
+                    green::park();
+                    woken.set(true);
+                })
+            };
+            green::yield_now(); // it parks, in the stale thread's slot
+            std::thread::spawn(move || stale.unpark()).join().unwrap();
+            // The sleep empties the run queue: the reactor turns and the
+            // remote queue is drained before the timer fires.
+            green::sleep(Duration::from_millis(2));
+            assert!(!woken.get(), "a stale unpark woke a thread of the next runtime");
+            parked.thread().unpark();
+            parked.join().unwrap();
+            assert!(woken.get());
+        });
+    });
+}
+
 /// 1,000 round trips: a green thread parks until an OS thread has seen its
 /// message and unparked it. Unparks race with parks in both orders.
 #[test]

@@ -46,7 +46,6 @@ use std::ops::Range;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::{self, NonNull};
 use std::rc::Rc;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{RawWaker, Waker};
 use std::time::Duration;
 use std::{fmt, io};
@@ -91,7 +90,7 @@ pub(crate) struct Scheduler {
     id: u64,
     reactor: Rc<Reactor>,
     /// Keys of threads woken from other OS threads.
-    remote: Arc<RemoteQueue>,
+    remote: &'static RemoteQueue,
     /// Reused buffer for draining `remote`.
     incoming: RefCell<Vec<usize>>,
     run_queue: RefCell<VecDeque<usize>>,
@@ -132,11 +131,7 @@ impl Scheduler {
         crate::panic::install_hook();
         let reactor = Reactor::try_current()?;
         let id = next_scheduler_id();
-        let remote = Arc::new(RemoteQueue {
-            id,
-            keys: Mutex::new(Vec::new()),
-            remote: reactor.remote().clone(),
-        });
+        let remote = RemoteQueue::acquire(id, reactor.remote().clone());
         let scheduler = Scheduler {
             id,
             reactor,
@@ -196,10 +191,7 @@ impl Scheduler {
     /// Moves threads woken on other OS threads to the run queue.
     fn drain_remote(&self) {
         let mut incoming = self.incoming.borrow_mut();
-        std::mem::swap(
-            &mut *incoming,
-            &mut *self.remote.keys.lock().unwrap_or_else(PoisonError::into_inner),
-        );
+        self.remote.drain_into(&mut incoming);
         self.run_queue.borrow_mut().extend(incoming.drain(..));
     }
 
@@ -279,7 +271,7 @@ impl Scheduler {
         let (guard, usable) = (stack.guard(), stack.size());
         let mut threads = self.threads.borrow_mut();
         let key = threads.vacant_key();
-        let shared = Shared::<T>::new(Control::new(name, key, self.remote.clone()));
+        let shared = Shared::<T>::new(Control::new(name, key, self.id, self.remote));
         let done = CompleteOnDrop(ptr::from_ref(&*shared));
         let body = move |yielder: &Yielder<(), ()>, ()| {
             Scheduler::with(|s| s.map(|s| s.started(key, yielder)));
@@ -526,12 +518,14 @@ impl Drop for Running<'_> {
     }
 }
 
-/// Guard of `Scheduler::run`: tears down and clears `CURRENT` on exit.
+/// Guard of `Scheduler::run`: tears down, gives the remote queue back and
+/// clears `CURRENT` on exit.
 struct Entered<'a>(&'a Scheduler);
 
 impl Drop for Entered<'_> {
     fn drop(&mut self) {
         self.0.teardown();
+        self.0.remote.release();
         CURRENT.with(|c| c.set(ptr::null()));
     }
 }

@@ -74,24 +74,94 @@ pub(crate) struct Control {
     name: Option<String>,
     /// Key of the thread's slot in its scheduler.
     key: usize,
-    /// The owning scheduler's cross-thread side.
-    scheduler: Arc<RemoteQueue>,
+    /// The owning scheduler's id; a wake on its thread goes to its local
+    /// queue directly.
+    scheduler: u64,
+    /// The owning scheduler's cross-thread side (no reference count: see
+    /// [`RemoteQueue`]).
+    queue: &'static RemoteQueue,
 }
 
 /// The part of a green scheduler other threads reach: keys of threads
 /// woken from elsewhere, drained by the scheduler after each reactor turn.
+///
+/// Queues are never freed but reused: a scheduler takes one from a pool at
+/// start and returns it, emptied and unowned, at exit. Thread handles and
+/// wakers may outlive their scheduler, so they hold the queue with the
+/// scheduler's id, and a push for an id that no longer owns the queue is
+/// dropped (checked under the lock the scheduler takes to release it). So
+/// a spawn clones no `Arc`, and the memory kept is one queue per green
+/// runtime that ran at the same time as others, at most.
 #[derive(Debug)]
 pub(crate) struct RemoteQueue {
-    /// The owning scheduler's id; a wake on its thread goes to its local
-    /// queue directly.
-    pub(super) id: u64,
-    pub(super) keys: Mutex<Vec<usize>>,
-    pub(super) remote: Arc<Remote>,
+    inner: Mutex<RemoteInner>,
+}
+
+#[derive(Debug, Default)]
+struct RemoteInner {
+    /// The owning scheduler's id; 0 while the queue is in the pool.
+    owner: u64,
+    keys: Vec<usize>,
+    /// The owner's reactor, woken after a push.
+    remote: Option<Arc<Remote>>,
+}
+
+/// Queues of finished schedulers, for reuse.
+static POOL: Mutex<Vec<&'static RemoteQueue>> = Mutex::new(Vec::new());
+
+impl RemoteQueue {
+    /// A queue owned by the scheduler `owner` (ids are never 0), woken
+    /// through `remote`.
+    pub(super) fn acquire(owner: u64, remote: Arc<Remote>) -> &'static RemoteQueue {
+        let pooled = POOL.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let queue = pooled.unwrap_or_else(|| {
+            Box::leak(Box::new(RemoteQueue { inner: Mutex::new(RemoteInner::default()) }))
+        });
+        *queue.lock() = RemoteInner { owner, keys: Vec::new(), remote: Some(remote) };
+        queue
+    }
+
+    /// Gives the queue back to the pool; later pushes for its owner are
+    /// dropped.
+    pub(super) fn release(&'static self) {
+        *self.lock() = RemoteInner::default();
+        POOL.lock().unwrap_or_else(PoisonError::into_inner).push(self);
+    }
+
+    /// Moves the queued keys to `keys` (which the owner passes in empty).
+    pub(super) fn drain_into(&self, keys: &mut Vec<usize>) {
+        std::mem::swap(keys, &mut self.lock().keys);
+    }
+
+    /// Queues `key` for `owner` and wakes its reactor, unless `owner` is
+    /// gone.
+    fn push(&self, owner: u64, key: usize) {
+        let remote = {
+            let mut inner = self.lock();
+            if inner.owner != owner {
+                return;
+            }
+            inner.keys.push(key);
+            inner.remote.clone()
+        };
+        if let Some(remote) = remote {
+            remote.notify();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, RemoteInner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl Control {
-    pub(super) fn new(name: Option<String>, key: usize, scheduler: Arc<RemoteQueue>) -> Control {
-        Control { state: AtomicU8::new(0), id: ThreadId::next(), name, key, scheduler }
+    pub(super) fn new(
+        name: Option<String>,
+        key: usize,
+        scheduler: u64,
+        queue: &'static RemoteQueue,
+    ) -> Control {
+        Control { state: AtomicU8::new(0), id: ThreadId::next(), name, key, scheduler, queue }
     }
 
     pub(super) fn id(&self) -> ThreadId {
@@ -129,15 +199,14 @@ impl Control {
     /// Queues the thread on its scheduler, from any thread.
     fn schedule(&self) {
         let queued = Scheduler::with(|s| match s {
-            Some(s) if s.id() == self.scheduler.id => {
+            Some(s) if s.id() == self.scheduler => {
                 s.schedule(self.key);
                 true
             }
             _ => false,
         });
         if !queued {
-            self.scheduler.keys.lock().unwrap_or_else(PoisonError::into_inner).push(self.key);
-            self.scheduler.remote.notify();
+            self.queue.push(self.scheduler, self.key);
         }
     }
 
