@@ -4,23 +4,30 @@
 //! A spawn makes one allocation: the `Shared<T>` block below, which is at
 //! once the thread's [`Control`] (park state, id, name), its `Waker` and
 //! the slot its result lands in. The closure itself lives on the green
-//! thread's (pooled) stack.
+//! thread's (pooled) stack, and its coroutine in a box the scheduler reuses
+//! from finished threads.
 //!
 //! # Unsafe invariants
 //!
-//! A green thread's waker is built here only, by [`Shared::waker`]: its
-//! data pointer is `Arc::into_raw` of the `Arc<Shared<T>>` and owns one
-//! strong count; the vtable functions are `Shared<T>`'s. `Shared<T>` is
-//! `repr(C)` with its `Control` first, so the data pointer of such a waker
-//! also points at a valid `Control` ([`Thread`] relies on this).
+//! 1. `Shared<T>` is a `Box` freed when its reference count `refs` drops to
+//!    zero. A count is owned by the [`JoinHandle`]'s [`SharedRef`] and by
+//!    each waker; the scheduler's slot holds one of the wakers. (A hand-made
+//!    count rather than an `Arc`: no weak count to release on the last drop,
+//!    and a spawn starts with both of its counts at once.)
+//! 2. A green thread's waker is built here only, by [`Shared::allocate`] and
+//!    [`Shared::waker`]: its data pointer is the `Shared<T>` and owns one
+//!    count; the vtable functions are `Shared<T>`'s. `Shared<T>` is
+//!    `repr(C)` with its `Control` first, so the data pointer of such a
+//!    waker also points at a valid `Control` ([`Thread`] relies on this).
 
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::mem::ManuallyDrop;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::ptr;
+use std::ptr::NonNull;
+use std::sync::atomic::{self, AtomicUsize, Ordering};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use super::scheduler::Scheduler;
@@ -34,21 +41,75 @@ pub type Result<T> = std::result::Result<T, Box<dyn Any + Send + 'static>>;
 #[repr(C)]
 pub(super) struct Shared<T> {
     control: Control,
+    /// References: the handle's and the wakers' (invariant 1).
+    refs: AtomicUsize,
     join: Completion<Result<T>>,
 }
 
-impl<T: Send + 'static> Shared<T> {
-    pub(super) fn new(control: Control) -> Arc<Shared<T>> {
-        Arc::new(Shared { control, join: Completion::new() })
-    }
+/// The [`JoinHandle`]'s counted reference to a `Shared<T>`.
+pub(super) struct SharedRef<T>(NonNull<Shared<T>>);
 
+// SAFETY: through a `SharedRef` other threads reach only the control
+// block's atomics and the completion slot, which is `Send + Sync` for
+// `T: Send`; the count is atomic.
+unsafe impl<T: Send> Send for SharedRef<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for SharedRef<T> {}
+
+impl<T> std::ops::Deref for SharedRef<T> {
+    type Target = Shared<T>;
+
+    fn deref(&self) -> &Shared<T> {
+        // SAFETY: our count keeps the allocation alive (invariant 1).
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl<T> Drop for SharedRef<T> {
+    fn drop(&mut self) {
+        // SAFETY: we own one count (invariant 1).
+        unsafe { Shared::release(self.0.as_ptr()) }
+    }
+}
+
+impl<T: Send + 'static> Shared<T> {
+    /// Allocates the block with two counts: the handle's reference and the
+    /// waker for the scheduler's slot.
+    pub(super) fn allocate(control: Control) -> (SharedRef<T>, Waker) {
+        let shared =
+            Box::new(Shared { control, refs: AtomicUsize::new(2), join: Completion::new() });
+        let ptr = NonNull::from(Box::leak(shared));
+        // SAFETY: the second count is the waker's (invariants 1 and 2).
+        let waker = unsafe { Waker::from_raw(RawWaker::new(ptr.as_ptr().cast(), Self::vtable())) };
+        (SharedRef(ptr), waker)
+    }
+}
+
+impl<T> Shared<T> {
+    /// Releases one count, freeing the block on the last.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns a count of the live `Shared<T>` at `this`.
+    unsafe fn release(this: *const Shared<T>) {
+        // SAFETY: our count keeps it alive until the decrement.
+        if unsafe { (*this).refs.fetch_sub(1, Ordering::Release) } != 1 {
+            return;
+        }
+        // Pairs with the other owners' releases: their uses of the block
+        // happen before the free, as in `Arc`.
+        atomic::fence(Ordering::Acquire);
+        // SAFETY: that was the last count, and the block is a leaked `Box`.
+        drop(unsafe { Box::from_raw(this.cast_mut()) });
+    }
+}
+
+impl<T: Send + 'static> Shared<T> {
     /// Stores the result and wakes the joiner.
     pub(super) fn complete(&self, result: Result<T>) {
         self.join.complete(result);
     }
-}
 
-impl<T: Send + 'static> Shared<T> {
     const VTABLE: RawWakerVTable = RawWakerVTable::new(
         Self::waker_clone,
         Self::waker_wake,
@@ -66,35 +127,37 @@ impl<T: Send + 'static> Shared<T> {
         &Self::VTABLE
     }
 
-    /// A new waker (one strong count) that wakes this thread's `block_on`.
-    pub(super) fn waker(self: &Arc<Self>) -> Waker {
-        let data = Arc::into_raw(self.clone()).cast::<()>();
-        // SAFETY: the vtable functions below treat `data` as the strong
-        // count taken by `into_raw` (module invariant), as RawWaker requires.
-        unsafe { Waker::from_raw(RawWaker::new(data, Self::vtable())) }
+    /// A new waker (one count) that wakes this thread's `block_on`.
+    pub(super) fn waker(&self) -> Waker {
+        // Relaxed, as in `Arc::clone`: the caller's count keeps it alive.
+        self.refs.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the vtable functions below treat `data` as owning the
+        // count just taken (invariant 2), as RawWaker requires.
+        unsafe { Waker::from_raw(RawWaker::new(ptr::from_ref(self).cast(), Self::vtable())) }
     }
 
     unsafe fn waker_clone(data: *const ()) -> RawWaker {
-        // SAFETY: `data` is a live `Arc<Shared<T>>` pointer (module invariant).
-        unsafe { Arc::increment_strong_count(data.cast::<Self>()) };
+        // SAFETY: `data` is a live `Shared<T>` (invariant 2).
+        unsafe { (*data.cast::<Self>()).refs.fetch_add(1, Ordering::Relaxed) };
         RawWaker::new(data, Self::vtable())
     }
 
     unsafe fn waker_wake(data: *const ()) {
-        // SAFETY: takes over the waker's strong count (module invariant).
-        let this = unsafe { Arc::from_raw(data.cast::<Self>()) };
-        this.control.signal(WAKE);
+        // SAFETY: uses, then releases, the waker's count (invariant 2).
+        unsafe {
+            (*data.cast::<Self>()).control.signal(WAKE);
+            Self::release(data.cast());
+        }
     }
 
     unsafe fn waker_wake_by_ref(data: *const ()) {
-        // SAFETY: borrows the waker's strong count without releasing it.
-        let this = ManuallyDrop::new(unsafe { Arc::from_raw(data.cast::<Self>()) });
-        this.control.signal(WAKE);
+        // SAFETY: borrows the waker's count without releasing it.
+        unsafe { (*data.cast::<Self>()).control.signal(WAKE) };
     }
 
     unsafe fn waker_drop(data: *const ()) {
-        // SAFETY: releases the waker's strong count (module invariant).
-        drop(unsafe { Arc::from_raw(data.cast::<Self>()) });
+        // SAFETY: releases the waker's count (invariant 2).
+        unsafe { Self::release(data.cast()) }
     }
 }
 
@@ -183,11 +246,11 @@ where
 /// Dropping it detaches the thread. It is also a `Future`, so a stackless
 /// task can `.await` a green thread.
 pub struct JoinHandle<T> {
-    shared: Arc<Shared<T>>,
+    shared: SharedRef<T>,
 }
 
 impl<T: Send + 'static> JoinHandle<T> {
-    pub(super) fn new(shared: Arc<Shared<T>>) -> JoinHandle<T> {
+    pub(super) fn new(shared: SharedRef<T>) -> JoinHandle<T> {
         JoinHandle { shared }
     }
 

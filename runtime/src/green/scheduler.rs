@@ -271,7 +271,7 @@ impl Scheduler {
         let (guard, usable) = (stack.guard(), stack.size());
         let mut threads = self.threads.borrow_mut();
         let key = threads.vacant_key();
-        let shared = Shared::<T>::new(Control::new(name, key, self.id, self.remote));
+        let (shared, waker) = Shared::<T>::allocate(Control::new(name, key, self.id, self.remote));
         let done = CompleteOnDrop(ptr::from_ref(&*shared));
         let body = move |yielder: &Yielder<(), ()>, ()| {
             Scheduler::with(|s| s.map(|s| s.started(key, yielder)));
@@ -292,7 +292,7 @@ impl Scheduler {
         threads.insert(Slot {
             coroutine: Some(CoroutineBox::new(coroutine, allocation)),
             yielder: Cell::new(ptr::null()),
-            waker: shared.waker(),
+            waker,
             guard,
             stack_size: usable,
         });
