@@ -38,6 +38,11 @@
 //!   `resume` on `Return`, or by `teardown`, which runs outside any resume.
 //!   Resumes never nest (`drive` runs on the OS thread's own stack), and
 //!   nothing else dereferences the pointer, so the access is exclusive.
+//! * `current_waker` holds the raw parts of the slot waker of the thread at
+//!   `current` and is `None` when `current` is `NONE`; both are set and
+//!   cleared together by `Running`. The slot, and so the count its waker
+//!   owns, outlives every span in which the thread is current, so the parts
+//!   are a valid waker then.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -46,7 +51,7 @@ use std::ops::Range;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::{self, NonNull};
 use std::rc::Rc;
-use std::task::{RawWaker, Waker};
+use std::task::{RawWaker, RawWakerVTable, Waker};
 use std::time::Duration;
 use std::{fmt, io};
 
@@ -67,6 +72,13 @@ const POLL_EVERY: u32 = 61;
 const NONE: usize = usize::MAX;
 
 type GreenCoroutine = Coroutine<(), (), (), GreenStack>;
+
+/// A waker's data pointer and vtable, without its reference count.
+type WakerParts = (*const (), &'static RawWakerVTable);
+
+fn parts_of(waker: &Waker) -> WakerParts {
+    (waker.data(), waker.vtable())
+}
 
 thread_local! {
     static CURRENT: Cell<*const Scheduler> = const { Cell::new(ptr::null()) };
@@ -100,6 +112,10 @@ pub(crate) struct Scheduler {
     #[allow(clippy::vec_box, reason = "the boxes themselves are reused, unmoved")]
     boxes: RefCell<Vec<Box<MaybeUninit<GreenCoroutine>>>>,
     current: Cell<usize>,
+    /// The running thread's waker as raw parts (data, vtable), cached from
+    /// its slot while `current` is set (module invariant 6), so that waits
+    /// and `block_on` need no slab lookup.
+    current_waker: Cell<Option<WakerParts>>,
     /// The running thread's yielder (null before it started), cached from
     /// its slot so that suspending needs no slab lookup.
     yielder: Cell<*const Yielder<(), ()>>,
@@ -142,6 +158,7 @@ impl Scheduler {
             stacks: RefCell::new(StackPool::new(config.max_cached_stacks)),
             boxes: RefCell::new(Vec::new()),
             current: Cell::new(NONE),
+            current_waker: Cell::new(None),
             yielder: Cell::new(ptr::null()),
             ticks: Cell::new(0),
             shutting_down: Cell::new(false),
@@ -210,10 +227,11 @@ impl Scheduler {
             // is removed only once `resume` returned), unwinding included.
             unsafe { overflow::enter(slot.guard.clone(), slot.stack_size, name, id) };
             self.yielder.set(slot.yielder.get());
-            coroutine
+            (coroutine, parts_of(&slot.waker))
         };
+        let (coroutine, waker) = coroutine;
         let result = {
-            let _running = Running::new(self, key);
+            let _running = Running::new(self, key, waker);
             // SAFETY: the box stays in the slot, unmoved and unaliased,
             // until the resume returned (module invariant 5).
             unsafe { (*coroutine).resume(()) }
@@ -315,13 +333,17 @@ impl Scheduler {
         self.run_queue.borrow_mut().clear();
         let capacity = self.threads.borrow().capacity();
         for key in 0..capacity {
-            let coroutine = self.threads.borrow_mut().get_mut(key).and_then(|s| s.coroutine.take());
-            if let Some(coroutine) = coroutine {
+            let coroutine = self
+                .threads
+                .borrow_mut()
+                .get_mut(key)
+                .and_then(|s| Some((s.coroutine.take()?, parts_of(&s.waker))));
+            if let Some((coroutine, waker)) = coroutine {
                 // Destructors run on the thread's stack and may call into
                 // the scheduler: make the thread current while they do.
-                self.current.set(key);
+                let running = Running::new(self, key, waker);
                 drop(coroutine);
-                self.current.set(NONE);
+                drop(running);
             }
             let slot = self.threads.borrow_mut().remove(key);
             drop(slot);
@@ -374,8 +396,10 @@ impl Scheduler {
     /// `Some(false)` if a token was already there, `None` outside a thread.
     #[inline]
     fn wait(&self, tokens: u8) -> Option<bool> {
-        let must_suspend =
-            control_of(&self.threads.borrow().get(self.current.get())?.waker).begin_wait(tokens);
+        let (data, _) = self.current_waker.get()?;
+        // SAFETY: the running thread's waker points at its `Control` (see
+        // `control_of`), alive while it runs (module invariant 6).
+        let must_suspend = unsafe { &*data.cast::<Control>() }.begin_wait(tokens);
         if must_suspend {
             self.suspend();
         }
@@ -401,29 +425,26 @@ impl Scheduler {
 
     /// The running green thread's handle.
     pub(super) fn current_thread(&self) -> Option<Thread> {
-        let threads = self.threads.borrow();
-        threads.get(self.current.get()).map(|slot| Thread::from_waker(slot.waker.clone()))
+        self.current_waker().map(Thread::from_waker)
     }
 
     /// The running green thread's waker.
     pub(super) fn current_waker(&self) -> Option<Waker> {
-        self.threads.borrow().get(self.current.get()).map(|slot| slot.waker.clone())
+        self.current_waker_ref().map(|waker| (*waker).clone())
     }
 
     /// The running green thread's waker, borrowed: no reference count is
     /// taken, so it must only be used by the running thread while it runs
     /// (a `block_on` frame on its stack), never stored.
     pub(super) fn current_waker_ref(&self) -> Option<ManuallyDrop<Waker>> {
-        let threads = self.threads.borrow();
-        let waker = &threads.get(self.current.get())?.waker;
-        // SAFETY: a bitwise alias of the slot's waker, never dropped (so the
-        // count stays right). The slot lives until its thread has finished
-        // or was unwound, i.e. longer than any frame of that thread, and the
-        // contract above keeps the alias in such a frame. Clones made from it
-        // go through the vtable and own their reference.
-        Some(ManuallyDrop::new(unsafe {
-            Waker::from_raw(RawWaker::new(waker.data(), waker.vtable()))
-        }))
+        let (data, vtable) = self.current_waker.get()?;
+        // SAFETY: a bitwise alias of the slot's waker (module invariant 6),
+        // never dropped (so the count stays right). The slot lives until its
+        // thread has finished or was unwound, i.e. longer than any frame of
+        // that thread, and the contract above keeps the alias in such a
+        // frame. Clones made from it go through the vtable and own their
+        // reference.
+        Some(ManuallyDrop::new(unsafe { Waker::from_raw(RawWaker::new(data, vtable)) }))
     }
 
     /// Number of live green threads.
@@ -500,13 +521,15 @@ impl<T: Send + 'static> Drop for CompleteOnDrop<T> {
     }
 }
 
-/// Marks a green thread as running; on drop (also when unwinding) clears the
-/// current slot and the overflow handler's record of it.
+/// Marks a green thread as running (its key and its slot's waker, module
+/// invariant 6); on drop (also when unwinding) clears them and the overflow
+/// handler's record of it.
 struct Running<'a>(&'a Scheduler);
 
 impl<'a> Running<'a> {
-    fn new(scheduler: &'a Scheduler, key: usize) -> Running<'a> {
+    fn new(scheduler: &'a Scheduler, key: usize, waker: WakerParts) -> Running<'a> {
         scheduler.current.set(key);
+        scheduler.current_waker.set(Some(waker));
         Running(scheduler)
     }
 }
@@ -514,6 +537,7 @@ impl<'a> Running<'a> {
 impl Drop for Running<'_> {
     fn drop(&mut self) {
         self.0.current.set(NONE);
+        self.0.current_waker.set(None);
         overflow::leave();
     }
 }
