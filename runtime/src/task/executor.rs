@@ -15,9 +15,15 @@
 //!
 //! # Unsafe invariants
 //!
-//! `CURRENT` points at the executor running `block_on` (or its shutdown)
-//! on this thread, and is null otherwise; the guard that set it clears it
-//! before the borrow of the executor ends, also when unwinding.
+//! 1. `CURRENT` points at the executor running `block_on` (or its shutdown)
+//!    on this thread, and is null otherwise; the guard that set it clears it
+//!    before the borrow of the executor ends, also when unwinding.
+//! 2. `spare_refs` counts strong counts of `shared` that the executor owns
+//!    without an `Arc` value: each was an `Arc` turned into a raw pointer by
+//!    `keep_task_ref` (when a task's cell was freed on this thread while
+//!    this executor was current), and each is either turned back into an
+//!    `Arc` for a new task by `task_ref` or released when the executor is
+//!    dropped, after its shutdown freed what it could.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -59,6 +65,13 @@ pub(crate) struct Shared {
 }
 
 impl Schedule for Shared {
+    fn release(self: Arc<Self>) {
+        Executor::with(|e| match e {
+            Some(e) if e.shared.id == self.id => e.keep_task_ref(self),
+            _ => drop(self),
+        });
+    }
+
     fn schedule(&self, task: RawTask) {
         let task = Executor::with(|e| match e {
             Some(e) if e.shared.id == self.id => {
@@ -91,6 +104,10 @@ pub(crate) struct Executor {
     /// Reused buffer for draining the remote queue.
     incoming: RefCell<Vec<RawTask>>,
     ticks: Cell<u32>,
+    /// Strong counts of `shared` that freed tasks gave back on this thread
+    /// (module invariant 2), for the next spawns: a task's reference to
+    /// the executor then costs no atomic operation in the steady state.
+    spare_refs: Cell<usize>,
 }
 
 impl Executor {
@@ -112,6 +129,7 @@ impl Executor {
             registry: RefCell::new(Slab::new()),
             incoming: RefCell::new(Vec::new()),
             ticks: Cell::new(0),
+            spare_refs: Cell::new(0),
         })
     }
 
@@ -119,7 +137,7 @@ impl Executor {
     pub(crate) fn with<R>(f: impl FnOnce(Option<&Executor>) -> R) -> R {
         let ptr = CURRENT.with(Cell::get);
         // SAFETY: non-null only while a guard borrows the executor (module
-        // invariant); `as_ref` maps null to `None`.
+        // invariant 1); `as_ref` maps null to `None`.
         f(unsafe { ptr.as_ref() })
     }
 
@@ -136,11 +154,30 @@ impl Executor {
     {
         crate::id::id_source!(static TASK_IDS);
         let id = TASK_IDS.next();
-        let (handle, queued, registered) = RawTask::spawned(future, self.shared.clone(), id);
+        let (handle, queued, registered) = RawTask::spawned(future, self.task_ref(), id);
         let key = self.registry.borrow_mut().insert(registered);
         queued.set_key(key);
         self.queue.borrow_mut().push_back(queued);
         JoinHandle::new(handle)
+    }
+
+    /// A strong count of `shared` for a new task: a spare one if any.
+    fn task_ref(&self) -> Arc<Shared> {
+        let spare = self.spare_refs.get();
+        if spare == 0 {
+            return self.shared.clone();
+        }
+        self.spare_refs.set(spare - 1);
+        // SAFETY: a count kept by `keep_task_ref`, whose `into_raw` returned
+        // this same pointer; we hand it on (module invariant 2).
+        unsafe { Arc::from_raw(Arc::as_ptr(&self.shared)) }
+    }
+
+    /// Keeps the count a freed task gave back (see `Shared::release`).
+    fn keep_task_ref(&self, shared: Arc<Shared>) {
+        debug_assert!(Arc::ptr_eq(&shared, &self.shared));
+        let _ = Arc::into_raw(shared);
+        self.spare_refs.set(self.spare_refs.get() + 1);
     }
 
     /// Runs `main` to completion, running spawned tasks meanwhile.
@@ -237,11 +274,17 @@ impl Executor {
 impl Drop for Executor {
     fn drop(&mut self) {
         self.shutdown();
+        // Tasks freed from now on release their counts themselves.
+        for _ in 0..self.spare_refs.replace(0) {
+            // SAFETY: a count kept by `keep_task_ref` (module invariant 2);
+            // `self.shared` holds another, so this is never the last.
+            unsafe { Arc::decrement_strong_count(Arc::as_ptr(&self.shared)) };
+        }
     }
 }
 
 /// Sets `CURRENT` for a scope and restores the previous value after
-/// (module invariant): shutting a runtime down inside another one's
+/// (module invariant 1): shutting a runtime down inside another one's
 /// `block_on` makes the inner one current only while it shuts down.
 struct Entered(*const Executor);
 
@@ -280,5 +323,34 @@ impl fmt::Debug for Executor {
 impl fmt::Debug for Shared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Shared").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Executor;
+    use std::sync::Arc;
+
+    /// Counts of the executor's `Shared` given back by freed tasks are kept
+    /// for the next spawns, and all released when the executor is dropped,
+    /// also for tasks freed after it (their handles outlive it).
+    #[test]
+    fn task_references_to_the_executor_are_reused_and_released() {
+        let executor = Executor::new().unwrap();
+        let shared = Arc::downgrade(&executor.shared);
+        executor.block_on(async {
+            for i in 0..100u32 {
+                assert_eq!(super::super::spawn(async move { i }).await.ok(), Some(i));
+            }
+        });
+        // Each task was freed before the next spawn: one count went round.
+        assert_eq!(executor.spare_refs.get(), 1);
+        assert_eq!(shared.strong_count(), 2);
+        let late = executor.spawn(std::future::pending::<()>());
+        assert_eq!(executor.spare_refs.get(), 0);
+        drop(executor);
+        assert_eq!(shared.strong_count(), 1, "only the late task's count is left");
+        drop(late);
+        assert!(shared.upgrade().is_none(), "the executor's shared part leaked");
     }
 }

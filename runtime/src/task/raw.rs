@@ -55,6 +55,13 @@ use super::state::*;
 pub(crate) trait Schedule: Send + Sync + 'static {
     /// Queues `task` (which owns the queue's reference) to be run.
     fn schedule(&self, task: RawTask);
+
+    /// Takes back the reference a task held, when its cell is freed (on
+    /// any thread). An executor may keep it for its next spawn instead of
+    /// releasing it, which saves two atomic operations per task.
+    fn release(self: Arc<Self>) {
+        drop(self);
+    }
 }
 
 /// The type-erased operations of a cell.
@@ -75,7 +82,8 @@ struct Vtable {
 pub(crate) struct Header {
     state: AtomicUsize,
     vtable: &'static Vtable,
-    scheduler: Arc<dyn Schedule>,
+    /// Given back through `Schedule::release` when the cell is freed.
+    scheduler: ManuallyDrop<Arc<dyn Schedule>>,
     /// The `JoinHandle`'s waker (see `JOIN_WAKER` and invariant 5).
     join_waker: UnsafeCell<Option<Waker>>,
     /// The task's key in its executor's registry (executor thread only).
@@ -171,7 +179,7 @@ impl RawTask {
                     drop_stage: drop_stage::<F>,
                     dealloc: dealloc::<F>,
                 },
-                scheduler,
+                scheduler: ManuallyDrop::new(scheduler),
                 join_waker: UnsafeCell::new(None),
                 key: AtomicUsize::new(usize::MAX),
                 id,
@@ -283,7 +291,7 @@ impl RawTask {
                 Ordering::Acquire,
             ) {
                 Ok(_) if rescheduled => {
-                    let scheduler: *const dyn Schedule = &*header.scheduler;
+                    let scheduler: *const dyn Schedule = &**header.scheduler;
                     // SAFETY: the scheduler lives in the header, which the
                     // task `self` keeps alive while `schedule` runs: moved
                     // into a queue, it still holds its reference.
@@ -581,8 +589,13 @@ unsafe fn drop_stage<F: Future>(ptr: NonNull<Header>) {
 /// was just released.
 unsafe fn dealloc<F: Future>(ptr: NonNull<Header>) {
     // SAFETY: allocated as a `Box<Cell<F>>`; no reference remains.
-    let cell = unsafe { Box::from_raw(ptr.cast::<Cell<F>>().as_ptr()) };
-    no_unwind(|| drop(cell));
+    let mut cell = unsafe { Box::from_raw(ptr.cast::<Cell<F>>().as_ptr()) };
+    // SAFETY: taken once, from a cell that is freed right below.
+    let scheduler = unsafe { ManuallyDrop::take(&mut cell.header.scheduler) };
+    no_unwind(|| {
+        drop(cell);
+        scheduler.release();
+    });
 }
 
 /// Releases one reference, deallocating on the last.
