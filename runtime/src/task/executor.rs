@@ -32,7 +32,7 @@ use std::pin::pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 use std::{fmt, io, ptr};
 
@@ -189,7 +189,7 @@ impl Executor {
     pub(crate) fn block_on<F: Future>(&self, main: F) -> F::Output {
         let _entered = Entered::new(self);
         let notify = ThreadNotify::new(self.reactor.remote().clone(), true);
-        let waker = Waker::from(notify.clone());
+        let waker = notify.waker();
         let mut cx = Context::from_waker(&waker);
         let mut main = pin!(main);
         loop {
