@@ -93,7 +93,12 @@ impl Default for Runtime {
 impl Runtime {
     /// A runtime with default settings.
     pub fn new() -> Runtime {
-        Runtime { config: Config { stack_size: DEFAULT_STACK_SIZE, max_cached_stacks: 1024 } }
+        Runtime {
+            config: Config {
+                stack_size: DEFAULT_STACK_SIZE,
+                max_cached_stacks: stack::DEFAULT_MAX_CACHED,
+            },
+        }
     }
 
     /// Default usable stack size of its green threads, in bytes.

@@ -1,4 +1,4 @@
-//! Green-thread stacks: `mmap`'d regions with a guard page, and a per-scheduler pool.
+//! Green-thread stacks: `mmap`'d regions with a guard page, and a per-thread pool.
 //!
 //! # Mechanism
 //!
@@ -19,9 +19,10 @@
 //! towards RSS, and `MAP_NORESERVE` keeps the untouched rest out of the commit
 //! charge (under the default overcommit heuristics).
 //!
-//! [`StackPool`] caches released stacks per scheduler (one OS thread, so no
-//! locks) so that a steady state of spawns and exits does no `mmap`/`munmap`.
-//! A cached stack keeps the pages its previous green thread touched resident.
+//! [`StackPool`] (the `pool` module) caches finished threads' stacks per OS
+//! thread, across runtimes, so that spawns mostly do no `mmap`/`munmap`; a
+//! cached stack beyond the first 1,024 gives its touched pages back with
+//! [`GreenStack::release_pages`] and keeps only its address space.
 //!
 //! # Invariants of the unsafe code
 //!
@@ -30,7 +31,8 @@
 //!   the lowest page is `PROT_NONE` for the value's whole life.
 //! * The region is unmapped exactly once, in `Drop`, and nothing else ever
 //!   unmaps or re-protects it; corosensei only runs code on a stack while its
-//!   `Coroutine` owns it, so no frame lives in the region when it is dropped.
+//!   `Coroutine` owns it, so no frame lives in the region when it is dropped
+//!   or when `release_pages` lets the kernel discard its contents.
 //! * `base()` and `limit()` are page-aligned, hence aligned to
 //!   [`corosensei::stack::STACK_ALIGNMENT`], and at least one guard page plus
 //!   [`MIN_STACK_SIZE`] usable bytes lie between them, as the `Stack` trait's
@@ -43,6 +45,28 @@ use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use corosensei::stack::{MIN_STACK_SIZE, Stack, StackPointer};
+
+mod pool;
+
+pub(crate) use pool::{DEFAULT_MAX_CACHED, StackPool};
+
+#[cfg(test)]
+thread_local! {
+    /// Stacks this thread mapped minus those it unmapped, for leak checks.
+    static MAPPED_HERE: std::cell::Cell<isize> = const { std::cell::Cell::new(0) };
+}
+
+/// Adds `delta` to this thread's [`MAPPED_HERE`] count (tests only).
+#[cfg(test)]
+fn count_mapped(delta: isize) {
+    let _ = MAPPED_HERE.try_with(|c| c.set(c.get() + delta));
+}
+
+/// Stacks this thread mapped and has not unmapped (tests only).
+#[cfg(test)]
+fn mapped_here() -> isize {
+    MAPPED_HERE.with(std::cell::Cell::get)
+}
 
 /// The system page size in bytes, queried once and cached.
 fn page_size() -> usize {
@@ -111,6 +135,8 @@ impl GreenStack {
             NonNull::new(raw.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned NULL"))?;
         // Own the mapping before the fallible mprotect, so Drop unmaps it on error.
         let stack = Self { start, len, guard_len };
+        #[cfg(test)]
+        count_mapped(1);
         let usable_start = raw.cast::<u8>().wrapping_add(guard_len);
         // SAFETY: mprotect(2) needs a page-aligned address; mmap returned a
         // page-aligned start and guard_len is one page. The range
@@ -128,6 +154,31 @@ impl GreenStack {
     /// Usable bytes of the stack (the guard page excluded).
     pub(crate) fn size(&self) -> usize {
         self.len - self.guard_len
+    }
+
+    /// Gives the usable pages back to the kernel, keeping the mapping. With
+    /// `MADV_FREE` (Linux 4.5+) the kernel reclaims them when it needs memory
+    /// (until then they still count in RSS, and a page written again before
+    /// that costs no fault); where that is unsupported, `MADV_DONTNEED` frees
+    /// them at once (the next touch of each faults in a zeroed page).
+    ///
+    /// Takes the stack by value: owning it proves no coroutine runs on it.
+    /// On error the stack is unmapped.
+    pub(crate) fn release_pages(self) -> io::Result<Self> {
+        let usable_start = self.start.as_ptr().wrapping_add(self.guard_len);
+        let advise = |advice| {
+            // SAFETY: madvise(2) on the page-aligned usable range of the
+            // mapping `self` exclusively owns. MADV_FREE and MADV_DONTNEED only
+            // let the pages' contents become zero-fill-on-demand and keep the
+            // mapping and its protection (the guard stays PROT_NONE). We own
+            // the stack, so no coroutine runs on it and no frame or reference
+            // lives in those bytes.
+            unsafe { libc::madvise(usable_start.cast(), self.size(), advice) }
+        };
+        if advise(libc::MADV_FREE) == 0 || advise(libc::MADV_DONTNEED) == 0 {
+            return Ok(self);
+        }
+        Err(io::Error::last_os_error())
     }
 
     /// Address range of the guard page (the lowest page of the mapping).
@@ -165,6 +216,8 @@ impl Drop for GreenStack {
         // live in it (corosensei owns the stack while code runs on it).
         let rc = unsafe { libc::munmap(self.start.as_ptr().cast(), self.len) };
         debug_assert_eq!(rc, 0, "munmap of a green stack failed");
+        #[cfg(test)]
+        count_mapped(-1);
     }
 }
 
@@ -193,56 +246,6 @@ fn map_error(usable: usize) -> io::Error {
         error.kind(),
         format!("cannot map a {} KiB green thread stack: {error}{hint}", usable / 1024),
     )
-}
-
-/// A per-scheduler (single-thread, no locks) cache of stacks, so steady-state
-/// spawn does no `mmap`/`munmap`.
-pub(crate) struct StackPool {
-    /// Most stacks kept; extra returned stacks are unmapped.
-    max_cached: usize,
-    /// Cached stacks; the most recently returned is last.
-    stacks: Vec<GreenStack>,
-}
-
-impl StackPool {
-    /// An empty pool that keeps at most `max_cached` stacks (0 disables caching).
-    pub(crate) fn new(max_cached: usize) -> Self {
-        Self { max_cached, stacks: Vec::new() }
-    }
-
-    /// A stack of at least `size` usable bytes: reuses a cached one of exactly
-    /// the rounded size if any (the most recently returned first), else maps a
-    /// new one.
-    pub(crate) fn take(&mut self, size: usize) -> io::Result<GreenStack> {
-        let want = usable_size(size)?;
-        match self.stacks.iter().rposition(|s| s.size() == want) {
-            Some(i) => Ok(self.stacks.swap_remove(i)),
-            None => GreenStack::new(want),
-        }
-    }
-
-    /// Returns a stack to the cache, or unmaps it if the cache already holds
-    /// `max_cached` stacks.
-    pub(crate) fn give(&mut self, stack: GreenStack) {
-        if self.stacks.len() < self.max_cached {
-            self.stacks.push(stack);
-        }
-    }
-
-    /// Number of stacks currently cached.
-    pub(crate) fn cached(&self) -> usize {
-        self.stacks.len()
-    }
-}
-
-impl fmt::Debug for StackPool {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StackPool")
-            .field("cached", &self.stacks.len())
-            .field("max_cached", &self.max_cached)
-            .field("cached_bytes", &self.stacks.iter().map(GreenStack::size).sum::<usize>())
-            .finish()
-    }
 }
 
 #[cfg(test)]
@@ -288,36 +291,8 @@ mod tests {
         }
     }
 
-    /// A returned stack comes back (same base) for the same rounded size only,
-    /// and the cache never exceeds `max_cached`.
-    #[test]
-    fn pool_reuses_and_caps() {
-        let mut pool = StackPool::new(2);
-        let a = pool.take(64 * 1024).unwrap();
-        let base = a.base();
-        pool.give(a);
-        assert_eq!(pool.cached(), 1);
-        let smaller = pool.take(32 * 1024).unwrap();
-        assert_ne!(smaller.base(), base);
-        assert_eq!(pool.cached(), 1);
-        let again = pool.take(64 * 1024 - 100).unwrap();
-        assert_eq!(again.base(), base);
-        assert_eq!(pool.cached(), 0);
-
-        let extra = pool.take(64 * 1024).unwrap();
-        pool.give(again);
-        pool.give(smaller);
-        pool.give(extra);
-        assert_eq!(pool.cached(), 2);
-        assert!(format!("{pool:?}").contains("cached: 2"));
-
-        let mut none = StackPool::new(0);
-        none.give(GreenStack::new(4096).unwrap());
-        assert_eq!(none.cached(), 0);
-    }
-
     /// A corosensei coroutine runs on a pooled stack, suspends, resumes and
-    /// returns, and its stack goes back to the pool.
+    /// returns, and its stack goes back to the pool (and its thread cache).
     #[test]
     fn coroutine_on_pooled_stack() {
         let mut pool = StackPool::new(4);
