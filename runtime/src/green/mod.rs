@@ -41,8 +41,9 @@
 //!   unparks it: timers, sockets, channels and foreign OS threads all wake it
 //!   the same way. A wake from another OS thread goes through the reactor's
 //!   remote queue.
-//! * Stacks are pooled and lazily committed, with a guard page below each;
-//!   an overflow prints which green thread overflowed and aborts.
+//! * Stacks are lazily committed, with a guard page below each, and cached
+//!   per OS thread across runtimes; an overflow prints which green thread
+//!   overflowed and aborts.
 //! * When `run`'s closure returns, green threads still alive are unwound
 //!   (their destructors run) and freed; their joiners get `Err`.
 
@@ -107,7 +108,15 @@ impl Runtime {
         self
     }
 
-    /// How many finished threads' stacks to keep for reuse (default 1024).
+    /// How many finished threads' stacks this OS thread keeps for reuse
+    /// (default 16,384; 0 disables the cache).
+    ///
+    /// The cache belongs to the OS thread and outlives this runtime, so the
+    /// next one on the thread starts with its stacks. Up to 1,024 of them
+    /// keep their touched pages resident; the rest are handed back to the
+    /// kernel with `madvise(MADV_FREE)` and keep only address space. At most
+    /// 16,384 stacks are cached in the whole process, as each holds two of
+    /// its `vm.max_map_count` memory mappings.
     pub fn max_cached_stacks(mut self, count: usize) -> Runtime {
         self.config.max_cached_stacks = count;
         self
