@@ -22,7 +22,7 @@
 //! [`StackPool`] (the `pool` module) caches finished threads' stacks per OS
 //! thread, across runtimes, so that spawns mostly do no `mmap`/`munmap`; a
 //! cached stack beyond the first 1,024 gives its touched pages back with
-//! [`GreenStack::release_pages`] and keeps only its address space.
+//! `GreenStack::release_pages` and keeps only its address space.
 //!
 //! # Invariants of the unsafe code
 //!
@@ -156,29 +156,43 @@ impl GreenStack {
         self.len - self.guard_len
     }
 
-    /// Gives the usable pages back to the kernel, keeping the mapping. With
-    /// `MADV_FREE` (Linux 4.5+) the kernel reclaims them when it needs memory
-    /// (until then they still count in RSS, and a page written again before
-    /// that costs no fault); where that is unsupported, `MADV_DONTNEED` frees
-    /// them at once (the next touch of each faults in a zeroed page).
+    /// Gives the usable pages of every stack in `stacks` back to the kernel,
+    /// keeping the mappings, with one `madvise` per run of adjacent stacks
+    /// (`stacks` is sorted by address first). With `MADV_FREE` (Linux 4.5+)
+    /// the kernel reclaims the pages when it needs memory (until then they
+    /// still count in RSS, and a page written again before that costs no
+    /// fault); where that is unsupported, `MADV_DONTNEED` frees them at once
+    /// (the next touch of each faults in a zeroed page).
     ///
-    /// Takes the stack by value: owning it proves no coroutine runs on it.
-    /// On error the stack is unmapped.
-    pub(crate) fn release_pages(self) -> io::Result<Self> {
-        let usable_start = self.start.as_ptr().wrapping_add(self.guard_len);
-        let advise = |advice| {
-            // SAFETY: madvise(2) on the page-aligned usable range of the
-            // mapping `self` exclusively owns. MADV_FREE and MADV_DONTNEED only
-            // let the pages' contents become zero-fill-on-demand and keep the
-            // mapping and its protection (the guard stays PROT_NONE). We own
-            // the stack, so no coroutine runs on it and no frame or reference
-            // lives in those bytes.
-            unsafe { libc::madvise(usable_start.cast(), self.size(), advice) }
-        };
-        if advise(libc::MADV_FREE) == 0 || advise(libc::MADV_DONTNEED) == 0 {
-            return Ok(self);
+    /// Takes `&mut`: exclusive access proves no coroutine runs on them.
+    pub(crate) fn release_pages(stacks: &mut [GreenStack]) -> io::Result<()> {
+        stacks.sort_unstable_by_key(|s| s.start);
+        let mut rest = &stacks[..];
+        while let Some(first) = rest.first() {
+            let adjacent = rest
+                .windows(2)
+                .take_while(|w| w[0].start.as_ptr().wrapping_add(w[0].len) == w[1].start.as_ptr())
+                .count();
+            let last = &rest[adjacent];
+            let from = first.start.as_ptr().wrapping_add(first.guard_len);
+            let len = last.start.as_ptr() as usize + last.len - from as usize;
+            let advise = |advice| {
+                // SAFETY: madvise(2) on a page-aligned range from the usable
+                // start of `first` to the end of `last`: stacks that follow one
+                // another in memory without a gap, each a mapping we own
+                // exclusively (`&mut`), so the range is fully mapped and ours.
+                // MADV_FREE and MADV_DONTNEED only let the pages' contents
+                // become zero-fill-on-demand and keep the mappings and their
+                // protection (each guard stays PROT_NONE). No coroutine runs on
+                // these stacks, so no frame or reference lives in those bytes.
+                unsafe { libc::madvise(from.cast(), len, advice) }
+            };
+            if advise(libc::MADV_FREE) != 0 && advise(libc::MADV_DONTNEED) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            rest = &rest[adjacent + 1..];
         }
-        Err(io::Error::last_os_error())
+        Ok(())
     }
 
     /// Address range of the guard page (the lowest page of the mapping).
@@ -288,6 +302,41 @@ mod tests {
             top.write_volatile(0x5A);
             assert_eq!(bottom.read_volatile(), 0xA5);
             assert_eq!(top.read_volatile(), 0x5A);
+        }
+    }
+
+    /// Releasing pages keeps stacks usable and their guard pages
+    /// `PROT_NONE`, also across a run of adjacent stacks in one `madvise`.
+    #[test]
+    fn release_keeps_stacks_and_guards() {
+        let mut stacks: Vec<_> = (0..8).map(|_| GreenStack::new(16 * 1024).unwrap()).collect();
+        let write = |s: &GreenStack, v: u8| {
+            let top = (s.base().get() - 1) as *mut u8;
+            // SAFETY: the top usable byte lies in the PROT_READ|PROT_WRITE
+            // part of the mapping `s` owns, which outlives the access.
+            unsafe {
+                top.write_volatile(v);
+                top.read_volatile()
+            }
+        };
+        stacks.iter().for_each(|s| assert_eq!(write(s, 0xAB), 0xAB));
+        GreenStack::release_pages(&mut stacks).unwrap();
+        assert!(stacks.windows(2).all(|w| w[0].start < w[1].start), "sorted by address");
+        stacks.iter().for_each(|s| assert_eq!(write(s, 0xCD), 0xCD));
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        for stack in &stacks {
+            let guard = stack.guard();
+            let line = maps
+                .lines()
+                .find(|l| {
+                    let (range, _) = l.split_once(' ').unwrap();
+                    let (lo, hi) = range.split_once('-').unwrap();
+                    let lo = usize::from_str_radix(lo, 16).unwrap();
+                    let hi = usize::from_str_radix(hi, 16).unwrap();
+                    lo <= guard.start && guard.end <= hi
+                })
+                .expect("guard page not mapped");
+            assert!(line.contains(" ---p "), "guard not PROT_NONE: {line}");
         }
     }
 

@@ -19,9 +19,11 @@
 //!   page fault. Stacks returned while that many are warm become "cold":
 //!   [`GreenStack::release_pages`] gives their pages back (`MADV_FREE`: the
 //!   kernel takes them when it needs memory; until then they still count in
-//!   RSS), keeping the address space. A cold stack costs one `madvise` per
-//!   return, and at most a page fault per page it touches when reused,
-//!   instead of `mmap`, `mprotect`, `munmap` and those faults;
+//!   RSS), keeping the address space. It does so for [`RELEASE_BATCH`] at a
+//!   time, with one `madvise` per run of adjacent stacks (consecutive `mmap`s
+//!   usually are). A cold stack then costs a share of one `madvise`, and at
+//!   most a page fault per page it touches when reused, instead of `mmap`,
+//!   `mprotect`, `munmap` and those faults;
 //! * at most [`PROCESS_MAX_CACHED`] stacks across all threads of the process:
 //!   every cached stack holds two of the process's `vm.max_map_count`
 //!   mappings (65,530 by default), which all threads' `mmap`s draw from.
@@ -50,6 +52,9 @@ pub(crate) const RESIDENT_STACKS: usize = 1024;
 /// and everything else.
 pub(crate) const PROCESS_MAX_CACHED: usize = 16 * 1024;
 
+/// Stacks that go cold together, with one `madvise` per run of adjacent ones.
+const RELEASE_BATCH: usize = 64;
+
 /// Stacks cached by all threads' caches together.
 static PROCESS_CACHED: AtomicUsize = AtomicUsize::new(0);
 
@@ -73,16 +78,19 @@ struct Shelf {
 struct Cache {
     /// One shelf per size in use; no empty shelves.
     shelves: Vec<Shelf>,
+    /// Stacks to go cold whose pages are not released yet (fewer than
+    /// [`RELEASE_BATCH`]); the most recently returned last.
+    pending: Vec<GreenStack>,
     /// Warm stacks on all shelves.
     warm: usize,
-    /// Cold stacks on all shelves.
+    /// Cold stacks: on all shelves, plus the pending ones.
     cold: usize,
 }
 
 impl Cache {
     /// An empty cache.
     const fn new() -> Self {
-        Cache { shelves: Vec::new(), warm: 0, cold: 0 }
+        Cache { shelves: Vec::new(), pending: Vec::new(), warm: 0, cold: 0 }
     }
 
     /// Number of stacks held.
@@ -90,14 +98,23 @@ impl Cache {
         self.warm + self.cold
     }
 
-    /// A cached stack of exactly `size` usable bytes: a warm one if any, the
-    /// most recently returned first.
+    /// A cached stack of exactly `size` usable bytes: a warm one if any,
+    /// else a pending, else a cold one, the most recently returned first.
     fn pop(&mut self, size: usize) -> Option<GreenStack> {
-        let i = self.shelves.iter().position(|s| s.size == size)?;
+        let Some(i) = self.shelves.iter().position(|s| s.size == size) else {
+            let j = self.pending.iter().rposition(|s| s.size() == size)?;
+            self.cold -= 1;
+            PROCESS_CACHED.fetch_sub(1, Ordering::Relaxed);
+            return Some(self.pending.swap_remove(j));
+        };
         let shelf = &mut self.shelves[i];
         let stack = if let Some(stack) = shelf.warm.pop() {
             self.warm -= 1;
             stack
+        } else if let Some(j) = self.pending.iter().rposition(|s| s.size() == size) {
+            self.cold -= 1;
+            PROCESS_CACHED.fetch_sub(1, Ordering::Relaxed);
+            return Some(self.pending.swap_remove(j));
         } else {
             let stack = shelf.cold.pop()?;
             self.cold -= 1;
@@ -120,19 +137,20 @@ impl Cache {
             PROCESS_CACHED.fetch_sub(1, Ordering::Relaxed);
             return;
         }
-        let warm = self.warm < max_warm;
-        let stack = if warm {
-            stack
-        } else {
-            match stack.release_pages() {
-                Ok(stack) => stack,
-                Err(_) => {
-                    PROCESS_CACHED.fetch_sub(1, Ordering::Relaxed);
-                    return;
-                }
-            }
-        };
-        let size = stack.size();
+        if self.warm < max_warm {
+            self.shelf(stack.size()).warm.push(stack);
+            self.warm += 1;
+            return;
+        }
+        self.pending.push(stack);
+        self.cold += 1;
+        if self.pending.len() >= RELEASE_BATCH {
+            self.release_pending();
+        }
+    }
+
+    /// The shelf for stacks of `size` usable bytes, added if missing.
+    fn shelf(&mut self, size: usize) -> &mut Shelf {
         let i = match self.shelves.iter().position(|s| s.size == size) {
             Some(i) => i,
             None => {
@@ -140,17 +158,32 @@ impl Cache {
                 self.shelves.len() - 1
             }
         };
-        if warm {
-            self.shelves[i].warm.push(stack);
-            self.warm += 1;
-        } else {
-            self.shelves[i].cold.push(stack);
-            self.cold += 1;
-        }
+        &mut self.shelves[i]
     }
 
-    /// Unmaps cold, then warm, stacks until at most `max_cached` are left.
+    /// Releases the pending stacks' pages and shelves them cold; unmaps them
+    /// instead if that fails.
+    fn release_pending(&mut self) {
+        let mut batch = mem::take(&mut self.pending);
+        if GreenStack::release_pages(&mut batch).is_err() {
+            self.cold -= batch.len();
+            PROCESS_CACHED.fetch_sub(batch.len(), Ordering::Relaxed);
+            return;
+        }
+        for stack in batch.drain(..) {
+            self.shelf(stack.size()).cold.push(stack);
+        }
+        // Keep the allocation for the next batch.
+        self.pending = batch;
+    }
+
+    /// Unmaps pending, cold, then warm, stacks until at most `max_cached`
+    /// are left.
     fn trim(&mut self, max_cached: usize) {
+        while self.len() > max_cached && self.pending.pop().is_some() {
+            self.cold -= 1;
+            PROCESS_CACHED.fetch_sub(1, Ordering::Relaxed);
+        }
         while self.len() > max_cached {
             let Some(i) = self.shelves.iter().position(|s| !s.cold.is_empty()) else { break };
             let stack = self.shelves[i].cold.pop();
@@ -353,6 +386,9 @@ mod tests {
         let bases: Vec<_> = stacks.iter().map(|s| s.base()).collect();
         stacks.into_iter().for_each(|s| pool.give(s));
         assert_eq!((pool.cache.warm, pool.cache.cold), (2, 3));
+        assert_eq!(pool.cache.pending.len(), 3, "fewer than a batch: not released yet");
+        pool.cache.release_pending();
+        assert_eq!((pool.cache.warm, pool.cache.cold, pool.cache.pending.len()), (2, 3, 0));
         assert!(format!("{pool:?}").contains("warm: 2"));
 
         // The two warm ones (given first) come out before any cold one.
@@ -370,6 +406,25 @@ mod tests {
         empty_thread_cache();
     }
 
+    /// A full batch of cold stacks is released by itself, and a returned
+    /// stack still pending is handed out before a released one.
+    #[test]
+    fn batch_released_and_pending_first() {
+        let mut pool = StackPool::new(RELEASE_BATCH + 1);
+        pool.max_warm = 0;
+        let stacks: Vec<_> = (0..=RELEASE_BATCH).map(|_| pool.take(16 * 1024).unwrap()).collect();
+        stacks.iter().for_each(|s| touch(s, 9));
+        let last = stacks[RELEASE_BATCH].base();
+        stacks.into_iter().for_each(|s| pool.give(s));
+        assert_eq!(pool.cache.pending.len(), 1);
+        assert_eq!(pool.cache.shelves[0].cold.len(), RELEASE_BATCH);
+        assert_eq!(pool.take(16 * 1024).unwrap().base(), last);
+        let released = pool.take(16 * 1024).unwrap();
+        touch(&released, 1);
+        drop((released, pool));
+        empty_thread_cache();
+    }
+
     /// A corosensei coroutine runs on a stack that went cold in between.
     #[test]
     fn coroutine_on_cold_stack() {
@@ -379,7 +434,8 @@ mod tests {
         let stack = pool.take(64 * 1024).unwrap();
         touch(&stack, 7);
         pool.give(stack);
-        assert_eq!(pool.cache.cold, 1);
+        pool.cache.release_pending();
+        assert_eq!(pool.cache.shelves[0].cold.len(), 1);
         let stack = pool.take(64 * 1024).unwrap();
         let mut co = Coroutine::with_stack(stack, |y: &Yielder<u32, u32>, first: u32| {
             let mut scratch = [3u8; 16 * 1024];
@@ -402,6 +458,8 @@ mod tests {
         Give(usize),
         /// Drop the pool and start the next one on this thread (a new runtime).
         Restart,
+        /// Release the pending stacks' pages now.
+        Release,
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -409,6 +467,7 @@ mod tests {
             4 => prop::sample::select(vec![16usize, 20, 64]).prop_map(Op::Take),
             4 => any::<usize>().prop_map(Op::Give),
             1 => Just(Op::Restart),
+            1 => Just(Op::Release),
         ]
     }
 
@@ -442,6 +501,7 @@ mod tests {
                         pool.give(stack);
                     }
                     Op::Give(_) => {}
+                    Op::Release => pool.cache.release_pending(),
                     Op::Restart => {
                         drop(pool);
                         pool = StackPool::new(max_cached);
@@ -458,7 +518,12 @@ mod tests {
                     *per_size.entry(shelf.size).or_default() += 1;
                 }
                 prop_assert!(per_size.values().all(|&n| n == 1), "one shelf per size");
-                let counted: usize = cache.shelves.iter().map(|s| s.warm.len() + s.cold.len()).sum();
+                prop_assert!(cache.pending.len() < RELEASE_BATCH);
+                prop_assert!(cache.pending.iter().all(|s| s.size() == usable_size(s.size()).unwrap()));
+                let warm: usize = cache.shelves.iter().map(|s| s.warm.len()).sum();
+                prop_assert_eq!(warm, cache.warm);
+                let counted: usize = cache.pending.len()
+                    + cache.shelves.iter().map(|s| s.warm.len() + s.cold.len()).sum::<usize>();
                 prop_assert_eq!(counted, cache.len());
                 prop_assert_eq!(mapped_here() - before, (out.len() + cache.len()) as isize);
             }
