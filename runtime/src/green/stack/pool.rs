@@ -73,6 +73,13 @@ struct Shelf {
     cold: Vec<GreenStack>,
 }
 
+impl Shelf {
+    /// Whether it holds no stack.
+    fn is_empty(&self) -> bool {
+        self.warm.is_empty() && self.cold.is_empty()
+    }
+}
+
 /// One thread's cached stacks, by size, counted in [`PROCESS_CACHED`].
 #[derive(Default)]
 struct Cache {
@@ -101,26 +108,21 @@ impl Cache {
     /// A cached stack of exactly `size` usable bytes: a warm one if any,
     /// else a pending, else a cold one, the most recently returned first.
     fn pop(&mut self, size: usize) -> Option<GreenStack> {
-        let Some(i) = self.shelves.iter().position(|s| s.size == size) else {
-            let j = self.pending.iter().rposition(|s| s.size() == size)?;
-            self.cold -= 1;
-            PROCESS_CACHED.fetch_sub(1, Ordering::Relaxed);
-            return Some(self.pending.swap_remove(j));
-        };
-        let shelf = &mut self.shelves[i];
-        let stack = if let Some(stack) = shelf.warm.pop() {
+        let shelf = self.shelves.iter().position(|s| s.size == size);
+        let stack = if let Some(stack) = shelf.and_then(|i| self.shelves[i].warm.pop()) {
             self.warm -= 1;
             stack
         } else if let Some(j) = self.pending.iter().rposition(|s| s.size() == size) {
             self.cold -= 1;
-            PROCESS_CACHED.fetch_sub(1, Ordering::Relaxed);
-            return Some(self.pending.swap_remove(j));
+            self.pending.swap_remove(j)
         } else {
-            let stack = shelf.cold.pop()?;
+            let stack = self.shelves[shelf?].cold.pop()?;
             self.cold -= 1;
             stack
         };
-        if shelf.warm.is_empty() && shelf.cold.is_empty() {
+        if let Some(i) = shelf
+            && self.shelves[i].is_empty()
+        {
             self.shelves.swap_remove(i);
         }
         PROCESS_CACHED.fetch_sub(1, Ordering::Relaxed);
@@ -203,7 +205,7 @@ impl Cache {
     fn forget_one(&mut self, i: usize, stack: Option<GreenStack>) {
         drop(stack);
         PROCESS_CACHED.fetch_sub(1, Ordering::Relaxed);
-        if self.shelves[i].warm.is_empty() && self.shelves[i].cold.is_empty() {
+        if self.shelves[i].is_empty() {
             self.shelves.swap_remove(i);
         }
     }
@@ -513,7 +515,7 @@ mod tests {
                 prop_assert!(cache.warm <= pool.max_warm);
                 let mut per_size: HashMap<usize, usize> = HashMap::new();
                 for shelf in &cache.shelves {
-                    prop_assert!(!shelf.warm.is_empty() || !shelf.cold.is_empty());
+                    prop_assert!(!shelf.is_empty());
                     prop_assert!(shelf.warm.iter().chain(&shelf.cold).all(|s| s.size() == shelf.size));
                     *per_size.entry(shelf.size).or_default() += 1;
                 }
