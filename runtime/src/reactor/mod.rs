@@ -98,17 +98,27 @@ impl Reactor {
     ///
     /// Fails only when the first call cannot create the epoll instance or
     /// its eventfd (typically `EMFILE`: the process is out of descriptors).
+    #[inline]
     pub fn try_current() -> stdio::Result<Rc<Reactor>> {
-        CURRENT.with(|slot| {
-            let mut slot = slot.borrow_mut();
-            if let Some(reactor) = &*slot {
-                return Ok(reactor.clone());
-            }
-            let reactor = Rc::new(Reactor::new()?);
-            CURRENT_ID.with(|id| id.set(reactor.id));
-            *slot = Some(reactor.clone());
-            Ok(reactor)
-        })
+        match Reactor::existing() {
+            Some(reactor) => Ok(reactor),
+            None => Reactor::install(),
+        }
+    }
+
+    /// Creates this thread's reactor. Out of line and cold: `Reactor::new`
+    /// builds a value of some kilobytes on the stack, and inlined into
+    /// [`try_current`](Reactor::try_current) it gave every call (each timer
+    /// poll of a green thread) a frame that size, whose stack probe wrote a
+    /// cache line pages below the caller: a cache miss per call on a green
+    /// thread's stack, and more stack pages per thread.
+    #[cold]
+    #[inline(never)]
+    fn install() -> stdio::Result<Rc<Reactor>> {
+        let reactor = Rc::new(Reactor::new()?);
+        CURRENT.with(|slot| *slot.borrow_mut() = Some(reactor.clone()));
+        CURRENT_ID.with(|id| id.set(reactor.id));
+        Ok(reactor)
     }
 
     /// The calling thread's reactor if it has one (never creates it).
