@@ -16,7 +16,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -25,6 +25,8 @@ use greenloop_runtime::block_on;
 use greenloop_runtime::green::{self, Builder, JoinHandle, Runtime, Thread, ThreadId};
 use greenloop_runtime::reactor::Reactor;
 
+mod watchdog;
+
 /// How long a test body may run before the test fails as hung.
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -32,33 +34,7 @@ const LIMIT: Duration = Duration::from_secs(30);
 /// panic; fails the test if it has not finished within [`LIMIT`] (the hung
 /// thread is left behind: nothing can stop it safely).
 fn watchdog<T: Send + 'static>(body: impl FnOnce() -> T + Send + 'static) -> T {
-    watchdog_for(LIMIT, body)
-}
-
-fn watchdog_for<T: Send + 'static>(
-    limit: Duration,
-    body: impl FnOnce() -> T + Send + 'static,
-) -> T {
-    let (tx, rx) = mpsc::channel();
-    let thread = std::thread::Builder::new()
-        .name("test-body".into())
-        .spawn(move || {
-            let _ = tx.send(body());
-        })
-        .expect("cannot spawn the test body thread");
-    match rx.recv_timeout(limit) {
-        Ok(value) => {
-            thread.join().expect("test body thread failed after sending its result");
-            value
-        }
-        Err(RecvTimeoutError::Disconnected) => match thread.join() {
-            Err(payload) => panic::resume_unwind(payload),
-            Ok(()) => unreachable!("the body thread exited without a result or a panic"),
-        },
-        Err(RecvTimeoutError::Timeout) => {
-            panic!("test body did not finish within {limit:?}: hung (lost wake-up?)")
-        }
-    }
+    watchdog::watchdog(LIMIT, body)
 }
 
 /// The message of a panic payload, if it is a `&str` or a `String`.
@@ -945,7 +921,7 @@ fn hundred_thousand_threads_in_batches() {
     const TOTAL: u64 = 100_000;
     const BATCH: u64 = 1_000;
     const CACHE: usize = 256;
-    let stats = watchdog_for(Duration::from_secs(120), || {
+    let stats = watchdog::watchdog(Duration::from_secs(120), || {
         Runtime::new().max_cached_stacks(CACHE).run(|| {
             let mut sum = 0u64;
             for batch in 0..TOTAL / BATCH {
@@ -1226,7 +1202,7 @@ mod programs {
 
     #[test]
     fn random_programs_complete() {
-        watchdog_for(Duration::from_secs(120), || {
+        watchdog::watchdog(Duration::from_secs(120), || {
             let config = Config {
                 cases: 64,
                 failure_persistence: None,

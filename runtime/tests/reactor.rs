@@ -11,7 +11,7 @@ use std::io::{self, Read, Write};
 use std::pin::pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc;
 use std::sync::{Arc, Barrier, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::ThreadId;
@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 use greenloop_runtime::reactor::{Direction, Inject, IoKey, Reactor, ReadyEvent};
 use greenloop_runtime::{block_on, green, time};
 use mio::net::UnixStream;
+
+mod watchdog;
 
 /// How long a test body may run before the test fails as hung.
 const LIMIT: Duration = Duration::from_secs(30);
@@ -30,26 +32,7 @@ const MAX_TURNS: usize = 3_000;
 /// Runs `body` on a fresh OS thread and returns its result, resuming its
 /// panic; fails the test if it has not finished within [`LIMIT`].
 fn watchdog<T: Send + 'static>(body: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    let thread = std::thread::Builder::new()
-        .name("test-body".into())
-        .spawn(move || {
-            let _ = tx.send(body());
-        })
-        .expect("cannot spawn the test body thread");
-    match rx.recv_timeout(LIMIT) {
-        Ok(value) => {
-            thread.join().expect("test body thread failed after sending its result");
-            value
-        }
-        Err(RecvTimeoutError::Disconnected) => match thread.join() {
-            Err(payload) => std::panic::resume_unwind(payload),
-            Ok(()) => unreachable!("the body thread exited without a result or a panic"),
-        },
-        Err(RecvTimeoutError::Timeout) => {
-            panic!("test body did not finish within {LIMIT:?}: hung (lost wake-up?)")
-        }
-    }
+    watchdog::watchdog(LIMIT, body)
 }
 
 /// A waker that counts its wakes.

@@ -12,7 +12,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::thread::{self, ThreadId};
@@ -23,29 +23,15 @@ use greenloop_runtime::task::{self, JoinError, Runtime};
 use greenloop_runtime::time::{self, MissedTickBehavior};
 use greenloop_runtime::{block_on, blocking, green};
 
+mod watchdog;
+
+/// How long a test body may run before the test fails as hung.
 const WATCHDOG: Duration = Duration::from_secs(30);
 
 /// Runs `f` on a fresh OS thread and returns its result; panics if it
 /// takes longer than [`WATCHDOG`], and re-raises its panic if it panics.
 fn watchdog<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
-    let (tx, rx) = mpsc::channel();
-    let worker = thread::Builder::new()
-        .name("watched".into())
-        .spawn(move || {
-            let _ = tx.send(f());
-        })
-        .unwrap();
-    match rx.recv_timeout(WATCHDOG) {
-        Ok(r) => {
-            worker.join().unwrap();
-            r
-        }
-        Err(RecvTimeoutError::Timeout) => panic!("watchdog: no result after {WATCHDOG:?}"),
-        Err(RecvTimeoutError::Disconnected) => match worker.join() {
-            Err(payload) => panic::resume_unwind(payload),
-            Ok(()) => unreachable!("the worker returned without sending"),
-        },
-    }
+    watchdog::watchdog(WATCHDOG, f)
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {

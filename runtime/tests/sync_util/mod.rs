@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Condvar, Mutex, OnceLock, mpsc as std_mpsc};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -24,27 +24,9 @@ use proptest::prelude::*;
 /// How long any single expected event may take before the test fails.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
-/// Runs `f` on its own thread and fails if it takes longer than `limit`
-/// (a deadlock or a lost wake-up), instead of hanging the test run.
-pub fn watchdog<R: Send + 'static>(limit: Duration, f: impl FnOnce() -> R + Send + 'static) -> R {
-    let (tx, rx) = std_mpsc::channel();
-    let body = thread::Builder::new()
-        .name("watched".into())
-        .spawn(move || {
-            let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
-        })
-        .expect("spawn watched thread");
-    match rx.recv_timeout(limit) {
-        Ok(Ok(value)) => {
-            let _ = body.join();
-            value
-        }
-        Ok(Err(payload)) => std::panic::resume_unwind(payload),
-        Err(_) => {
-            panic!("watchdog: test did not finish within {limit:?} (deadlock or lost wake-up)")
-        }
-    }
-}
+#[path = "../watchdog/mod.rs"]
+mod watchdog;
+pub use watchdog::watchdog;
 
 /// Where an operation runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
