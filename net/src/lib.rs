@@ -12,6 +12,8 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod http;
+#[cfg(feature = "hyper")]
+pub mod hyper;
 mod incoming;
 pub mod server;
 pub mod service;
