@@ -1,9 +1,10 @@
 //! The project's sleep service as a hyper service, runtime-agnostic: the
 //! caller passes the sleep (greenloop's, or tokio's for a reference).
 //!
-//! The decision is the project's own router ([`route_sleep`]): the request
-//! line hyper parsed is handed to it, so every status and body is the one
-//! the project's servers give. One route is added, for what hyper brings:
+//! The decision is the project's own router ([`route_sleep`]): the method
+//! and target hyper parsed are written back into a request line, in a
+//! stack buffer, and parsed by the project's parser, so every status and
+//! body is the one the project's servers give. One route is added, for what hyper brings:
 //! `POST /echo` answers 200 with the request body streamed back as it
 //! arrives (chunked in, chunked out). The answer waits for the body's
 //! first frame, so a client that sent `Expect: 100-continue` gets
