@@ -12,11 +12,15 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod http;
+#[cfg(feature = "hyper")]
+pub mod hyper;
+mod incoming;
 pub mod server;
 pub mod service;
 mod source;
 mod tcp;
 mod udp;
 
+pub use incoming::Incoming;
 pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;

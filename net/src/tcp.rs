@@ -220,6 +220,12 @@ impl TcpStream {
         Ok(stream)
     }
 
+    /// The registered socket, for adapters in this crate (hyper's I/O).
+    #[cfg_attr(not(feature = "hyper"), allow(dead_code))]
+    pub(crate) fn registered(&self) -> &Registered<mio::net::TcpStream> {
+        &self.inner
+    }
+
     fn start_connect(addr: SocketAddr) -> io::Result<TcpStream> {
         TcpStream::from_mio(mio::net::TcpStream::connect(addr)?)
     }

@@ -105,3 +105,13 @@ impl Interval {
         Poll::Ready(scheduled)
     }
 }
+
+/// The ticks as a futures-core `Stream` of their scheduled instants; it
+/// never ends. `poll_next` is [`Interval::poll_tick`].
+impl futures_core::Stream for Interval {
+    type Item = Instant;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Instant>> {
+        self.get_mut().poll_tick(cx).map(Some)
+    }
+}

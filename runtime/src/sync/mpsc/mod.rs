@@ -49,6 +49,7 @@
 //! the error; waiting senders are woken with it).
 
 mod chan;
+mod stream;
 
 use std::fmt;
 use std::future::Future;
