@@ -29,6 +29,7 @@ mod inproc;
 mod memory;
 mod multicore;
 mod options;
+mod seeded;
 mod served;
 mod servers;
 mod sweep;
@@ -233,7 +234,7 @@ static CLAIMS: [&Claim; 10] = [
 pub struct Ctx<'a> {
     /// The options.
     pub opts: &'a Options,
-    bar: &'a indicatif::ProgressBar,
+    pub(crate) bar: &'a indicatif::ProgressBar,
     claim: ClaimId,
 }
 
@@ -310,18 +311,37 @@ pub fn total_steps(opts: &Options) -> u64 {
 
 /// Runs every selected claim, advancing `bar`. A claim whose measurement
 /// fails gets [`Holds::Unknown`] with the error; the others still run.
+///
+/// With [`Options::seeds`], the seed apps that can run here add rows to
+/// the claims they speak to (see [`crate::lab::seeds`]); a line names
+/// those that cannot, with the install line.
 pub fn run_claims(opts: &Options, bar: &indicatif::ProgressBar) -> Outcome {
     let mut outcome = Outcome { verdicts: Vec::new(), runs: Vec::new() };
+    let apps = if opts.seeds {
+        let (ready, missing) = crate::lab::seeds::discover();
+        if let Some(line) = crate::lab::seeds::missing_line(&missing) {
+            bar.println(format!("lab: {line}"));
+        }
+        ready
+    } else {
+        Vec::new()
+    };
     for id in ClaimId::ALL.into_iter().filter(|c| opts.selects(*c)) {
         let claim = id.claim();
         let ctx = Ctx { opts, bar, claim: id };
         ctx.step("starting");
         let started = std::time::Instant::now();
-        let measured = (claim.measure)(&ctx, &outcome.runs);
+        let measured = (claim.measure)(&ctx, &outcome.runs).map(|mut runs| {
+            runs.extend(seeded::seed_rows(&ctx, &apps, &outcome.runs));
+            runs
+        });
         let seconds = started.elapsed().as_secs_f64();
         match measured {
             Ok(runs) => {
-                let verdict = (claim.evaluate)(&runs);
+                let judged: Vec<Run> =
+                    runs.iter().filter(|r| !seeded::is_seed(r)).cloned().collect();
+                let mut verdict = (claim.evaluate)(&judged);
+                verdict.summary.push_str(&seeded::quote(&runs));
                 outcome.runs.extend(runs);
                 outcome.verdicts.push((id, verdict, seconds));
             }

@@ -93,11 +93,15 @@ fn capped(conns: usize) -> usize {
     conns.min(max.max(1))
 }
 
-/// One keep-alive sweep step: `spec` at `conns`, with a window of at
-/// least [`C6_MIN_ROUNDS`] sleeps.
+/// The sweep's measured window: the run's, at least [`C6_MIN_ROUNDS`]
+/// sleeps.
+pub(super) fn sweep_window(opts: &Options) -> Duration {
+    (C6_SLEEP * C6_MIN_ROUNDS).max(opts.window())
+}
+
+/// One keep-alive sweep step: `spec` at `conns`.
 fn sweep_step(ctx: &Ctx<'_>, spec: &str, conns: usize) -> io::Result<Run> {
-    let window = (C6_SLEEP * C6_MIN_ROUNDS).max(ctx.opts.window());
-    sleep_close(ctx, spec, conns, C6_SLEEP, true, C6_SLEEP * 2, Some(window))
+    sleep_close(ctx, spec, conns, C6_SLEEP, true, C6_SLEEP * 2, Some(sweep_window(ctx.opts)))
 }
 
 fn measure_concurrency_threshold(ctx: &Ctx<'_>, _: &[Run]) -> io::Result<Vec<Run>> {
@@ -126,17 +130,36 @@ fn rates_at(runs: &[Run], conns: usize) -> Option<Vec<f64>> {
 
 /// C6's evaluation: within [`C6_SAME_AT_ONE`] at the fewest connections,
 /// and a threshold in the sweep: the fewest connections past the first
-/// from which on green and stackless lead threads by [`C6_ADVANTAGE`]. Tokio's rows are
+/// from which on green and stackless lead threads by [`C6_ADVANTAGE`].
+/// A step at which a run served nothing is left out and named (at 10,000
+/// connections a thread per connection may not get to serve at all); the
+/// fewest connections and one more step must have been served. Tokio's rows are
 /// quoted beside them, not judged.
 pub fn judge_concurrency_threshold(runs: &[Run]) -> Verdict {
     let mut steps: Vec<usize> = runs.iter().map(|r| r.conns).collect();
     steps.sort_unstable();
     steps.dedup();
-    let (Some(&lo), Some(&hi)) = (steps.first(), steps.last()) else {
+    if steps.is_empty() {
         return Verdict::missing("the sweep");
-    };
-    if let Some(v) = gate(runs, Queueing::Judged) {
-        return v;
+    }
+    // A step where a run served nothing is left out, and said so; the
+    // fewest connections must have been served.
+    let mut left_out = Vec::new();
+    let mut served = Vec::new();
+    for &conns in &steps {
+        match gate(runs.iter().filter(|r| r.conns == conns), Queueing::Judged) {
+            Some(v) if served.is_empty() => return v,
+            Some(v) => left_out.push(format!("; {conns} conns left out: {}", v.summary)),
+            None => served.push(conns),
+        }
+    }
+    let steps = served;
+    let (lo, hi) = (steps[0], steps[steps.len() - 1]);
+    if steps.len() < 2 {
+        return Verdict::new(
+            Holds::Unknown,
+            format!("only {lo} conns served{}", left_out.concat()),
+        );
     }
     let Some(rates) = steps.iter().map(|&c| rates_at(runs, c)).collect::<Option<Vec<_>>>() else {
         return Verdict::missing("a runtime in the sweep");
@@ -168,12 +191,13 @@ pub fn judge_concurrency_threshold(runs: &[Run]) -> Verdict {
         holds,
         format!(
             "req/s threads/green/stackless/tokio at {lo} conn: {} (spread {}%{}); at {hi}: {} \
-             ({}); {found}{}",
+             ({}); {found}{}{}",
             fmt(low),
             num((max / min - 1.0) * 100.0),
             if same { "" } else { ", not within 10%" },
             fmt(&rates[rates.len() - 1]),
             at_top.join(", "),
+            left_out.concat(),
             errors_note(runs)
         ),
     )

@@ -178,6 +178,28 @@ fn c6_finds_the_threshold_where_green_and_stackless_pull_ahead() {
     assert_eq!(v.holds, Holds::No, "{}", v.summary);
 }
 
+#[test]
+fn c6_leaves_out_a_step_where_a_runtime_served_nothing_and_says_so() {
+    let mid = [500.0, 990.0, 995.0, 990.0];
+    let mut runs = sweep([10.0; 4], mid, [0.0, 9000.0, 9500.0, 9400.0]);
+    let v = judge_concurrency_threshold(&runs);
+    assert_eq!(v.holds, Holds::Yes, "{}", v.summary);
+    assert!(v.summary.contains("threshold: 100 conns"), "{}", v.summary);
+    assert!(
+        v.summary
+            .contains("1000 conns left out: run threads-blocking-sleep at 1000 conns served no"),
+        "{}",
+        v.summary
+    );
+    // Not at the fewest connections, and not with one step left.
+    runs[0].requests = 0;
+    assert_eq!(judge_concurrency_threshold(&runs).holds, Holds::Unknown);
+    let two = sweep([10.0; 4], [0.0, 990.0, 995.0, 990.0], [0.0, 9000.0, 9500.0, 9400.0]);
+    let v = judge_concurrency_threshold(&two);
+    assert_eq!(v.holds, Holds::Unknown, "{}", v.summary);
+    assert!(v.summary.starts_with("only 1 conns served"), "{}", v.summary);
+}
+
 /// C7's runs: green at `green` req/s, stackless at 9000.
 fn c7(green: f64) -> Vec<Run> {
     vec![
@@ -442,6 +464,13 @@ fn every_claim_holds_on_its_own_good_runs() {
     }
 }
 
+/// Whether `v` refuses to judge `run`: `unknown`, or (C6, above its
+/// fewest connections) its step left out, naming the run.
+fn refused(claim: ClaimId, v: &Verdict, run: &Run) -> bool {
+    let left_out = format!("{} conns left out: run {} at", run.conns, run.cell);
+    v.holds == Holds::Unknown || (claim == ClaimId::C6 && v.summary.contains(&left_out))
+}
+
 #[test]
 fn every_claim_is_unknown_when_a_run_served_nothing() {
     for claim in ClaimId::ALL {
@@ -450,9 +479,8 @@ fn every_claim_is_unknown_when_a_run_served_nothing() {
             for (what, spoil) in [("zero", zero as fn(&mut Run)), ("all-errors", all_errors)] {
                 let runs = spoiled(good.clone(), i, spoil);
                 let v = (claim.claim().evaluate)(&runs);
-                assert_eq!(
-                    v.holds,
-                    Holds::Unknown,
+                assert!(
+                    refused(claim, &v, &runs[i]),
                     "{claim}, {what} run {}: {}",
                     runs[i].cell,
                     v.summary
@@ -471,8 +499,8 @@ fn load_claims_name_the_run_that_did_not_serve() {
         let cell = &good[last].cell;
         assert!(v.summary.contains(&format!("run {cell} at")), "{claim}: {}", v.summary);
         assert!(v.summary.contains("HTTP status 500"), "{claim}: {}", v.summary);
-        let v = (claim.claim().evaluate)(&spoiled(good, last, some_errors));
-        assert_eq!(v.holds, Holds::Unknown, "{claim}, 5% errors: {}", v.summary);
+        let v = (claim.claim().evaluate)(&spoiled(good.clone(), last, some_errors));
+        assert!(refused(claim, &v, &good[last]), "{claim}, 5% errors: {}", v.summary);
         assert!(v.summary.contains("attempts failed"), "{claim}: {}", v.summary);
     }
 }
