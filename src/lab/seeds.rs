@@ -4,7 +4,7 @@
 //!
 //! | app | what the seed says about it | started as |
 //! |---|---|---|
-//! | [`SeedApp::FlaskGunicornSync`] | WSGI: a pool of 4 sync workers queues | `gunicorn -w 4 -k sync flask_sync:app` |
+//! | [`SeedApp::FlaskGunicornSync`] | WSGI: a pool of 4 sync workers queues | `gunicorn -w 4 -k sync --preload flask_sync:app` |
 //! | [`SeedApp::FastapiAsyncSleep`] | async def + `asyncio.sleep`: all at once | `uvicorn fastapi_async:app` |
 //! | [`SeedApp::FastapiAsyncBlocking`] | async def + `time.sleep`: serialized | `uvicorn fastapi_blocking:app` |
 //! | [`SeedApp::FastapiSyncDef`] | plain def: the thread pool | `uvicorn fastapi_sync:app` |
@@ -106,7 +106,8 @@ impl SeedApp {
                 let bind = format!("127.0.0.1:{port}");
                 [PYTHON, "-m", "gunicorn", "--workers", &workers, "--worker-class", "sync"]
                     .into_iter()
-                    .chain(["--bind", &bind, "--graceful-timeout", "1", "flask_sync:app"])
+                    .chain(["--bind", &bind, "--graceful-timeout", "1", "--preload"])
+                    .chain(["flask_sync:app"])
                     .map(String::from)
                     .collect()
             }
@@ -240,7 +241,7 @@ mod tests {
         assert_eq!(
             argv(SeedApp::FlaskGunicornSync),
             "python3 -m gunicorn --workers 4 --worker-class sync --bind 127.0.0.1:8123 \
-             --graceful-timeout 1 flask_sync:app"
+             --graceful-timeout 1 --preload flask_sync:app"
         );
         for (app, module) in [
             (SeedApp::FastapiAsyncSleep, "fastapi_async"),
