@@ -250,14 +250,14 @@ pub fn criterion_ns(
     let file = dir.join(group).join(bench).join("new").join("estimates.json");
     let estimate = match estimates::read_estimate(dir, group, bench) {
         Ok(Some(e)) => e,
-        Ok(None) => return Err(format!("no {}", file.display())),
+        Ok(None) => return Err("no criterion result".into()),
         Err(e) => return Err(e.to_string()),
     };
     let modified = std::fs::metadata(&file)
         .and_then(|m| m.modified())
         .map_err(|e| format!("{}: {e}", file.display()))?;
     if built.is_some_and(|b| modified < b) {
-        return Err(format!("{group}/{bench} is older than the lab binary"));
+        return Err("criterion result older than the lab binary".into());
     }
     let age = SystemTime::now().duration_since(modified).unwrap_or_default();
     Ok((estimate.ns_per_op(), age))
@@ -453,14 +453,18 @@ pub fn judge_memory(runs: &[Run]) -> Verdict {
             .and_then(|r| r.get("ns_per_op"))
             .map_or_else(|| "-".into(), num)
     };
-    let sources: Vec<String> = runs
-        .iter()
-        .filter(|r| r.variant.as_deref().is_some_and(|v| v != "idle"))
-        .map(|r| {
-            let v = r.variant.as_deref().unwrap_or_default();
-            format!("{} {v}: {}", r.runtime, r.note.as_deref().unwrap_or("no source noted"))
-        })
-        .collect();
+    // Where each cost came from, rows with the same source together.
+    let mut sources: Vec<(&str, Vec<String>)> = Vec::new();
+    for r in runs.iter().filter(|r| r.variant.as_deref().is_some_and(|v| v != "idle")) {
+        let note = r.note.as_deref().unwrap_or("no source noted");
+        let row = format!("{} {}", r.runtime, r.variant.as_deref().unwrap_or_default());
+        match sources.iter_mut().find(|(n, _)| *n == note) {
+            Some((_, rows)) => rows.push(row),
+            None => sources.push((note, vec![row])),
+        }
+    }
+    let sources: Vec<String> =
+        sources.into_iter().map(|(note, rows)| format!("{}: {note}", rows.join(", "))).collect();
     Verdict::new(
         Holds::of_parts(usize::from(memory) + usize::from(spawned), 2),
         format!(

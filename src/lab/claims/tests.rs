@@ -570,7 +570,7 @@ fn c8_reads_criterion_only_when_newer_than_the_build_and_says_how_old() {
     let broken = criterion_ns(Some(&dir), "yield", "broken", built).unwrap_err();
     assert!(broken.contains("estimates.json"), "{broken}");
     let absent = criterion_ns(Some(&dir), "yield", "green", built).unwrap_err();
-    assert!(absent.starts_with("no "), "{absent}");
+    assert_eq!(absent, "no criterion result");
     assert_eq!(criterion_ns(None, "yield", "green", built).unwrap_err(), "no criterion directory");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -586,6 +586,18 @@ fn c8_lists_where_each_cost_came_from() {
     let v = judge_memory(&runs);
     assert!(
         v.summary.contains("green spawn_join: criterion spawn_join/green, 3.0 h old"),
+        "{}",
+        v.summary
+    );
+    for r in &mut runs {
+        r.note = Some("inline (no criterion result)".into());
+    }
+    let v = judge_memory(&runs);
+    assert!(
+        v.summary.ends_with(
+            "sources: threads spawn_join, green spawn_join, stackless spawn_join: inline (no \
+             criterion result)"
+        ),
         "{}",
         v.summary
     );
