@@ -84,7 +84,7 @@ pub(super) fn cpu_us(r: &Run) -> Option<f64> {
 }
 
 /// C5's evaluation: neither green nor stackless serves more CPU-bound
-/// requests per second than threads (by more than [`C5_GAIN`]).
+/// requests per second than threads (by more than `C5_GAIN`).
 pub fn judge_cpu_bound(runs: &[Run]) -> Verdict {
     let Some(threads) = find(runs, C5_CELLS[0], None) else { return Verdict::missing(C5_CELLS[0]) };
     if let Some(v) = gate(runs, Queueing::Judged) {
@@ -159,7 +159,7 @@ fn measure_echo_cpu(ctx: &Ctx<'_>, _: &[Run]) -> io::Result<Vec<Run>> {
 }
 
 /// E1's evaluation: each event-loop runtime's server CPU per message is at
-/// most [`E1_CHEAPER`] × the threads'.
+/// most `E1_CHEAPER` × the threads'.
 pub fn judge_echo_cpu(runs: &[Run]) -> Verdict {
     let Some(threads) = find(runs, E1_CELLS[0], None) else { return Verdict::missing(E1_CELLS[0]) };
     if let Some(v) = gate(runs, Queueing::NotJudged) {

@@ -164,8 +164,8 @@ fn measure_two_tasks(ctx: &Ctx<'_>, _: &[Run]) -> io::Result<Vec<Run>> {
 }
 
 /// C2's evaluation: for every kind of wait, sequential takes about two
-/// waits ([`C2_SEQ_MIN`]..[`C2_SEQ_MAX`]) and concurrent about one (at
-/// most [`C2_CONC_MAX`]); a pair below [`C2_FLOOR`] makes it `unknown`.
+/// waits (`C2_SEQ_MIN`..`C2_SEQ_MAX`) and concurrent about one (at
+/// most `C2_CONC_MAX`); a pair below `C2_FLOOR` makes it `unknown`.
 pub fn judge_two_tasks(runs: &[Run]) -> Verdict {
     let mut holding = 0;
     let mut parts = Vec::new();

@@ -404,9 +404,9 @@ fn measure_memory(ctx: &Ctx<'_>, _: &[Run]) -> io::Result<Vec<Run>> {
     Ok(runs)
 }
 
-/// C8's evaluation: a thread per connection costs [`C8_MEMORY_RATIO`]×
+/// C8's evaluation: a thread per connection costs `C8_MEMORY_RATIO`×
 /// the memory per idle connection of green and stackless, and
-/// [`C8_SPAWN_RATIO`]× their spawn + join. An idle row whose RSS did not
+/// `C8_SPAWN_RATIO`× their spawn + join. An idle row whose RSS did not
 /// grow, or a cost that is not a positive time, makes it `unknown`.
 pub fn judge_memory(runs: &[Run]) -> Verdict {
     let row = |rt: &str, v: &str| {

@@ -10,7 +10,13 @@
 //! figure they need, such as the sleep asked for, is in the run's `extra`
 //! map), and compare them against thresholds written as constants next to
 //! each claim, with a doc comment. Nothing is hard-coded as a result: a
-//! claim that the numbers contradict does not hold.
+//! claim that the numbers contradict does not hold. Before comparing,
+//! every evaluation asks the gate of `served.rs` whether each run it reads
+//! served: a run that did not makes the verdict `unknown`, naming it.
+//!
+//! Registering a claim: a [`ClaimId`] variant, its place in
+//! [`ClaimId::ALL`], and one line in `CLAIMS` pointing at the [`Claim`]
+//! defined in the claim's own module.
 //!
 //! ```text
 //!  run(&Options)

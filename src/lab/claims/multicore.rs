@@ -121,7 +121,7 @@ fn at<'a>(runs: &'a [Run], runtime: &str, service: &str, cores: f64) -> Option<&
 }
 
 /// S1's evaluation: for green and stackless, echo req/s on the most cores
-/// ≥ [`S1_EFFICIENCY`] × cores × on one; every runtime's speed-ups per
+/// ≥ `S1_EFFICIENCY` × cores × on one; every runtime's speed-ups per
 /// step are quoted.
 pub fn judge_multicore(runs: &[Run]) -> Verdict {
     let Some(top) = runs.iter().filter_map(|r| r.get("cores")).reduce(f64::max) else {

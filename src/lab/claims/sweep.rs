@@ -128,9 +128,9 @@ fn rates_at(runs: &[Run], conns: usize) -> Option<Vec<f64>> {
     C6_CELLS.iter().map(|spec| find(runs, spec, Some(conns)).map(|r| r.req_per_s)).collect()
 }
 
-/// C6's evaluation: within [`C6_SAME_AT_ONE`] at the fewest connections,
+/// C6's evaluation: within `C6_SAME_AT_ONE` at the fewest connections,
 /// and a threshold in the sweep: the fewest connections past the first
-/// from which on green and stackless lead threads by [`C6_ADVANTAGE`].
+/// from which on green and stackless lead threads by `C6_ADVANTAGE`.
 /// A step at which a run served nothing is left out and named (at 10,000
 /// connections a thread per connection may not get to serve at all); the
 /// fewest connections and one more step must have been served. Tokio's rows are
@@ -224,8 +224,8 @@ fn measure_green_for_blocking_code(ctx: &Ctx<'_>, earlier: &[Run]) -> io::Result
     C7_CELLS.iter().map(|spec| sweep_step(ctx, spec, conns)).collect()
 }
 
-/// C7's evaluation: green-blocking's req/s within [`C7_SAME`] of
-/// stackless-async's (within [`C7_CLOSE`]: partly).
+/// C7's evaluation: green-blocking's req/s within `C7_SAME` of
+/// stackless-async's (within `C7_CLOSE`: partly).
 pub fn judge_green_for_blocking_code(runs: &[Run]) -> Verdict {
     let (Some(green), Some(stackless)) =
         (find(runs, C7_CELLS[0], None), find(runs, C7_CELLS[1], None))
