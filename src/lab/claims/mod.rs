@@ -30,6 +30,7 @@
 //! floors), so the default run finishes in about a minute; `--full` runs
 //! the seeds' real durations.
 
+mod costs;
 mod cpu;
 mod inproc;
 mod memory;
@@ -52,9 +53,10 @@ use super::load::LoadSpec;
 use super::measure::{Run, measure_placed};
 use super::server::Placement;
 
+pub use costs::{Cost, CostRuntime, criterion_ns};
 pub use cpu::{judge_cpu_bound, judge_echo_cpu};
 pub use inproc::{WaitKind, judge_two_tasks};
-pub use memory::{Cost, CostRuntime, criterion_ns, judge_memory};
+pub use memory::judge_memory;
 pub use multicore::{judge_multicore, scaling_steps};
 pub use options::Options;
 pub use served::{MAX_ERROR_SHARE, MAX_UNFINISHED_SHARE, Queueing, unserved_reason};
