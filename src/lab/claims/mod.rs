@@ -207,13 +207,13 @@ pub struct Claim {
     pub measured: &'static str,
     /// The measurement: runs labelled with `id`. It receives the runs of
     /// the claims measured before it (C7 reuses C6's).
-    pub(crate) measure: fn(&Ctx<'_>, &[Run]) -> io::Result<Vec<Run>>,
+    measure: fn(&Ctx<'_>, &[Run]) -> io::Result<Vec<Run>>,
     /// The evaluation of the runs.
     pub evaluate: fn(&[Run]) -> Verdict,
     /// The evaluation's thresholds, as text for the report.
     pub thresholds: fn() -> String,
     /// How many progress steps `measure` takes.
-    pub(crate) steps: fn(&Options) -> u64,
+    steps: fn(&Options) -> u64,
 }
 
 impl fmt::Debug for Claim {
@@ -242,7 +242,7 @@ static CLAIMS: [&Claim; 10] = [
 pub struct Ctx<'a> {
     /// The options.
     pub opts: &'a Options,
-    pub(crate) bar: &'a indicatif::ProgressBar,
+    bar: &'a indicatif::ProgressBar,
     claim: ClaimId,
 }
 
