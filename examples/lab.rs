@@ -4,7 +4,8 @@
 //! # the main job: run every claim of issue 7, print which hold (about a minute)
 //! cargo run --release --example lab
 //! cargo run --release --example lab -- --only C3,E1 --scale 0.2
-//! cargo run --release --example lab -- --full          # the seeds' real durations
+//! cargo run --release --example lab -- --full          # the seeds' real durations, C6 to 10,000 conns
+//! cargo run --release --example lab -- --seeds         # plus the seeds' Python apps (lab/seeds/)
 //! cargo run --release --example lab -- --json > report.json
 //!
 //! # one measurement: a cell under a closed-loop load, one line (or JSON)
@@ -72,6 +73,12 @@ struct Args {
     /// per CPU left to the client).
     #[arg(long, requires = "measure")]
     client_threads: Option<usize>,
+    /// --measure: run the server on this many CPUs of the first half of
+    /// the allowed CPUs and the client on the second half (as S1 does;
+    /// needs 4 or more CPUs). Default: the server on CPU 0 (one-core
+    /// cells) or sharing every CPU with the client (multi-core cells).
+    #[arg(long, value_name = "N", requires = "measure")]
+    server_cpus: Option<usize>,
     /// Print the result as JSON on stdout (the table or line goes to stderr).
     #[arg(long)]
     json: bool,
@@ -93,6 +100,11 @@ struct Args {
     /// The claim run: no progress bar.
     #[arg(long)]
     quiet: bool,
+    /// The claim run: also run the seeds' own Python apps (lab/seeds/)
+    /// that can run here, as extra rows of C1, C3, C4, C6 and C7; those
+    /// that cannot are named with the install line.
+    #[arg(long)]
+    seeds: bool,
 }
 
 fn main() -> ExitCode {
@@ -123,6 +135,7 @@ fn claims(args: &Args) -> io::Result<()> {
         opts.out_dir = dir.clone();
     }
     opts.progress = !args.quiet;
+    opts.seeds = args.seeds;
     let report = lab::run(&opts)?;
     let table = report.table();
     if args.json {
@@ -170,7 +183,17 @@ fn measure(cell: &Cell, args: &Args) -> io::Result<()> {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
     );
     bar.enable_steady_tick(Duration::from_millis(100));
-    let run = lab::measure(cell, &load);
+    let placement = match args.server_cpus {
+        Some(cores) if lab::affinity::halves().is_some() => lab::Placement::Scaling { cores },
+        Some(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "--server-cpus needs 4 or more allowed CPUs (half server, half client)",
+            ));
+        }
+        None => lab::Placement::for_cell(cell),
+    };
+    let run = lab::measure_placed(cell, &load, placement);
     bar.finish_and_clear();
     let run = run?;
     if args.json {

@@ -178,3 +178,17 @@ fn echo_server_and_tokio_reference_print_their_address_and_exit_0_on_sigterm() {
     let status = server.terminate(Duration::from_secs(10));
     assert_eq!(status.code(), Some(0), "tokio_reference: {status}");
 }
+
+#[test]
+fn tokio_reference_per_core_answers_and_exits_0_on_sigterm() {
+    let args = ["--service", "sleep", "--addr", "127.0.0.1:0", "--threads", "2", "--per-core"];
+    let server = Proc::spawn("tokio_reference", &args);
+    // Several connections: the kernel spreads them over the listeners.
+    for _ in 0..4 {
+        let answer = get_and_close(server.addr, "/sleep?ms=1");
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "per-core: {answer}");
+        assert!(answer.ends_with(DONE), "per-core: {answer}");
+    }
+    let status = server.terminate(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "per-core: {status}");
+}

@@ -126,7 +126,11 @@ fn a_silent_server_cannot_hold_the_run() {
     let started = std::time::Instant::now();
     let result = run_load(addr, &load).unwrap();
 
-    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    // The load ends at warm-up + window + linger (0.45 s); this bound only
+    // tells a hang (a client that never gives up) from a finish, with a
+    // margin of over 40× for a slow, busy machine.
+    let hang = Duration::from_secs(20);
+    assert!(started.elapsed() < hang, "still running after {:?}", started.elapsed());
     assert_eq!(result.requests, 0, "{result}");
     assert_eq!(result.unfinished, 5, "{result}");
     assert_eq!(result.errors, 0, "{result}");

@@ -48,6 +48,43 @@ pub async fn serve_until_signal(
     }
 }
 
+/// Serves on one OS thread per listener, each running its own
+/// current_thread runtime (its own I/O driver and timer wheel: nothing
+/// shared between threads) on its own `SO_REUSEPORT` listener of one
+/// address, the kernel spreading connections over them: the
+/// thread-per-core way to run tokio (actix-web's). Thread `i` is pinned
+/// to the `i`-th CPU this process may use. Returns when every thread has
+/// seen SIGINT or SIGTERM.
+pub fn serve_per_core(
+    listeners: Vec<std::net::TcpListener>,
+    kind: Kind,
+    nodelay: bool,
+) -> io::Result<()> {
+    let cpus = greenloop_runtime::shard::cpus().unwrap_or_default();
+    let threads: Vec<_> = listeners
+        .into_iter()
+        .enumerate()
+        .map(|(i, listener)| {
+            let cpu = (!cpus.is_empty()).then(|| cpus[i % cpus.len()]);
+            std::thread::Builder::new().name(format!("tokio-core-{i}")).spawn(move || {
+                if let Some(cpu) = cpu {
+                    // Best effort, as greenloop's shards: unpinned still serves.
+                    let _ = greenloop_runtime::shard::pin_current_thread(cpu);
+                }
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                runtime.block_on(async move {
+                    listener.set_nonblocking(true)?;
+                    serve_until_signal(TcpListener::from_std(listener)?, kind, nodelay).await
+                })
+            })
+        })
+        .collect::<io::Result<_>>()?;
+    for thread in threads {
+        thread.join().map_err(|_| io::Error::other("a tokio core thread panicked"))??;
+    }
+    Ok(())
+}
+
 async fn echo(mut stream: TcpStream) -> io::Result<()> {
     let mut buf = [0u8; 16 * 1024];
     loop {

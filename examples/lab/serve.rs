@@ -46,24 +46,34 @@ fn announce(addr: std::net::SocketAddr) -> io::Result<()> {
     out.flush()
 }
 
-/// tokio: `current_thread` by default, a multi-thread runtime with `-wN`.
+/// tokio: `current_thread` by default, a multi-thread runtime with `-wN`,
+/// one current_thread runtime per core with `-cN`.
 fn serve_tokio(cell: &Cell, addr: &str) -> io::Result<()> {
+    let kind = match cell.service {
+        ServiceKind::Echo => tokio_services::Kind::Echo,
+        ServiceKind::Sleep => tokio_services::Kind::Sleep,
+    };
+    if cell.cores > 1 {
+        let first = bind(addr, cell.cores)?;
+        let local = first.local_addr()?;
+        let mut listeners = vec![first];
+        for _ in 1..cell.cores {
+            listeners.push(greenloop::net::server::bind_reuseport(local, BACKLOG)?);
+        }
+        announce(local)?;
+        return tokio_services::serve_per_core(listeners, kind, true);
+    }
     let runtime = match cell.workers {
         None | Some(1) => tokio::runtime::Builder::new_current_thread().enable_all().build(),
         Some(n) => {
             tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().build()
         }
     }?;
-    let service = cell.service;
     runtime.block_on(async move {
         let listener = bind(addr, 1)?;
         listener.set_nonblocking(true)?;
         let listener = TcpListener::from_std(listener)?;
         announce(listener.local_addr()?)?;
-        let kind = match service {
-            ServiceKind::Echo => tokio_services::Kind::Echo,
-            ServiceKind::Sleep => tokio_services::Kind::Sleep,
-        };
         tokio_services::serve_until_signal(listener, kind, true).await
     })
 }

@@ -41,6 +41,22 @@ pub fn plan() -> Option<Pinning> {
     (!client.is_empty()).then(|| Pinning { server, client: client.to_vec() })
 }
 
+/// The fewest allowed CPUs [`halves`] splits: two for the server's
+/// shards, two for the client.
+pub const HALVES_MIN_CPUS: usize = 4;
+
+/// The scaling split: the first half of the allowed CPUs for the
+/// server's shards, the second half for the client (the odd one out, if
+/// any, unused); `None` with fewer than [`HALVES_MIN_CPUS`].
+pub fn halves() -> Option<(Vec<usize>, Vec<usize>)> {
+    split_halves(allowed_cpus().ok()?)
+}
+
+fn split_halves(cpus: &[usize]) -> Option<(Vec<usize>, Vec<usize>)> {
+    let half = cpus.len() / 2;
+    (cpus.len() >= HALVES_MIN_CPUS).then(|| (cpus[..half].to_vec(), cpus[half..2 * half].to_vec()))
+}
+
 /// A `cpu_set_t` holding `cpus`.
 pub fn cpu_set(cpus: &[usize]) -> libc::cpu_set_t {
     // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
@@ -104,6 +120,17 @@ mod tests {
             }
             None => assert_eq!(cpus.len(), 1),
         }
+    }
+
+    #[test]
+    fn halves_need_four_cpus_and_never_overlap() {
+        assert_eq!(split_halves(&[0, 1, 2]), None);
+        assert_eq!(split_halves(&[0, 1, 2, 3]), Some((vec![0, 1], vec![2, 3])));
+        assert_eq!(split_halves(&[2, 3, 5, 7, 9]), Some((vec![2, 3], vec![5, 7])));
+        let sixteen: Vec<usize> = (0..16).collect();
+        let (server, client) = split_halves(&sixteen).unwrap();
+        assert_eq!((server.len(), client.len()), (8, 8));
+        assert!(server.iter().all(|c| !client.contains(c)));
     }
 
     #[test]

@@ -15,7 +15,9 @@
 //!           connection); stackless + blocking + pool: the pool's size;
 //!           tokio: N worker threads (default 1: current_thread)
 //! cN        green and stackless: N shards, one per core (default 1; see
-//!           `ServerConfig::cores`)
+//!           `ServerConfig::cores`); tokio: N current_thread runtimes,
+//!           one per core, each on its own SO_REUSEPORT listener (the
+//!           thread-per-core shape actix-web runs tokio in)
 //!
 //! green-blocking-sleep   threads-blocking-sleep-w4   stackless-blocking-sleep-inline
 //! stackless-async-echo   tokio-async-echo            tokio-async-sleep-w2
@@ -149,7 +151,7 @@ impl Cell {
     /// Above 1, the lab does not pin the server to one CPU.
     pub fn server_cores(&self) -> usize {
         match self.runtime {
-            CellRuntime::Tokio => self.workers.unwrap_or(1),
+            CellRuntime::Tokio => self.workers.unwrap_or(self.cores),
             _ => self.cores,
         }
     }
@@ -267,11 +269,11 @@ impl Cell {
         if self.cores == 0 {
             return Err("c0: at least one core".into());
         }
-        if self.cores != 1 && !matches!(self.runtime, CellRuntime::Green | CellRuntime::Stackless) {
-            return Err(format!(
-                "c<N> applies to green and stackless cells (tokio: w<N>), not {}",
-                self.runtime.name()
-            ));
+        if self.cores != 1 && self.runtime == CellRuntime::Threads {
+            return Err("c<N> applies to green, stackless and tokio cells, not threads".into());
+        }
+        if self.cores != 1 && self.runtime == CellRuntime::Tokio && self.workers.is_some() {
+            return Err("tokio: w<N> (one multi-thread runtime) or c<N> (one per core)".into());
         }
         let workers_apply = match self.runtime {
             CellRuntime::Threads | CellRuntime::Tokio => true,
@@ -354,6 +356,7 @@ mod tests {
             + 2 /* stackless async */ + 2 * 3 /* stackless blocking: pool, pool-wN, inline */
             + 2 * 2 /* tokio */
             + 2 * 2 + 2 + 2 * 3 /* green and stackless again on 2 cores */
+            + 2 /* tokio, one runtime per core */
         );
         for cell in cells {
             let spec = cell.to_spec();
@@ -385,6 +388,8 @@ mod tests {
         assert_eq!((c2.cores, c2.server_cores()), (2, 2));
         assert_eq!(c2.server_config().unwrap().cores, 2);
         assert_eq!(Cell::parse_spec("tokio-async-echo-w2").unwrap().server_cores(), 2);
+        let per_core = Cell::parse_spec("tokio-async-echo-c4").unwrap();
+        assert_eq!((per_core.cores, per_core.workers, per_core.server_cores()), (4, None, 4));
     }
 
     #[test]
@@ -407,8 +412,8 @@ mod tests {
             ("tokio-blocking-sleep", "tokio runs async handlers only"),
             ("green-blocking-echo-c0", "at least one core"),
             ("green-blocking-echo-cx", "'cx' is not c<N>"),
-            ("threads-blocking-echo-c2", "applies to green and stackless"),
-            ("tokio-async-echo-c2", "applies to green and stackless"),
+            ("threads-blocking-echo-c2", "not threads"),
+            ("tokio-async-echo-w2-c2", "or c<N> (one per core)"),
             ("green-async-echo-c2-c3", "repeated part 'c3'"),
             ("stackless-async-echo-c2-w2", "unexpected or repeated part 'w2'"),
         ] {

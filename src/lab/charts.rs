@@ -7,8 +7,11 @@
 //!   could not keep up.
 //! * `p99_vs_conns.svg`: the 99th percentile latency of the same runs;
 //!   100 ms is the sleep itself, anything above it is queueing.
+//! * `rss_vs_conns.svg`: the same runs' server RSS at the window's end.
 //! * `rss_per_conn.svg`: KiB of server RSS per idle keep-alive connection
 //!   (`C8_memory`), one bar per runtime.
+//! * `throughput_vs_cores.svg`: `S1_multicore`'s req/s against the
+//!   server's cores, one line per runtime and service.
 //!
 //! A chart whose runs are not in the report is not drawn.
 
@@ -28,14 +31,25 @@ fn err(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(format!("drawing a chart: {e}"))
 }
 
-/// One line per runtime: `(conns, value)` points in order of conns.
+/// One line per cell: `(conns, value)` points in order of conns.
 fn series(runs: &[&Run], value: fn(&Run) -> f64) -> Vec<(String, Vec<(f64, f64)>)> {
+    lines_by(runs, |r| r.cell.clone(), |r| r.conns as f64, value)
+}
+
+/// One line per `name`: `(x, value)` points in order of x.
+fn lines_by(
+    runs: &[&Run],
+    name: impl Fn(&Run) -> String,
+    x: impl Fn(&Run) -> f64,
+    value: fn(&Run) -> f64,
+) -> Vec<(String, Vec<(f64, f64)>)> {
     let mut out: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
     for r in runs {
-        let point = (r.conns as f64, value(r));
-        match out.iter_mut().find(|(name, _)| *name == r.cell) {
+        let point = (x(r), value(r));
+        let name = name(r);
+        match out.iter_mut().find(|(n, _)| *n == name) {
             Some((_, points)) => points.push(point),
-            None => out.push((r.cell.clone(), vec![point])),
+            None => out.push((name, vec![point])),
         }
     }
     for (_, points) in &mut out {
@@ -47,7 +61,7 @@ fn series(runs: &[&Run], value: fn(&Run) -> f64) -> Vec<(String, Vec<(f64, f64)>
 fn line_chart(
     path: &Path,
     title: &str,
-    y_desc: &str,
+    (x_desc, y_desc): (&str, &str),
     lines: &[(String, Vec<(f64, f64)>)],
     log_y: bool,
 ) -> io::Result<()> {
@@ -68,7 +82,7 @@ fn line_chart(
             let mut chart = $chart;
             chart
                 .configure_mesh()
-                .x_desc("connections")
+                .x_desc(x_desc)
                 .y_desc(y_desc)
                 .x_label_formatter(&|x| format!("{x:.0}"))
                 .draw()
@@ -162,11 +176,38 @@ pub fn draw(report: &Report, dir: &Path) -> io::Result<Vec<PathBuf>> {
     if !sweep.is_empty() {
         let path = dir.join("throughput_vs_conns.svg");
         let lines = series(&sweep, |r| r.req_per_s);
-        line_chart(&path, "C6: req/s vs connections (sleep 100 ms)", "req/s", &lines, false)?;
+        let title = "C6: req/s vs connections (sleep 100 ms)";
+        line_chart(&path, title, ("connections", "req/s"), &lines, false)?;
         written.push(path);
         let path = dir.join("p99_vs_conns.svg");
         let lines = series(&sweep, |r| r.p99_ms);
-        line_chart(&path, "C6: p99 latency vs connections", "p99 ms", &lines, false)?;
+        let title = "C6: p99 latency vs connections";
+        line_chart(&path, title, ("connections", "p99 ms"), &lines, false)?;
+        written.push(path);
+        let with_rss: Vec<&Run> = sweep.iter().copied().filter(|r| r.rss_kib.is_some()).collect();
+        if !with_rss.is_empty() {
+            let path = dir.join("rss_vs_conns.svg");
+            let lines = series(&with_rss, |r| r.rss_kib.map_or(0.0, |k| k as f64 / 1024.0));
+            let title = "C6: server RSS vs connections";
+            line_chart(&path, title, ("connections", "RSS MiB"), &lines, false)?;
+            written.push(path);
+        }
+    }
+    let scaling: Vec<&Run> = report
+        .runs
+        .iter()
+        .filter(|r| r.claim.starts_with("S1") && r.get("cores").is_some())
+        .collect();
+    if !scaling.is_empty() {
+        let path = dir.join("throughput_vs_cores.svg");
+        let lines = lines_by(
+            &scaling,
+            |r| format!("{} {}", r.runtime, r.service),
+            |r| r.get("cores").unwrap_or(1.0),
+            |r| r.req_per_s,
+        );
+        let title = "S1: req/s vs server cores (client on other CPUs)";
+        line_chart(&path, title, ("server cores", "req/s"), &lines, false)?;
         written.push(path);
     }
     let idle: Vec<(String, f64)> = report
@@ -204,6 +245,14 @@ mod tests {
                 r.conns = conns;
                 r.req_per_s = conns as f64 * 10.0 * k;
                 r.p99_ms = 100.0 + conns as f64 / 10.0;
+                r.rss_kib = Some(4096 + conns as u64 * 10);
+                runs.push(r);
+            }
+            for cores in [1.0, 2.0, 4.0] {
+                let mut r = Run::figure("S1_multicore", rt, "blocking", "load");
+                r.service = "echo".into();
+                r.req_per_s = 50_000.0 * cores * k;
+                r.extra.insert("cores".into(), cores);
                 runs.push(r);
             }
             let mut idle = Run::figure("C8_memory", rt, "blocking", "idle");
@@ -214,7 +263,7 @@ mod tests {
         let report = Report { machine: Machine::probe(&Options::default()), claims: vec![], runs };
         let dir = std::env::temp_dir().join(format!("greenloop-charts-{}", std::process::id()));
         let written = draw(&report, &dir).unwrap();
-        assert_eq!(written.len(), 3);
+        assert_eq!(written.len(), 5);
         for path in &written {
             let svg = std::fs::read_to_string(path).unwrap();
             assert!(svg.starts_with("<svg") && svg.contains("threads"), "{}", path.display());

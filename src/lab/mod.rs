@@ -65,6 +65,7 @@ mod measure;
 pub mod procfs;
 pub mod report;
 pub mod rlimit;
+pub mod seeds;
 pub mod server;
 
 pub use cell::{Cell, CellRuntime, ServiceKind};

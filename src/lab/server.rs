@@ -50,6 +50,14 @@ pub enum Placement {
     /// several cores runs. They compete for the CPUs, so throughput
     /// understates the server; its CPU time per request does not.
     Shared,
+    /// The scaling layout ([`affinity::halves`]): the server on the first
+    /// `cores` CPUs of the first half of the allowed CPUs, the client on
+    /// the second half, so neither competes with the other. With fewer
+    /// than [`affinity::HALVES_MIN_CPUS`] CPUs nothing is pinned.
+    Scaling {
+        /// The server's CPUs (at most the half).
+        cores: usize,
+    },
 }
 
 impl Placement {
@@ -123,6 +131,8 @@ impl ServerProc {
             Placement::Shared => {
                 affinity::allowed_cpus().ok().map(|all| (all.to_vec(), all.to_vec()))
             }
+            Placement::Scaling { cores } => affinity::halves()
+                .map(|(server, client)| (server[..cores.clamp(1, server.len())].to_vec(), client)),
         };
         let server_set = plan.as_ref().map(|(server, _)| affinity::cpu_set(server));
         command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -143,7 +153,7 @@ impl ServerProc {
             .map_err(|e| io::Error::new(e.kind(), format!("cannot start server '{label}': {e}")))?;
         let pinned = match &plan {
             Some((_, client)) => {
-                affinity::pin_this_process(client).is_ok() && placement == Placement::Split
+                affinity::pin_this_process(client).is_ok() && placement != Placement::Shared
             }
             None => false,
         };

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use greenloop_net::http::hash_work;
 
-use super::{Ctx, Holds, Verdict, errors_note, find, num};
+use super::served::{Queueing, gate};
+use super::{Claim, Ctx, Holds, Verdict, errors_note, find, num};
 use crate::lab::cell::Cell;
 use crate::lab::load::LoadSpec;
 use crate::lab::measure::Run;
@@ -45,7 +46,17 @@ pub fn calibrate_hash() -> u32 {
     rounds.clamp(1.0, 99_999_999.0) as u32
 }
 
-pub(super) fn c5_measure(ctx: &Ctx<'_>, _: &[Run]) -> io::Result<Vec<Run>> {
+/// C5: CPU-bound handlers gain nothing from green threads or tasks.
+pub(super) const CPU_BOUND: Claim = Claim {
+    id: "C5_cpu_bound",
+    measured: "GET /hash (~5 ms of CPU) × 8 conns: threads vs green vs stackless",
+    measure: measure_cpu_bound,
+    evaluate: judge_cpu_bound,
+    thresholds: || format!("green and stackless req/s ≤ {C5_GAIN}× threads'; every run served"),
+    steps: |_| C5_CELLS.len() as u64 + 1,
+};
+
+fn measure_cpu_bound(ctx: &Ctx<'_>, _: &[Run]) -> io::Result<Vec<Run>> {
     ctx.step("calibrating /hash");
     let rounds = calibrate_hash();
     let start = Instant::now();
@@ -73,9 +84,12 @@ pub(super) fn cpu_us(r: &Run) -> Option<f64> {
 }
 
 /// C5's evaluation: neither green nor stackless serves more CPU-bound
-/// requests per second than threads (by more than [`C5_GAIN`]).
-pub fn c5_evaluate(runs: &[Run]) -> Verdict {
+/// requests per second than threads (by more than `C5_GAIN`).
+pub fn judge_cpu_bound(runs: &[Run]) -> Verdict {
     let Some(threads) = find(runs, C5_CELLS[0], None) else { return Verdict::missing(C5_CELLS[0]) };
+    if let Some(v) = gate(runs, Queueing::Judged) {
+        return v;
+    }
     let mut gains = 0;
     let mut parts = vec![format!("threads {} req/s", num(threads.req_per_s))];
     for spec in &C5_CELLS[1..] {
@@ -120,7 +134,20 @@ pub const E1_CELLS: [&str; 4] =
 /// fraction of the threads' figure.
 pub const E1_CHEAPER: f64 = 0.9;
 
-pub(super) fn e1_measure(ctx: &Ctx<'_>, _: &[Run]) -> io::Result<Vec<Run>> {
+/// E1: an event loop spends less server CPU per echoed message than a
+/// thread per connection.
+pub(super) const ECHO_CPU: Claim = Claim {
+    id: "E1_echo_cpu",
+    measured: "echo 50 conns × 64 B: req/s and server CPU ns per message",
+    measure: measure_echo_cpu,
+    evaluate: judge_echo_cpu,
+    thresholds: || {
+        format!("green, stackless, tokio CPU/msg ≤ {E1_CHEAPER}× threads'; every run served")
+    },
+    steps: |_| E1_CELLS.len() as u64,
+};
+
+fn measure_echo_cpu(ctx: &Ctx<'_>, _: &[Run]) -> io::Result<Vec<Run>> {
     E1_CELLS
         .iter()
         .map(|spec| {
@@ -132,9 +159,12 @@ pub(super) fn e1_measure(ctx: &Ctx<'_>, _: &[Run]) -> io::Result<Vec<Run>> {
 }
 
 /// E1's evaluation: each event-loop runtime's server CPU per message is at
-/// most [`E1_CHEAPER`] × the threads'.
-pub fn e1_evaluate(runs: &[Run]) -> Verdict {
+/// most `E1_CHEAPER` × the threads'.
+pub fn judge_echo_cpu(runs: &[Run]) -> Verdict {
     let Some(threads) = find(runs, E1_CELLS[0], None) else { return Verdict::missing(E1_CELLS[0]) };
+    if let Some(v) = gate(runs, Queueing::NotJudged) {
+        return v;
+    }
     let Some(base) = cpu_us(threads) else {
         return Verdict::new(Holds::Unknown, "no server CPU figures for threads");
     };

@@ -7,27 +7,19 @@
 //!   the RSS is read again: (RSS − baseline) / N is the memory one idle
 //!   connection costs. N is 10,000, or what the open-file limit lets one
 //!   process hold (the summary says which).
-//! * **Spawn + join and switch.** criterion's estimates when
-//!   `target/criterion/{spawn_join,yield}/<impl>/new/estimates.json` exist
-//!   (`cargo bench --bench scheduler`), else a short inline loop; each row
-//!   says which in its `note`. OS threads have no criterion switch figure:
-//!   theirs is always inline, a ping-pong of two threads over channels.
+//! * **Spawn + join and switch**, from criterion or an inline loop (see
+//!   `costs.rs`); the verdict lists where each figure came from.
 
-use std::hint::black_box;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use greenloop_runtime::{green, task};
-
-use super::{Ctx, Holds, Verdict, num};
+use super::costs::{Cost, CostRuntime, cost_runs};
+use super::{Claim, Ctx, Holds, Verdict, num};
 use crate::lab::cell::Cell;
-use crate::lab::estimates;
 use crate::lab::measure::Run;
+use crate::lab::rlimit;
 use crate::lab::server::ServerProc;
-use crate::lab::{affinity, rlimit};
 
 /// C8: the idle connections asked for at full scale (`--full`); scaled
 /// runs ask for this × scale, at least [`C8_MIN_CONNS`]: on this lab's
@@ -49,11 +41,21 @@ pub const C8_MEMORY_RATIO: f64 = 2.0;
 /// C8's claim, cost half: a thread's spawn + join costs at least this many
 /// times green's and stackless's.
 pub const C8_SPAWN_RATIO: f64 = 10.0;
-/// Inline loop lengths: spawns of green threads and tasks, of OS threads,
-/// and switches.
-const SPAWNS: u32 = 20_000;
-const THREAD_SPAWNS: u32 = 1_000;
-const SWITCHES: u32 = 50_000;
+/// C8: a thread per connection costs more memory and more to start than
+/// a green thread or a task.
+pub(super) const MEMORY: Claim = Claim {
+    id: "C8_memory",
+    measured: "RSS per idle keep-alive conn; spawn+join and switch costs",
+    measure: measure_memory,
+    evaluate: judge_memory,
+    thresholds: || {
+        format!(
+            "threads KiB/conn ≥ {C8_MEMORY_RATIO}× green's and stackless's; threads spawn+join \
+             ≥ {C8_SPAWN_RATIO}× theirs; RSS grew and every cost measured, else unknown"
+        )
+    },
+    steps: |_| C8_CELLS.len() as u64 + 1,
+};
 
 /// Threads that open the idle connections: a connect that loses its SYN
 /// waits a second before the retry, so they are opened in parallel.
@@ -143,120 +145,12 @@ fn idle_run(ctx: &Ctx<'_>, spec: &str, n: usize, capped_note: Option<&str>) -> i
     run.rss_kib = Some(rss);
     run.pinned = pinned;
     run.note = capped_note.map(Into::into);
-    run.extra.insert("rss_kib_per_conn".into(), rss.saturating_sub(base) as f64 / n as f64);
+    run.extra.insert("rss_kib_per_conn".into(), (rss as f64 - base as f64) / n as f64);
     ctx.done();
     Ok(run)
 }
 
-/// criterion's mean estimate of `group/bench`, ns, if present and readable.
-fn criterion_ns(dir: Option<&Path>, group: &str, bench: &str) -> Option<f64> {
-    estimates::read_estimate(dir?, group, bench).ok().flatten().map(|e| e.ns_per_op())
-}
-
-fn per_op(took: Duration, ops: u32) -> f64 {
-    took.as_secs_f64() * 1e9 / f64::from(ops)
-}
-
-fn inline_spawn(runtime: &str) -> io::Result<f64> {
-    Ok(match runtime {
-        "threads" => {
-            let start = Instant::now();
-            for _ in 0..THREAD_SPAWNS {
-                let ok = std::thread::spawn(|| black_box(1u64)).join().is_ok();
-                black_box(ok);
-            }
-            per_op(start.elapsed(), THREAD_SPAWNS)
-        }
-        "green" => green::Runtime::new().try_run(|| {
-            black_box(green::spawn(|| black_box(1u64)).join().is_ok());
-            let start = Instant::now();
-            for _ in 0..SPAWNS {
-                black_box(green::spawn(|| black_box(1u64)).join().is_ok());
-            }
-            per_op(start.elapsed(), SPAWNS)
-        })?,
-        _ => task::Runtime::new()?.block_on(async {
-            let start = Instant::now();
-            for _ in 0..SPAWNS {
-                black_box(task::spawn(async { black_box(1u64) }).await.is_ok());
-            }
-            per_op(start.elapsed(), SPAWNS)
-        }),
-    })
-}
-
-fn inline_switch(runtime: &str) -> io::Result<f64> {
-    let half = SWITCHES / 2;
-    Ok(match runtime {
-        "threads" => {
-            let (to_b, from_a) = mpsc::sync_channel::<u32>(0);
-            let (to_a, from_b) = mpsc::sync_channel::<u32>(0);
-            let start = Instant::now();
-            let b = std::thread::spawn(move || {
-                while let Ok(x) = from_a.recv() {
-                    if to_a.send(x).is_err() {
-                        break;
-                    }
-                }
-            });
-            for i in 0..half {
-                if to_b.send(i).is_err() || from_b.recv().is_err() {
-                    break;
-                }
-            }
-            drop(to_b);
-            let _ = b.join();
-            per_op(start.elapsed(), SWITCHES)
-        }
-        "green" => green::Runtime::new().try_run(|| {
-            let start = Instant::now();
-            let spin = move || (0..half).for_each(|_| green::yield_now());
-            let (a, b) = (green::spawn(spin), green::spawn(spin));
-            black_box(a.join().is_ok() && b.join().is_ok());
-            per_op(start.elapsed(), SWITCHES)
-        })?,
-        _ => task::Runtime::new()?.block_on(async move {
-            let start = Instant::now();
-            let spin = move || async move {
-                for _ in 0..half {
-                    task::yield_now().await;
-                }
-            };
-            let (a, b) = (task::spawn(spin()), task::spawn(spin()));
-            black_box(a.await.is_ok() && b.await.is_ok());
-            per_op(start.elapsed(), SWITCHES)
-        }),
-    })
-}
-
-fn cost_runs(ctx: &Ctx<'_>) -> io::Result<Vec<Run>> {
-    ctx.step("spawn+join and switch costs");
-    let dir = ctx.opts.criterion_dir.as_deref();
-    let one_cpu = affinity::plan()
-        .map_or_else(String::new, |p| format!(", pinned to {} client CPU(s)", p.client.len()));
-    let mut runs = Vec::new();
-    for (runtime, bench) in [("threads", "thread"), ("green", "green"), ("stackless", "stackless")]
-    {
-        let style = if runtime == "stackless" { "async" } else { "blocking" };
-        for (variant, group) in [("spawn_join", "spawn_join"), ("switch", "yield")] {
-            let (ns, source) = match criterion_ns(dir, group, bench) {
-                Some(ns) => (ns, format!("criterion {group}/{bench}")),
-                None if variant == "spawn_join" => {
-                    (inline_spawn(runtime)?, format!("inline{one_cpu}"))
-                }
-                None => (inline_switch(runtime)?, format!("inline{one_cpu}")),
-            };
-            let mut run = Run::figure(ctx.claim.id(), runtime, style, variant);
-            run.note = Some(source);
-            run.extra.insert("ns_per_op".into(), ns);
-            runs.push(run);
-        }
-    }
-    ctx.done();
-    Ok(runs)
-}
-
-pub(super) fn c8_measure(ctx: &Ctx<'_>, _: &[Run]) -> io::Result<Vec<Run>> {
+fn measure_memory(ctx: &Ctx<'_>, _: &[Run]) -> io::Result<Vec<Run>> {
     let (soft, _) = rlimit::nofile_limit()?;
     let max = rlimit::max_connections(soft);
     let asked =
@@ -272,59 +166,82 @@ pub(super) fn c8_measure(ctx: &Ctx<'_>, _: &[Run]) -> io::Result<Vec<Run>> {
     Ok(runs)
 }
 
-/// C8's evaluation: a thread per connection costs [`C8_MEMORY_RATIO`]×
+/// C8's evaluation: a thread per connection costs `C8_MEMORY_RATIO`×
 /// the memory per idle connection of green and stackless, and
-/// [`C8_SPAWN_RATIO`]× their spawn + join.
-pub fn c8_evaluate(runs: &[Run]) -> Verdict {
-    let idle = |rt: &str| {
-        runs.iter()
-            .find(|r| r.runtime == rt && r.variant.as_deref() == Some("idle"))
-            .and_then(|r| r.get("rss_kib_per_conn"))
+/// `C8_SPAWN_RATIO`× their spawn + join. An idle row whose RSS did not
+/// grow, or a cost that is not a positive time, makes it `unknown`.
+pub fn judge_memory(runs: &[Run]) -> Verdict {
+    let row = |rt: &str, v: &str| {
+        runs.iter().find(|r| r.runtime == rt && r.variant.as_deref() == Some(v))
     };
-    let cost = |rt: &str, v: &str| {
-        runs.iter()
-            .find(|r| r.runtime == rt && r.variant.as_deref() == Some(v))
-            .and_then(|r| r.get("ns_per_op"))
-    };
-    let (Some(t), Some(g), Some(s)) = (idle("threads"), idle("green"), idle("stackless")) else {
-        return Verdict::missing("idle connections of threads, green and stackless");
-    };
-    let (Some(ts), Some(gs), Some(ss)) = (
-        cost("threads", "spawn_join"),
-        cost("green", "spawn_join"),
-        cost("stackless", "spawn_join"),
-    ) else {
-        return Verdict::missing("spawn+join costs");
-    };
+    let mut idle = [0.0; 3];
+    let mut spawn = [0.0; 3];
+    for (i, rt) in CostRuntime::ALL.into_iter().enumerate() {
+        let Some(r) = row(rt.name(), "idle") else {
+            return Verdict::missing(&format!("{} idle connections", rt.name()));
+        };
+        match r.get("rss_kib_per_conn") {
+            Some(kib) if kib > 0.0 && r.conns > 0 => idle[i] = kib,
+            _ => {
+                return Verdict::new(
+                    Holds::Unknown,
+                    format!("run {} at {} idle conns: its RSS did not grow", r.cell, r.conns),
+                );
+            }
+        }
+        let Some(r) = row(rt.name(), Cost::SpawnJoin.variant()) else {
+            return Verdict::missing(&format!("{} spawn+join", rt.name()));
+        };
+        match r.get("ns_per_op") {
+            Some(ns) if ns > 0.0 && ns.is_finite() => spawn[i] = ns,
+            _ => {
+                return Verdict::new(
+                    Holds::Unknown,
+                    format!("{} spawn+join: no positive time measured", rt.name()),
+                );
+            }
+        }
+    }
+    let [t, g, s] = idle;
+    let [ts, gs, ss] = spawn;
     let memory = t >= C8_MEMORY_RATIO * g.max(s);
-    let spawn = ts >= C8_SPAWN_RATIO * gs.max(ss);
-    let n = runs.iter().find(|r| r.variant.as_deref() == Some("idle")).map_or(0, |r| r.conns);
-    let tokio = idle("tokio").map_or_else(String::new, |k| format!(", tokio {}", num(k)));
-    let switch = |rt: &str| cost(rt, "switch").map_or_else(|| "-".into(), num);
-    let sources: Vec<&str> = runs
-        .iter()
-        .filter(|r| matches!(r.variant.as_deref(), Some("spawn_join" | "switch")))
-        .filter_map(|r| r.note.as_deref()?.split([' ', ',']).next())
-        .collect();
-    let source = match (sources.contains(&"criterion"), sources.contains(&"inline")) {
-        (true, true) => " (criterion + inline)",
-        (true, false) => " (criterion)",
-        _ => " (inline)",
+    let spawned = ts >= C8_SPAWN_RATIO * gs.max(ss);
+    let n = row("threads", "idle").map_or(0, |r| r.conns);
+    let tokio = row("tokio", "idle")
+        .and_then(|r| r.get("rss_kib_per_conn"))
+        .map_or_else(String::new, |k| format!(", tokio {}", num(k)));
+    let switch = |rt: CostRuntime| {
+        row(rt.name(), Cost::Switch.variant())
+            .and_then(|r| r.get("ns_per_op"))
+            .map_or_else(|| "-".into(), num)
     };
+    // Where each cost came from, rows with the same source together.
+    let mut sources: Vec<(&str, Vec<String>)> = Vec::new();
+    for r in runs.iter().filter(|r| r.variant.as_deref().is_some_and(|v| v != "idle")) {
+        let note = r.note.as_deref().unwrap_or("no source noted");
+        let row = format!("{} {}", r.runtime, r.variant.as_deref().unwrap_or_default());
+        match sources.iter_mut().find(|(n, _)| *n == note) {
+            Some((_, rows)) => rows.push(row),
+            None => sources.push((note, vec![row])),
+        }
+    }
+    let sources: Vec<String> =
+        sources.into_iter().map(|(note, rows)| format!("{}: {note}", rows.join(", "))).collect();
     Verdict::new(
-        Holds::of_parts(usize::from(memory) + usize::from(spawn), 2),
+        Holds::of_parts(usize::from(memory) + usize::from(spawned), 2),
         format!(
             "KiB/idle conn at {n}: threads {}, green {}, stackless {}{tokio}; spawn+join ns: \
-             threads {}, green {}, stackless {}; switch ns: {}/{}/{}{source}",
+             threads {}, green {}, stackless {}; switch ns: {}/{}/{}; sources: {}",
             num(t),
             num(g),
             num(s),
             num(ts),
             num(gs),
             num(ss),
-            switch("threads"),
-            switch("green"),
-            switch("stackless"),
+            switch(CostRuntime::Threads),
+            switch(CostRuntime::Green),
+            switch(CostRuntime::Stackless),
+            sources.join("; "),
         ),
     )
 }

@@ -10,7 +10,13 @@
 //! figure they need, such as the sleep asked for, is in the run's `extra`
 //! map), and compare them against thresholds written as constants next to
 //! each claim, with a doc comment. Nothing is hard-coded as a result: a
-//! claim that the numbers contradict does not hold.
+//! claim that the numbers contradict does not hold. Before comparing,
+//! every evaluation asks the gate of `served.rs` whether each run it reads
+//! served: a run that did not makes the verdict `unknown`, naming it.
+//!
+//! Registering a claim: a [`ClaimId`] variant, its place in
+//! [`ClaimId::ALL`], and one line in `CLAIMS` pointing at the [`Claim`]
+//! defined in the claim's own module.
 //!
 //! ```text
 //!  run(&Options)
@@ -24,11 +30,14 @@
 //! floors), so the default run finishes in about a minute; `--full` runs
 //! the seeds' real durations.
 
+mod costs;
 mod cpu;
 mod inproc;
 mod memory;
 mod multicore;
 mod options;
+mod seeded;
+mod served;
 mod servers;
 mod sweep;
 
@@ -44,13 +53,15 @@ use super::load::LoadSpec;
 use super::measure::{Run, measure_placed};
 use super::server::Placement;
 
-pub use cpu::{c5_evaluate, e1_evaluate};
-pub use inproc::c2_evaluate;
-pub use memory::c8_evaluate;
-pub use multicore::{s1_cores, s1_evaluate};
+pub use costs::{Cost, CostRuntime, criterion_ns};
+pub use cpu::{judge_cpu_bound, judge_echo_cpu};
+pub use inproc::{WaitKind, judge_two_tasks};
+pub use memory::judge_memory;
+pub use multicore::{judge_multicore, scaling_steps};
 pub use options::Options;
-pub use servers::{c1_evaluate, c3_evaluate, c4_evaluate};
-pub use sweep::{c6_evaluate, c7_evaluate};
+pub use served::{MAX_ERROR_SHARE, MAX_UNFINISHED_SHARE, Queueing, unserved_reason};
+pub use servers::{judge_blocking_in_async, judge_offload_rescues, judge_sleep_queue};
+pub use sweep::{c6_conns, judge_concurrency_threshold, judge_green_for_blocking_code};
 
 /// Whether a claim holds on this machine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,7 +168,7 @@ impl ClaimId {
 
     /// Its claim.
     pub fn claim(self) -> &'static Claim {
-        &CLAIMS[self as usize]
+        CLAIMS[self as usize]
     }
 }
 
@@ -211,139 +222,19 @@ impl fmt::Debug for Claim {
     }
 }
 
-/// The claims, indexed by [`ClaimId`].
-static CLAIMS: [Claim; 10] = [
-    Claim {
-        id: "C1_sleep_queue",
-        measured: "100 conns × GET /sleep (close): pool W=4 vs threads/green/stackless",
-        measure: servers::c1_measure,
-        evaluate: servers::c1_evaluate,
-        thresholds: || {
-            format!(
-                "pool queues: req/s ≤ {}×W/sleep and p50 ≥ {} sleeps; others at once: \
-                 req/s ≥ {}×conns/sleep and p50 ≤ {} sleeps",
-                servers::C1_POOL_RATE_SLACK,
-                servers::C1_POOL_P50_SLEEPS,
-                servers::C1_ALL_AT_ONCE,
-                servers::C1_P50_SLEEPS
-            )
-        },
-        steps: |_| servers::C1_CELLS.len() as u64,
-    },
-    Claim {
-        id: "C2_two_tasks",
-        measured: "two waits sequential vs concurrent, green and stackless, both styles",
-        measure: inproc::c2_measure,
-        evaluate: inproc::c2_evaluate,
-        thresholds: || {
-            format!(
-                "sequential ≥ {} waits, concurrent ≤ {} waits, per pair",
-                inproc::C2_SEQ_MIN,
-                inproc::C2_CONC_MAX
-            )
-        },
-        steps: |_| inproc::C2_STEPS,
-    },
-    Claim {
-        id: "C3_blocking_in_async",
-        measured: "blocking sleep in a stackless task: inline vs pool vs green",
-        measure: servers::c3_measure,
-        evaluate: servers::c3_evaluate,
-        thresholds: || {
-            format!(
-                "inline req/s ≤ {}/sleep; pool and green req/s ≥ {}×conns/sleep",
-                servers::C3_SERIAL_SLACK,
-                servers::C3_CONCURRENT
-            )
-        },
-        steps: |_| servers::C3_CELLS.len() as u64,
-    },
-    Claim {
-        id: "C4_offload_rescues",
-        measured: "stackless + pool of 4 threads, conns = 4, 8, 16",
-        measure: servers::c4_measure,
-        evaluate: servers::c4_evaluate,
-        thresholds: || {
-            format!(
-                "conns ≤ pool: req/s ≥ {}×conns/sleep; conns > pool: req/s ≤ {}×pool/sleep",
-                servers::C4_HELPS,
-                servers::C4_QUEUE_SLACK
-            )
-        },
-        steps: |_| servers::C4_CONNS.len() as u64,
-    },
-    Claim {
-        id: "C5_cpu_bound",
-        measured: "GET /hash (~5 ms of CPU) × 8 conns: threads vs green vs stackless",
-        measure: cpu::c5_measure,
-        evaluate: cpu::c5_evaluate,
-        thresholds: || format!("green and stackless req/s ≤ {}× threads'", cpu::C5_GAIN),
-        steps: |_| cpu::C5_CELLS.len() as u64 + 1,
-    },
-    Claim {
-        id: "C6_concurrency_threshold",
-        measured: "sleep 100 ms at 1, 10, 100, 1000 conns: threads vs green vs stackless",
-        measure: sweep::c6_measure,
-        evaluate: sweep::c6_evaluate,
-        thresholds: || {
-            format!(
-                "at 1 conn fastest ≤ {}× slowest; at the most, green and stackless ≥ {}× threads",
-                sweep::C6_SAME_AT_ONE,
-                sweep::C6_ADVANTAGE
-            )
-        },
-        steps: |_| (sweep::C6_CELLS.len() * sweep::C6_CONNS.len()) as u64,
-    },
-    Claim {
-        id: "C7_green_for_blocking_code",
-        measured: "1000 conns × 100 ms: blocking code on green vs async on stackless",
-        measure: sweep::c7_measure,
-        evaluate: sweep::c7_evaluate,
-        thresholds: || {
-            format!("|green/stackless − 1| ≤ {} (partly: ≤ {})", sweep::C7_SAME, sweep::C7_CLOSE)
-        },
-        steps: |o| if o.selects(ClaimId::C6) { 0 } else { sweep::C7_CELLS.len() as u64 },
-    },
-    Claim {
-        id: "C8_memory",
-        measured: "RSS per idle keep-alive conn; spawn+join and switch costs",
-        measure: memory::c8_measure,
-        evaluate: memory::c8_evaluate,
-        thresholds: || {
-            format!(
-                "threads KiB/conn ≥ {}× green's and stackless's; threads spawn+join ≥ {}× theirs",
-                memory::C8_MEMORY_RATIO,
-                memory::C8_SPAWN_RATIO
-            )
-        },
-        steps: |_| memory::C8_CELLS.len() as u64 + 1,
-    },
-    Claim {
-        id: "E1_echo_cpu",
-        measured: "echo 50 conns × 64 B: req/s and server CPU ns per message",
-        measure: cpu::e1_measure,
-        evaluate: cpu::e1_evaluate,
-        thresholds: || format!("green, stackless, tokio CPU/msg ≤ {}× threads'", cpu::E1_CHEAPER),
-        steps: |_| cpu::E1_CELLS.len() as u64,
-    },
-    Claim {
-        id: "S1_multicore",
-        measured: "echo and sleep at 1 and all cores: green, stackless shards; tokio workers",
-        measure: multicore::s1_measure,
-        evaluate: multicore::s1_evaluate,
-        thresholds: || {
-            format!(
-                "green and stackless echo server CPU/msg on all cores ≤ {}× on one; \
-                 speed-ups reported as measured",
-                multicore::S1_CPU_FLAT
-            )
-        },
-        steps: |_| {
-            let pairs = multicore::S1_RUNTIMES.len() * multicore::S1_SERVICES.len();
-            let runs = 2 * multicore::S1_ROUNDS * pairs;
-            if multicore::s1_cores() < 2 { 0 } else { runs as u64 }
-        },
-    },
+/// The claims, indexed by [`ClaimId`]: one line per claim, each defined
+/// next to its measurement and thresholds.
+static CLAIMS: [&Claim; 10] = [
+    &servers::SLEEP_QUEUE,
+    &inproc::TWO_TASKS,
+    &servers::BLOCKING_IN_ASYNC,
+    &servers::OFFLOAD_RESCUES,
+    &cpu::CPU_BOUND,
+    &sweep::CONCURRENCY_THRESHOLD,
+    &sweep::GREEN_FOR_BLOCKING_CODE,
+    &memory::MEMORY,
+    &cpu::ECHO_CPU,
+    &multicore::MULTICORE,
 ];
 
 /// What a claim's measurement gets: the options and the progress bar.
@@ -392,13 +283,11 @@ impl Ctx<'_> {
     /// request of `slowest` (what one request takes when served at once)
     /// in flight at the stop finish; queued ones count as unfinished.
     /// Loads of [`RAMP_CONNS`] connections or more get [`RAMP`] more
-    /// warm-up.
+    /// warm-up per [`RAMP_CONNS`] (connects are set up during it).
     fn load(&self, workload: LoadSpec, slowest: Duration) -> LoadSpec {
         let linger = (slowest + Duration::from_millis(100)).min(Duration::from_secs(2));
-        let mut warmup = self.opts.warmup();
-        if workload.conns >= RAMP_CONNS {
-            warmup += RAMP;
-        }
+        let ramps = u32::try_from(workload.conns / RAMP_CONNS).unwrap_or(u32::MAX);
+        let warmup = self.opts.warmup() + RAMP * ramps.min(MAX_RAMPS);
         LoadSpec { warmup, duration: self.opts.window(), linger, ..workload }
     }
 }
@@ -409,8 +298,13 @@ impl Ctx<'_> {
 /// count connections still being set up (as idle) instead of the server's
 /// pace.
 pub const RAMP_CONNS: usize = 500;
-/// The extra warm-up of loads of [`RAMP_CONNS`] connections or more.
+/// The extra warm-up per [`RAMP_CONNS`] connections: enough, on the
+/// 2-vCPU machine under load, for a thread per connection to start 500
+/// threads and answer their first requests (with 0.5 s per 500, its
+/// 1,000 connections had not all been answered when the window began).
 pub const RAMP: Duration = Duration::from_millis(1000);
+/// At most this many [`RAMP`]s: 10 s, from 5,000 connections on.
+pub const MAX_RAMPS: u32 = 10;
 
 /// The outcome of the claims: one verdict per claim run, and all runs.
 #[derive(Debug)]
@@ -428,18 +322,37 @@ pub fn total_steps(opts: &Options) -> u64 {
 
 /// Runs every selected claim, advancing `bar`. A claim whose measurement
 /// fails gets [`Holds::Unknown`] with the error; the others still run.
+///
+/// With [`Options::seeds`], the seed apps that can run here add rows to
+/// the claims they speak to (see [`crate::lab::seeds`]); a line names
+/// those that cannot, with the install line.
 pub fn run_claims(opts: &Options, bar: &indicatif::ProgressBar) -> Outcome {
     let mut outcome = Outcome { verdicts: Vec::new(), runs: Vec::new() };
+    let apps = if opts.seeds {
+        let (ready, missing) = crate::lab::seeds::discover();
+        if let Some(line) = crate::lab::seeds::missing_line(&missing) {
+            bar.println(format!("lab: {line}"));
+        }
+        ready
+    } else {
+        Vec::new()
+    };
     for id in ClaimId::ALL.into_iter().filter(|c| opts.selects(*c)) {
         let claim = id.claim();
         let ctx = Ctx { opts, bar, claim: id };
         ctx.step("starting");
         let started = std::time::Instant::now();
-        let measured = (claim.measure)(&ctx, &outcome.runs);
+        let measured = (claim.measure)(&ctx, &outcome.runs).map(|mut runs| {
+            runs.extend(seeded::seed_rows(&ctx, &apps, &outcome.runs));
+            runs
+        });
         let seconds = started.elapsed().as_secs_f64();
         match measured {
             Ok(runs) => {
-                let verdict = (claim.evaluate)(&runs);
+                let judged: Vec<Run> =
+                    runs.iter().filter(|r| !seeded::is_seed(r)).cloned().collect();
+                let mut verdict = (claim.evaluate)(&judged);
+                verdict.summary.push_str(&seeded::quote(&runs));
                 outcome.runs.extend(runs);
                 outcome.verdicts.push((id, verdict, seconds));
             }

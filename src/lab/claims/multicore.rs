@@ -1,71 +1,80 @@
-//! S1: scaling over cores. Green and stackless servers on one shard and on
-//! one shard per CPU (`-c<N>`), tokio's current-thread runtime and its
-//! multi-thread runtime on N workers (`-w<N>`), under the echo and the
-//! sleep load.
+//! S1: scaling over real cores. Green and stackless servers as 1, 2, 4 ...
+//! shards (`-c<N>`), tokio as 1, 2, 4 ... workers (`-w<N>`; one is its
+//! current-thread runtime), under the echo and the keep-alive sleep load.
 //!
-//! Every S1 run, one core or N, uses [`Placement::Shared`]: server and
-//! client may both run on every CPU, so the only thing that changes
-//! between the two rows of a pair is the server's shard (or worker) count.
-//! On a small machine the client then competes with the server for the
-//! CPUs, and throughput speed-up is bounded by what the client leaves
-//! (on 2 CPUs, well below 2×). The figure that does not depend on the
-//! client is the server's own CPU time per request, from `/proc`: if
-//! shards share nothing, it stays flat from 1 to N cores, and that is what
-//! the claim checks. Speed-ups are reported as measured.
+//! ```text
+//!  allowed CPUs (sched_getaffinity), e.g. 16:
+//!   [ 0  1  2  3  4  5  6  7 | 8  9 10 11 12 13 14 15 ]
+//!     server: first N of this half    client: all of this half
+//! ```
 //!
-//! How the client competing for the CPUs still shows up, and how the
-//! summary lets the reader see it. Per message, the kernel's part
-//! dominates (loopback TCP, wake-ups), and it depends on placement more
-//! than on shards. A server that sleeps and is woken for fewer messages
-//! pays more per message, and so does a server on another CPU than its
-//! client, whose sends wake a peer across CPUs. With the client on the
-//! same CPUs, N shards find fewer ready connections per wake-up than one
-//! loop, and cannot all share a CPU with the client the way the scheduler
-//! likes to place a single server. So each pair also quotes the server's
-//! sleeps per request ([`SLEEPS_PER_REQ`]) and the CPUs' worth of time it
-//! used: a rise in CPU per message that comes with more sleeps and a
-//! server spread over more CPUs is placement and batching, not sharing.
-//! The README has the instruction and system-call counts that separate
-//! the two.
+//! The client gets a half of its own ([`Placement::Scaling`]), so what
+//! changes between two rows of a runtime is only the server's shard (or
+//! worker) count, and the client never takes a shard's CPU. A client that
+//! shares the server's CPUs measures placement, not scaling (on a 2-CPU
+//! machine one shard and two shards both share with the client), so with
+//! fewer than [`HALVES_MIN_CPUS`] allowed CPUs nothing is measured and the
+//! verdict is `unknown`, saying why.
 //!
-//! Each pair is measured [`S1_ROUNDS`] times in A-B-B-A order (1, N, N, 1
-//! cores) and averaged, so a drift in the machine's background load
-//! (other jobs on a shared VM) weighs on both rows alike.
+//! The connection count is the same at every step ([`S1_CONNS_PER_CORE`]
+//! × the half), so each step offers the server the same work.
 
 use std::io;
 use std::time::Duration;
 
-use super::cpu::cpu_us;
-use super::{Ctx, Holds, Verdict, errors_note, num};
-use crate::lab::affinity;
+use super::served::{Queueing, gate};
+use super::{Claim, Ctx, Holds, Verdict, errors_note, num};
+use crate::lab::affinity::{self, HALVES_MIN_CPUS};
 use crate::lab::cell::{Cell, CellRuntime};
 use crate::lab::load::LoadSpec;
-use crate::lab::measure::{Run, SLEEPS_PER_REQ};
+use crate::lab::measure::Run;
 use crate::lab::server::Placement;
 
 /// S1: the runtimes, as `<runtime>-<style>` (tokio scales by workers).
 pub const S1_RUNTIMES: [&str; 3] = ["green-blocking", "stackless-async", "tokio-async"];
 /// S1: the services.
 pub const S1_SERVICES: [&str; 2] = ["echo", "sleep"];
-/// S1: echo clients and bytes per message (as E1).
-pub const S1_ECHO_CONNS: usize = 50;
-/// S1: echo bytes per message.
+/// S1: client connections per core of the server's half.
+pub const S1_CONNS_PER_CORE: usize = 50;
+/// S1: echo bytes per message (as E1).
 pub const S1_MSG: usize = 64;
-/// S1: sleep clients, keep-alive, each asking `/sleep?ms=`[`S1_SLEEP_MS`]:
-/// short enough that the server's CPU, not the sleep, bounds req/s.
-pub const S1_SLEEP_CONNS: usize = 100;
-/// S1: the sleep asked for, ms.
+/// S1: the sleep asked for, ms: short enough that the server's CPU, not
+/// the sleep, bounds req/s.
 pub const S1_SLEEP_MS: u64 = 1;
-/// S1: how many times each pair is measured (alternating the order).
-pub const S1_ROUNDS: usize = 2;
-/// S1's claim: a green or stackless server's CPU per echoed message on N
-/// shards is at most this factor of its figure on one (the shards share
-/// nothing on the hot path).
-pub const S1_CPU_FLAT: f64 = 1.10;
+/// S1's claim, read from "shards share nothing, so a server scales with
+/// cores": green's and stackless's echo req/s on N cores is at least this
+/// fraction of N × their req/s on one (three quarters of linear).
+pub const S1_EFFICIENCY: f64 = 0.75;
 
-/// How many cores S1 scales to: every CPU the lab may use.
-pub fn s1_cores() -> usize {
-    affinity::allowed_cpus().map_or(1, <[usize]>::len)
+/// S1: the server scales with cores when its shards share nothing.
+pub(super) const MULTICORE: Claim = Claim {
+    id: "S1_multicore",
+    measured: "echo and sleep on 1, 2, 4 .. half the CPUs, client on the other half",
+    measure: measure_multicore,
+    evaluate: judge_multicore,
+    thresholds: || {
+        format!(
+            "green and stackless echo req/s on N cores ≥ {S1_EFFICIENCY} × N × on 1; tokio \
+             quoted; needs ≥ {HALVES_MIN_CPUS} allowed CPUs, else unknown"
+        )
+    },
+    steps: |_| (S1_RUNTIMES.len() * S1_SERVICES.len() * scaling_steps().len()) as u64,
+};
+
+/// The core counts S1 measures: 1, 2, 4 ... up to the server's half of
+/// the allowed CPUs, the half itself last; empty with fewer than
+/// [`HALVES_MIN_CPUS`] CPUs.
+pub fn scaling_steps() -> Vec<usize> {
+    affinity::halves().map_or_else(Vec::new, |(server, _)| steps_to(server.len()))
+}
+
+/// 1, 2, 4 ... below `half`, then `half`.
+fn steps_to(half: usize) -> Vec<usize> {
+    let mut steps: Vec<usize> = std::iter::successors(Some(1usize), |n| n.checked_mul(2))
+        .take_while(|&n| n < half)
+        .collect();
+    steps.push(half.max(1));
+    steps
 }
 
 /// The cell of `runtime` (`<runtime>-<style>`) and `service` on `cores`.
@@ -78,32 +87,25 @@ fn cell(runtime: &str, service: &str, cores: usize) -> io::Result<Cell> {
     })
 }
 
-pub(super) fn s1_measure(ctx: &Ctx<'_>, _: &[Run]) -> io::Result<Vec<Run>> {
-    let all = s1_cores();
-    if all < 2 {
-        return Ok(Vec::new());
-    }
+fn measure_multicore(ctx: &Ctx<'_>, _: &[Run]) -> io::Result<Vec<Run>> {
+    let steps = scaling_steps();
+    let Some(&half) = steps.last() else { return Ok(Vec::new()) };
+    let conns = S1_CONNS_PER_CORE * half;
     let mut runs = Vec::new();
     for runtime in S1_RUNTIMES {
         for service in S1_SERVICES {
-            let order = [1, all, all, 1];
-            for &cores in order.iter().cycle().take(2 * S1_ROUNDS) {
+            for &cores in &steps {
                 let cell = cell(runtime, service, cores)?;
                 let load = match service {
-                    "echo" => ctx.load(
-                        LoadSpec::echo(S1_MSG, S1_ECHO_CONNS, Duration::from_secs(1)),
-                        Duration::from_millis(100),
-                    ),
-                    _ => ctx.load(
-                        LoadSpec::http(
-                            format!("/sleep?ms={S1_SLEEP_MS}"),
-                            S1_SLEEP_CONNS,
-                            Duration::from_secs(1),
-                        ),
-                        Duration::from_millis(100),
+                    "echo" => LoadSpec::echo(S1_MSG, conns, Duration::from_secs(1)),
+                    _ => LoadSpec::http(
+                        format!("/sleep?ms={S1_SLEEP_MS}"),
+                        conns,
+                        Duration::from_secs(1),
                     ),
                 };
-                let mut run = ctx.measure_placed(&cell, &load, Placement::Shared)?;
+                let load = ctx.load(load, Duration::from_millis(100));
+                let mut run = ctx.measure_placed(&cell, &load, Placement::Scaling { cores })?;
                 run.extra.insert("cores".into(), cores as f64);
                 runs.push(run);
             }
@@ -112,97 +114,83 @@ pub(super) fn s1_measure(ctx: &Ctx<'_>, _: &[Run]) -> io::Result<Vec<Run>> {
     Ok(runs)
 }
 
-/// The means of a pair's rounds (see [`mean_at`]).
-struct Means {
-    /// Requests per second.
-    rate: f64,
-    /// Server CPU per request, µs (if every run has it).
-    cpu_us: Option<f64>,
-    /// Server sleeps per request ([`SLEEPS_PER_REQ`], if every run has it).
-    sleeps: Option<f64>,
+/// The S1 run of `runtime` (its name) and `service` on `cores`.
+fn at<'a>(runs: &'a [Run], runtime: &str, service: &str, cores: f64) -> Option<&'a Run> {
+    runs.iter()
+        .find(|r| r.runtime == runtime && r.service == service && r.get("cores") == Some(cores))
 }
 
-impl Means {
-    /// The CPUs' worth of time the server used: CPU per request × req/s.
-    fn cpus(&self) -> Option<f64> {
-        self.cpu_us.map(|us| us * 1e-6 * self.rate)
+/// S1's evaluation: for green and stackless, echo req/s on the most cores
+/// ≥ `S1_EFFICIENCY` × cores × on one; every runtime's speed-ups per
+/// step are quoted.
+pub fn judge_multicore(runs: &[Run]) -> Verdict {
+    let Some(top) = runs.iter().filter_map(|r| r.get("cores")).reduce(f64::max) else {
+        let allowed = affinity::allowed_cpus().map_or(0, <[usize]>::len);
+        return Verdict::new(
+            Holds::Unknown,
+            format!(
+                "not measured: S1 needs ≥ {HALVES_MIN_CPUS} allowed CPUs (half for the shards, \
+                 half for the client); this process may use {allowed}"
+            ),
+        );
+    };
+    if let Some(v) = gate(runs, Queueing::NotJudged) {
+        return v;
     }
-}
-
-/// The means of the S1 runs of `runtime` (its name) and `service` on
-/// `cores`.
-fn mean_at(runs: &[Run], runtime: &str, service: &str, cores: f64) -> Option<Means> {
-    let at: Vec<&Run> = runs
-        .iter()
-        .filter(|r| r.runtime == runtime && r.service == service && r.get("cores") == Some(cores))
-        .collect();
-    let n = at.len() as f64;
-    let mean = |f: &dyn Fn(&Run) -> Option<f64>| {
-        at.iter().map(|r| f(r)).sum::<Option<f64>>().map(|sum| sum / n)
-    };
-    (!at.is_empty()).then(|| Means {
-        rate: at.iter().map(|r| r.req_per_s).sum::<f64>() / n,
-        cpu_us: mean(&cpu_us),
-        sleeps: mean(&|r| r.get(SLEEPS_PER_REQ)),
-    })
-}
-
-/// S1's evaluation, on the means of each pair's rounds: for green and
-/// stackless, server CPU per echoed message on N shards ≤ [`S1_CPU_FLAT`]
-/// × on one; every pair's speed-up and CPU change is quoted.
-pub fn s1_evaluate(runs: &[Run]) -> Verdict {
-    let Some(all) = runs.iter().filter_map(|r| r.get("cores")).reduce(f64::max) else {
-        return Verdict::new(Holds::Unknown, "not measured: S1 needs two or more CPUs");
-    };
-    let mut flat = 0;
+    let mut steps: Vec<f64> = runs.iter().filter_map(|r| r.get("cores")).collect();
+    steps.sort_by(f64::total_cmp);
+    steps.dedup();
+    let mut scaled = 0;
     let mut judged = 0;
     let mut parts = Vec::new();
     for runtime in S1_RUNTIMES {
         let name = runtime.split('-').next().unwrap_or(runtime);
-        let mut pairs = Vec::new();
+        let mut services = Vec::new();
         for service in S1_SERVICES {
-            let (Some(one), Some(many)) =
-                (mean_at(runs, name, service, 1.0), mean_at(runs, name, service, all))
-            else {
-                return Verdict::missing(&format!("{name} {service} at 1 and {all} cores"));
+            let Some(one) = at(runs, name, service, 1.0) else {
+                return Verdict::missing(&format!("{name} {service} on 1 core"));
             };
-            let speedup = many.rate / one.rate.max(f64::MIN_POSITIVE);
-            let cpu = one.cpu_us.zip(many.cpu_us);
-            let mut figures = vec![format!(
-                "{service} {}→{} req/s (×{speedup:.2})",
-                num(one.rate),
-                num(many.rate)
-            )];
-            match cpu {
-                Some((a, b)) => figures.push(format!("CPU/req {}→{} µs", num(a), num(b))),
-                None => figures.push("no CPU figures".to_string()),
+            let mut speedups = Vec::new();
+            for &cores in &steps[1..] {
+                let Some(r) = at(runs, name, service, cores) else {
+                    return Verdict::missing(&format!("{name} {service} on {cores} cores"));
+                };
+                speedups.push(format!("{cores:.0}: ×{:.2}", r.req_per_s / one.req_per_s));
             }
-            if let (Some(a), Some(b)) = (one.sleeps, many.sleeps) {
-                figures.push(format!("sleeps/req {a:.3}→{b:.3}"));
-            }
-            if let (Some(a), Some(b)) = (one.cpus(), many.cpus()) {
-                figures.push(format!("server on {a:.2}→{b:.2} CPUs"));
-            }
+            services.push(format!(
+                "{service} {} req/s on 1, {}",
+                num(one.req_per_s),
+                speedups.join(" ")
+            ));
             if name != "tokio" && service == "echo" {
-                let Some((a, b)) = cpu else {
-                    return Verdict::new(
-                        Holds::Unknown,
-                        format!("no server CPU figures for {name}"),
-                    );
+                let Some(most) = at(runs, name, service, top) else {
+                    return Verdict::missing(&format!("{name} echo on {top} cores"));
                 };
                 judged += 1;
-                flat += usize::from(b <= a * S1_CPU_FLAT);
+                scaled += usize::from(most.req_per_s >= S1_EFFICIENCY * top * one.req_per_s);
             }
-            pairs.push(figures.join(", "));
         }
-        parts.push(format!("{name}: {}", pairs.join("; ")));
+        parts.push(format!("{name}: {}", services.join("; ")));
     }
     Verdict::new(
-        Holds::of_parts(flat, judged),
+        Holds::of_parts(scaled, judged),
         format!(
-            "1→{all:.0} cores, client sharing the CPUs: {}{}",
+            "1→{top:.0} cores, client on {top:.0} other CPUs: {}{}",
             parts.join(" | "),
             errors_note(runs)
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_double_up_to_the_half() {
+        assert_eq!(steps_to(2), [1, 2]);
+        assert_eq!(steps_to(3), [1, 2, 3]);
+        assert_eq!(steps_to(8), [1, 2, 4, 8]);
+        assert_eq!(steps_to(6), [1, 2, 4, 6]);
+    }
 }

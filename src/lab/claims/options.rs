@@ -24,6 +24,9 @@ pub struct Options {
     pub progress: bool,
     /// Draw the SVG charts.
     pub charts: bool,
+    /// Also run the seeds' own Python apps that can run here
+    /// (`lab/seeds/`; see [`crate::lab::seeds`]).
+    pub seeds: bool,
 }
 
 impl Default for Options {
@@ -39,6 +42,7 @@ impl Default for Options {
             criterion_dir: Some(target.join("criterion")),
             progress: true,
             charts: true,
+            seeds: false,
         }
     }
 }

@@ -9,13 +9,15 @@
 use std::io;
 use std::time::Duration;
 
-use super::{Ctx, Holds, Verdict, errors_note, find, num, sleep_ms};
+use super::served::{Queueing, gate};
+use super::{Claim, Ctx, Holds, Verdict, errors_note, find, num, sleep_ms};
 use crate::lab::cell::Cell;
 use crate::lab::load::{LoadSpec, Workload};
 use crate::lab::measure::Run;
 
 /// A sleep load of `conns` connections asking for `sleep` each, closing
-/// after each response; `sleep_ms` is recorded on the run.
+/// after each response unless `keep_alive`, measured for `window` (the
+/// run's default when `None`); `sleep_ms` is recorded on the run.
 pub(super) fn sleep_close(
     ctx: &Ctx<'_>,
     spec: &str,
@@ -23,11 +25,15 @@ pub(super) fn sleep_close(
     sleep: Duration,
     keep_alive: bool,
     slowest: Duration,
+    window: Option<Duration>,
 ) -> io::Result<Run> {
     let cell = Cell::parse_spec(spec)?;
     let workload = Workload::Http { path: format!("/sleep?ms={}", sleep.as_millis()), keep_alive };
-    let load = ctx
+    let mut load = ctx
         .load(LoadSpec { workload, ..LoadSpec::http("/", conns, Duration::from_secs(1)) }, slowest);
+    if let Some(window) = window {
+        load.duration = window;
+    }
     let mut run = ctx.measure(&cell, &load)?;
     run.extra.insert("sleep_ms".into(), sleep.as_secs_f64() * 1e3);
     Ok(run)
@@ -59,18 +65,41 @@ pub const C1_ALL_AT_ONCE: f64 = 0.7;
 /// ... and its median latency is at most this many sleeps.
 pub const C1_P50_SLEEPS: f64 = 1.5;
 
-pub(super) fn c1_measure(ctx: &Ctx<'_>, _: &[Run]) -> io::Result<Vec<Run>> {
+/// C1: a pool of W threads queues sleeping requests; threads, green
+/// threads and tasks serve them all at once.
+pub(super) const SLEEP_QUEUE: Claim = Claim {
+    id: "C1_sleep_queue",
+    measured: "100 conns × GET /sleep (close): pool W=4 vs threads/green/stackless",
+    measure: measure_sleep_queue,
+    evaluate: judge_sleep_queue,
+    thresholds: || {
+        format!(
+            "pool queues: req/s ≤ {C1_POOL_RATE_SLACK}×W/sleep and p50 ≥ {C1_POOL_P50_SLEEPS} \
+             sleeps; others at once: req/s ≥ {C1_ALL_AT_ONCE}×conns/sleep and p50 ≤ \
+             {C1_P50_SLEEPS} sleeps; every run served (see served.rs)"
+        )
+    },
+    steps: |_| C1_CELLS.len() as u64,
+};
+
+fn measure_sleep_queue(ctx: &Ctx<'_>, _: &[Run]) -> io::Result<Vec<Run>> {
     let sleep = ctx.opts.scaled(C1_SLEEP);
-    C1_CELLS.iter().map(|spec| sleep_close(ctx, spec, C1_CONNS, sleep, false, sleep)).collect()
+    C1_CELLS
+        .iter()
+        .map(|spec| sleep_close(ctx, spec, C1_CONNS, sleep, false, sleep, None))
+        .collect()
 }
 
 /// C1's evaluation: the pool queues (req/s ≈ W / sleep, p50 of several
 /// sleeps) while the three others serve every client at once (req/s ≈
 /// conns / sleep, p50 ≈ one sleep).
-pub fn c1_evaluate(runs: &[Run]) -> Verdict {
+pub fn judge_sleep_queue(runs: &[Run]) -> Verdict {
     let Some(pool) = find(runs, C1_CELLS[0], None) else {
         return Verdict::missing(C1_CELLS[0]);
     };
+    if let Some(v) = gate([pool], Queueing::Judged) {
+        return v;
+    }
     let Some(sleep) = sleep_ms(pool) else { return Verdict::missing("sleep_ms") };
     let workers = pool.workers.unwrap_or(C1_POOL) as f64;
     let pool_cap = workers * 1e3 / sleep;
@@ -80,6 +109,9 @@ pub fn c1_evaluate(runs: &[Run]) -> Verdict {
     let mut parts = Vec::new();
     for spec in &C1_CELLS[1..] {
         let Some(r) = find(runs, spec, None) else { return Verdict::missing(spec) };
+        if let Some(v) = gate([r], Queueing::Judged) {
+            return v;
+        }
         let all = r.conns as f64 * 1e3 / sleep;
         let ok = r.req_per_s >= C1_ALL_AT_ONCE * all && r.p50_ms <= C1_P50_SLEEPS * sleep;
         at_once.push(ok);
@@ -128,20 +160,42 @@ pub const C3_SERIAL_SLACK: f64 = 1.25;
 /// C3: "not serialized" means req/s at least this fraction of conns / sleep.
 pub const C3_CONCURRENT: f64 = 0.7;
 
-pub(super) fn c3_measure(ctx: &Ctx<'_>, _: &[Run]) -> io::Result<Vec<Run>> {
+/// C3: a blocking call inside a task serializes the executor; offloaded,
+/// or on green threads, it does not.
+pub(super) const BLOCKING_IN_ASYNC: Claim = Claim {
+    id: "C3_blocking_in_async",
+    measured: "blocking sleep in a stackless task: inline vs pool vs green",
+    measure: measure_blocking_in_async,
+    evaluate: judge_blocking_in_async,
+    thresholds: || {
+        format!(
+            "inline req/s ≤ {C3_SERIAL_SLACK}/sleep; pool and green req/s ≥ \
+             {C3_CONCURRENT}×conns/sleep; every run served"
+        )
+    },
+    steps: |_| C3_CELLS.len() as u64,
+};
+
+fn measure_blocking_in_async(ctx: &Ctx<'_>, _: &[Run]) -> io::Result<Vec<Run>> {
     let sleep = ctx.opts.scaled(C3_SLEEP);
-    C3_CELLS.iter().map(|spec| sleep_close(ctx, spec, C3_CONNS, sleep, false, sleep)).collect()
+    C3_CELLS
+        .iter()
+        .map(|spec| sleep_close(ctx, spec, C3_CONNS, sleep, false, sleep, None))
+        .collect()
 }
 
 /// C3's evaluation: inline, the executor serves one request at a time
 /// (req/s ≈ 1 / sleep); offloaded or on green threads, all at once.
-pub fn c3_evaluate(runs: &[Run]) -> Verdict {
+pub fn judge_blocking_in_async(runs: &[Run]) -> Verdict {
     let mut rows = Vec::new();
     for spec in C3_CELLS {
         match find(runs, spec, None) {
             Some(r) => rows.push(r),
             None => return Verdict::missing(spec),
         }
+    }
+    if let Some(v) = gate(rows.iter().copied(), Queueing::Judged) {
+        return v;
     }
     let Some(sleep) = sleep_ms(rows[0]) else { return Verdict::missing("sleep_ms") };
     let serial = 1e3 / sleep;
@@ -187,15 +241,40 @@ pub const C4_HELPS: f64 = 0.7;
 /// C4: "queues" past it: req/s at most this factor above pool / sleep.
 pub const C4_QUEUE_SLACK: f64 = 1.25;
 
-pub(super) fn c4_measure(ctx: &Ctx<'_>, _: &[Run]) -> io::Result<Vec<Run>> {
+/// C4: offloading blocking calls to a bounded pool helps up to the
+/// pool's size, then requests queue.
+pub(super) const OFFLOAD_RESCUES: Claim = Claim {
+    id: "C4_offload_rescues",
+    measured: "stackless + pool of 4 threads, conns = 4, 8, 16",
+    measure: measure_offload_rescues,
+    evaluate: judge_offload_rescues,
+    thresholds: || {
+        format!(
+            "conns ≤ pool: req/s ≥ {C4_HELPS}×conns/sleep; conns > pool: req/s ≤ \
+             {C4_QUEUE_SLACK}×pool/sleep; every run served"
+        )
+    },
+    steps: |_| C4_CONNS.len() as u64,
+};
+
+fn measure_offload_rescues(ctx: &Ctx<'_>, _: &[Run]) -> io::Result<Vec<Run>> {
     let sleep = ctx.opts.scaled(C4_SLEEP);
     let spec = format!("stackless-blocking-sleep-pool-w{C4_POOL}");
-    C4_CONNS.iter().map(|&conns| sleep_close(ctx, &spec, conns, sleep, false, sleep)).collect()
+    C4_CONNS
+        .iter()
+        .map(|&conns| sleep_close(ctx, &spec, conns, sleep, false, sleep, None))
+        .collect()
 }
 
 /// C4's evaluation: throughput grows with connections up to the pool
 /// size, then stays at pool / sleep while latency grows.
-pub fn c4_evaluate(runs: &[Run]) -> Verdict {
+pub fn judge_offload_rescues(runs: &[Run]) -> Verdict {
+    if runs.is_empty() {
+        return Verdict::missing("the pool cell");
+    }
+    if let Some(v) = gate(runs, Queueing::Judged) {
+        return v;
+    }
     let mut ok = 0;
     let mut parts = Vec::new();
     let mut pool = C4_POOL;
@@ -215,9 +294,6 @@ pub fn c4_evaluate(runs: &[Run]) -> Verdict {
             num(r.p50_ms),
             if good { "" } else { " (!)" }
         ));
-    }
-    if runs.is_empty() {
-        return Verdict::missing("the pool cell");
     }
     let cap = runs.first().and_then(sleep_ms).map_or(0.0, |s| pool as f64 * 1e3 / s);
     Verdict::new(

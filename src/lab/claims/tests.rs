@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use super::*;
-use crate::lab::measure::SLEEPS_PER_REQ;
 use crate::lab::report::{ClaimReport, Machine, Report};
 
 /// A synthetic load run of `spec` at `conns`.
@@ -16,6 +15,8 @@ fn run(claim: &str, spec: &str, conns: usize, req_per_s: f64, p50_ms: f64) -> Ru
     r.workers = cell.workers;
     r.offload = cell.offload_name().map(Into::into);
     r.conns = conns;
+    r.seconds = 1.0;
+    r.requests = req_per_s.ceil() as u64;
     r.req_per_s = req_per_s;
     r.p50_ms = p50_ms;
     r.p99_ms = p50_ms * 1.5;
@@ -39,7 +40,7 @@ fn c1(pool_rate: f64, pool_p50: f64, green_rate: f64) -> Vec<Run> {
 
 #[test]
 fn c1_holds_when_the_pool_queues_and_the_others_do_not() {
-    let v = c1_evaluate(&c1(40.0, 700.0, 990.0));
+    let v = judge_sleep_queue(&c1(40.0, 700.0, 990.0));
     assert_eq!(v.holds, Holds::Yes, "{}", v.summary);
     assert!(v.summary.contains("pool W=4 40.0 req/s"), "{}", v.summary);
 }
@@ -47,22 +48,22 @@ fn c1_holds_when_the_pool_queues_and_the_others_do_not() {
 #[test]
 fn c1_fails_when_the_pool_keeps_up() {
     // A pool answering ≈ 100 req/s at one sleep is not queueing.
-    let v = c1_evaluate(&c1(100.0 * 10.0, 101.0, 990.0));
+    let v = judge_sleep_queue(&c1(100.0 * 10.0, 101.0, 990.0));
     assert_eq!(v.holds, Holds::No, "{}", v.summary);
-    let v = c1_evaluate(&c1(100.0, 101.0, 990.0));
+    let v = judge_sleep_queue(&c1(100.0, 101.0, 990.0));
     assert_eq!(v.holds, Holds::No, "{}", v.summary);
 }
 
 #[test]
 fn c1_is_partly_when_one_runtime_also_queues() {
-    let v = c1_evaluate(&c1(40.0, 700.0, 300.0));
+    let v = judge_sleep_queue(&c1(40.0, 700.0, 300.0));
     assert_eq!(v.holds, Holds::Partly, "{}", v.summary);
     assert!(v.summary.contains("(not at once)"), "{}", v.summary);
 }
 
 #[test]
 fn c1_without_runs_is_unknown() {
-    assert_eq!(c1_evaluate(&[]).holds, Holds::Unknown);
+    assert_eq!(judge_sleep_queue(&[]).holds, Holds::Unknown);
 }
 
 fn c2(runtime: &str, style: &str, seq_ms: f64, conc_ms: f64) -> Vec<Run> {
@@ -80,67 +81,79 @@ fn c2(runtime: &str, style: &str, seq_ms: f64, conc_ms: f64) -> Vec<Run> {
 #[test]
 fn c2_two_waits() {
     let all = |conc: f64| -> Vec<Run> {
-        inproc::C2_PAIRS.iter().flat_map(|(rt, st)| c2(rt, st, 201.0, conc)).collect()
+        WaitKind::ALL
+            .iter()
+            .flat_map(|k| c2(k.runtime().name(), &k.style().to_string(), 201.0, conc))
+            .collect()
     };
-    assert_eq!(c2_evaluate(&all(101.0)).holds, Holds::Yes);
+    assert_eq!(judge_two_tasks(&all(101.0)).holds, Holds::Yes);
     // Concurrent waits that take as long as sequential ones: no.
-    assert_eq!(c2_evaluate(&all(201.0)).holds, Holds::No);
+    assert_eq!(judge_two_tasks(&all(201.0)).holds, Holds::No);
     let mut some = all(101.0);
     some.extend(c2("green", "blocking", 201.0, 200.0));
     some.retain(|r| {
         !(r.runtime == "green" && r.style == "blocking" && r.get("elapsed_ms") == Some(101.0))
     });
-    assert_eq!(c2_evaluate(&some).holds, Holds::Partly);
+    assert_eq!(judge_two_tasks(&some).holds, Holds::Partly);
+}
+
+/// C3's runs: inline at `inline` req/s, pool and green at `rescued`.
+fn c3(inline: f64, rescued: f64) -> Vec<Run> {
+    vec![
+        slept(run("C3", "stackless-blocking-sleep-inline", 10, inline, 700.0), 100.0),
+        slept(run("C3", "stackless-blocking-sleep-pool", 10, rescued, 101.0), 100.0),
+        slept(run("C3", "green-blocking-sleep", 10, rescued, 101.0), 100.0),
+    ]
 }
 
 #[test]
 fn c3_inline_must_serialize() {
-    let runs = |inline: f64, rescued: f64| {
-        vec![
-            slept(run("C3", "stackless-blocking-sleep-inline", 10, inline, 700.0), 100.0),
-            slept(run("C3", "stackless-blocking-sleep-pool", 10, rescued, 101.0), 100.0),
-            slept(run("C3", "green-blocking-sleep", 10, rescued, 101.0), 100.0),
-        ]
-    };
-    assert_eq!(c3_evaluate(&runs(10.0, 100.0)).holds, Holds::Yes);
-    assert_eq!(c3_evaluate(&runs(100.0, 100.0)).holds, Holds::Partly);
-    assert_eq!(c3_evaluate(&runs(100.0, 10.0)).holds, Holds::No);
+    assert_eq!(judge_blocking_in_async(&c3(10.0, 100.0)).holds, Holds::Yes);
+    assert_eq!(judge_blocking_in_async(&c3(100.0, 100.0)).holds, Holds::Partly);
+    assert_eq!(judge_blocking_in_async(&c3(100.0, 10.0)).holds, Holds::No);
+}
+
+/// C4's runs at 4, 8, 16 conns: 40 req/s, then `big`.
+fn c4(big: f64) -> Vec<Run> {
+    let spec = "stackless-blocking-sleep-pool-w4";
+    vec![
+        slept(run("C4", spec, 4, 40.0, 100.0), 100.0),
+        slept(run("C4", spec, 8, big, 200.0), 100.0),
+        slept(run("C4", spec, 16, big, 400.0), 100.0),
+    ]
 }
 
 #[test]
 fn c4_pool_helps_then_queues() {
     let spec = "stackless-blocking-sleep-pool-w4";
-    let runs = |big: f64| {
-        vec![
-            slept(run("C4", spec, 4, 40.0, 100.0), 100.0),
-            slept(run("C4", spec, 8, big, 200.0), 100.0),
-            slept(run("C4", spec, 16, big, 400.0), 100.0),
-        ]
-    };
-    assert_eq!(c4_evaluate(&runs(40.0)).holds, Holds::Yes);
+    assert_eq!(judge_offload_rescues(&c4(40.0)).holds, Holds::Yes);
     // 160 req/s through a pool of 4 at 100 ms: it did not queue.
-    assert_eq!(c4_evaluate(&runs(160.0)).holds, Holds::Partly);
+    assert_eq!(judge_offload_rescues(&c4(160.0)).holds, Holds::Partly);
     let none = vec![slept(run("C4", spec, 4, 5.0, 800.0), 100.0)];
-    assert_eq!(c4_evaluate(&none).holds, Holds::No);
+    assert_eq!(judge_offload_rescues(&none).holds, Holds::No);
+}
+
+/// C5's runs: threads at 190 req/s, green and stackless as given.
+fn c5(green: f64, stackless: f64) -> Vec<Run> {
+    vec![
+        run("C5", "threads-blocking-sleep", 8, 190.0, 40.0),
+        run("C5", "green-blocking-sleep", 8, green, 40.0),
+        run("C5", "stackless-async-sleep", 8, stackless, 40.0),
+    ]
 }
 
 #[test]
 fn c5_green_gaining_on_cpu_work_fails_it() {
-    let runs = |green: f64, stackless: f64| {
-        vec![
-            run("C5", "threads-blocking-sleep", 8, 190.0, 40.0),
-            run("C5", "green-blocking-sleep", 8, green, 40.0),
-            run("C5", "stackless-async-sleep", 8, stackless, 40.0),
-        ]
-    };
-    assert_eq!(c5_evaluate(&runs(185.0, 180.0)).holds, Holds::Yes);
-    assert_eq!(c5_evaluate(&runs(400.0, 180.0)).holds, Holds::Partly);
-    assert_eq!(c5_evaluate(&runs(400.0, 400.0)).holds, Holds::No);
+    assert_eq!(judge_cpu_bound(&c5(185.0, 180.0)).holds, Holds::Yes);
+    assert_eq!(judge_cpu_bound(&c5(400.0, 180.0)).holds, Holds::Partly);
+    assert_eq!(judge_cpu_bound(&c5(400.0, 400.0)).holds, Holds::No);
 }
 
-fn sweep(at_one: [f64; 3], at_top: [f64; 3]) -> Vec<Run> {
+/// C6's sweep at 1, 100 and 1000 conns: threads, green, stackless,
+/// tokio's req/s at each.
+fn sweep(at_one: [f64; 4], at_mid: [f64; 4], at_top: [f64; 4]) -> Vec<Run> {
     let mut runs = Vec::new();
-    for (conns, rates) in [(1, at_one), (1000, at_top)] {
+    for (conns, rates) in [(1, at_one), (100, at_mid), (1000, at_top)] {
         for (spec, rate) in sweep::C6_CELLS.iter().zip(rates) {
             runs.push(slept(run("C6", spec, conns, rate, 100.0), 100.0));
         }
@@ -149,23 +162,57 @@ fn sweep(at_one: [f64; 3], at_top: [f64; 3]) -> Vec<Run> {
 }
 
 #[test]
-fn c6_threshold() {
-    assert_eq!(c6_evaluate(&sweep([10.0; 3], [2000.0, 9000.0, 9500.0])).holds, Holds::Yes);
-    assert_eq!(c6_evaluate(&sweep([10.0; 3], [5800.0, 4200.0, 4000.0])).holds, Holds::Partly);
-    assert_eq!(c6_evaluate(&sweep([5.0, 10.0, 10.0], [5800.0, 4200.0, 4000.0])).holds, Holds::No);
+fn c6_finds_the_threshold_where_green_and_stackless_pull_ahead() {
+    let mid = [1000.0, 990.0, 995.0, 990.0];
+    let v = judge_concurrency_threshold(&sweep([10.0; 4], mid, [2000.0, 9000.0, 9500.0, 9400.0]));
+    assert_eq!(v.holds, Holds::Yes, "{}", v.summary);
+    assert!(v.summary.contains("threshold: 1000 conns"), "{}", v.summary);
+    let ahead = [500.0, 990.0, 995.0, 990.0];
+    let v = judge_concurrency_threshold(&sweep([10.0; 4], ahead, [2000.0, 9000.0, 9500.0, 9400.0]));
+    assert!(v.summary.contains("threshold: 100 conns"), "{}", v.summary);
+    let none = [5800.0, 4200.0, 4000.0, 4100.0];
+    let v = judge_concurrency_threshold(&sweep([10.0; 4], mid, none));
+    assert_eq!(v.holds, Holds::Partly, "{}", v.summary);
+    assert!(v.summary.contains("no threshold up to 1000 conns"), "{}", v.summary);
+    let v = judge_concurrency_threshold(&sweep([5.0, 10.0, 10.0, 10.0], mid, none));
+    assert_eq!(v.holds, Holds::No, "{}", v.summary);
+}
+
+#[test]
+fn c6_leaves_out_a_step_where_a_runtime_served_nothing_and_says_so() {
+    let mid = [500.0, 990.0, 995.0, 990.0];
+    let mut runs = sweep([10.0; 4], mid, [0.0, 9000.0, 9500.0, 9400.0]);
+    let v = judge_concurrency_threshold(&runs);
+    assert_eq!(v.holds, Holds::Yes, "{}", v.summary);
+    assert!(v.summary.contains("threshold: 100 conns"), "{}", v.summary);
+    assert!(
+        v.summary
+            .contains("1000 conns left out: run threads-blocking-sleep at 1000 conns served no"),
+        "{}",
+        v.summary
+    );
+    // Not at the fewest connections, and not with one step left.
+    runs[0].requests = 0;
+    assert_eq!(judge_concurrency_threshold(&runs).holds, Holds::Unknown);
+    let two = sweep([10.0; 4], [0.0, 990.0, 995.0, 990.0], [0.0, 9000.0, 9500.0, 9400.0]);
+    let v = judge_concurrency_threshold(&two);
+    assert_eq!(v.holds, Holds::Unknown, "{}", v.summary);
+    assert!(v.summary.starts_with("only 1 conns served"), "{}", v.summary);
+}
+
+/// C7's runs: green at `green` req/s, stackless at 9000.
+fn c7(green: f64) -> Vec<Run> {
+    vec![
+        run("C7", "green-blocking-sleep", 1000, green, 100.0),
+        run("C7", "stackless-async-sleep", 1000, 9000.0, 100.0),
+    ]
 }
 
 #[test]
 fn c7_same_within_five_percent() {
-    let runs = |green: f64| {
-        vec![
-            run("C7", "green-blocking-sleep", 1000, green, 100.0),
-            run("C7", "stackless-async-sleep", 1000, 9000.0, 100.0),
-        ]
-    };
-    assert_eq!(c7_evaluate(&runs(8800.0)).holds, Holds::Yes);
-    assert_eq!(c7_evaluate(&runs(8000.0)).holds, Holds::Partly);
-    assert_eq!(c7_evaluate(&runs(4000.0)).holds, Holds::No);
+    assert_eq!(judge_green_for_blocking_code(&c7(8800.0)).holds, Holds::Yes);
+    assert_eq!(judge_green_for_blocking_code(&c7(8000.0)).holds, Holds::Partly);
+    assert_eq!(judge_green_for_blocking_code(&c7(4000.0)).holds, Holds::No);
 }
 
 fn c8(threads_kib: f64, thread_spawn_ns: f64) -> Vec<Run> {
@@ -187,31 +234,33 @@ fn c8(threads_kib: f64, thread_spawn_ns: f64) -> Vec<Run> {
 
 #[test]
 fn c8_threads_cost_more() {
-    assert_eq!(c8_evaluate(&c8(40.0, 30_000.0)).holds, Holds::Yes);
-    assert_eq!(c8_evaluate(&c8(10.0, 30_000.0)).holds, Holds::Partly);
-    assert_eq!(c8_evaluate(&c8(10.0, 300.0)).holds, Holds::No);
+    assert_eq!(judge_memory(&c8(40.0, 30_000.0)).holds, Holds::Yes);
+    assert_eq!(judge_memory(&c8(10.0, 30_000.0)).holds, Holds::Partly);
+    assert_eq!(judge_memory(&c8(10.0, 300.0)).holds, Holds::No);
+}
+
+/// E1's runs: threads at 8 µs CPU per message, the others at `green_ns`.
+fn e1(green_ns: f64) -> Vec<Run> {
+    cpu::E1_CELLS
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| {
+            let mut r = run("E1", spec, 50, 80_000.0, 0.5);
+            let ns = if i == 0 { 8000.0 } else { green_ns };
+            r.server_user_ns_per_req = Some(ns / 2.0);
+            r.server_sys_ns_per_req = Some(ns / 2.0);
+            r
+        })
+        .collect()
 }
 
 #[test]
 fn e1_cpu_per_message() {
-    let runs = |green_ns: f64| {
-        cpu::E1_CELLS
-            .iter()
-            .enumerate()
-            .map(|(i, spec)| {
-                let mut r = run("E1", spec, 50, 80_000.0, 0.5);
-                let ns = if i == 0 { 8000.0 } else { green_ns };
-                r.server_user_ns_per_req = Some(ns / 2.0);
-                r.server_sys_ns_per_req = Some(ns / 2.0);
-                r
-            })
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(e1_evaluate(&runs(4000.0)).holds, Holds::Yes);
-    assert_eq!(e1_evaluate(&runs(9000.0)).holds, Holds::No);
-    let mut no_cpu = runs(4000.0);
+    assert_eq!(judge_echo_cpu(&e1(4000.0)).holds, Holds::Yes);
+    assert_eq!(judge_echo_cpu(&e1(9000.0)).holds, Holds::No);
+    let mut no_cpu = e1(4000.0);
     no_cpu[0].server_user_ns_per_req = None;
-    assert_eq!(e1_evaluate(&no_cpu).holds, Holds::Unknown);
+    assert_eq!(judge_echo_cpu(&no_cpu).holds, Holds::Unknown);
 }
 
 #[test]
@@ -241,7 +290,7 @@ fn scale_sets_sleeps_and_windows() {
     assert!(tiny.selects(ClaimId::C8));
     let only = Options { only: Some(vec![ClaimId::C2]), ..Options::default() };
     assert!(only.selects(ClaimId::C2) && !only.selects(ClaimId::C1));
-    assert_eq!(total_steps(&only), inproc::C2_STEPS);
+    assert_eq!(total_steps(&only), WaitKind::ALL.len() as u64);
 }
 
 #[test]
@@ -299,23 +348,23 @@ fn report_json_has_exactly_the_documented_shape() {
     assert!(report.markdown().contains("| `C1_sleep_queue` |"));
 }
 
-/// S1's twelve runs on 2 cores: each pair at 1000 → 1500 req/s; green's
-/// and stackless's CPU per message at 10 µs on one core, `many_ns` on two.
-fn s1(many_ns: f64) -> Vec<Run> {
+/// S1's runs on 1, 2 and 4 cores: each runtime's req/s on N cores is
+/// `1000 × N × efficiency`.
+fn s1(efficiency: f64) -> Vec<Run> {
     let mut runs = Vec::new();
-    for (spec, many) in [("green-blocking", "c2"), ("stackless-async", "c2"), ("tokio-async", "w2")]
-    {
+    for spec in ["green-blocking", "stackless-async", "tokio-async"] {
         for service in ["echo", "sleep"] {
-            for (cores, suffix) in [(1.0, String::new()), (2.0, format!("-{many}"))] {
-                let rate = if cores == 1.0 { 1000.0 } else { 1500.0 };
-                let mut r = run("S1", &format!("{spec}-{service}{suffix}"), 50, rate, 1.0);
+            for cores in [1usize, 2, 4] {
+                let suffix = match (cores, spec) {
+                    (1, _) => String::new(),
+                    (n, "tokio-async") => format!("-w{n}"),
+                    (n, _) => format!("-c{n}"),
+                };
+                let e = if cores == 1 { 1.0 } else { efficiency };
+                let rate = 1000.0 * cores as f64 * e;
+                let mut r = run("S1", &format!("{spec}-{service}{suffix}"), 200, rate, 1.0);
                 r.service = service.into();
-                r.extra.insert("cores".into(), cores);
-                let sleeps = if cores == 1.0 { 0.05 } else { 0.25 };
-                r.extra.insert(SLEEPS_PER_REQ.into(), sleeps);
-                let ns = if cores == 1.0 { 10_000.0 } else { many_ns };
-                r.server_user_ns_per_req = Some(ns / 2.0);
-                r.server_sys_ns_per_req = Some(ns / 2.0);
+                r.extra.insert("cores".into(), cores as f64);
                 runs.push(r);
             }
         }
@@ -324,40 +373,242 @@ fn s1(many_ns: f64) -> Vec<Run> {
 }
 
 #[test]
-fn s1_holds_when_cpu_per_message_stays_flat() {
-    let flat = s1_evaluate(&s1(10_500.0));
-    assert_eq!(flat.holds, Holds::Yes, "{}", flat.summary);
-    assert!(flat.summary.contains("green: echo"), "{}", flat.summary);
-    assert!(
-        flat.summary.contains(
-            "1000→1500 req/s (×1.50), CPU/req 10.0→10.5 µs, sleeps/req 0.050→0.250, \
-             server on 0.01→0.02 CPUs"
-        ),
-        "{}",
-        flat.summary
-    );
-    assert_eq!(s1_evaluate(&s1(12_000.0)).holds, Holds::No);
-    let mut no_cpu = s1(10_000.0);
-    no_cpu[1].server_sys_ns_per_req = None;
-    assert_eq!(s1_evaluate(&no_cpu).holds, Holds::Unknown);
-    assert_eq!(s1_evaluate(&[]).holds, Holds::Unknown);
-    let mut missing = s1(10_000.0);
-    missing
-        .retain(|r| !(r.runtime == "tokio" && r.service == "sleep" && r.get("cores") == Some(2.0)));
-    assert_eq!(s1_evaluate(&missing).holds, Holds::Unknown);
+fn s1_holds_when_throughput_scales_with_cores() {
+    let v = judge_multicore(&s1(0.9));
+    assert_eq!(v.holds, Holds::Yes, "{}", v.summary);
+    assert!(v.summary.contains("green: echo 1000 req/s on 1, 2: ×1.80 4: ×3.60"), "{}", v.summary);
+    assert_eq!(judge_multicore(&s1(0.5)).holds, Holds::No);
+    let mut missing = s1(0.9);
+    missing.retain(|r| !(r.runtime == "tokio" && r.get("cores") == Some(2.0)));
+    assert_eq!(judge_multicore(&missing).holds, Holds::Unknown);
 }
 
 #[test]
-fn s1_averages_the_rounds_of_each_pair() {
-    // A second round on 2 cores at 13 µs: the mean, 11.5 µs, is 15% up.
-    let second = |ns: f64| {
-        let mut runs = s1(10_000.0);
-        let again: Vec<Run> = s1(ns).into_iter().filter(|r| r.get("cores") == Some(2.0)).collect();
-        runs.extend(again);
-        runs
+fn s1_without_four_cpus_is_unknown_and_says_why() {
+    let v = judge_multicore(&[]);
+    assert_eq!(v.holds, Holds::Unknown);
+    assert!(v.summary.contains("needs ≥ 4 allowed CPUs"), "{}", v.summary);
+}
+
+// ------------------------------------------------ verdicts only from service
+
+/// A set of runs on which `claim` holds (its own tests above show the
+/// contrasts); every claim has one.
+fn holding(claim: ClaimId) -> Vec<Run> {
+    match claim {
+        ClaimId::C1 => c1(40.0, 700.0, 990.0),
+        ClaimId::C2 => WaitKind::ALL
+            .iter()
+            .flat_map(|k| c2(k.runtime().name(), &k.style().to_string(), 201.0, 101.0))
+            .collect(),
+        ClaimId::C3 => c3(10.0, 100.0),
+        ClaimId::C4 => c4(40.0),
+        ClaimId::C5 => c5(185.0, 180.0),
+        ClaimId::C6 => {
+            sweep([10.0; 4], [1000.0, 990.0, 995.0, 990.0], [2000.0, 9000.0, 9500.0, 9400.0])
+        }
+        ClaimId::C7 => c7(8800.0),
+        ClaimId::C8 => c8(40.0, 30_000.0),
+        ClaimId::E1 => e1(4000.0),
+        ClaimId::S1 => s1(0.9),
+    }
+}
+
+/// `runs` with the `i`th load run (or figure) spoiled by `spoil`.
+fn spoiled(mut runs: Vec<Run>, i: usize, spoil: fn(&mut Run)) -> Vec<Run> {
+    spoil(&mut runs[i]);
+    runs
+}
+
+/// Nothing served: zero requests, zero rates, zero latencies (and, for
+/// the figures of C2 and C8, zero times and memory).
+fn zero(r: &mut Run) {
+    r.requests = 0;
+    r.req_per_s = 0.0;
+    (r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms) = (0.0, 0.0, 0.0, 0.0);
+    for figure in ["elapsed_ms", "rss_kib_per_conn", "ns_per_op"] {
+        if let Some(x) = r.extra.get_mut(figure) {
+            *x = 0.0;
+        }
+    }
+}
+
+/// Every request failed: no success, a hundred errors.
+fn all_errors(r: &mut Run) {
+    zero(r);
+    r.errors = 100;
+    r.first_error = Some("HTTP status 500".into());
+}
+
+/// Served, but 5% of the attempts failed.
+fn some_errors(r: &mut Run) {
+    r.errors = (r.requests / 19).max(1);
+}
+
+/// The rows an evaluation must see served: load runs, C2's waits, C8's
+/// idle connections and spawn costs.
+fn judged_rows(claim: ClaimId, runs: &[Run]) -> Vec<usize> {
+    (0..runs.len())
+        .filter(|&i| match claim {
+            ClaimId::C8 => runs[i].variant.as_deref() != Some("switch"),
+            _ => true,
+        })
+        .collect()
+}
+
+#[test]
+fn every_claim_holds_on_its_own_good_runs() {
+    for claim in ClaimId::ALL {
+        let v = (claim.claim().evaluate)(&holding(claim));
+        assert_eq!(v.holds, Holds::Yes, "{claim}: {}", v.summary);
+    }
+}
+
+/// Whether `v` refuses to judge `run`: `unknown`, or (C6, above its
+/// fewest connections) its step left out, naming the run.
+fn refused(claim: ClaimId, v: &Verdict, run: &Run) -> bool {
+    let left_out = format!("{} conns left out: run {} at", run.conns, run.cell);
+    v.holds == Holds::Unknown || (claim == ClaimId::C6 && v.summary.contains(&left_out))
+}
+
+#[test]
+fn every_claim_is_unknown_when_a_run_served_nothing() {
+    for claim in ClaimId::ALL {
+        let good = holding(claim);
+        for i in judged_rows(claim, &good) {
+            for (what, spoil) in [("zero", zero as fn(&mut Run)), ("all-errors", all_errors)] {
+                let runs = spoiled(good.clone(), i, spoil);
+                let v = (claim.claim().evaluate)(&runs);
+                assert!(
+                    refused(claim, &v, &runs[i]),
+                    "{claim}, {what} run {}: {}",
+                    runs[i].cell,
+                    v.summary
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn load_claims_name_the_run_that_did_not_serve() {
+    for claim in ClaimId::ALL.into_iter().filter(|c| !matches!(c, ClaimId::C2 | ClaimId::C8)) {
+        let good = holding(claim);
+        let last = good.len() - 1;
+        let v = (claim.claim().evaluate)(&spoiled(good.clone(), last, all_errors));
+        let cell = &good[last].cell;
+        assert!(v.summary.contains(&format!("run {cell} at")), "{claim}: {}", v.summary);
+        assert!(v.summary.contains("HTTP status 500"), "{claim}: {}", v.summary);
+        let v = (claim.claim().evaluate)(&spoiled(good.clone(), last, some_errors));
+        assert!(refused(claim, &v, &good[last]), "{claim}, 5% errors: {}", v.summary);
+        assert!(v.summary.contains("attempts failed"), "{claim}: {}", v.summary);
+    }
+}
+
+#[test]
+fn unfinished_requests_count_only_where_queueing_is_not_the_finding() {
+    let mut r = run("E1", "green-blocking-echo", 100, 1000.0, 1.0);
+    assert_eq!(unserved_reason(&r, Queueing::NotJudged), None);
+    r.unfinished = 5;
+    assert_eq!(unserved_reason(&r, Queueing::NotJudged), None, "5% is the bound");
+    r.unfinished = 6;
+    assert!(unserved_reason(&r, Queueing::NotJudged).unwrap().contains("6 of 100 conns"));
+    assert_eq!(unserved_reason(&r, Queueing::Judged), None, "a queue is C1's finding");
+    r.unfinished = 0;
+    r.idle_conns = 50;
+    assert!(unserved_reason(&r, Queueing::NotJudged).unwrap().contains("idle"));
+    // E1 judges with NotJudged: a run with most connections idle is unknown.
+    let mut runs = e1(4000.0);
+    runs[2].idle_conns = 40;
+    assert_eq!(judge_echo_cpu(&runs).holds, Holds::Unknown);
+}
+
+#[test]
+fn c2_sequential_has_an_upper_bound_and_a_floor() {
+    let all = |seq: f64, conc: f64| -> Vec<Run> {
+        WaitKind::ALL
+            .iter()
+            .flat_map(|k| c2(k.runtime().name(), &k.style().to_string(), seq, conc))
+            .collect()
     };
-    let up = s1_evaluate(&second(13_000.0));
-    assert_eq!(up.holds, Holds::No, "{}", up.summary);
-    assert!(up.summary.contains("CPU/req 10.0→11.5 µs"), "{}", up.summary);
-    assert_eq!(s1_evaluate(&second(11_000.0)).holds, Holds::Yes);
+    assert_eq!(judge_two_tasks(&all(201.0, 101.0)).holds, Holds::Yes);
+    // Three waits in sequence is not "2×".
+    let v = judge_two_tasks(&all(300.0, 101.0));
+    assert_eq!(v.holds, Holds::No, "{}", v.summary);
+    // Waits shorter than the wait asked for did not wait.
+    let v = judge_two_tasks(&all(201.0, 50.0));
+    assert_eq!(v.holds, Holds::Unknown, "{}", v.summary);
+}
+
+/// A criterion result `group/bench` under `dir`, its estimates file last
+/// modified at `when`.
+fn criterion_file(dir: &std::path::Path, group: &str, bench: &str, when: std::time::SystemTime) {
+    let new = dir.join(group).join(bench).join("new");
+    std::fs::create_dir_all(&new).unwrap();
+    let path = new.join("estimates.json");
+    std::fs::write(&path, r#"{"mean": {"point_estimate": 250.0}}"#).unwrap();
+    std::fs::File::options().write(true).open(&path).unwrap().set_modified(when).unwrap();
+}
+
+#[test]
+fn c8_reads_criterion_only_when_newer_than_the_build_and_says_how_old() {
+    use std::time::SystemTime;
+    let dir = std::env::temp_dir().join(format!("greenloop-c8-criterion-{}", std::process::id()));
+    let hour = Duration::from_secs(3600);
+    let now = SystemTime::now();
+    criterion_file(&dir, "spawn_join", "green", now - hour);
+    criterion_file(&dir, "spawn_join", "stale", now - 30 * hour);
+    std::fs::create_dir_all(dir.join("yield/broken/new")).unwrap();
+    std::fs::write(dir.join("yield/broken/new/estimates.json"), "{").unwrap();
+    let built = Some(now - 2 * hour);
+
+    let (ns, age) = criterion_ns(Some(&dir), "spawn_join", "green", built).unwrap();
+    assert_eq!(ns, 250.0);
+    assert!(age >= hour && age < 2 * hour, "{age:?}");
+    let stale = criterion_ns(Some(&dir), "spawn_join", "stale", built).unwrap_err();
+    assert!(stale.contains("older than the lab binary"), "{stale}");
+    let broken = criterion_ns(Some(&dir), "yield", "broken", built).unwrap_err();
+    assert!(broken.contains("estimates.json"), "{broken}");
+    let absent = criterion_ns(Some(&dir), "yield", "green", built).unwrap_err();
+    assert_eq!(absent, "no criterion result");
+    assert_eq!(criterion_ns(None, "yield", "green", built).unwrap_err(), "no criterion directory");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn c8_lists_where_each_cost_came_from() {
+    let mut runs = c8(40.0, 30_000.0);
+    for r in &mut runs {
+        if r.variant.as_deref() == Some("spawn_join") {
+            r.note = Some(format!("criterion spawn_join/{}, 3.0 h old", r.runtime));
+        }
+    }
+    let v = judge_memory(&runs);
+    assert!(
+        v.summary.contains("green spawn_join: criterion spawn_join/green, 3.0 h old"),
+        "{}",
+        v.summary
+    );
+    for r in &mut runs {
+        r.note = Some("inline (no criterion result)".into());
+    }
+    let v = judge_memory(&runs);
+    assert!(
+        v.summary.ends_with(
+            "sources: threads spawn_join, green spawn_join, stackless spawn_join: inline (no \
+             criterion result)"
+        ),
+        "{}",
+        v.summary
+    );
+}
+
+#[test]
+fn typed_names_cover_every_runtime() {
+    let names: Vec<&str> = CostRuntime::ALL.iter().map(|r| r.name()).collect();
+    assert_eq!(names, ["threads", "green", "stackless"]);
+    assert_eq!([Cost::SpawnJoin.variant(), Cost::Switch.variant()], ["spawn_join", "switch"]);
+    for kind in WaitKind::ALL {
+        assert_ne!(kind.runtime(), crate::lab::CellRuntime::Threads);
+    }
 }

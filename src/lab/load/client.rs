@@ -70,6 +70,10 @@ pub(crate) struct HttpExchange {
     buf: Vec<u8>,
     /// Bytes `..filled` of `buf` were read and not consumed yet.
     filled: usize,
+    /// Whether requests ask to keep the connection: without, a reply never
+    /// keeps it, whatever the server's headers say (a server that leaves
+    /// out `Connection: close` and closes must not cost an error).
+    keep_alive: bool,
 }
 
 impl HttpExchange {
@@ -78,7 +82,7 @@ impl HttpExchange {
     pub(crate) fn new(path: &str, keep_alive: bool) -> HttpExchange {
         let close = if keep_alive { "" } else { "Connection: close\r\n" };
         let request = format!("GET {path} HTTP/1.1\r\nHost: lab\r\n{close}\r\n").into_bytes();
-        HttpExchange { request, buf: vec![0; 2048], filled: 0 }
+        HttpExchange { request, buf: vec![0; 2048], filled: 0, keep_alive }
     }
 
     /// Checks that `path` can go on a request line.
@@ -153,7 +157,7 @@ impl Exchange for HttpExchange {
                 n => left -= n as u64,
             }
         }
-        Ok(Reply { status: head.status, keep_alive: head.keep_alive })
+        Ok(Reply { status: head.status, keep_alive: self.keep_alive && head.keep_alive })
     }
 }
 

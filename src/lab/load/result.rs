@@ -62,7 +62,7 @@ pub struct LoadResult {
 
 impl LoadResult {
     pub(super) fn new(conns: usize, tally: Tally, elapsed: Duration) -> LoadResult {
-        let latency = tally.latency;
+        let latency = if tally.latency.is_empty() { tally.first_latency } else { tally.latency };
         let secs = elapsed.as_secs_f64();
         LoadResult {
             conns,
