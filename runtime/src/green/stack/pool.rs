@@ -24,12 +24,17 @@
 //!   usually are). A cold stack then costs a share of one `madvise`, and at
 //!   most a page fault per page it touches when reused, instead of `mmap`,
 //!   `mprotect`, `munmap` and those faults;
-//! * at most [`PROCESS_MAX_CACHED`] stacks across all threads of the process:
-//!   every cached stack holds two of the process's `vm.max_map_count`
-//!   mappings (65,530 by default), which all threads' `mmap`s draw from.
+//! * at most about [`PROCESS_MAX_CACHED`] stacks across all threads of the
+//!   process: where the kernel has no guard markers, every cached stack holds
+//!   two of the process's `vm.max_map_count` mappings (65,530 by default),
+//!   which all threads' `mmap`s draw from.
 //!
-//! If mapping a new stack fails with `ENOMEM` while this thread's cache holds
-//! stacks (of other sizes), the cache is emptied and the mapping tried again.
+//! When the cache has no stack of the wanted size, [`StackPool::take`] maps
+//! [`MAP_BATCH`] at once (fewer if the caps leave less room), hands out one
+//! and shelves the others cold: they were never touched, so they cost
+//! address space only, and the next spawns take them without a system call.
+//! If mapping fails with `ENOMEM` while this thread's cache holds stacks (of
+//! other sizes), the cache is emptied and one stack is mapped instead.
 
 use std::cell::Cell;
 use std::fmt;
@@ -54,6 +59,9 @@ pub(crate) const PROCESS_MAX_CACHED: usize = 16 * 1024;
 
 /// Stacks that go cold together, with one `madvise` per run of adjacent ones.
 const RELEASE_BATCH: usize = 64;
+
+/// Stacks mapped together, with one `mmap`, when the cache has none to give.
+const MAP_BATCH: usize = 64;
 
 /// Stacks cached by all threads' caches together.
 static PROCESS_CACHED: AtomicUsize = AtomicUsize::new(0);
@@ -151,6 +159,22 @@ impl Cache {
         }
     }
 
+    /// How many more stacks fit under `max_cached` and [`PROCESS_MAX_CACHED`]
+    /// (other threads may fill the latter meanwhile: a hint).
+    fn room(&self, max_cached: usize) -> usize {
+        let process = PROCESS_MAX_CACHED.saturating_sub(PROCESS_CACHED.load(Ordering::Relaxed));
+        max_cached.saturating_sub(self.len()).min(process)
+    }
+
+    /// Shelves freshly mapped, never used stacks cold (no page of theirs was
+    /// touched, so none needs releasing); the lowest address is taken first.
+    fn stock(&mut self, fresh: &mut Vec<GreenStack>) {
+        let Some(size) = fresh.first().map(GreenStack::size) else { return };
+        PROCESS_CACHED.fetch_add(fresh.len(), Ordering::Relaxed);
+        self.cold += fresh.len();
+        self.shelf(size).cold.extend(fresh.drain(..).rev());
+    }
+
     /// The shelf for stacks of `size` usable bytes, added if missing.
     fn shelf(&mut self, size: usize) -> &mut Shelf {
         let i = match self.shelves.iter().position(|s| s.size == size) {
@@ -225,6 +249,8 @@ pub(crate) struct StackPool {
     max_cached: usize,
     /// Most warm stacks: `min(max_cached, RESIDENT_STACKS)`.
     max_warm: usize,
+    /// Most stacks mapped at once on a miss: [`MAP_BATCH`].
+    batch: usize,
     /// The adopted thread cache.
     cache: Cache,
 }
@@ -235,25 +261,36 @@ impl StackPool {
     pub(crate) fn new(max_cached: usize) -> Self {
         let mut cache = THREAD_CACHE.try_with(Cell::take).unwrap_or_default();
         cache.trim(max_cached);
-        StackPool { max_cached, max_warm: max_cached.min(RESIDENT_STACKS), cache }
+        StackPool {
+            max_cached,
+            max_warm: max_cached.min(RESIDENT_STACKS),
+            batch: MAP_BATCH,
+            cache,
+        }
     }
 
     /// A stack of at least `size` usable bytes: a cached one of exactly the
     /// rounded size if any (warm first, the most recently returned first),
-    /// else a new one.
+    /// else one of a new batch, whose others are cached.
     pub(crate) fn take(&mut self, size: usize) -> io::Result<GreenStack> {
         let want = usable_size(size)?;
         if let Some(stack) = self.cache.pop(want) {
             return Ok(stack);
         }
-        match GreenStack::new(want) {
-            Err(e) if e.kind() == io::ErrorKind::OutOfMemory && self.cache.len() > 0 => {
-                // Cached stacks of other sizes may hold the mappings we lack.
-                self.cache = Cache::new();
-                GreenStack::new(want)
+        let count = 1 + self.cache.room(self.max_cached).min(self.batch.saturating_sub(1));
+        let mut fresh = Vec::new();
+        if let Err(e) = GreenStack::map_batch(want, count, &mut fresh) {
+            if e.kind() != io::ErrorKind::OutOfMemory || (count == 1 && self.cache.len() == 0) {
+                return Err(e);
             }
-            result => result,
+            // Cached stacks of other sizes may hold the memory or mappings we
+            // lack, and a smaller mapping may still fit.
+            self.cache = Cache::new();
+            GreenStack::map_batch(want, 1, &mut fresh)?;
         }
+        let stack = fresh.pop().ok_or_else(|| io::Error::other("a stack batch came back empty"))?;
+        self.cache.stock(&mut fresh);
+        Ok(stack)
     }
 
     /// Returns a finished thread's stack to the cache, or unmaps it if the
@@ -327,6 +364,7 @@ mod tests {
     #[test]
     fn reuses_and_caps() {
         let mut pool = StackPool::new(2);
+        pool.batch = 1;
         let a = pool.take(64 * 1024).unwrap();
         let base = a.base();
         pool.give(a);
@@ -357,6 +395,7 @@ mod tests {
     #[test]
     fn thread_cache_outlives_a_pool() {
         let mut first = StackPool::new(8);
+        first.batch = 1;
         let stacks: Vec<_> = (0..5).map(|_| first.take(16 * 1024).unwrap()).collect();
         let bases: Vec<_> = stacks.iter().map(|s| s.base()).collect();
         stacks.into_iter().for_each(|s| first.give(s));
@@ -380,6 +419,7 @@ mod tests {
     #[test]
     fn warm_cap_then_cold() {
         let mut pool = StackPool::new(6);
+        pool.batch = 1;
         pool.max_warm = 2;
         let stacks: Vec<_> = (0..5).map(|_| pool.take(16 * 1024).unwrap()).collect();
         for (i, stack) in stacks.iter().enumerate() {
@@ -413,6 +453,7 @@ mod tests {
     #[test]
     fn batch_released_and_pending_first() {
         let mut pool = StackPool::new(RELEASE_BATCH + 1);
+        pool.batch = 1;
         pool.max_warm = 0;
         let stacks: Vec<_> = (0..=RELEASE_BATCH).map(|_| pool.take(16 * 1024).unwrap()).collect();
         stacks.iter().for_each(|s| touch(s, 9));
@@ -432,6 +473,7 @@ mod tests {
     fn coroutine_on_cold_stack() {
         use corosensei::{Coroutine, CoroutineResult, Yielder};
         let mut pool = StackPool::new(4);
+        pool.batch = 1;
         pool.max_warm = 0;
         let stack = pool.take(64 * 1024).unwrap();
         touch(&stack, 7);
@@ -448,6 +490,30 @@ mod tests {
         assert!(matches!(co.resume(10), CoroutineResult::Return(13)));
         pool.give(co.into_stack());
         drop(pool);
+        empty_thread_cache();
+    }
+
+    /// A miss maps a batch with one `mmap`: one stack is handed out, the
+    /// others are cached cold and handed out next, in address order, all of
+    /// one mapping, and the batch stays within the cache's room.
+    #[test]
+    fn miss_maps_a_batch() {
+        empty_thread_cache();
+        let mut pool = StackPool::new(MAP_BATCH * 2);
+        let first = pool.take(16 * 1024).unwrap();
+        assert_eq!(pool.cached(), MAP_BATCH - 1);
+        assert_eq!(pool.cache.cold, MAP_BATCH - 1);
+        let rest: Vec<_> = (1..MAP_BATCH).map(|_| pool.take(16 * 1024).unwrap()).collect();
+        assert_eq!(pool.cached(), 0);
+        assert!(rest.windows(2).all(|w| w[0].base() == w[1].limit()), "slots not adjacent");
+        assert_eq!(rest.last().unwrap().base(), first.limit(), "first is the top slot");
+        rest.iter().chain([&first]).for_each(|s| touch(s, 3));
+        drop((first, rest));
+
+        let mut small = StackPool::new(3);
+        let one = small.take(16 * 1024).unwrap();
+        assert_eq!(small.cached(), 3, "a batch fills the room left, no more");
+        drop((one, small));
         empty_thread_cache();
     }
 

@@ -1,0 +1,155 @@
+//! Guard pages inside a shared mapping: page-table guard markers where the
+//! kernel has them, `PROT_NONE` pages where it does not.
+//!
+//! # Mechanism
+//!
+//! Stacks are carved out of one readable and writable mapping per batch (see
+//! the `stack` module), so each stack's guard page must be made inaccessible
+//! in place. Two ways exist:
+//!
+//! * **Guard markers** (`madvise(MADV_GUARD_INSTALL)`, Linux 6.13+): the
+//!   kernel writes a marker into the page-table entry, and any access to the
+//!   page faults with `SIGSEGV` (`SEGV_MAPERR`, `si_addr` = the address
+//!   touched). The mapping is not split, so a whole batch of stacks stays one
+//!   VMA (one of the process's `vm.max_map_count`). Markers stay through
+//!   `MADV_FREE` and `MADV_DONTNEED`, are kept across `fork`, and go away only
+//!   with `munmap`, a `MAP_FIXED` mapping over the page, or
+//!   `MADV_GUARD_REMOVE`, none of which we do to a live stack.
+//! * **`PROT_NONE` pages** (`mprotect`), everywhere else: each guard splits
+//!   the mapping, so a stack costs two VMAs (its guard and its usable bytes).
+//!
+//! The first guard installed decides: if the kernel rejects `MADV_GUARD_INSTALL`
+//! (`EINVAL` on kernels without it), every later guard is a `PROT_NONE` page.
+//!
+//! # Why not unmapped holes
+//!
+//! A hole left unmapped below each stack would also cost no VMA, but it
+//! guards only while nothing is mapped into it, and the kernel's top-down
+//! `mmap` puts a new mapping in the highest gap that fits, a one-page hole
+//! included. Keeping holes out of its way means reserving a region far from
+//! `mmap_base` and from the `brk` heap and arguing that no `mmap` hint,
+//! `MAP_FIXED` caller or address-space exhaustion ever reaches it. A guard
+//! marker needs none of that: the page stays part of our mapping, so no other
+//! mapping can be placed on it except by an explicit `MAP_FIXED` over our
+//! memory, which would break any stack, guarded or not.
+
+use std::io;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// `MADV_GUARD_INSTALL` from `<linux/mman.h>` (Linux 6.13); not in `libc` yet.
+const MADV_GUARD_INSTALL: libc::c_int = 102;
+
+/// [`MODE`] before the first guard is installed.
+const UNKNOWN: u8 = 0;
+/// [`MODE`] once the kernel accepted a guard marker.
+const MARKERS: u8 = 1;
+/// [`MODE`] once the kernel rejected guard markers.
+const PROTECT: u8 = 2;
+
+/// How guards are made in this process: [`UNKNOWN`], [`MARKERS`] or [`PROTECT`].
+static MODE: AtomicU8 = AtomicU8::new(UNKNOWN);
+
+/// Mappings (VMAs) each live stack costs once carved: 0 with guard markers
+/// (the batch's one mapping is shared), 2 with `PROT_NONE` guards, and 2
+/// before the first guard decided it (the cautious answer).
+pub(super) fn mappings_per_stack() -> usize {
+    match MODE.load(Ordering::Relaxed) {
+        MARKERS => 0,
+        _ => 2,
+    }
+}
+
+/// Makes `[page, page + len)` inaccessible in place: a guard marker if the
+/// kernel has them, else `PROT_NONE`.
+///
+/// # Errors
+///
+/// The OS error of `mprotect` (typically `ENOMEM`: `vm.max_map_count`
+/// reached), or of `madvise` other than the "unsupported" `EINVAL`.
+///
+/// # Safety
+///
+/// `[page, page + len)` must be page-aligned, lie inside one private
+/// anonymous mapping that the caller owns exclusively, and hold no data or
+/// frame anyone still uses: its contents are discarded.
+pub(super) unsafe fn install(page: *mut u8, len: usize) -> io::Result<()> {
+    if MODE.load(Ordering::Relaxed) != PROTECT {
+        // SAFETY: madvise(2) on a page-aligned range of a private anonymous
+        // mapping the caller owns and no one uses (the contract above);
+        // MADV_GUARD_INSTALL only zaps those pages and marks their entries.
+        if unsafe { libc::madvise(page.cast(), len, MADV_GUARD_INSTALL) } == 0 {
+            MODE.store(MARKERS, Ordering::Relaxed);
+            return Ok(());
+        }
+        let error = io::Error::last_os_error();
+        if error.raw_os_error() != Some(libc::EINVAL) || MODE.load(Ordering::Relaxed) == MARKERS {
+            return Err(error);
+        }
+        MODE.store(PROTECT, Ordering::Relaxed);
+    }
+    // SAFETY: mprotect(2) on a page-aligned range inside a mapping the caller
+    // owns exclusively and no one uses (the contract above).
+    if unsafe { libc::mprotect(page.cast(), len, libc::PROT_NONE) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Whether every page of `range` (page-aligned) is a guard: a guard marker
+/// as `/proc/self/pagemap` reports it (bit 58, Linux 6.15+), or inside a
+/// `PROT_NONE` mapping as `/proc/self/maps` lists it. For tests: reading the
+/// page would kill the process.
+#[cfg(test)]
+pub(super) fn is_guard(range: std::ops::Range<usize>) -> bool {
+    use std::os::unix::fs::FileExt;
+    let page = super::page_size();
+    let pagemap = std::fs::File::open("/proc/self/pagemap").unwrap();
+    let marked = (range.start..range.end).step_by(page).all(|addr| {
+        let mut entry = [0u8; 8];
+        let offset = (addr / page * 8) as u64;
+        pagemap.read_exact_at(&mut entry, offset).is_ok() && u64::from_ne_bytes(entry) >> 58 & 1 == 1
+    });
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let protected = maps.lines().any(|line| {
+        let mut fields = line.split_whitespace();
+        let (Some(span), Some(perms)) = (fields.next(), fields.next()) else { return false };
+        let Some((lo, hi)) = span.split_once('-') else { return false };
+        let lo = usize::from_str_radix(lo, 16).unwrap_or(usize::MAX);
+        let hi = usize::from_str_radix(hi, 16).unwrap_or(0);
+        perms.starts_with("---") && lo <= range.start && range.end <= hi
+    });
+    marked || protected
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ptr;
+
+    /// Installing a guard decides the mode and leaves the pages on either
+    /// side readable and writable (that the guard faults is checked by the
+    /// overflow tests, in a child process).
+    #[test]
+    fn install_keeps_neighbours_writable() {
+        let page = crate::green::stack::page_size();
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
+        let prot = libc::PROT_READ | libc::PROT_WRITE;
+        // SAFETY: mmap(2) with a NULL hint maps a fresh range; no memory is touched.
+        let raw = unsafe { libc::mmap(ptr::null_mut(), 3 * page, prot, flags, -1, 0) };
+        assert_ne!(raw, libc::MAP_FAILED);
+        let base = raw.cast::<u8>();
+        // SAFETY: the middle page of the mapping made just above, which only
+        // this test owns and nothing uses.
+        unsafe { install(base.wrapping_add(page), page) }.unwrap();
+        assert_ne!(MODE.load(Ordering::Relaxed), UNKNOWN);
+        // SAFETY: the first and last pages stay readable and writable.
+        unsafe {
+            base.write_volatile(1);
+            base.wrapping_add(2 * page).write_volatile(2);
+            assert_eq!(base.read_volatile() + base.wrapping_add(2 * page).read_volatile(), 3);
+        }
+        // SAFETY: unmaps the mapping made above, no longer used.
+        assert_eq!(unsafe { libc::munmap(raw, 3 * page) }, 0);
+    }
+}
