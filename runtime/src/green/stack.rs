@@ -52,6 +52,7 @@
 
 use std::fmt;
 use std::io;
+use std::mem::{self, ManuallyDrop};
 use std::ops::Range;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -150,8 +151,7 @@ impl GreenStack {
     /// An `InvalidInput` error if the sizes overflow, or the OS error of the
     /// mapping or of the first guard, with what limits the number of stacks.
     pub(crate) fn map_batch(size: usize, count: usize, out: &mut Vec<Self>) -> io::Result<()> {
-        let too_big =
-            || io::Error::new(io::ErrorKind::InvalidInput, "stack size overflows usize");
+        let too_big = || io::Error::new(io::ErrorKind::InvalidInput, "stack size overflows usize");
         let usable = usable_size(size)?;
         let page = page_size();
         let slot = usable.checked_add(page).ok_or_else(too_big)?;
@@ -201,6 +201,11 @@ impl GreenStack {
         self.len - self.guard_len
     }
 
+    /// Whether `next` starts where `self` ends (slots of one batch do).
+    fn precedes(&self, next: &GreenStack) -> bool {
+        self.start.as_ptr().wrapping_add(self.len) == next.start.as_ptr()
+    }
+
     /// Gives the usable pages of every stack in `stacks` back to the kernel,
     /// keeping the mappings, with one `madvise` per run of adjacent stacks
     /// (`stacks` is sorted by address first). With `MADV_FREE` (Linux 4.5+)
@@ -212,32 +217,54 @@ impl GreenStack {
     /// Takes `&mut`: exclusive access proves no coroutine runs on them.
     pub(crate) fn release_pages(stacks: &mut [GreenStack]) -> io::Result<()> {
         stacks.sort_unstable_by_key(|s| s.start);
-        let mut rest = &stacks[..];
-        while let Some(first) = rest.first() {
-            let adjacent = rest
-                .windows(2)
-                .take_while(|w| w[0].start.as_ptr().wrapping_add(w[0].len) == w[1].start.as_ptr())
-                .count();
-            let last = &rest[adjacent];
+        for run in stacks.chunk_by(GreenStack::precedes) {
+            let (first, last) = (&run[0], &run[run.len() - 1]);
             let from = first.start.as_ptr().wrapping_add(first.guard_len);
             let len = last.start.as_ptr() as usize + last.len - from as usize;
             let advise = |advice| {
                 // SAFETY: madvise(2) on a page-aligned range from the usable
                 // start of `first` to the end of `last`: stacks that follow one
-                // another in memory without a gap, each a mapping we own
+                // another in memory without a gap, each a slot we own
                 // exclusively (`&mut`), so the range is fully mapped and ours.
                 // MADV_FREE and MADV_DONTNEED only let the pages' contents
-                // become zero-fill-on-demand and keep the mappings and their
-                // protection (each guard stays PROT_NONE). No coroutine runs on
-                // these stacks, so no frame or reference lives in those bytes.
+                // become zero-fill-on-demand and keep the mappings, their
+                // protection and their guard markers (each guard stays a
+                // guard). No coroutine runs on these stacks, so no frame or
+                // reference lives in those bytes.
                 unsafe { libc::madvise(from.cast(), len, advice) }
             };
             if advise(libc::MADV_FREE) != 0 && advise(libc::MADV_DONTNEED) != 0 {
                 return Err(io::Error::last_os_error());
             }
-            rest = &rest[adjacent + 1..];
         }
         Ok(())
+    }
+
+    /// Unmaps every stack in `stacks`, leaving it empty, with one `munmap`
+    /// per run of adjacent stacks: a whole batch unmapped together splits no
+    /// mapping, where unmapping its slots one by one splits it each time.
+    pub(crate) fn unmap_all(stacks: &mut Vec<GreenStack>) {
+        stacks.sort_unstable_by_key(|s| s.start);
+        let mut all: Vec<_> = mem::take(stacks).into_iter().map(ManuallyDrop::new).collect();
+        for run in all.chunk_by_mut(|a, b| a.precedes(b)) {
+            let (first, last) = (&run[0], &run[run.len() - 1]);
+            let len = last.start.as_ptr() as usize + last.len - first.start.as_ptr() as usize;
+            // SAFETY: munmap(2) on adjacent slots that these values own
+            // exclusively; they are never dropped after this succeeds, so
+            // nothing unmaps the range again. No coroutine runs on them
+            // (`&mut`, taken by value from the caller).
+            if unsafe { libc::munmap(first.start.as_ptr().cast(), len) } == 0 {
+                MAPPED.fetch_sub(run.len(), Ordering::Relaxed);
+                #[cfg(test)]
+                count_mapped(-(run.len() as isize));
+            } else {
+                for stack in run {
+                    // SAFETY: each value is dropped exactly once, here, and
+                    // not used afterwards (`all` is only deallocated).
+                    unsafe { ManuallyDrop::drop(stack) };
+                }
+            }
+        }
     }
 
     /// Address range of the guard page (the lowest page of the mapping).
@@ -304,7 +331,10 @@ impl fmt::Debug for GreenStack {
 fn map_error(error: io::Error, usable: usize) -> io::Error {
     let kib = usable / 1024;
     if error.raw_os_error() != Some(libc::ENOMEM) {
-        return io::Error::new(error.kind(), format!("cannot map a {kib} KiB green thread stack: {error}"));
+        return io::Error::new(
+            error.kind(),
+            format!("cannot map a {kib} KiB green thread stack: {error}"),
+        );
     }
     let mapped = MAPPED.load(Ordering::Relaxed);
     let max_map_count = read_number("/proc/sys/vm/max_map_count").unwrap_or(65_530);
@@ -329,7 +359,10 @@ fn map_error(error: io::Error, usable: usize) -> io::Error {
             )
         }
     };
-    io::Error::new(error.kind(), format!("cannot map a {kib} KiB green thread stack: {error}; {hint}"))
+    io::Error::new(
+        error.kind(),
+        format!("cannot map a {kib} KiB green thread stack: {error}; {hint}"),
+    )
 }
 
 /// The first number in the file at `path` (a `/proc/sys` setting).
@@ -445,9 +478,8 @@ mod tests {
                 let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
                 // SAFETY: mmap(2) without MAP_FIXED never replaces a mapping;
                 // the hint is only a hint.
-                let raw = unsafe {
-                    libc::mmap(hint as *mut _, page, libc::PROT_READ, flags, -1, 0)
-                };
+                let raw =
+                    unsafe { libc::mmap(hint as *mut _, page, libc::PROT_READ, flags, -1, 0) };
                 assert_ne!(raw, libc::MAP_FAILED);
                 raw as usize
             })
@@ -459,6 +491,27 @@ mod tests {
             // SAFETY: unmaps one of the pages mapped just above, unused.
             assert_eq!(unsafe { libc::munmap(addr as *mut _, page) }, 0);
         }
+    }
+
+    /// `unmap_all` unmaps whole runs and lone stacks alike and leaves the
+    /// vector empty; nothing of the batch stays mapped.
+    #[test]
+    fn unmap_all_unmaps_runs() {
+        let before = mapped_here();
+        let mut stacks = Vec::new();
+        GreenStack::map_batch(16 * 1024, 8, &mut stacks).unwrap();
+        let batch = stacks[0].limit().get()..stacks[7].base().get();
+        let lone = stacks.remove(3);
+        stacks.push(GreenStack::new(16 * 1024).unwrap());
+        assert_eq!(mapped_here() - before, 9);
+        GreenStack::unmap_all(&mut stacks);
+        assert!(stacks.is_empty());
+        assert_eq!(mapped_here() - before, 1);
+        let lone_range = lone.limit().get()..lone.base().get();
+        assert_eq!(mappings_over(batch.clone()), vec![lone_range]);
+        drop(lone);
+        assert_eq!(mapped_here(), before);
+        assert!(mappings_over(batch).is_empty());
     }
 
     /// A corosensei coroutine runs on a pooled stack, suspends, resumes and

@@ -108,7 +108,8 @@ pub(super) fn is_guard(range: std::ops::Range<usize>) -> bool {
     let marked = (range.start..range.end).step_by(page).all(|addr| {
         let mut entry = [0u8; 8];
         let offset = (addr / page * 8) as u64;
-        pagemap.read_exact_at(&mut entry, offset).is_ok() && u64::from_ne_bytes(entry) >> 58 & 1 == 1
+        pagemap.read_exact_at(&mut entry, offset).is_ok()
+            && u64::from_ne_bytes(entry) >> 58 & 1 == 1
     });
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
     let protected = maps.lines().any(|line| {

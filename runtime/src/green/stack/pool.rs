@@ -100,12 +100,15 @@ struct Cache {
     warm: usize,
     /// Cold stacks: on all shelves, plus the pending ones.
     cold: usize,
+    /// Stacks to unmap, not counted as cached: unmapped [`RELEASE_BATCH`]
+    /// at a time, one `munmap` per run of adjacent ones.
+    doomed: Vec<GreenStack>,
 }
 
 impl Cache {
     /// An empty cache.
     const fn new() -> Self {
-        Cache { shelves: Vec::new(), pending: Vec::new(), warm: 0, cold: 0 }
+        Cache { shelves: Vec::new(), pending: Vec::new(), warm: 0, cold: 0, doomed: Vec::new() }
     }
 
     /// Number of stacks held.
@@ -137,15 +140,15 @@ impl Cache {
         Some(stack)
     }
 
-    /// Caches `stack` (warm while fewer than `max_warm` are), or drops it,
-    /// unmapping it, when `max_cached` or [`PROCESS_MAX_CACHED`] are reached.
+    /// Caches `stack` (warm while fewer than `max_warm` are), or dooms it to
+    /// be unmapped when `max_cached` or [`PROCESS_MAX_CACHED`] are reached.
     fn push(&mut self, stack: GreenStack, max_cached: usize, max_warm: usize) {
         if self.len() >= max_cached {
-            return;
+            return self.doom(stack);
         }
         if PROCESS_CACHED.fetch_add(1, Ordering::Relaxed) >= PROCESS_MAX_CACHED {
             PROCESS_CACHED.fetch_sub(1, Ordering::Relaxed);
-            return;
+            return self.doom(stack);
         }
         if self.warm < max_warm {
             self.shelf(stack.size()).warm.push(stack);
@@ -173,6 +176,15 @@ impl Cache {
         PROCESS_CACHED.fetch_add(fresh.len(), Ordering::Relaxed);
         self.cold += fresh.len();
         self.shelf(size).cold.extend(fresh.drain(..).rev());
+    }
+
+    /// Queues `stack` for unmapping; unmaps the queue once it holds
+    /// [`RELEASE_BATCH`].
+    fn doom(&mut self, stack: GreenStack) {
+        self.doomed.push(stack);
+        if self.doomed.len() >= RELEASE_BATCH {
+            GreenStack::unmap_all(&mut self.doomed);
+        }
     }
 
     /// The shelf for stacks of `size` usable bytes, added if missing.
@@ -204,11 +216,14 @@ impl Cache {
     }
 
     /// Unmaps pending, cold, then warm, stacks until at most `max_cached`
-    /// are left.
+    /// are left, and the doomed ones.
     fn trim(&mut self, max_cached: usize) {
-        while self.len() > max_cached && self.pending.pop().is_some() {
+        while self.len() > max_cached
+            && let Some(stack) = self.pending.pop()
+        {
             self.cold -= 1;
             PROCESS_CACHED.fetch_sub(1, Ordering::Relaxed);
+            self.doom(stack);
         }
         while self.len() > max_cached {
             let Some(i) = self.shelves.iter().position(|s| !s.cold.is_empty()) else { break };
@@ -222,12 +237,15 @@ impl Cache {
             self.warm -= 1;
             self.forget_one(i, stack);
         }
+        GreenStack::unmap_all(&mut self.doomed);
     }
 
-    /// Drops (unmaps) a stack just taken off shelf `i` and removes the shelf
-    /// if it is now empty.
+    /// Dooms a stack just taken off shelf `i` and removes the shelf if it is
+    /// now empty.
     fn forget_one(&mut self, i: usize, stack: Option<GreenStack>) {
-        drop(stack);
+        if let Some(stack) = stack {
+            self.doom(stack);
+        }
         PROCESS_CACHED.fetch_sub(1, Ordering::Relaxed);
         if self.shelves[i].is_empty() {
             self.shelves.swap_remove(i);
@@ -236,9 +254,17 @@ impl Cache {
 }
 
 impl Drop for Cache {
-    /// Unmaps every cached stack and takes them out of the process count.
+    /// Unmaps every cached stack, a run of adjacent ones at a time, and
+    /// takes them out of the process count.
     fn drop(&mut self) {
         PROCESS_CACHED.fetch_sub(self.len(), Ordering::Relaxed);
+        let mut all = mem::take(&mut self.doomed);
+        all.append(&mut self.pending);
+        for shelf in &mut self.shelves {
+            all.append(&mut shelf.warm);
+            all.append(&mut shelf.cold);
+        }
+        GreenStack::unmap_all(&mut all);
     }
 }
 
@@ -261,12 +287,7 @@ impl StackPool {
     pub(crate) fn new(max_cached: usize) -> Self {
         let mut cache = THREAD_CACHE.try_with(Cell::take).unwrap_or_default();
         cache.trim(max_cached);
-        StackPool {
-            max_cached,
-            max_warm: max_cached.min(RESIDENT_STACKS),
-            batch: MAP_BATCH,
-            cache,
-        }
+        StackPool { max_cached, max_warm: max_cached.min(RESIDENT_STACKS), batch: MAP_BATCH, cache }
     }
 
     /// A stack of at least `size` usable bytes: a cached one of exactly the
@@ -593,7 +614,9 @@ mod tests {
                 let counted: usize = cache.pending.len()
                     + cache.shelves.iter().map(|s| s.warm.len() + s.cold.len()).sum::<usize>();
                 prop_assert_eq!(counted, cache.len());
-                prop_assert_eq!(mapped_here() - before, (out.len() + cache.len()) as isize);
+                prop_assert!(cache.doomed.len() < RELEASE_BATCH);
+                let mapped = out.len() + cache.len() + cache.doomed.len();
+                prop_assert_eq!(mapped_here() - before, mapped as isize);
             }
             out.into_iter().for_each(|s| pool.give(s));
             drop(pool);
