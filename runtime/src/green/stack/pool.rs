@@ -23,7 +23,8 @@
 //!   time, with one `madvise` per run of adjacent stacks (consecutive `mmap`s
 //!   usually are). A cold stack then costs a share of one `madvise`, and at
 //!   most a page fault per page it touches when reused, instead of `mmap`,
-//!   `mprotect`, `munmap` and those faults;
+//!   `mprotect`, `munmap` and those faults. Releasing is a page-table walk
+//!   over each stack, so it is kept for bursts beyond [`RESIDENT_STACKS`];
 //! * at most about [`PROCESS_MAX_CACHED`] stacks across all threads of the
 //!   process: where the kernel has no guard markers, every cached stack holds
 //!   two of the process's `vm.max_map_count` mappings (65,530 by default),
@@ -49,8 +50,11 @@ use super::{GreenStack, usable_size};
 pub(crate) const DEFAULT_MAX_CACHED: usize = 16 * 1024;
 
 /// Most warm stacks per thread (pages kept resident); further cached stacks
-/// are cold.
-pub(crate) const RESIDENT_STACKS: usize = 1024;
+/// are cold. Enough for a burst of 10,000 green threads to be reused by the
+/// next burst without a system call or a page fault; it keeps what those
+/// threads touched resident (typically one or two pages each, so about
+/// 50–100 MiB at most, up to the full stacks if they used them).
+pub(crate) const RESIDENT_STACKS: usize = 12 * 1024;
 
 /// Most stacks cached across all threads of the process: 32,768 of the
 /// default 65,530 `vm.max_map_count` mappings, the rest left for live stacks
