@@ -170,29 +170,30 @@ impl GreenStack {
         // only changes how the kernel backs it. Failure leaves it as it was.
         unsafe { libc::madvise(raw, len, libc::MADV_NOHUGEPAGE) };
         let first = raw.cast::<u8>();
-        out.reserve(count);
-        for i in 0..count {
+        // SAFETY: the guard page at the bottom of each slot: page-aligned
+        // (mmap returns page-aligned memory and `slot` is whole pages), in
+        // the mapping made above, which only this function holds and nothing
+        // uses yet.
+        let (guarded, error) = unsafe { guard::install_each(first, slot, count, page) };
+        if guarded < count {
+            // SAFETY: munmap(2) on the slots from the first unguarded one to
+            // the end of the mapping made above: none is handed out.
+            unsafe {
+                libc::munmap(first.wrapping_add(guarded * slot).cast(), len - guarded * slot)
+            };
+        }
+        if let (0, Some(error)) = (guarded, error) {
+            return Err(map_error(error, usable));
+        }
+        out.reserve(guarded);
+        for i in 0..guarded {
             // Not null: it lies in a mapping, which the kernel never puts at 0.
             let Some(start) = NonNull::new(first.wrapping_add(i * slot)) else { break };
-            // SAFETY: `start` is page-aligned (mmap returns page-aligned
-            // memory and `slot` is whole pages) and its page lies in the
-            // mapping made above, which only this function holds and nothing
-            // uses yet.
-            if let Err(error) = unsafe { guard::install(start.as_ptr(), page) } {
-                let rest = len - i * slot;
-                // SAFETY: munmap(2) on the slots from `start` to the end of
-                // the mapping made above: none was handed to a GreenStack.
-                unsafe { libc::munmap(start.as_ptr().cast(), rest) };
-                if i == 0 {
-                    return Err(map_error(error, usable));
-                }
-                break;
-            }
             out.push(Self { start, len: slot, guard_len: page });
-            MAPPED.fetch_add(1, Ordering::Relaxed);
-            #[cfg(test)]
-            count_mapped(1);
         }
+        MAPPED.fetch_add(guarded, Ordering::Relaxed);
+        #[cfg(test)]
+        count_mapped(guarded as isize);
         Ok(())
     }
 

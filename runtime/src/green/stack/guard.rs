@@ -34,7 +34,7 @@
 //! memory, which would break any stack, guarded or not.
 
 use std::io;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 /// `MADV_GUARD_INSTALL` from `<linux/mman.h>` (Linux 6.13); not in `libc` yet.
 const MADV_GUARD_INSTALL: libc::c_int = 102;
@@ -57,6 +57,84 @@ pub(super) fn mappings_per_stack() -> usize {
         MARKERS => 0,
         _ => 2,
     }
+}
+
+/// `PIDFD_SELF_THREAD_GROUP` from `<linux/pidfd.h>` (Linux 6.15): "this
+/// process" for pidfd calls, without opening a pidfd (one opened once would
+/// name the parent in a forked child).
+const PIDFD_SELF: libc::c_int = -10001;
+
+/// Guards installed by one `process_madvise` call at most (below `IOV_MAX`).
+const VECTORED: usize = 64;
+
+/// Whether `process_madvise` may be tried on this process (cleared when the
+/// kernel rejects it).
+static VECTORED_OK: AtomicBool = AtomicBool::new(true);
+
+/// Installs a guard of `len` bytes at `first + i * stride` for each `i` in
+/// `0..count`, in that order, and returns how many were installed, with
+/// the error that stopped it short. With guard markers, up to [`VECTORED`]
+/// are installed per system call (`process_madvise` on this process, Linux
+/// 6.15+); otherwise, or where that is refused, one [`install`] each.
+///
+/// # Safety
+///
+/// Every one of those ranges must meet [`install`]'s contract.
+pub(super) unsafe fn install_each(
+    first: *mut u8,
+    stride: usize,
+    count: usize,
+    len: usize,
+) -> (usize, Option<io::Error>) {
+    let mut done = 0;
+    if MODE.load(Ordering::Relaxed) == UNKNOWN && count > 0 {
+        // The first guard decides the mode.
+        // SAFETY: the caller's contract covers this range.
+        if let Err(error) = unsafe { install(first, len) } {
+            return (0, Some(error));
+        }
+        done = 1;
+    }
+    while done < count
+        && MODE.load(Ordering::Relaxed) == MARKERS
+        && VECTORED_OK.load(Ordering::Relaxed)
+    {
+        let n = (count - done).min(VECTORED);
+        let mut iov = [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: len }; VECTORED];
+        for (i, v) in iov[..n].iter_mut().enumerate() {
+            v.iov_base = first.wrapping_add((done + i) * stride).cast();
+        }
+        // SAFETY: process_madvise(2) on this process reads `n` iovecs from a
+        // valid array; each names a range that meets `install`'s contract
+        // (the caller's), and MADV_GUARD_INSTALL is what `install` does.
+        let advised = unsafe {
+            libc::syscall(
+                libc::SYS_process_madvise,
+                PIDFD_SELF,
+                iov.as_ptr(),
+                n,
+                MADV_GUARD_INSTALL,
+                0,
+            )
+        };
+        // It advises the ranges in order and returns the bytes it covered.
+        let covered = usize::try_from(advised).map_or(0, |bytes| bytes / len);
+        if covered == 0 {
+            VECTORED_OK.store(false, Ordering::Relaxed);
+        }
+        done += covered;
+        if covered < n {
+            break;
+        }
+    }
+    while done < count {
+        // SAFETY: the caller's contract covers every range.
+        if let Err(error) = unsafe { install(first.wrapping_add(done * stride), len) } {
+            return (done, Some(error));
+        }
+        done += 1;
+    }
+    (done, None)
 }
 
 /// Makes `[page, page + len)` inaccessible in place: a guard marker if the
