@@ -515,6 +515,20 @@ mod tests {
         assert!(mappings_over(batch).is_empty());
     }
 
+    /// Out of memory, the error says how many threads fit and names the
+    /// sysctl; other errors are passed on with the stack size.
+    #[test]
+    fn map_error_names_the_limit() {
+        let _stack = GreenStack::new(16 * 1024).unwrap();
+        let enomem = map_error(io::Error::from_raw_os_error(libc::ENOMEM), 16 * 1024).to_string();
+        assert!(enomem.starts_with("cannot map a 16 KiB green thread stack: "), "{enomem}");
+        assert!(enomem.contains("live green threads fit"), "{enomem}");
+        assert!(enomem.contains("sysctl -w vm.max_map_count="), "{enomem}");
+        let other = map_error(io::Error::from_raw_os_error(libc::EPERM), 64 * 1024);
+        assert_eq!(other.kind(), io::ErrorKind::PermissionDenied);
+        assert!(!other.to_string().contains("max_map_count"), "{other}");
+    }
+
     /// A corosensei coroutine runs on a pooled stack, suspends, resumes and
     /// returns, and its stack goes back to the pool (and its thread cache).
     #[test]
