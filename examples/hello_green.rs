@@ -3,9 +3,9 @@
 //! and the same figures as `key=value` pairs on a line of their own:
 //!
 //! ```text
-//! hello_green: threads=60000 stack_kib=16 ok=true live_peak=60001 total_ms=412.3
-//!   ns_per_thread=6871 cold_spawn_median_ns=1510 cold_spawn_cpu_median_ns=1320
-//!   peak_rss_kib=512000 rss_per_thread_kib=6.10
+//! hello_green: threads=60000 stack_kib=16 ok=true live_peak=60001 total_ms=994.7
+//!   ns_per_thread=16579 cold_spawn_median_ns=10811 cold_spawn_cpu_median_ns=2848
+//!   peak_rss_kib=263644 rss_per_thread_kib=4.34
 //! ```
 //!
 //! (one line). `live_peak` counts the main green thread too. The RSS per

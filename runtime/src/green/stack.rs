@@ -41,7 +41,10 @@
 //!   one successful `mmap` that no other value owns; `len` is a whole number
 //!   of pages and the lowest page is a guard for the value's whole life (no
 //!   one else maps over, unmaps or re-protects the slot).
-//! * The slot is unmapped exactly once, in `Drop`; corosensei only runs code
+//! * The slot is unmapped exactly once, in `Drop` or with its neighbours in
+//!   `unmap_all`. The hole it leaves in its batch may take any later
+//!   mapping: no guard depends on it, as each stack's guard lies in its own
+//!   slot; corosensei only runs code
 //!   on a stack while its `Coroutine` owns it, so no frame lives in the slot
 //!   when it is dropped or when `release_pages` lets the kernel discard its
 //!   contents.

@@ -20,6 +20,8 @@
 //!
 //! The first guard installed decides: if the kernel rejects `MADV_GUARD_INSTALL`
 //! (`EINVAL` on kernels without it), every later guard is a `PROT_NONE` page.
+//! A mapping that refuses markers on a kernel that has them (one locked by
+//! `mlockall(MCL_FUTURE)`) gets `PROT_NONE` guards too.
 //!
 //! # Why not unmapped holes
 //!
@@ -32,6 +34,15 @@
 //! marker needs none of that: the page stays part of our mapping, so no other
 //! mapping can be placed on it except by an explicit `MAP_FIXED` over our
 //! memory, which would break any stack, guarded or not.
+//!
+//! So nothing can land in a guard: the top-down allocator looks only in
+//! gaps, and a guard is no gap; an `mmap` hint that points into it is
+//! ignored (without `MAP_FIXED` the kernel never replaces a mapping, and the
+//! `later_mappings_miss_the_batch` test maps 4,096 pages, half with such
+//! hints, and checks); `MAP_FIXED` by other code over our memory is a bug in
+//! that code whatever the guard; and when the address space runs out,
+//! `mmap` fails with `ENOMEM`, which reaches the spawner as an error naming
+//! the limit, while the guards already installed stay.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -143,7 +154,8 @@ pub(super) unsafe fn install_each(
 /// # Errors
 ///
 /// The OS error of `mprotect` (typically `ENOMEM`: `vm.max_map_count`
-/// reached), or of `madvise` other than the "unsupported" `EINVAL`.
+/// reached), or of `madvise` other than `EINVAL` (the kernel or the mapping
+/// does not take markers: `mprotect` then).
 ///
 /// # Safety
 ///
@@ -160,10 +172,12 @@ pub(super) unsafe fn install(page: *mut u8, len: usize) -> io::Result<()> {
             return Ok(());
         }
         let error = io::Error::last_os_error();
-        if error.raw_os_error() != Some(libc::EINVAL) || MODE.load(Ordering::Relaxed) == MARKERS {
+        if error.raw_os_error() != Some(libc::EINVAL) {
             return Err(error);
         }
-        MODE.store(PROTECT, Ordering::Relaxed);
+        // EINVAL: no markers in this kernel, or none on this mapping (one
+        // locked by `mlockall(MCL_FUTURE)`); a PROT_NONE page serves either way.
+        let _ = MODE.compare_exchange(UNKNOWN, PROTECT, Ordering::Relaxed, Ordering::Relaxed);
     }
     // SAFETY: mprotect(2) on a page-aligned range inside a mapping the caller
     // owns exclusively and no one uses (the contract above).
