@@ -189,30 +189,39 @@ pub(super) unsafe fn install(page: *mut u8, len: usize) -> io::Result<()> {
 }
 
 /// Whether every page of `range` (page-aligned) is a guard: a guard marker
-/// as `/proc/self/pagemap` reports it (bit 58, Linux 6.15+), or inside a
-/// `PROT_NONE` mapping as `/proc/self/maps` lists it. For tests: reading the
-/// page would kill the process.
+/// or a `PROT_NONE` page. For tests: reading the page would kill the process.
 #[cfg(test)]
 pub(super) fn is_guard(range: std::ops::Range<usize>) -> bool {
+    has_markers(range.clone()) || is_prot_none(range)
+}
+
+/// Whether every page of `range` holds a guard marker, as
+/// `/proc/self/pagemap` reports it (bit 58, Linux 6.15+).
+#[cfg(test)]
+fn has_markers(range: std::ops::Range<usize>) -> bool {
     use std::os::unix::fs::FileExt;
     let page = super::page_size();
     let pagemap = std::fs::File::open("/proc/self/pagemap").unwrap();
-    let marked = (range.start..range.end).step_by(page).all(|addr| {
+    (range.start..range.end).step_by(page).all(|addr| {
         let mut entry = [0u8; 8];
         let offset = (addr / page * 8) as u64;
         pagemap.read_exact_at(&mut entry, offset).is_ok()
             && u64::from_ne_bytes(entry) >> 58 & 1 == 1
-    });
+    })
+}
+
+/// Whether `range` lies in a `PROT_NONE` mapping as `/proc/self/maps` lists it.
+#[cfg(test)]
+fn is_prot_none(range: std::ops::Range<usize>) -> bool {
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-    let protected = maps.lines().any(|line| {
+    maps.lines().any(|line| {
         let mut fields = line.split_whitespace();
         let (Some(span), Some(perms)) = (fields.next(), fields.next()) else { return false };
         let Some((lo, hi)) = span.split_once('-') else { return false };
         let lo = usize::from_str_radix(lo, 16).unwrap_or(usize::MAX);
         let hi = usize::from_str_radix(hi, 16).unwrap_or(0);
         perms.starts_with("---") && lo <= range.start && range.end <= hi
-    });
-    marked || protected
+    })
 }
 
 #[cfg(test)]
@@ -244,5 +253,34 @@ mod tests {
         }
         // SAFETY: unmaps the mapping made above, no longer used.
         assert_eq!(unsafe { libc::munmap(raw, 3 * page) }, 0);
+    }
+
+    /// A locked mapping refuses guard markers (`EINVAL`): the guard is then
+    /// a `PROT_NONE` page, and the process keeps markers for other mappings.
+    #[test]
+    fn locked_mapping_gets_prot_none() {
+        let page = crate::green::stack::page_size();
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+        let prot = libc::PROT_READ | libc::PROT_WRITE;
+        // SAFETY: mmap(2) with a NULL hint maps fresh ranges; nothing is touched.
+        let plain = unsafe { libc::mmap(ptr::null_mut(), page, prot, flags, -1, 0) };
+        assert_ne!(plain, libc::MAP_FAILED);
+        // SAFETY: the page just mapped, owned by this test and unused.
+        unsafe { install(plain.cast(), page) }.unwrap();
+        let mode = MODE.load(Ordering::Relaxed);
+        // SAFETY: as above, with MAP_LOCKED (within RLIMIT_MEMLOCK: 3 pages).
+        let locked =
+            unsafe { libc::mmap(ptr::null_mut(), 3 * page, prot, flags | libc::MAP_LOCKED, -1, 0) };
+        assert_ne!(locked, libc::MAP_FAILED, "{}", io::Error::last_os_error());
+        let middle = locked.cast::<u8>().wrapping_add(page);
+        // SAFETY: the middle page of the locked mapping, owned and unused.
+        unsafe { install(middle, page) }.unwrap();
+        assert!(is_prot_none(middle as usize..middle as usize + page));
+        assert_eq!(MODE.load(Ordering::Relaxed), mode, "one locked mapping changed the mode");
+        // SAFETY: unmaps both mappings made above, no longer used.
+        unsafe {
+            assert_eq!(libc::munmap(plain, page), 0);
+            assert_eq!(libc::munmap(locked, 3 * page), 0);
+        }
     }
 }
