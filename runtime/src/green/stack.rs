@@ -344,12 +344,16 @@ fn map_error(error: io::Error, usable: usize) -> io::Error {
     let max_map_count = read_number("/proc/sys/vm/max_map_count").unwrap_or(65_530);
     let maps_now = std::fs::read_to_string("/proc/self/maps").map_or(0, |m| m.lines().count());
     let hint = match guard::mappings_per_stack() {
-        0 => format!(
+        0 if maps_now + 1_000 < max_map_count => format!(
             "about {mapped} live green threads fit: that many stacks are mapped, sharing \
              a memory mapping per batch, so this is the memory or address-space limit \
-             (free memory, `ulimit -v`, vm.overcommit_memory), or vm.max_map_count \
-             ({max_map_count}; the process has {maps_now} mappings) if freed stacks split \
-             the batches: raise it with `sysctl -w vm.max_map_count=N`"
+             (free memory, `ulimit -v`, vm.overcommit_memory)"
+        ),
+        0 => format!(
+            "about {mapped} live green threads fit: that many stacks are mapped, and the \
+             process has {maps_now} memory mappings, at vm.max_map_count \
+             ({max_map_count}; freed stacks split their batches' mappings): raise it with \
+             `sysctl -w vm.max_map_count=N`"
         ),
         per_stack => {
             let others = maps_now.saturating_sub(per_stack * mapped);
@@ -526,7 +530,8 @@ mod tests {
         let enomem = map_error(io::Error::from_raw_os_error(libc::ENOMEM), 16 * 1024).to_string();
         assert!(enomem.starts_with("cannot map a 16 KiB green thread stack: "), "{enomem}");
         assert!(enomem.contains("live green threads fit"), "{enomem}");
-        assert!(enomem.contains("sysctl -w vm.max_map_count="), "{enomem}");
+        let knob = ["sysctl -w vm.max_map_count=", "ulimit -v"];
+        assert!(knob.iter().any(|k| enomem.contains(k)), "{enomem}");
         let other = map_error(io::Error::from_raw_os_error(libc::EPERM), 64 * 1024);
         assert_eq!(other.kind(), io::ErrorKind::PermissionDenied);
         assert!(!other.to_string().contains("max_map_count"), "{other}");
