@@ -161,3 +161,36 @@ fn main_closure_overflow_is_reported() {
     let (status, stderr) = run_child("main_closure_overflow_is_reported", "main");
     assert_aborted_with(status, &stderr, "green thread 'main' overflowed its 128 KiB stack\n");
 }
+
+/// A green thread whose stack lies in the middle of a batch mapping, a live
+/// neighbour's stack right below its guard page (the pool hands out a
+/// batch's slots bottom up), is reported by name: the in-place guard stops
+/// it before it writes into the neighbour.
+#[test]
+fn overflow_mid_batch_is_reported() {
+    if child_scenario().as_deref() == Some("mid-batch") {
+        disable_core_dumps();
+        green::run(|| {
+            let neighbours: Vec<_> = (0..8)
+                .map(|i| {
+                    Builder::new()
+                        .name(format!("parked-{i}"))
+                        .stack_size(16 * 1024)
+                        .spawn(green::park)
+                        .unwrap()
+                })
+                .collect();
+            green::yield_now();
+            let handle = Builder::new()
+                .name("mid-batch".into())
+                .stack_size(16 * 1024)
+                .spawn(|| recurse(0))
+                .unwrap();
+            let _ = handle.join();
+            drop(neighbours);
+        });
+        unreachable!("the green thread returned from infinite recursion");
+    }
+    let (status, stderr) = run_child("overflow_mid_batch_is_reported", "mid-batch");
+    assert_aborted_with(status, &stderr, "green thread 'mid-batch' overflowed its 16 KiB stack\n");
+}

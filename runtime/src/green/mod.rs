@@ -112,11 +112,11 @@ impl Runtime {
     /// (default 16,384; 0 disables the cache).
     ///
     /// The cache belongs to the OS thread and outlives this runtime, so the
-    /// next one on the thread starts with its stacks. Up to 1,024 of them
+    /// next one on the thread starts with its stacks. Up to 12,288 of them
     /// keep their touched pages resident; the rest are handed back to the
     /// kernel with `madvise(MADV_FREE)` and keep only address space. At most
-    /// 16,384 stacks are cached in the whole process, as each holds two of
-    /// its `vm.max_map_count` memory mappings.
+    /// 16,384 stacks are cached in the whole process (where the kernel lacks
+    /// guard markers, each holds two of its `vm.max_map_count` mappings).
     pub fn max_cached_stacks(mut self, count: usize) -> Runtime {
         self.config.max_cached_stacks = count;
         self

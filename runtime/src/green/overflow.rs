@@ -2,8 +2,9 @@
 //!
 //! # Mechanism
 //!
-//! Every green stack has a `PROT_NONE` guard page at its bottom (see the
-//! `stack` module), so running off the end of it faults with `SIGSEGV`. That
+//! Every green stack has a guard page at its bottom, a guard marker or a
+//! `PROT_NONE` page (see the `stack` module), so running off the end of it
+//! faults with `SIGSEGV` at an address in that page. That
 //! fault happens *on the exhausted green stack*, where the kernel has no room
 //! to push a signal frame, so the handler is installed with `SA_ONSTACK` and
 //! every scheduler thread gets an alternate signal stack ([`ensure_altstack`]).

@@ -23,13 +23,19 @@
 //!   time, with one `madvise` per run of adjacent stacks (consecutive `mmap`s
 //!   usually are). A cold stack then costs a share of one `madvise`, and at
 //!   most a page fault per page it touches when reused, instead of `mmap`,
-//!   `mprotect`, `munmap` and those faults;
-//! * at most [`PROCESS_MAX_CACHED`] stacks across all threads of the process:
-//!   every cached stack holds two of the process's `vm.max_map_count`
-//!   mappings (65,530 by default), which all threads' `mmap`s draw from.
+//!   `mprotect`, `munmap` and those faults. Releasing is a page-table walk
+//!   over each stack, so it is kept for bursts beyond [`RESIDENT_STACKS`];
+//! * at most about [`PROCESS_MAX_CACHED`] stacks across all threads of the
+//!   process: where the kernel has no guard markers, every cached stack holds
+//!   two of the process's `vm.max_map_count` mappings (65,530 by default),
+//!   which all threads' `mmap`s draw from.
 //!
-//! If mapping a new stack fails with `ENOMEM` while this thread's cache holds
-//! stacks (of other sizes), the cache is emptied and the mapping tried again.
+//! When the cache has no stack of the wanted size, [`StackPool::take`] maps
+//! [`MAP_BATCH`] at once (fewer if the caps leave less room), hands out one
+//! and shelves the others cold: they were never touched, so they cost
+//! address space only, and the next spawns take them without a system call.
+//! If mapping fails with `ENOMEM` while this thread's cache holds stacks (of
+//! other sizes), the cache is emptied and one stack is mapped instead.
 
 use std::cell::Cell;
 use std::fmt;
@@ -44,8 +50,11 @@ use super::{GreenStack, usable_size};
 pub(crate) const DEFAULT_MAX_CACHED: usize = 16 * 1024;
 
 /// Most warm stacks per thread (pages kept resident); further cached stacks
-/// are cold.
-pub(crate) const RESIDENT_STACKS: usize = 1024;
+/// are cold. Enough for a burst of 10,000 green threads to be reused by the
+/// next burst without a system call or a page fault; it keeps what those
+/// threads touched resident (typically one or two pages each, so about
+/// 50–100 MiB at most, up to the full stacks if they used them).
+pub(crate) const RESIDENT_STACKS: usize = 12 * 1024;
 
 /// Most stacks cached across all threads of the process: 32,768 of the
 /// default 65,530 `vm.max_map_count` mappings, the rest left for live stacks
@@ -54,6 +63,9 @@ pub(crate) const PROCESS_MAX_CACHED: usize = 16 * 1024;
 
 /// Stacks that go cold together, with one `madvise` per run of adjacent ones.
 const RELEASE_BATCH: usize = 64;
+
+/// Stacks mapped together, with one `mmap`, when the cache has none to give.
+const MAP_BATCH: usize = 64;
 
 /// Stacks cached by all threads' caches together.
 static PROCESS_CACHED: AtomicUsize = AtomicUsize::new(0);
@@ -92,12 +104,15 @@ struct Cache {
     warm: usize,
     /// Cold stacks: on all shelves, plus the pending ones.
     cold: usize,
+    /// Stacks to unmap, not counted as cached: unmapped [`RELEASE_BATCH`]
+    /// at a time, one `munmap` per run of adjacent ones.
+    doomed: Vec<GreenStack>,
 }
 
 impl Cache {
     /// An empty cache.
     const fn new() -> Self {
-        Cache { shelves: Vec::new(), pending: Vec::new(), warm: 0, cold: 0 }
+        Cache { shelves: Vec::new(), pending: Vec::new(), warm: 0, cold: 0, doomed: Vec::new() }
     }
 
     /// Number of stacks held.
@@ -129,15 +144,15 @@ impl Cache {
         Some(stack)
     }
 
-    /// Caches `stack` (warm while fewer than `max_warm` are), or drops it,
-    /// unmapping it, when `max_cached` or [`PROCESS_MAX_CACHED`] are reached.
+    /// Caches `stack` (warm while fewer than `max_warm` are), or dooms it to
+    /// be unmapped when `max_cached` or [`PROCESS_MAX_CACHED`] are reached.
     fn push(&mut self, stack: GreenStack, max_cached: usize, max_warm: usize) {
         if self.len() >= max_cached {
-            return;
+            return self.doom(stack);
         }
         if PROCESS_CACHED.fetch_add(1, Ordering::Relaxed) >= PROCESS_MAX_CACHED {
             PROCESS_CACHED.fetch_sub(1, Ordering::Relaxed);
-            return;
+            return self.doom(stack);
         }
         if self.warm < max_warm {
             self.shelf(stack.size()).warm.push(stack);
@@ -148,6 +163,31 @@ impl Cache {
         self.cold += 1;
         if self.pending.len() >= RELEASE_BATCH {
             self.release_pending();
+        }
+    }
+
+    /// How many more stacks fit under `max_cached` and [`PROCESS_MAX_CACHED`]
+    /// (other threads may fill the latter meanwhile: a hint).
+    fn room(&self, max_cached: usize) -> usize {
+        let process = PROCESS_MAX_CACHED.saturating_sub(PROCESS_CACHED.load(Ordering::Relaxed));
+        max_cached.saturating_sub(self.len()).min(process)
+    }
+
+    /// Shelves freshly mapped, never used stacks cold (no page of theirs was
+    /// touched, so none needs releasing); the lowest address is taken first.
+    fn stock(&mut self, fresh: &mut Vec<GreenStack>) {
+        let Some(size) = fresh.first().map(GreenStack::size) else { return };
+        PROCESS_CACHED.fetch_add(fresh.len(), Ordering::Relaxed);
+        self.cold += fresh.len();
+        self.shelf(size).cold.extend(fresh.drain(..).rev());
+    }
+
+    /// Queues `stack` for unmapping; unmaps the queue once it holds
+    /// [`RELEASE_BATCH`].
+    fn doom(&mut self, stack: GreenStack) {
+        self.doomed.push(stack);
+        if self.doomed.len() >= RELEASE_BATCH {
+            GreenStack::unmap_all(&mut self.doomed);
         }
     }
 
@@ -180,11 +220,14 @@ impl Cache {
     }
 
     /// Unmaps pending, cold, then warm, stacks until at most `max_cached`
-    /// are left.
+    /// are left, and the doomed ones.
     fn trim(&mut self, max_cached: usize) {
-        while self.len() > max_cached && self.pending.pop().is_some() {
+        while self.len() > max_cached
+            && let Some(stack) = self.pending.pop()
+        {
             self.cold -= 1;
             PROCESS_CACHED.fetch_sub(1, Ordering::Relaxed);
+            self.doom(stack);
         }
         while self.len() > max_cached {
             let Some(i) = self.shelves.iter().position(|s| !s.cold.is_empty()) else { break };
@@ -198,12 +241,15 @@ impl Cache {
             self.warm -= 1;
             self.forget_one(i, stack);
         }
+        GreenStack::unmap_all(&mut self.doomed);
     }
 
-    /// Drops (unmaps) a stack just taken off shelf `i` and removes the shelf
-    /// if it is now empty.
+    /// Dooms a stack just taken off shelf `i` and removes the shelf if it is
+    /// now empty.
     fn forget_one(&mut self, i: usize, stack: Option<GreenStack>) {
-        drop(stack);
+        if let Some(stack) = stack {
+            self.doom(stack);
+        }
         PROCESS_CACHED.fetch_sub(1, Ordering::Relaxed);
         if self.shelves[i].is_empty() {
             self.shelves.swap_remove(i);
@@ -212,9 +258,17 @@ impl Cache {
 }
 
 impl Drop for Cache {
-    /// Unmaps every cached stack and takes them out of the process count.
+    /// Unmaps every cached stack, a run of adjacent ones at a time, and
+    /// takes them out of the process count.
     fn drop(&mut self) {
         PROCESS_CACHED.fetch_sub(self.len(), Ordering::Relaxed);
+        let mut all = mem::take(&mut self.doomed);
+        all.append(&mut self.pending);
+        for shelf in &mut self.shelves {
+            all.append(&mut shelf.warm);
+            all.append(&mut shelf.cold);
+        }
+        GreenStack::unmap_all(&mut all);
     }
 }
 
@@ -225,6 +279,8 @@ pub(crate) struct StackPool {
     max_cached: usize,
     /// Most warm stacks: `min(max_cached, RESIDENT_STACKS)`.
     max_warm: usize,
+    /// Most stacks mapped at once on a miss: [`MAP_BATCH`].
+    batch: usize,
     /// The adopted thread cache.
     cache: Cache,
 }
@@ -235,25 +291,31 @@ impl StackPool {
     pub(crate) fn new(max_cached: usize) -> Self {
         let mut cache = THREAD_CACHE.try_with(Cell::take).unwrap_or_default();
         cache.trim(max_cached);
-        StackPool { max_cached, max_warm: max_cached.min(RESIDENT_STACKS), cache }
+        StackPool { max_cached, max_warm: max_cached.min(RESIDENT_STACKS), batch: MAP_BATCH, cache }
     }
 
     /// A stack of at least `size` usable bytes: a cached one of exactly the
     /// rounded size if any (warm first, the most recently returned first),
-    /// else a new one.
+    /// else one of a new batch, whose others are cached.
     pub(crate) fn take(&mut self, size: usize) -> io::Result<GreenStack> {
         let want = usable_size(size)?;
         if let Some(stack) = self.cache.pop(want) {
             return Ok(stack);
         }
-        match GreenStack::new(want) {
-            Err(e) if e.kind() == io::ErrorKind::OutOfMemory && self.cache.len() > 0 => {
-                // Cached stacks of other sizes may hold the mappings we lack.
-                self.cache = Cache::new();
-                GreenStack::new(want)
+        let count = 1 + self.cache.room(self.max_cached).min(self.batch.saturating_sub(1));
+        let mut fresh = Vec::new();
+        if let Err(e) = GreenStack::map_batch(want, count, &mut fresh) {
+            if e.kind() != io::ErrorKind::OutOfMemory || (count == 1 && self.cache.len() == 0) {
+                return Err(e);
             }
-            result => result,
+            // Cached stacks of other sizes may hold the memory or mappings we
+            // lack, and a smaller mapping may still fit.
+            self.cache = Cache::new();
+            GreenStack::map_batch(want, 1, &mut fresh)?;
         }
+        let stack = fresh.pop().ok_or_else(|| io::Error::other("a stack batch came back empty"))?;
+        self.cache.stock(&mut fresh);
+        Ok(stack)
     }
 
     /// Returns a finished thread's stack to the cache, or unmaps it if the
@@ -327,6 +389,7 @@ mod tests {
     #[test]
     fn reuses_and_caps() {
         let mut pool = StackPool::new(2);
+        pool.batch = 1;
         let a = pool.take(64 * 1024).unwrap();
         let base = a.base();
         pool.give(a);
@@ -357,6 +420,7 @@ mod tests {
     #[test]
     fn thread_cache_outlives_a_pool() {
         let mut first = StackPool::new(8);
+        first.batch = 1;
         let stacks: Vec<_> = (0..5).map(|_| first.take(16 * 1024).unwrap()).collect();
         let bases: Vec<_> = stacks.iter().map(|s| s.base()).collect();
         stacks.into_iter().for_each(|s| first.give(s));
@@ -380,6 +444,7 @@ mod tests {
     #[test]
     fn warm_cap_then_cold() {
         let mut pool = StackPool::new(6);
+        pool.batch = 1;
         pool.max_warm = 2;
         let stacks: Vec<_> = (0..5).map(|_| pool.take(16 * 1024).unwrap()).collect();
         for (i, stack) in stacks.iter().enumerate() {
@@ -413,6 +478,7 @@ mod tests {
     #[test]
     fn batch_released_and_pending_first() {
         let mut pool = StackPool::new(RELEASE_BATCH + 1);
+        pool.batch = 1;
         pool.max_warm = 0;
         let stacks: Vec<_> = (0..=RELEASE_BATCH).map(|_| pool.take(16 * 1024).unwrap()).collect();
         stacks.iter().for_each(|s| touch(s, 9));
@@ -432,6 +498,7 @@ mod tests {
     fn coroutine_on_cold_stack() {
         use corosensei::{Coroutine, CoroutineResult, Yielder};
         let mut pool = StackPool::new(4);
+        pool.batch = 1;
         pool.max_warm = 0;
         let stack = pool.take(64 * 1024).unwrap();
         touch(&stack, 7);
@@ -448,6 +515,30 @@ mod tests {
         assert!(matches!(co.resume(10), CoroutineResult::Return(13)));
         pool.give(co.into_stack());
         drop(pool);
+        empty_thread_cache();
+    }
+
+    /// A miss maps a batch with one `mmap`: one stack is handed out, the
+    /// others are cached cold and handed out next, in address order, all of
+    /// one mapping, and the batch stays within the cache's room.
+    #[test]
+    fn miss_maps_a_batch() {
+        empty_thread_cache();
+        let mut pool = StackPool::new(MAP_BATCH * 2);
+        let first = pool.take(16 * 1024).unwrap();
+        assert_eq!(pool.cached(), MAP_BATCH - 1);
+        assert_eq!(pool.cache.cold, MAP_BATCH - 1);
+        let rest: Vec<_> = (1..MAP_BATCH).map(|_| pool.take(16 * 1024).unwrap()).collect();
+        assert_eq!(pool.cached(), 0);
+        assert!(rest.windows(2).all(|w| w[0].base() == w[1].limit()), "slots not adjacent");
+        assert_eq!(rest.last().unwrap().base(), first.limit(), "first is the top slot");
+        rest.iter().chain([&first]).for_each(|s| touch(s, 3));
+        drop((first, rest));
+
+        let mut small = StackPool::new(3);
+        let one = small.take(16 * 1024).unwrap();
+        assert_eq!(small.cached(), 3, "a batch fills the room left, no more");
+        drop((one, small));
         empty_thread_cache();
     }
 
@@ -527,7 +618,9 @@ mod tests {
                 let counted: usize = cache.pending.len()
                     + cache.shelves.iter().map(|s| s.warm.len() + s.cold.len()).sum::<usize>();
                 prop_assert_eq!(counted, cache.len());
-                prop_assert_eq!(mapped_here() - before, (out.len() + cache.len()) as isize);
+                prop_assert!(cache.doomed.len() < RELEASE_BATCH);
+                let mapped = out.len() + cache.len() + cache.doomed.len();
+                prop_assert_eq!(mapped_here() - before, mapped as isize);
             }
             out.into_iter().for_each(|s| pool.give(s));
             drop(pool);
