@@ -50,6 +50,8 @@ mod state;
 mod tests;
 
 pub use join::{JoinError, JoinHandle};
+pub(crate) use raw::is_task_waker;
+pub(crate) use state::check_ref_overflow;
 
 use std::future::Future;
 use std::io;
