@@ -66,6 +66,14 @@ use executor::Executor;
 /// Tasks spawned on it run while [`block_on`](Runtime::block_on) runs.
 /// Dropping the runtime cancels the tasks still alive, dropping their
 /// futures on this thread.
+///
+/// It is `!Send`: its tasks (and their `!Send` futures) stay on the thread
+/// that made it, so it cannot move to another.
+///
+/// ```compile_fail,E0277
+/// let rt = greenloop_runtime::task::Runtime::new().unwrap();
+/// std::thread::spawn(move || drop(rt));
+/// ```
 #[derive(Debug)]
 pub struct Runtime {
     executor: Rc<Executor>,
