@@ -44,6 +44,8 @@
 
 mod executor;
 mod join;
+#[cfg(all(test, loom))]
+mod loom_model;
 mod raw;
 mod state;
 #[cfg(test)]

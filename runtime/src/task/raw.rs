@@ -37,6 +37,7 @@
 //!    was set. Concurrent accesses are therefore reads. The waker stays in
 //!    the slot until the cell is freed.
 
+use crate::loom::{AtomicUsize, Ordering};
 use std::cell::UnsafeCell;
 use std::future::Future;
 use std::mem::ManuallyDrop;
@@ -44,7 +45,6 @@ use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use std::{fmt, mem};
 
@@ -657,8 +657,29 @@ unsafe fn waker_wake_by_ref(data: *const ()) {
     let header = unsafe { ptr.as_ref() };
     let mut state = header.state.load(Ordering::Acquire);
     loop {
-        if state & (COMPLETE | CLOSED | SCHEDULED) != 0 {
-            return; // finished, being cancelled, or already queued
+        if state & (COMPLETE | CLOSED) != 0 {
+            return; // finished or being cancelled: final states
+        }
+        if state & SCHEDULED != 0 {
+            // Already queued, but the load may be stale: the executor may
+            // have taken the task (SCHEDULED -> RUNNING) and polled it
+            // before the caller's write that this wake announces. An
+            // exchange reads the latest state, and either its release
+            // reaches the executor's next acquire of the state (so the
+            // coming poll sees the write) or it finds SCHEDULED clear and
+            // sets it. Found by the loom model `loom_wake_racing_a_poll`.
+            match header.state.compare_exchange_weak(
+                state,
+                state,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(actual) => {
+                    state = actual;
+                    continue;
+                }
+            }
         }
         let running = state & RUNNING != 0;
         // While running, the executor re-queues with the reference it holds.
