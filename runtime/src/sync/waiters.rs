@@ -122,6 +122,7 @@ impl WakerSlot {
     /// other waker by returning it, to be woken once the lock is released.
     /// The waiter must register again to be woken again.
     #[must_use = "wake the waker after releasing the lock"]
+    #[inline]
     pub(crate) fn wake(&mut self) -> Option<Waker> {
         if !std::mem::take(&mut self.waiting) {
             return None;
@@ -283,6 +284,7 @@ impl Wakes {
     }
 
     /// Adds a waker to wake (a served waiter may have none).
+    #[inline(always)]
     pub(crate) fn push(&mut self, waker: Option<Waker>) {
         let Some(waker) = waker else { return };
         if self.first.is_none() {
@@ -292,14 +294,23 @@ impl Wakes {
         }
     }
 
-    /// Wakes them all, in the order they were pushed.
+    /// Wakes them all, in the order they were pushed. Always inlined: on
+    /// the channel's hot path there is usually nothing to wake.
+    #[inline(always)]
     pub(crate) fn wake_all(self) {
-        if let Some(first) = self.first {
-            first.wake();
+        let Some(first) = self.first else { return };
+        first.wake();
+        if !self.rest.is_empty() {
+            wake_rest(self.rest);
         }
-        for waker in self.rest {
-            waker.wake();
-        }
+    }
+}
+
+/// The wake-ups after the first, out of line: most locks serve one waiter.
+#[cold]
+fn wake_rest(rest: Vec<Waker>) {
+    for waker in rest {
+        waker.wake();
     }
 }
 
