@@ -502,7 +502,9 @@ fn four_threads_waking_a_task_never_lose_the_last_wake() {
     for t in threads {
         t.join().unwrap();
     }
-    assert!((2..=HAMMER_THREADS * HAMMER_WAKES + 1).contains(&polls), "{polls} polls");
+    // One poll if every wake landed during the first (a loaded machine may
+    // run the wakers to the end before the first poll reads `sent`).
+    assert!((1..=HAMMER_THREADS * HAMMER_WAKES + 1).contains(&polls), "{polls} polls");
 }
 
 // ----- fairness -------------------------------------------------------------------
