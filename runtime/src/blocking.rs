@@ -7,6 +7,17 @@
 //! a thread idle for `idle_timeout` exits. When all threads are busy, jobs
 //! queue (FIFO): throughput is then bounded by the pool size, which is what
 //! the lab's `C4_offload_rescues` measures.
+//!
+//! # Back-pressure
+//!
+//! The queue is bounded too (`max_queued`, [`DEFAULT_MAX_QUEUED`] unless
+//! the pool is built with [`Pool::bounded`]). Past the bound,
+//! [`Pool::try_spawn`] returns a [`WouldBlock`](io::ErrorKind::WouldBlock)
+//! error, and [`Pool::spawn`] (so [`spawn_blocking`]) waits until a pool
+//! thread takes a job off the queue: that parks only the calling green
+//! thread, but blocks a task's whole executor thread, which stops it
+//! accepting more work. [`Pool::stats`] reports the queue's length and the
+//! spawns waiting for room.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -15,7 +26,7 @@ use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use crate::completion::Completion;
@@ -29,6 +40,10 @@ pub const DEFAULT_MAX_THREADS: usize = 64;
 /// Default idle time after which a pool thread exits.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Default bound on the jobs queued for a thread (1,024 per thread of the
+/// default pool): a burst past it waits, or fails with `try_spawn`.
+pub const DEFAULT_MAX_QUEUED: usize = 64 * 1024;
+
 /// A bounded pool of OS threads for blocking work. Cheap to clone (shared).
 #[derive(Clone)]
 pub struct Pool {
@@ -39,24 +54,50 @@ struct Inner {
     state: Mutex<State>,
     available: Condvar,
     max_threads: usize,
+    max_queued: usize,
     idle_timeout: Duration,
 }
 
 struct State {
     queue: VecDeque<Job>,
+    /// Wakers of `spawn`s waiting for room in a full queue, FIFO.
+    room_waiters: VecDeque<Waker>,
     threads: usize,
     idle: usize,
 }
 
+/// A snapshot of a [`Pool`]'s counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Threads alive (busy or idle).
+    pub threads: usize,
+    /// Threads waiting for a job.
+    pub idle: usize,
+    /// Jobs queued, not yet taken by a thread (at most the pool's bound).
+    pub queued: usize,
+    /// [`Pool::spawn`] calls waiting for room in a full queue.
+    pub waiting_spawns: usize,
+}
+
 impl Pool {
     /// A pool of at most `max_threads` threads (at least 1), each exiting
-    /// after `idle_timeout` without work. Threads start on demand.
+    /// after `idle_timeout` without work, queueing up to
+    /// [`DEFAULT_MAX_QUEUED`] jobs. Threads start on demand.
     pub fn new(max_threads: usize, idle_timeout: Duration) -> Pool {
+        Pool::bounded(max_threads, idle_timeout, DEFAULT_MAX_QUEUED)
+    }
+
+    /// Like [`new`](Pool::new), queueing up to `max_queued` jobs (at least
+    /// 1) before spawns wait or fail (see the module docs).
+    pub fn bounded(max_threads: usize, idle_timeout: Duration, max_queued: usize) -> Pool {
+        let state =
+            State { queue: VecDeque::new(), room_waiters: VecDeque::new(), threads: 0, idle: 0 };
         Pool {
             inner: Arc::new(Inner {
-                state: Mutex::new(State { queue: VecDeque::new(), threads: 0, idle: 0 }),
+                state: Mutex::new(state),
                 available: Condvar::new(),
                 max_threads: max_threads.max(1),
+                max_queued: max_queued.max(1),
                 idle_timeout,
             }),
         }
@@ -79,29 +120,120 @@ impl Pool {
         self.inner.lock().threads
     }
 
+    /// The bound on queued jobs.
+    pub fn max_queued(&self) -> usize {
+        self.inner.max_queued
+    }
+
+    /// The pool's counters now.
+    pub fn stats(&self) -> PoolStats {
+        let state = self.inner.lock();
+        PoolStats {
+            threads: state.threads,
+            idle: state.idle,
+            queued: state.queue.len(),
+            waiting_spawns: state.room_waiters.len(),
+        }
+    }
+
     /// Runs `f` on a pool thread; the handle gives its result.
     ///
     /// # Errors
     ///
-    /// If the pool has no thread and the OS refuses to start one.
+    /// [`WouldBlock`](io::ErrorKind::WouldBlock) if the queue holds
+    /// [`max_queued`](Pool::max_queued) jobs already; the OS's error if the
+    /// pool has no thread and the OS refuses to start one.
     pub fn try_spawn<F, T>(&self, f: F) -> io::Result<BlockingHandle<T>>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let slot = Arc::new(Completion::new());
-        let done = slot.clone();
-        let job: Job = Box::new(move || {
-            let result = panic::catch_unwind(AssertUnwindSafe(f)).map_err(JoinError::Panicked);
-            done.complete(result);
-        });
-        let mut state = self.inner.lock();
+        let (job, handle) = job(f);
+        match self.inner.queue(job, None)? {
+            None => Ok(handle),
+            Some(_) => Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!(
+                    "blocking pool full: {} jobs queued for {} threads; retry later, \
+                     use Pool::spawn to wait for room, or raise the bound with Pool::bounded",
+                    self.inner.max_queued, self.inner.max_threads
+                ),
+            )),
+        }
+    }
+
+    /// Like [`try_spawn`](Pool::try_spawn), but waits for room while the
+    /// queue is full (see the module docs).
+    ///
+    /// # Panics
+    ///
+    /// If no thread can be started at all.
+    pub fn spawn<F, T>(&self, f: F) -> BlockingHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let (job, handle) = job(f);
+        let mut job = match self.inner.queue(job, None) {
+            Ok(None) => return handle,
+            Ok(Some(job)) => Some(job),
+            Err(e) => panic!("spawn_blocking: cannot start a pool thread: {e}"),
+        };
+        let queued = crate::block_on(std::future::poll_fn(|cx| {
+            let Some(next) = job.take() else { return Poll::Ready(Ok(())) };
+            match self.inner.queue(next, Some(cx.waker())) {
+                Ok(None) => Poll::Ready(Ok(())),
+                Ok(Some(back)) => {
+                    job = Some(back);
+                    Poll::Pending
+                }
+                Err(e) => Poll::Ready(Err(e)),
+            }
+        }));
+        if let Err(e) = queued {
+            panic!("spawn_blocking: cannot start a pool thread: {e}");
+        }
+        handle
+    }
+}
+
+/// Wraps `f` into a job that stores its result, and the handle to it.
+fn job<F, T>(f: F) -> (Job, BlockingHandle<T>)
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let slot = Arc::new(Completion::new());
+    let done = slot.clone();
+    let job: Job = Box::new(move || {
+        let result = panic::catch_unwind(AssertUnwindSafe(f)).map_err(JoinError::Panicked);
+        done.complete(result);
+    });
+    (job, BlockingHandle { slot })
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `job` and makes sure a thread will run it. A full queue gives
+    /// the job back (`Ok(Some)`), after registering `waiter` to be woken
+    /// when a thread takes a job off the queue.
+    fn queue(self: &Arc<Self>, job: Job, waiter: Option<&Waker>) -> io::Result<Option<Job>> {
+        let mut state = self.lock();
+        if state.queue.len() >= self.max_queued {
+            if let Some(waker) = waiter {
+                state.room_waiters.push_back(waker.clone());
+            }
+            return Ok(Some(job));
+        }
         state.queue.push_back(job);
         if state.idle >= state.queue.len() {
-            self.inner.available.notify_one();
-        } else if state.threads < self.inner.max_threads {
+            self.available.notify_one();
+        } else if state.threads < self.max_threads {
             state.threads += 1;
-            let inner = self.inner.clone();
+            let inner = Arc::clone(self);
             let started = std::thread::Builder::new()
                 .name("greenloop-blocking".into())
                 .spawn(move || inner.work());
@@ -113,29 +245,7 @@ impl Pool {
                 }
             }
         }
-        Ok(BlockingHandle { slot })
-    }
-
-    /// Like [`try_spawn`](Pool::try_spawn).
-    ///
-    /// # Panics
-    ///
-    /// If no thread can be started at all.
-    pub fn spawn<F, T>(&self, f: F) -> BlockingHandle<T>
-    where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        match self.try_spawn(f) {
-            Ok(handle) => handle,
-            Err(e) => panic!("spawn_blocking: cannot start a pool thread: {e}"),
-        }
-    }
-}
-
-impl Inner {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        Ok(None)
     }
 
     /// A pool thread: run jobs; exit after `idle_timeout` without one.
@@ -143,7 +253,11 @@ impl Inner {
         let mut state = self.lock();
         loop {
             if let Some(job) = state.queue.pop_front() {
+                let room_waiter = state.room_waiters.pop_front();
                 drop(state);
+                if let Some(waker) = room_waiter {
+                    waker.wake();
+                }
                 job();
                 state = self.lock();
                 continue;
@@ -217,6 +331,8 @@ impl fmt::Debug for Pool {
             .field("threads", &state.threads)
             .field("idle", &state.idle)
             .field("queued", &state.queue.len())
+            .field("max_queued", &self.inner.max_queued)
+            .field("waiting_spawns", &state.room_waiters.len())
             .finish()
     }
 }

@@ -25,6 +25,7 @@ pub mod blocking;
 mod completion;
 pub mod green;
 mod id;
+mod loom;
 mod panic;
 pub mod reactor;
 pub mod shard;

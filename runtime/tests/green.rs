@@ -380,11 +380,20 @@ fn unpark_after_the_runtime_ended_goes_nowhere() {
                     woken.set(true);
                 })
             };
-            green::yield_now(); // it parks, in the stale thread's slot
-            std::thread::spawn(move || stale.unpark()).join().unwrap();
-            // The sleep empties the run queue: the reactor turns and the
-            // remote queue is drained before the timer fires.
-            green::sleep(Duration::from_millis(2));
+            // A second parked thread, woken from another OS thread after the
+            // stale unpark: once it has run, the scheduler has taken in the
+            // stale unpark too (it was sent first), and a thread it woke
+            // would have run before this one.
+            let sentinel = green::spawn(green::park);
+            green::yield_now(); // both park, `parked` in the stale thread's slot
+            let sentinel_thread = sentinel.thread();
+            std::thread::spawn(move || {
+                stale.unpark();
+                sentinel_thread.unpark();
+            })
+            .join()
+            .unwrap();
+            sentinel.join().unwrap();
             assert!(!woken.get(), "a stale unpark woke a thread of the next runtime");
             parked.thread().unpark();
             parked.join().unwrap();
@@ -480,8 +489,16 @@ fn park_timeout_woken_early_cancels_its_timer() {
 fn park_timeout_with_huge_timeout() {
     watchdog(|| {
         green::run(|| {
+            // A token is there: the wait returns at once, however long its
+            // timeout (no overflow computing the deadline).
             green::current().unpark();
             green::park_timeout(Duration::MAX);
+            // No token: the huge deadline is armed, and an unpark from
+            // another green thread ends the wait.
+            let me = green::current();
+            let waker = green::spawn(move || me.unpark());
+            green::park_timeout(Duration::MAX);
+            assert!(waker.is_finished(), "the wait ended by the unpark, after it ran");
         });
     });
 }

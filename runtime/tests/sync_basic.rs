@@ -12,53 +12,59 @@ use greenloop_runtime::sync::{
     oneshot, select, select_blocking,
 };
 use greenloop_runtime::{block_on, green, task, time};
-use sync_util::{Ctx, Start, poll_once, run_in, spawn_in, start, watchdog};
+use sync_util::{Ctx, Start, poll_once, run_in, start, watchdog};
 
 const LIMIT: Duration = Duration::from_secs(60);
 const CTXS: [Ctx; 3] = [Ctx::Green, Ctx::Task, Ctx::Thread];
 
 #[test]
 fn send_on_closed_channel_returns_the_value() {
-    let (tx, rx) = mpsc::channel::<String>(2);
-    drop(rx);
-    assert!(tx.is_closed());
-    assert_eq!(block_on(tx.send("a".into())).unwrap_err().0, "a");
-    assert_eq!(tx.send_blocking("b".into()).unwrap_err().0, "b");
-    match tx.try_send("c".into()) {
-        Err(TrySendError::Closed(v)) => assert_eq!(v, "c"),
-        other => panic!("expected Closed, got {other:?}"),
-    }
-    let (utx, urx) = mpsc::unbounded_channel::<u8>();
-    drop(urx);
-    assert_eq!(utx.send(7).unwrap_err().0, 7);
+    watchdog(LIMIT, || {
+        let (tx, rx) = mpsc::channel::<String>(2);
+        drop(rx);
+        assert!(tx.is_closed());
+        assert_eq!(block_on(tx.send("a".into())).unwrap_err().0, "a");
+        assert_eq!(tx.send_blocking("b".into()).unwrap_err().0, "b");
+        match tx.try_send("c".into()) {
+            Err(TrySendError::Closed(v)) => assert_eq!(v, "c"),
+            other => panic!("expected Closed, got {other:?}"),
+        }
+        let (utx, urx) = mpsc::unbounded_channel::<u8>();
+        drop(urx);
+        assert_eq!(utx.send(7).unwrap_err().0, 7);
+    });
 }
 
 #[test]
 fn close_keeps_queued_messages_then_ends() {
-    let (tx, mut rx) = mpsc::channel(4);
-    tx.try_send(1).unwrap();
-    tx.try_send(2).unwrap();
-    rx.close();
-    assert!(tx.try_send(3).unwrap_err().is_closed());
-    assert_eq!(rx.recv_blocking(), Some(1));
-    assert_eq!(rx.try_recv(), Ok(2));
-    assert_eq!(rx.recv_blocking(), None, "closed and drained, although a sender lives");
-    assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+    watchdog(LIMIT, || {
+        let (tx, mut rx) = mpsc::channel(4);
+        tx.try_send(1).unwrap();
+        tx.try_send(2).unwrap();
+        rx.close();
+        assert!(tx.try_send(3).unwrap_err().is_closed());
+        assert_eq!(rx.recv_blocking(), Some(1));
+        assert_eq!(rx.try_recv(), Ok(2));
+        assert_eq!(rx.recv_blocking(), None, "closed and drained, although a sender lives");
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+    });
 }
 
 #[test]
 fn recv_on_closed_and_empty_returns_none() {
-    let (tx, mut rx) = mpsc::channel(4);
-    let tx2 = tx.clone();
-    tx.try_send(1).unwrap();
-    assert_eq!(rx.try_recv(), Ok(1));
-    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
-    drop(tx);
-    tx2.try_send(2).unwrap();
-    drop(tx2);
-    assert_eq!(rx.recv_blocking(), Some(2));
-    assert_eq!(rx.recv_blocking(), None);
-    assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+    watchdog(LIMIT, || {
+        let (tx, mut rx) = mpsc::channel(4);
+        let tx2 = tx.clone();
+        tx.try_send(1).unwrap();
+        assert_eq!(rx.try_recv(), Ok(1));
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+        drop(tx);
+        tx2.try_send(2).unwrap();
+        drop(tx2);
+        assert_eq!(rx.recv_blocking(), Some(2));
+        assert_eq!(rx.recv_blocking(), None);
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+    });
 }
 
 #[test]
@@ -129,24 +135,26 @@ fn dropped_recv_does_not_keep_a_handoff_open() {
 
 #[test]
 fn permits_reserve_slots() {
-    let (tx, mut rx) = mpsc::channel(2);
-    let p1 = tx.try_reserve().unwrap();
-    let p2 = block_on(tx.reserve()).unwrap();
-    assert!(tx.try_reserve().unwrap_err().is_full());
-    assert_eq!(tx.capacity(), 0);
-    drop(p1);
-    assert_eq!(tx.capacity(), 1);
-    p2.send("x").unwrap();
-    rx.close();
-    assert!(tx.try_reserve().unwrap_err().is_closed());
-    assert_eq!(rx.recv_blocking(), Some("x"));
-    let p3 = {
-        let (tx, rx) = mpsc::channel(1);
-        let permit = tx.try_reserve().unwrap();
-        drop(rx);
-        permit.send(5).unwrap_err().0
-    };
-    assert_eq!(p3, 5);
+    watchdog(LIMIT, || {
+        let (tx, mut rx) = mpsc::channel(2);
+        let p1 = tx.try_reserve().unwrap();
+        let p2 = block_on(tx.reserve()).unwrap();
+        assert!(tx.try_reserve().unwrap_err().is_full());
+        assert_eq!(tx.capacity(), 0);
+        drop(p1);
+        assert_eq!(tx.capacity(), 1);
+        p2.send("x").unwrap();
+        rx.close();
+        assert!(tx.try_reserve().unwrap_err().is_closed());
+        assert_eq!(rx.recv_blocking(), Some("x"));
+        let p3 = {
+            let (tx, rx) = mpsc::channel(1);
+            let permit = tx.try_reserve().unwrap();
+            drop(rx);
+            permit.send(5).unwrap_err().0
+        };
+        assert_eq!(p3, 5);
+    });
 }
 
 #[test]
@@ -223,40 +231,42 @@ fn green_sender_and_stackless_receiver_on_two_os_threads() {
 
 #[test]
 fn semaphore_semantics() {
-    let sem = Arc::new(Semaphore::new(3));
-    let two = sem.try_acquire_many(2).unwrap();
-    assert_eq!(sem.available_permits(), 1);
-    assert_eq!(sem.try_acquire_many(2).unwrap_err(), TryAcquireError::NoPermits);
-    let mut big = sem.acquire_many(3);
-    assert!(poll_once(&mut big).is_pending());
-    // FIFO: a waiter for 3 holds back a later waiter for 1, and try_acquire.
-    let mut small = sem.acquire();
-    assert!(poll_once(&mut small).is_pending());
-    assert_eq!(sem.try_acquire().unwrap_err(), TryAcquireError::NoPermits);
-    drop(two);
-    let big_permit = match poll_once(&mut big) {
-        Poll::Ready(Ok(p)) => p,
-        other => panic!("the head waiter gets 3 permits: {other:?}"),
-    };
-    assert_eq!(big_permit.num_permits(), 3);
-    assert!(poll_once(&mut small).is_pending());
-    big_permit.forget();
-    assert_eq!(sem.available_permits(), 0);
-    sem.add_permits(1);
-    assert!(matches!(poll_once(&mut small), Poll::Ready(Ok(_))));
-    drop(small);
-    drop(big);
-    assert_eq!(sem.available_permits(), 1);
-    let owned = sem.clone().try_acquire_many_owned(1).unwrap();
-    assert_eq!(owned.num_permits(), 1);
-    let mut waiting = sem.clone().acquire_owned();
-    assert!(poll_once(&mut waiting).is_pending());
-    sem.close();
-    assert!(matches!(poll_once(&mut waiting), Poll::Ready(Err(_))));
-    assert_eq!(sem.try_acquire().unwrap_err(), TryAcquireError::Closed);
-    assert!(sem.acquire_blocking().is_err());
-    drop(owned);
-    assert_eq!(sem.available_permits(), 1, "permits held at close still return");
+    watchdog(LIMIT, || {
+        let sem = Arc::new(Semaphore::new(3));
+        let two = sem.try_acquire_many(2).unwrap();
+        assert_eq!(sem.available_permits(), 1);
+        assert_eq!(sem.try_acquire_many(2).unwrap_err(), TryAcquireError::NoPermits);
+        let mut big = sem.acquire_many(3);
+        assert!(poll_once(&mut big).is_pending());
+        // FIFO: a waiter for 3 holds back a later waiter for 1, and try_acquire.
+        let mut small = sem.acquire();
+        assert!(poll_once(&mut small).is_pending());
+        assert_eq!(sem.try_acquire().unwrap_err(), TryAcquireError::NoPermits);
+        drop(two);
+        let big_permit = match poll_once(&mut big) {
+            Poll::Ready(Ok(p)) => p,
+            other => panic!("the head waiter gets 3 permits: {other:?}"),
+        };
+        assert_eq!(big_permit.num_permits(), 3);
+        assert!(poll_once(&mut small).is_pending());
+        big_permit.forget();
+        assert_eq!(sem.available_permits(), 0);
+        sem.add_permits(1);
+        assert!(matches!(poll_once(&mut small), Poll::Ready(Ok(_))));
+        drop(small);
+        drop(big);
+        assert_eq!(sem.available_permits(), 1);
+        let owned = sem.clone().try_acquire_many_owned(1).unwrap();
+        assert_eq!(owned.num_permits(), 1);
+        let mut waiting = sem.clone().acquire_owned();
+        assert!(poll_once(&mut waiting).is_pending());
+        sem.close();
+        assert!(matches!(poll_once(&mut waiting), Poll::Ready(Err(_))));
+        assert_eq!(sem.try_acquire().unwrap_err(), TryAcquireError::Closed);
+        assert!(sem.acquire_blocking().is_err());
+        drop(owned);
+        assert_eq!(sem.available_permits(), 1, "permits held at close still return");
+    });
 }
 
 #[test]
@@ -333,17 +343,19 @@ fn mutex_unlock_does_not_let_the_unlocker_barge() {
 
 #[test]
 fn owned_guards_move_across_threads() {
-    let mutex = Arc::new(Mutex::new(1u32));
-    let guard = mutex.clone().lock_owned_blocking();
-    let mutex2 = mutex.clone();
-    let waiter = std::thread::spawn(move || *mutex2.lock_blocking());
-    std::thread::spawn(move || {
-        let mut guard = guard;
-        *guard = 2;
-    })
-    .join()
-    .unwrap();
-    assert_eq!(waiter.join().unwrap(), 2);
+    watchdog(LIMIT, || {
+        let mutex = Arc::new(Mutex::new(1u32));
+        let guard = mutex.clone().lock_owned_blocking();
+        let mutex2 = mutex.clone();
+        let waiter = std::thread::spawn(move || *mutex2.lock_blocking());
+        std::thread::spawn(move || {
+            let mut guard = guard;
+            *guard = 2;
+        })
+        .join()
+        .unwrap();
+        assert_eq!(waiter.join().unwrap(), 2);
+    });
 }
 
 #[test]
@@ -438,25 +450,27 @@ fn wait_group_done_below_zero_panics() {
 
 #[test]
 fn oneshot_semantics() {
-    let (tx, mut rx) = oneshot::channel::<u8>();
-    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
-    assert!(!tx.is_closed());
-    tx.send(1).unwrap();
-    assert_eq!(rx.try_recv(), Ok(1));
-    assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
+    watchdog(LIMIT, || {
+        let (tx, mut rx) = oneshot::channel::<u8>();
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+        assert!(!tx.is_closed());
+        tx.send(1).unwrap();
+        assert_eq!(rx.try_recv(), Ok(1));
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Closed));
 
-    let (tx, rx) = oneshot::channel::<u8>();
-    drop(tx);
-    assert!(rx.recv_blocking().is_err());
+        let (tx, rx) = oneshot::channel::<u8>();
+        drop(tx);
+        assert!(rx.recv_blocking().is_err());
 
-    let (tx, rx) = oneshot::channel::<u8>();
-    drop(rx);
-    assert!(tx.is_closed());
-    assert_eq!(tx.send(3), Err(3));
+        let (tx, rx) = oneshot::channel::<u8>();
+        drop(rx);
+        assert!(tx.is_closed());
+        assert_eq!(tx.send(3), Err(3));
 
-    let (tx, mut rx) = oneshot::channel::<u8>();
-    rx.close();
-    assert_eq!(tx.send(4), Err(4));
+        let (tx, mut rx) = oneshot::channel::<u8>();
+        rx.close();
+        assert_eq!(tx.send(4), Err(4));
+    });
 }
 
 #[test]
@@ -490,12 +504,18 @@ fn select_takes_the_first_ready_receiver() {
         tx_b.try_send("b2").unwrap();
         assert!(tx_b.try_send("b3").unwrap_err().is_full());
         assert_eq!(select_blocking(&mut rxs), (1, Some("b2")));
-        // A sender in another context wakes a waiting select.
-        spawn_in(Ctx::Thread, move || {
-            std::thread::sleep(Duration::from_millis(2));
-            tx_a.send("a").unwrap();
+        // A send wakes a select waiting on another OS thread.
+        let (back_tx, back_rx) = std::sync::mpsc::channel();
+        let waiting = start(Ctx::Thread, "select", async move {
+            let got = select(&mut rxs).await;
+            back_tx.send(rxs).unwrap();
+            got
         });
-        assert_eq!(select_blocking(&mut rxs), (0, Some("a")));
+        assert_eq!(waiting.started(), Start::Waiting);
+        tx_a.send("a").unwrap();
+        drop(tx_a);
+        assert_eq!(waiting.value(), (0, Some("a")));
+        let mut rxs = back_rx.recv().unwrap();
         assert_eq!(select_blocking(&mut rxs), (0, None), "closed and drained");
         drop(tx_b);
         assert_eq!(select_blocking(&mut rxs[1..]), (0, None));

@@ -77,6 +77,14 @@ fn all_on_this_thread(threads: &DroppedOn) -> bool {
 struct Signal(Arc<Mutex<(bool, Option<Waker>)>>);
 
 impl Signal {
+    /// Waits until a poll has registered a waker: the awaiting task is
+    /// parked on this signal (the watchdog bounds the wait).
+    fn wait_until_awaited(&self) {
+        while self.0.lock().unwrap().1.is_none() {
+            thread::yield_now();
+        }
+    }
+
     fn fire(&self) {
         let waker = {
             let mut state = self.0.lock().unwrap();
@@ -426,7 +434,7 @@ fn a_wake_from_a_foreign_thread_reaches_a_task() {
         let signal = Signal::default();
         let s = signal.clone();
         let waker_thread = thread::spawn(move || {
-            thread::sleep(Duration::from_millis(20));
+            s.wait_until_awaited();
             s.fire();
         });
         let out = rt.block_on(async move {
@@ -494,7 +502,9 @@ fn four_threads_waking_a_task_never_lose_the_last_wake() {
     for t in threads {
         t.join().unwrap();
     }
-    assert!((2..=HAMMER_THREADS * HAMMER_WAKES + 1).contains(&polls), "{polls} polls");
+    // One poll if every wake landed during the first (a loaded machine may
+    // run the wakers to the end before the first poll reads `sent`).
+    assert!((1..=HAMMER_THREADS * HAMMER_WAKES + 1).contains(&polls), "{polls} polls");
 }
 
 // ----- fairness -------------------------------------------------------------------

@@ -33,6 +33,7 @@ use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use super::scheduler::Scheduler;
 use super::thread::{Control, Thread, WAKE};
 use crate::completion::Completion;
+use crate::task::check_ref_overflow;
 
 /// The result of a green thread: its value, or the payload it panicked with.
 pub type Result<T> = std::result::Result<T, Box<dyn Any + Send + 'static>>;
@@ -130,7 +131,7 @@ impl<T: Send + 'static> Shared<T> {
     /// A new waker (one count) that wakes this thread's `block_on`.
     pub(super) fn waker(&self) -> Waker {
         // Relaxed, as in `Arc::clone`: the caller's count keeps it alive.
-        self.refs.fetch_add(1, Ordering::Relaxed);
+        check_ref_overflow(self.refs.fetch_add(1, Ordering::Relaxed));
         // SAFETY: the vtable functions below treat `data` as owning the
         // count just taken (invariant 2), as RawWaker requires.
         unsafe { Waker::from_raw(RawWaker::new(ptr::from_ref(self).cast(), Self::vtable())) }
@@ -138,7 +139,8 @@ impl<T: Send + 'static> Shared<T> {
 
     unsafe fn waker_clone(data: *const ()) -> RawWaker {
         // SAFETY: `data` is a live `Shared<T>` (invariant 2).
-        unsafe { (*data.cast::<Self>()).refs.fetch_add(1, Ordering::Relaxed) };
+        let previous = unsafe { (*data.cast::<Self>()).refs.fetch_add(1, Ordering::Relaxed) };
+        check_ref_overflow(previous);
         RawWaker::new(data, Self::vtable())
     }
 

@@ -49,6 +49,7 @@
 
 mod join;
 mod overflow;
+mod park_state;
 mod scheduler;
 mod stack;
 mod thread;

@@ -427,8 +427,14 @@ mod tests {
     use super::*;
     use corosensei::stack::Stack;
     use corosensei::{Coroutine, Yielder};
+    use std::io::Read;
     use std::os::unix::process::ExitStatusExt;
-    use std::process::{Command, Output};
+    use std::process::{Command, Output, Stdio};
+    use std::time::{Duration, Instant};
+
+    /// How long a child may run before it is killed and the test fails
+    /// (each crashes within milliseconds when the handler works).
+    const CHILD_LIMIT: Duration = Duration::from_secs(60);
 
     /// Env var telling a re-executed test binary which child scenario to run.
     const CHILD_ENV: &str = "GREENLOOP_TEST_OVERFLOW_CHILD";
@@ -532,12 +538,38 @@ mod tests {
     }
 
     /// Re-runs this test binary on test `name` only, in child mode `scenario`.
+    /// Fails the test if the child runs past [`CHILD_LIMIT`] (a handler
+    /// that hangs instead of aborting), after killing it.
     fn run_child(name: &str, scenario: &str) -> Output {
-        Command::new(std::env::current_exe().unwrap())
+        let mut child = Command::new(std::env::current_exe().unwrap())
             .args(["--exact", &test_path(name), "--nocapture", "--test-threads=1"])
             .env(CHILD_ENV, scenario)
-            .output()
-            .unwrap()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let drain = |mut pipe: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                let _ = pipe.read_to_end(&mut bytes);
+                bytes
+            })
+        };
+        let stdout = drain(Box::new(child.stdout.take().unwrap()));
+        let stderr = drain(Box::new(child.stderr.take().unwrap()));
+        let deadline = Instant::now() + CHILD_LIMIT;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("child {scenario:?} still ran after {CHILD_LIMIT:?}: killed");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        Output { status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() }
     }
 
     /// In a child process: switch off core dumps, install the handler and an

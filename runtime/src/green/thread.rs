@@ -27,10 +27,11 @@
 
 use std::fmt;
 use std::num::NonZeroU64;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::park_state::ParkState;
+pub(super) use super::park_state::{UNPARK, WAKE};
 use super::scheduler::Scheduler;
 use std::task::Waker;
 
@@ -54,22 +55,11 @@ impl ThreadId {
     }
 }
 
-/// The park token: set by `Thread::unpark`, consumed by `park`.
-pub(super) const UNPARK: u8 = 1;
-/// The wake token: set by the thread's `Waker`, consumed by `block_on`.
-pub(super) const WAKE: u8 = 2;
-/// Suspended until `UNPARK` (a wait bit is its token bit shifted by 2).
-const WAIT_UNPARK: u8 = UNPARK << 2;
-/// Suspended until `WAKE`.
-const WAIT_WAKE: u8 = WAKE << 2;
-/// Either wait bit.
-const WAITING: u8 = WAIT_UNPARK | WAIT_WAKE;
-
 /// The non-generic part of a green thread, shared by its [`Thread`]
 /// handles, its wakers and its scheduler slot.
 #[derive(Debug)]
 pub(crate) struct Control {
-    state: AtomicU8,
+    state: ParkState,
     id: ThreadId,
     name: Option<String>,
     /// Key of the thread's slot in its scheduler.
@@ -161,7 +151,7 @@ impl Control {
         scheduler: u64,
         queue: &'static RemoteQueue,
     ) -> Control {
-        Control { state: AtomicU8::new(0), id: ThreadId::next(), name, key, scheduler, queue }
+        Control { state: ParkState::new(), id: ThreadId::next(), name, key, scheduler, queue }
     }
 
     pub(super) fn id(&self) -> ThreadId {
@@ -179,20 +169,8 @@ impl Control {
     /// Sets `token` (UNPARK or WAKE); schedules the thread if it is
     /// suspended waiting for that token.
     pub(super) fn signal(&self, token: u8) {
-        let waiting = token << 2;
-        let mut state = self.state.load(Ordering::Acquire);
-        loop {
-            let wakes = state & waiting != 0;
-            let next = if wakes { state & !WAITING } else { state | token };
-            if next == state {
-                return; // token already set, nobody to wake
-            }
-            match self.state.compare_exchange_weak(state, next, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) if wakes => return self.schedule(),
-                Ok(_) => return,
-                Err(actual) => state = actual,
-            }
+        if self.state.signal(token) {
+            self.schedule();
         }
     }
 
@@ -216,19 +194,7 @@ impl Control {
     /// hands its token over with the wake, so there is none to consume then.
     #[inline]
     pub(super) fn begin_wait(&self, tokens: u8) -> bool {
-        let mut state = self.state.load(Ordering::Acquire);
-        loop {
-            let (next, suspend) = if state & tokens != 0 {
-                (state & !tokens, false)
-            } else {
-                (state | tokens << 2, true)
-            };
-            match self.state.compare_exchange_weak(state, next, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => return suspend,
-                Err(actual) => state = actual,
-            }
-        }
+        self.state.begin_wait(tokens)
     }
 }
 

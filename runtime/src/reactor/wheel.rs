@@ -542,7 +542,9 @@ mod tests {
         check_next_deadline(&wheel);
         assert_eq!(advance(&mut wheel, u64::MAX / 2), [u64::MAX / 2]);
         assert_eq!(advance(&mut wheel, u64::MAX), [u64::MAX]);
-        assert!(start.elapsed() < std::time::Duration::from_secs(1));
+        // A hang check, not a speed test: these jumps take microseconds,
+        // a walk tick by tick would take hours.
+        assert!(start.elapsed() < std::time::Duration::from_secs(30));
         assert!(wheel.is_empty());
     }
 

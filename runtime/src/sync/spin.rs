@@ -1,11 +1,30 @@
 //! [`SpinLock`]: the short lock every primitive of [`sync`](super) keeps its
 //! state and its waiter queue under.
 //!
+//! # The rule: no foreign code under the lock
+//!
+//! A critical section is a handful of instructions of this crate (push or
+//! pop a message, link or unlink a waiter) and never suspends or parks.
+//! Code that comes from elsewhere runs after the lock is released:
+//!
+//! * wakers are *taken* under the lock and woken after it
+//!   ([`Wakes`](super::waiters::Wakes), `WakerSlot::wake`): a waker may be
+//!   another executor's, whose `wake` polls inline or uses this very
+//!   primitive (`try_send` from a `wake`), and would spin forever on the
+//!   lock its own thread holds;
+//! * displaced or removed wakers, and messages the primitive discards, are
+//!   dropped after it: a drop may run any code.
+//!
+//! Two calls that leave this module stay under the lock. `Waker::clone`,
+//! when a waiter registers a new waker, as in async-io and tokio: a clone
+//! that blocks or touches the primitive it waits on would break this lock.
+//! And the wake of this crate's own task wakers (`task::is_task_waker`),
+//! which only queue their task (`Schedule::schedule` promises it): woken in
+//! place, they stay registered and a task's wait takes no reference count.
+//!
 //! # Why not `std::sync::Mutex`
 //!
-//! The critical sections here are a handful of instructions (push or pop a
-//! message, link or unlink a waiter) and never suspend: no user code runs
-//! under the lock and nothing in it parks. For such sections the cost is the
+//! For such short sections the cost is the
 //! atomic read-modify-write instructions, and `std::sync::Mutex` pays two
 //! per section (a compare-exchange to lock, a swap to unlock, since unlock
 //! must learn whether to wake a sleeper). This lock pays one: it never puts
@@ -18,8 +37,9 @@
 //! so spinners only read the shared line), then falls back to
 //! `std::thread::yield_now`, so a holder that was preempted gets the CPU
 //! back. The holder is always a running OS thread: a green thread never
-//! switches while it holds the lock (nothing under it parks), so spinning
-//! never waits for a green thread of its own OS thread.
+//! switches while it holds the lock (nothing under it parks, and no foreign
+//! code runs that could), so spinning never waits for a green thread of its
+//! own OS thread.
 
 use std::cell::UnsafeCell;
 use std::fmt;

@@ -44,12 +44,16 @@
 
 mod executor;
 mod join;
+#[cfg(all(test, loom))]
+mod loom_model;
 mod raw;
 mod state;
 #[cfg(test)]
 mod tests;
 
 pub use join::{JoinError, JoinHandle};
+pub(crate) use raw::is_task_waker;
+pub(crate) use state::check_ref_overflow;
 
 use std::future::Future;
 use std::io;
@@ -64,6 +68,14 @@ use executor::Executor;
 /// Tasks spawned on it run while [`block_on`](Runtime::block_on) runs.
 /// Dropping the runtime cancels the tasks still alive, dropping their
 /// futures on this thread.
+///
+/// It is `!Send`: its tasks (and their `!Send` futures) stay on the thread
+/// that made it, so it cannot move to another.
+///
+/// ```compile_fail,E0277
+/// let rt = greenloop_runtime::task::Runtime::new().unwrap();
+/// std::thread::spawn(move || drop(rt));
+/// ```
 #[derive(Debug)]
 pub struct Runtime {
     executor: Rc<Executor>,

@@ -37,6 +37,7 @@
 //!    was set. Concurrent accesses are therefore reads. The waker stays in
 //!    the slot until the cell is freed.
 
+use crate::loom::{AtomicUsize, Ordering};
 use std::cell::UnsafeCell;
 use std::future::Future;
 use std::mem::ManuallyDrop;
@@ -44,7 +45,6 @@ use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use std::{fmt, mem};
 
@@ -54,6 +54,11 @@ use super::state::*;
 /// Where a woken task goes: the executor's run queue.
 pub(crate) trait Schedule: Send + Sync + 'static {
     /// Queues `task` (which owns the queue's reference) to be run.
+    ///
+    /// It must only queue (and wake the executor's thread): never run the
+    /// task or other user code, never use a `sync` primitive. A task's
+    /// waker is woken under a `sync` primitive's lock (see
+    /// [`is_task_waker`]), which relies on this.
     fn schedule(&self, task: RawTask);
 
     /// Takes back the reference a task held, when its cell is freed (on
@@ -109,11 +114,16 @@ pub(crate) struct RawTask {
     ptr: NonNull<Header>,
 }
 
-// SAFETY: a `RawTask` only gives other threads access to the header's
-// atomics and mutex; the stage (which may hold `!Send` data) is touched
+// SAFETY: what a `RawTask` lets another thread touch is the header: the
+// state word and the key are atomics, the vtable and id are immutable, the
+// scheduler is an `Arc<dyn Schedule>` (`Send + Sync`), and the join waker
+// slot is written by the `JoinHandle` only while `JOIN_WAKER` is clear and
+// read by the executor only after it set `COMPLETE` (invariant 5; a `Waker`
+// is `Send + Sync`). The stage, which may hold `!Send` data, is touched
 // only on the executor thread or by the output's owner (invariant 2).
 unsafe impl Send for RawTask {}
-// SAFETY: as for `Send`: shared access is limited to the header.
+// SAFETY: as for `Send`: `&RawTask` reaches the same header fields under
+// the same rules, and nothing more.
 unsafe impl Sync for RawTask {}
 
 /// Aborts the process if dropped: armed around code that must not unwind.
@@ -202,7 +212,7 @@ impl RawTask {
     /// A second reference (the caller later splits ownership).
     #[cfg(test)]
     pub(crate) fn clone_ref(&self) -> RawTask {
-        self.header().state.fetch_add(REF_ONE, Ordering::Relaxed);
+        check_ref_overflow(self.header().state.fetch_add(REF_ONE, Ordering::Relaxed));
         RawTask { ptr: self.ptr }
     }
 
@@ -626,7 +636,9 @@ static WAKER_VTABLE: RawWakerVTable =
 unsafe fn waker_clone(data: *const ()) -> RawWaker {
     // SAFETY: `data` is a live header (the waker being cloned keeps it so).
     let header = unsafe { &*(data as *const Header) };
-    header.state.fetch_add(REF_ONE, Ordering::Relaxed);
+    // Relaxed, as in `Arc::clone`: the cloned waker's reference keeps the
+    // cell alive.
+    check_ref_overflow(header.state.fetch_add(REF_ONE, Ordering::Relaxed));
     RawWaker::new(data, &WAKER_VTABLE)
 }
 
@@ -645,8 +657,29 @@ unsafe fn waker_wake_by_ref(data: *const ()) {
     let header = unsafe { ptr.as_ref() };
     let mut state = header.state.load(Ordering::Acquire);
     loop {
-        if state & (COMPLETE | CLOSED | SCHEDULED) != 0 {
-            return; // finished, being cancelled, or already queued
+        if state & (COMPLETE | CLOSED) != 0 {
+            return; // finished or being cancelled: final states
+        }
+        if state & SCHEDULED != 0 {
+            // Already queued, but the load may be stale: the executor may
+            // have taken the task (SCHEDULED -> RUNNING) and polled it
+            // before the caller's write that this wake announces. An
+            // exchange reads the latest state, and either its release
+            // reaches the executor's next acquire of the state (so the
+            // coming poll sees the write) or it finds SCHEDULED clear and
+            // sets it. Found by the loom model `loom_wake_racing_a_poll`.
+            match header.state.compare_exchange_weak(
+                state,
+                state,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return,
+                Err(actual) => {
+                    state = actual;
+                    continue;
+                }
+            }
         }
         let running = state & RUNNING != 0;
         // While running, the executor re-queues with the reference it holds.
@@ -668,6 +701,15 @@ unsafe fn waker_wake_by_ref(data: *const ()) {
 unsafe fn waker_drop(data: *const ()) {
     // SAFETY: a waker owns one reference to the live header at `data`.
     unsafe { drop_ref(NonNull::new_unchecked(data as *mut Header)) }
+}
+
+/// Whether `waker` is a task's waker (made by this module), whose wake only
+/// sets the state word and queues the task ([`Schedule::schedule`]). The
+/// `sync` primitives wake such a waker in place under their lock, keeping
+/// it registered; any other waker is foreign code, taken out and woken
+/// after the lock (see `sync/spin.rs`).
+pub(crate) fn is_task_waker(waker: &Waker) -> bool {
+    std::ptr::eq(waker.vtable(), &WAKER_VTABLE)
 }
 
 /// A waker for the task at `ptr` that owns no reference: it must not

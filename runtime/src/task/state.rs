@@ -58,6 +58,29 @@ pub(crate) const REF_ONE: usize = 1 << 6;
 /// Mask of the reference count.
 pub(crate) const REF_MASK: usize = !(REF_ONE - 1);
 
+/// The largest count word a reference may be added to. For a task's state
+/// word that is 2^57 references, for a green thread's count 2^63: only
+/// leaked wakers (`mem::forget(waker.clone())` in a loop) reach it. Past
+/// it, further increments would walk the count towards wrapping to zero and
+/// a use after free; like std's `Arc`, the process aborts instead.
+const REF_LIMIT: usize = isize::MAX as usize;
+
+/// Aborts if `previous`, a task's state word or a green thread's count
+/// before adding a reference, was past [`REF_LIMIT`].
+#[inline]
+pub(crate) fn check_ref_overflow(previous: usize) {
+    if previous > REF_LIMIT {
+        ref_overflow();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn ref_overflow() -> ! {
+    eprintln!("greenloop: a waker's reference count overflowed (leaked wakers?); aborting");
+    std::process::abort();
+}
+
 /// A decoded state word, for `Debug` output and test failures.
 pub(crate) struct State(pub(crate) usize);
 

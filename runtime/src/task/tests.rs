@@ -729,20 +729,24 @@ fn wakes_racing_with_polls_never_lose_the_last_wake() {
         h.spawn(Counted { sent: sent.clone(), target: rounds, waker: slot.clone(), polls: 0 });
     h.run_one();
     let waker = lock(&slot).clone().unwrap();
-    let sent2 = sent.clone();
+    let (sent2, woken) = (sent.clone(), Arc::new(AtomicUsize::new(0)));
+    let woken2 = woken.clone();
     let waking = thread::spawn(move || {
         for _ in 0..rounds {
             sent2.fetch_add(1, SeqCst);
             waker.wake_by_ref();
+            woken2.fetch_add(1, SeqCst);
             if cfg!(miri) {
                 thread::yield_now();
             }
         }
     });
     while !handle.is_finished() {
+        // Read before the run: if every wake had returned by then, the
+        // last one queued the task before this run looked.
+        let all_woken = woken.load(SeqCst) == rounds;
         if h.run_one().is_none() {
-            // Idle and unfinished once every wake returned: one was lost.
-            assert!(!waking.is_finished(), "the last wake was lost");
+            assert!(!all_woken, "idle and unfinished after every wake: the last one was lost");
             thread::yield_now();
         }
     }

@@ -20,7 +20,7 @@
 //!
 //! 1. A sender writes the handoff only with the channel lock held and
 //!    `rx.waiting` set, then publishes it with a release store of `full` and
-//!    clears `rx.waiting` before unlocking. So at most one write happens per
+//!    clears `rx.waiting` (taking the receiver's waker) before unlocking. So at most one write happens per
 //!    wait of the receiver.
 //! 2. The receiver sets `rx.waiting` only with the lock held and `full`
 //!    clear, and only the receiver reads or clears the handoff: after an
@@ -129,9 +129,9 @@ impl<T> Chan<T> {
     }
 
     /// Delivers `value` (lock held): into the handoff if the receiver
-    /// waits (and wakes it), else into the queue. `true` for the handoff,
-    /// which takes no capacity.
-    fn deliver(&self, inner: &mut Inner<T>, value: T) -> bool {
+    /// waits, else into the queue. `true` for the handoff, which takes no
+    /// capacity; the receiver's waker then goes to `wakes`.
+    fn deliver(&self, inner: &mut Inner<T>, value: T, wakes: &mut Wakes) -> bool {
         if !inner.rx.is_waiting() {
             inner.queue.push_back(value);
             return false;
@@ -140,20 +140,24 @@ impl<T> Chan<T> {
         // `wake` below clears `waiting` before the lock is released.
         unsafe { *self.handoff.value.get() = Some(value) };
         self.handoff.full.store(true, Ordering::Release);
-        inner.rx.wake();
+        wakes.push(inner.rx.wake());
         true
     }
 
     /// Sends without waiting (both flavours' `try_send`).
     pub(super) fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
-        let mut inner = self.inner.lock();
-        if inner.rx_closed {
-            return Err(TrySendError::Closed(value));
+        let mut wakes = Wakes::new();
+        {
+            let mut inner = self.inner.lock();
+            if inner.rx_closed {
+                return Err(TrySendError::Closed(value));
+            }
+            if !self.has_room(&inner) {
+                return Err(TrySendError::Full(value));
+            }
+            self.deliver(&mut inner, value, &mut wakes);
         }
-        if !self.has_room(&inner) {
-            return Err(TrySendError::Full(value));
-        }
-        self.deliver(&mut inner, value);
+        wakes.wake_all();
         Ok(())
     }
 
@@ -212,37 +216,38 @@ impl<T> Chan<T> {
         }
         *phase = SlotPhase::Done;
         let Some(value) = value.and_then(Option::take) else { return Poll::Ready(Ok(Ok(()))) };
-        let (sent, waker) = self.send_reserved_locked(&mut inner, value);
+        let mut wakes = Wakes::new();
+        let sent = self.send_reserved_locked(&mut inner, value, &mut wakes);
         drop(inner);
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        wakes.wake_all();
         Poll::Ready(Ok(sent))
     }
 
     /// Fills a reserved slot with `value` (the permit's send).
     pub(super) fn send_reserved(&self, value: T) -> Result<(), T> {
-        let (sent, waker) = self.send_reserved_locked(&mut self.inner.lock(), value);
-        if let Some(waker) = waker {
-            waker.wake();
-        }
+        let mut wakes = Wakes::new();
+        let sent = self.send_reserved_locked(&mut self.inner.lock(), value, &mut wakes);
+        wakes.wake_all();
         sent
     }
 
     /// Fills a reserved slot (lock held); if the value went to the handoff
-    /// the slot is free again and goes to the next waiting sender, whose
-    /// waker is returned.
+    /// the slot is free again and goes to the next waiting sender. The
+    /// wakers to wake after the lock go to `wakes`.
     fn send_reserved_locked(
         &self,
         inner: &mut Inner<T>,
         value: T,
-    ) -> (Result<(), T>, Option<Waker>) {
+        wakes: &mut Wakes,
+    ) -> Result<(), T> {
         inner.reserved -= 1;
         if inner.rx_dropped {
-            return (Err(value), None);
+            return Err(value);
         }
-        let waker = if self.deliver(inner, value) { self.grant_next(inner) } else { None };
-        (Ok(()), waker)
+        if self.deliver(inner, value, wakes) {
+            wakes.push(self.grant_next(inner));
+        }
+        Ok(())
     }
 
     /// Gives back an unused reserved slot.
@@ -257,7 +262,7 @@ impl<T> Chan<T> {
         wakes.push(self.grant_next(inner));
         if inner.rx_closed {
             // The receiver may be waiting for the last reservation to end.
-            inner.rx.wake();
+            wakes.push(inner.rx.wake());
         }
     }
 
@@ -378,10 +383,13 @@ impl<T> Chan<T> {
     }
 
     pub(super) fn drop_sender(&self) {
-        let mut inner = self.inner.lock();
-        inner.senders -= 1;
-        if inner.senders == 0 {
-            inner.rx.wake();
+        let rx_waker = {
+            let mut inner = self.inner.lock();
+            inner.senders -= 1;
+            if inner.senders == 0 { inner.rx.wake() } else { None }
+        };
+        if let Some(waker) = rx_waker {
+            waker.wake();
         }
     }
 }

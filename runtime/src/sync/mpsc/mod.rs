@@ -16,9 +16,9 @@
 //! plus, outside the lock, a one-message *handoff* to the receiver.
 //!
 //! * A send takes the lock once. If the receiver waits, the queue is empty
-//!   and the message goes straight into the handoff; the receiver is woken
-//!   by reference under the lock, and its waker stays registered from one
-//!   wait to the next, so the steady state clones no waker.
+//!   and the message goes straight into the handoff; the sender takes the
+//!   receiver's waker under the lock and wakes it after unlocking (a waker
+//!   is foreign code: see `spin.rs`), so each wait clones the waker once.
 //! * A receive looks in the handoff first (an acquire load, no lock), then
 //!   takes the lock once to pop the queue or, if it is empty, to register
 //!   as waiting. A ping-pong thus costs one lock per send and one per wait,
