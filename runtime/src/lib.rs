@@ -23,10 +23,12 @@
 mod block_on;
 pub mod blocking;
 mod completion;
+mod context;
 pub mod green;
 mod id;
 mod panic;
 pub mod reactor;
+mod runtime;
 pub mod shard;
 mod slab;
 pub mod sync;
@@ -34,3 +36,4 @@ pub mod task;
 pub mod time;
 
 pub use block_on::block_on;
+pub use runtime::{Builder, Runtime, run};

@@ -242,13 +242,21 @@ pub struct Thread {
 }
 
 impl Thread {
-    /// Wraps a green thread's waker, which must come from `Shared::waker`.
-    pub(super) fn from_waker(waker: Waker) -> Thread {
+    /// Wraps a green thread's waker.
+    ///
+    /// # Safety
+    ///
+    /// `waker` must be a green thread's waker: one made by
+    /// `Shared::allocate` or `Shared::waker` (join.rs invariant 2), or a
+    /// clone of one. [`Thread::control`] reads its data pointer as a
+    /// `Control`.
+    pub(super) unsafe fn from_waker(waker: Waker) -> Thread {
         Thread { waker }
     }
 
     fn control(&self) -> &Control {
-        control_of(&self.waker)
+        // SAFETY: `from_waker`'s contract: the waker is a green thread's.
+        unsafe { control_of(&self.waker) }
     }
 
     /// The thread's unique id.
@@ -269,12 +277,18 @@ impl Thread {
     }
 }
 
-/// The `Control` of a green thread's waker (one made by `Shared::waker`;
-/// the scheduler and `Thread` hold no other kind).
-pub(super) fn control_of(waker: &Waker) -> &Control {
-    // SAFETY: the data pointer of a green thread's waker points at its
+/// The `Control` of a green thread's waker.
+///
+/// # Safety
+///
+/// `waker` must be a green thread's waker: made by `Shared::allocate` or
+/// `Shared::waker`, or a clone of one (join.rs invariant 2). Any other
+/// waker's data pointer is read as a `Control` it is not.
+pub(super) unsafe fn control_of(waker: &Waker) -> &Control {
+    // SAFETY: per the caller, the data pointer points at the thread's
     // `repr(C)` `Shared<T>`, whose first field is the `Control`, and the
-    // waker's strong count keeps it alive for the borrow (join.rs invariant).
+    // waker's strong count keeps it alive for the borrow (join.rs
+    // invariant 1).
     unsafe { &*waker.data().cast::<Control>() }
 }
 

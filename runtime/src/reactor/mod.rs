@@ -11,7 +11,7 @@
 //!            Reactor::turn(timeout)
 //!  ┌──────────────────────────────────────────────────────┐
 //!  │ epoll_wait(min(timeout, next timer))                 │
-//!  │   token = WAKE   -> drain the remote queue (Inject)  │
+//!  │   token = WAKE   -> run the injected closures        │
 //!  │   token = k      -> io[k]: set readiness, take waker │
 //!  │ wheel.advance(now) -> take timer wakers              │
 //!  │ wake everything taken (no borrow held while waking)  │
@@ -20,7 +20,10 @@
 //!
 //! The reactor lives in a thread-local and is created on first use
 //! ([`Reactor::current`]). It is single-threaded (`!Send`); other threads
-//! reach it only through its [`Remote`] handle.
+//! reach it only through its [`Remote`] handle: its `eventfd` interrupts
+//! `epoll_wait`, after which the thread's loop drains the run queues'
+//! remote sides (see `context.rs`), and closures injected by
+//! [`Shard::spawn`](crate::shard::Shard::spawn) run inside the turn.
 
 mod io;
 mod remote;
