@@ -47,7 +47,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::{error, fmt};
 
-use crate::reactor::{Inject, Reactor, Remote};
+use crate::reactor::{Inject, Reactor, ReactorId, Remote};
 use crate::sync::oneshot;
 use crate::{green, task};
 
@@ -80,7 +80,7 @@ impl Shard {
     }
 
     /// The id of the shard's reactor (see [`Reactor::id`]).
-    pub fn id(&self) -> u64 {
+    pub fn id(&self) -> ReactorId {
         self.remote.id()
     }
 

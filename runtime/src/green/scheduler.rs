@@ -56,6 +56,7 @@ use super::stack::{GreenStack, StackPool};
 use super::thread::{Control, RemoteQueue, Thread, WAKE, control_of};
 use super::{Config, overflow};
 use crate::context::Context;
+use crate::id::SchedulerId;
 use crate::reactor::Reactor;
 use crate::slab::Slab;
 
@@ -86,7 +87,7 @@ struct Slot {
 
 /// One OS thread's green scheduler.
 pub(crate) struct Scheduler {
-    id: u64,
+    id: SchedulerId,
     /// Keys of threads woken from other OS threads.
     remote: &'static RemoteQueue,
     /// Reused buffer for draining `remote`.
@@ -122,7 +123,7 @@ impl Scheduler {
     pub(crate) fn new(config: &Config, reactor: &Reactor) -> Scheduler {
         overflow::install();
         overflow::ensure_altstack();
-        let id = next_scheduler_id();
+        let id = SchedulerId::next();
         Scheduler {
             id,
             remote: RemoteQueue::acquire(id, reactor.remote().clone()),
@@ -300,7 +301,7 @@ impl Scheduler {
     }
 
     /// This scheduler's process-unique id.
-    pub(crate) fn id(&self) -> u64 {
+    pub(crate) fn id(&self) -> SchedulerId {
         self.id
     }
 
@@ -530,12 +531,6 @@ impl Drop for Scheduler {
     fn drop(&mut self) {
         self.remote.release();
     }
-}
-
-fn next_scheduler_id() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 impl fmt::Debug for Scheduler {

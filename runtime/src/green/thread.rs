@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 use super::scheduler::Scheduler;
 use std::task::Waker;
 
+use crate::id::SchedulerId;
 use crate::reactor::Remote;
 
 /// A unique identifier of a green thread, never reused in the process.
@@ -76,7 +77,7 @@ pub(crate) struct Control {
     key: usize,
     /// The owning scheduler's id; a wake on its thread goes to its local
     /// queue directly.
-    scheduler: u64,
+    scheduler: SchedulerId,
     /// The owning scheduler's cross-thread side (no reference count: see
     /// [`RemoteQueue`]).
     queue: &'static RemoteQueue,
@@ -99,8 +100,8 @@ pub(crate) struct RemoteQueue {
 
 #[derive(Debug, Default)]
 struct RemoteInner {
-    /// The owning scheduler's id; 0 while the queue is in the pool.
-    owner: u64,
+    /// The owning scheduler's id; `None` while the queue is in the pool.
+    owner: Option<SchedulerId>,
     keys: Vec<usize>,
     /// The owner's reactor, woken after a push.
     remote: Option<Arc<Remote>>,
@@ -110,14 +111,13 @@ struct RemoteInner {
 static POOL: Mutex<Vec<&'static RemoteQueue>> = Mutex::new(Vec::new());
 
 impl RemoteQueue {
-    /// A queue owned by the scheduler `owner` (ids are never 0), woken
-    /// through `remote`.
-    pub(super) fn acquire(owner: u64, remote: Arc<Remote>) -> &'static RemoteQueue {
+    /// A queue owned by the scheduler `owner`, woken through `remote`.
+    pub(super) fn acquire(owner: SchedulerId, remote: Arc<Remote>) -> &'static RemoteQueue {
         let pooled = POOL.lock().unwrap_or_else(PoisonError::into_inner).pop();
         let queue = pooled.unwrap_or_else(|| {
             Box::leak(Box::new(RemoteQueue { inner: Mutex::new(RemoteInner::default()) }))
         });
-        *queue.lock() = RemoteInner { owner, keys: Vec::new(), remote: Some(remote) };
+        *queue.lock() = RemoteInner { owner: Some(owner), keys: Vec::new(), remote: Some(remote) };
         queue
     }
 
@@ -135,10 +135,10 @@ impl RemoteQueue {
 
     /// Queues `key` for `owner` and wakes its reactor, unless `owner` is
     /// gone.
-    fn push(&self, owner: u64, key: usize) {
+    fn push(&self, owner: SchedulerId, key: usize) {
         let remote = {
             let mut inner = self.lock();
-            if inner.owner != owner {
+            if inner.owner != Some(owner) {
                 return;
             }
             inner.keys.push(key);
@@ -158,7 +158,7 @@ impl Control {
     pub(super) fn new(
         name: Option<String>,
         key: usize,
-        scheduler: u64,
+        scheduler: SchedulerId,
         queue: &'static RemoteQueue,
     ) -> Control {
         Control { state: AtomicU8::new(0), id: ThreadId::next(), name, key, scheduler, queue }

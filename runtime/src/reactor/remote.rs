@@ -22,6 +22,8 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use super::ReactorId;
+
 /// Work a foreign thread hands to the owner of a reactor, run there by
 /// [`Reactor::turn`](super::Reactor::turn).
 ///
@@ -42,11 +44,11 @@ pub struct Remote {
     /// `eventfd` writes made by `notify`, for tests and the lab.
     writes: AtomicU64,
     /// Unique id of the owning reactor (see [`Reactor::id`](super::Reactor::id)).
-    id: u64,
+    id: ReactorId,
 }
 
 impl Remote {
-    pub(super) fn new(waker: mio::Waker, id: u64) -> Remote {
+    pub(super) fn new(waker: mio::Waker, id: ReactorId) -> Remote {
         Remote {
             queue: Mutex::new(Vec::new()),
             notified: AtomicBool::new(false),
@@ -57,7 +59,7 @@ impl Remote {
     }
 
     /// The id of the reactor this handle wakes.
-    pub fn id(&self) -> u64 {
+    pub fn id(&self) -> ReactorId {
         self.id
     }
 

@@ -22,19 +22,20 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::{fmt, io};
 
 use super::JoinHandle;
 use super::raw::{RawTask, Schedule};
 use crate::context::Context;
+use crate::id::ExecutorId;
 use crate::reactor::{Reactor, Remote};
 use crate::slab::Slab;
 
 /// The part of an executor that wakers on any thread reach.
 pub(crate) struct Shared {
-    id: u64,
+    id: ExecutorId,
     remote_queue: Mutex<Vec<RawTask>>,
     /// Set (under the `remote_queue` lock) once the executor shut down.
     closed: AtomicBool,
@@ -91,11 +92,10 @@ pub(crate) struct Executor {
 
 impl Executor {
     pub(crate) fn new() -> io::Result<Executor> {
-        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let reactor = Reactor::try_current()?;
         crate::panic::install_hook();
         let shared = Arc::new(Shared {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            id: ExecutorId::next(),
             remote_queue: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
             pending: AtomicBool::new(false),
