@@ -254,23 +254,25 @@ impl<'a> Context<'a> {
     }
 
     /// The loop (see the module docs); returns when `main` finished.
-    fn drive(&self, main: &mut impl Main) -> io::Result<()> {
+    ///
+    /// `main` is a trait object so that the loop is compiled once, with
+    /// `Scheduler::resume` inlined at its one call site; `main` is called
+    /// once per round, not per resume.
+    fn drive(&self, main: &mut dyn Main) -> io::Result<()> {
         let main_key = main.green_key();
         let executor = self.executor;
         loop {
             if main.poll() {
                 return Ok(());
             }
-            for _ in 0..BUDGET {
-                let Some(key) = self.green.pop() else { break };
-                self.tick()?;
-                if self.green.resume(key) && key == main_key {
-                    return Ok(());
-                }
+            if self.run_green_batch(main_key)? {
+                return Ok(());
             }
             for _ in 0..BUDGET {
                 let Some(task) = executor.pop() else { break };
-                self.tick()?;
+                if self.tick() {
+                    self.turn(Some(Duration::ZERO))?;
+                }
                 executor.run(task);
             }
             executor.drain_remote();
@@ -280,16 +282,31 @@ impl<'a> Context<'a> {
         }
     }
 
-    /// Counts one resume or poll; turns the reactor without blocking every
-    /// `POLL_EVERY`.
-    #[inline]
-    fn tick(&self) -> io::Result<()> {
+    /// Resumes up to `BUDGET` green threads; `true` once the thread at
+    /// `main_key` finished. Out of line, so that the switch path is
+    /// optimised on its own, as a loop of its own.
+    #[inline(never)]
+    fn run_green_batch(&self, main_key: usize) -> io::Result<bool> {
+        let green = &self.green;
+        for _ in 0..BUDGET {
+            let Some(key) = green.pop() else { break };
+            if self.tick() {
+                self.turn(Some(Duration::ZERO))?;
+            }
+            if green.resume(key) && key == main_key {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Counts one resume or poll; `true` every `POLL_EVERY`, when the
+    /// reactor is due a turn without blocking.
+    #[inline(always)]
+    fn tick(&self) -> bool {
         let ticks = self.ticks.get().wrapping_add(1);
         self.ticks.set(ticks);
-        if ticks.is_multiple_of(POLL_EVERY) {
-            self.turn(Some(Duration::ZERO))?;
-        }
-        Ok(())
+        ticks.is_multiple_of(POLL_EVERY)
     }
 
     /// Turns the reactor, then queues what other threads woke meanwhile.
