@@ -265,7 +265,7 @@ impl<'a> Context<'a> {
             if main.poll() {
                 return Ok(());
             }
-            if self.run_green_batch(main_key)? {
+            if !self.green.is_idle() && self.run_green_batch(main_key)? {
                 return Ok(());
             }
             for _ in 0..BUDGET {

@@ -49,6 +49,7 @@ pub(crate) fn install_hook() {
 }
 
 /// Runs `poll` as task `id`: a panic inside is reported as that task's.
+#[inline]
 pub(crate) fn polling_task<R>(id: u64, poll: impl FnOnce() -> R) -> R {
     /// Restores the outer task id, also when `poll` unwinds.
     struct Restore(Option<u64>);
