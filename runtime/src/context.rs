@@ -3,7 +3,8 @@
 //! A [`Context`] is what the two schedulers of an OS thread share while a
 //! runtime runs there: the thread's reactor, the green scheduler (its run
 //! queue, its green threads, the record of the one running) and the task
-//! executor (its run queue and live tasks). One thread-local pointer,
+//! executor (its run queue and live tasks, the id of the task being
+//! polled, for panic reports). One thread-local pointer,
 //! `CONTEXT`, reaches it; `green::*`, `task::spawn*` and the wakers of
 //! both models find their queue through it.
 //!
@@ -80,6 +81,8 @@ pub(crate) struct Context<'a> {
     task_entered: bool,
     /// Resumes and polls, counted for the reactor's zero-timeout turns.
     ticks: Cell<u32>,
+    /// The id of the task being polled, for panic reports.
+    running_task: Cell<Option<u64>>,
 }
 
 /// The main work of a loop: when the loop ends.
@@ -166,6 +169,26 @@ impl<'a> Context<'a> {
         self.executor
     }
 
+    /// The id of the task being polled, if any.
+    pub(crate) fn running_task(&self) -> Option<u64> {
+        self.running_task.get()
+    }
+
+    /// Runs `poll` with `id` recorded as the running task; restores the
+    /// outer one after, also when `poll` unwinds.
+    #[inline]
+    pub(crate) fn polling_task<R>(&self, id: u64, poll: impl FnOnce() -> R) -> R {
+        /// Restores the outer task id on drop.
+        struct Restore<'a>(&'a Cell<Option<u64>>, Option<u64>);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                self.0.set(self.1);
+            }
+        }
+        let _restore = Restore(&self.running_task, self.running_task.replace(Some(id)));
+        poll()
+    }
+
     /// The flags of the context running on this thread, if any:
     /// (`green_entered`, `task_entered`).
     fn outer_flags() -> (bool, bool) {
@@ -182,6 +205,7 @@ impl<'a> Context<'a> {
             green_entered: flags.0,
             task_entered: flags.1,
             ticks: Cell::new(0),
+            running_task: Cell::new(None),
         }
     }
 
@@ -349,5 +373,26 @@ impl fmt::Debug for Context<'_> {
             .field("green", &self.green)
             .field("executor", &self.executor)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Context;
+
+    fn running_task() -> Option<u64> {
+        Context::with(|c| c.and_then(Context::running_task))
+    }
+
+    /// The panic hook names the task being polled: the context records its
+    /// id during the poll only.
+    #[test]
+    fn the_polled_task_is_recorded_during_its_poll_only() {
+        crate::run(|| {
+            let task = crate::task::spawn_local(async { running_task() });
+            let id = task.id();
+            assert_eq!(crate::block_on(task).unwrap(), Some(id));
+            assert_eq!(running_task(), None, "a green thread is not a task");
+        });
     }
 }
