@@ -39,8 +39,11 @@
 //!   needs no `Send` bound.
 //! * Every green thread has a `Send + Sync` [`Waker`](std::task::Waker) that
 //!   unparks it: timers, sockets, channels and foreign OS threads all wake it
-//!   the same way. A wake from another OS thread goes through the reactor's
-//!   remote queue.
+//!   the same way. A wake from another OS thread goes through the
+//!   scheduler's remote queue and the reactor's `eventfd`.
+//! * The scheduler is the green half of the thread's loop (see
+//!   [`crate::Runtime`]): tasks run beside green threads, in every entry
+//!   point, so a green thread can spawn and wait for tasks and back.
 //! * Stacks are lazily committed, with a guard page below each, and cached
 //!   per OS thread across runtimes; an overflow prints which green thread
 //!   overflowed and aborts.
