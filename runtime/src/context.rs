@@ -169,6 +169,11 @@ impl<'a> Context<'a> {
         self.executor
     }
 
+    /// Whether a green entry point runs this context or an outer one.
+    pub(crate) fn green_entered(&self) -> bool {
+        self.green_entered
+    }
+
     /// The id of the task being polled, if any.
     pub(crate) fn running_task(&self) -> Option<u64> {
         self.running_task.get()

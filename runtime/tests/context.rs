@@ -233,3 +233,22 @@ fn the_old_entry_points_still_refuse_to_nest() {
         });
     });
 }
+
+/// `green::stats` reports a green runtime where a green entry point runs
+/// the loop, or to a green thread; a task of `task::Runtime::block_on`
+/// counts with `task::live_tasks` as before.
+#[test]
+fn green_stats_belong_to_green_entry_points_and_green_threads() {
+    watchdog(|| {
+        let rt = task::Runtime::new().unwrap();
+        let (in_task, in_green) = rt.block_on(async {
+            let in_green = green::spawn(|| green::stats().map(|s| s.live_threads)).await.unwrap();
+            (green::stats(), in_green)
+        });
+        assert_eq!(in_task, None);
+        assert_eq!(in_green, Some(1));
+        let in_run =
+            greenloop_runtime::run(|| block_on(task::spawn_local(async { green::stats() })));
+        assert_eq!(in_run.unwrap().map(|s| s.live_threads), Some(1));
+    });
+}

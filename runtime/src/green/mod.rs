@@ -170,9 +170,16 @@ pub struct Stats {
 }
 
 /// Counters of the green runtime on this OS thread, `None` outside one.
+///
+/// A green runtime is a loop started by a green entry point ([`run`],
+/// [`crate::run`]); in the loop of `task::Runtime::block_on` only green
+/// threads see one (its tasks count with [`task::live_tasks`](crate::task::live_tasks)).
 pub fn stats() -> Option<Stats> {
-    Scheduler::with(|s| {
-        s.map(|s| Stats { live_threads: s.live_threads(), cached_stacks: s.cached_stacks() })
+    crate::context::Context::with(|c| {
+        let c = c?;
+        let s = c.green();
+        (c.green_entered() || s.is_running_thread())
+            .then(|| Stats { live_threads: s.live_threads(), cached_stacks: s.cached_stacks() })
     })
 }
 
