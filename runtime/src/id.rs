@@ -61,6 +61,61 @@ impl IdSource {
     }
 }
 
+/// Declares an id newtype over `NonZeroU64`, drawn from its own
+/// process-wide counter: ids of different kinds cannot be compared or
+/// mixed up.
+macro_rules! id_type {
+    ($(#[$doc:meta])* $vis:vis struct $name:ident;) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        $vis struct $name(::std::num::NonZeroU64);
+
+        impl $name {
+            /// A new id, never handed out before in this process.
+            #[allow(dead_code, reason = "not every kind is drawn from a counter")]
+            pub(crate) fn next() -> $name {
+                static NEXT: AtomicU64 = AtomicU64::new(1);
+                let id = NEXT.fetch_add(1, Ordering::Relaxed);
+                $name(::std::num::NonZeroU64::new(id).expect("greenloop: ids exhausted"))
+            }
+
+            /// The id with the number `n` (one `as_u64` gave).
+            #[allow(dead_code, reason = "not every kind is stored as a number")]
+            pub(crate) fn from_u64(n: ::std::num::NonZeroU64) -> $name {
+                $name(n)
+            }
+
+            /// The id as a number (for logs and metrics).
+            #[allow(dead_code, reason = "not every kind is printed")]
+            pub fn as_u64(self) -> ::std::num::NonZeroU64 {
+                self.0
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                ::std::fmt::Display::fmt(&self.0, f)
+            }
+        }
+    };
+}
+
+id_type! {
+    /// A reactor's process-unique id (see
+    /// [`Reactor::id`](crate::reactor::Reactor::id)).
+    pub struct ReactorId;
+}
+
+id_type! {
+    /// A green scheduler's process-unique id: a context's, never reused.
+    pub(crate) struct SchedulerId;
+}
+
+id_type! {
+    /// A task executor's process-unique id.
+    pub(crate) struct ExecutorId;
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;

@@ -23,11 +23,13 @@
 mod block_on;
 pub mod blocking;
 mod completion;
+mod context;
 pub mod green;
 mod id;
 mod loom;
 mod panic;
 pub mod reactor;
+mod runtime;
 pub mod shard;
 mod slab;
 pub mod sync;
@@ -35,3 +37,4 @@ pub mod task;
 pub mod time;
 
 pub use block_on::block_on;
+pub use runtime::{Builder, Runtime, run};

@@ -19,16 +19,11 @@
 //! happens neither in a green thread nor in a task poll to the hook that was
 //! there before.
 
-use std::cell::Cell;
 use std::panic::{self, PanicHookInfo};
 use std::sync::Once;
 
+use crate::context::Context;
 use crate::green;
-
-thread_local! {
-    /// The id of the task being polled on this OS thread, if any.
-    static CURRENT_TASK: Cell<Option<u64>> = const { Cell::new(None) };
-}
 
 /// Installs the panic hook (once per process).
 pub(crate) fn install_hook() {
@@ -39,7 +34,7 @@ pub(crate) fn install_hook() {
             if let Some(thread) = green::try_current() {
                 let name = thread.name().unwrap_or("<unnamed>");
                 report(&format!("green thread '{name}' (id {})", thread.id().as_u64()), info);
-            } else if let Some(id) = CURRENT_TASK.with(Cell::get) {
+            } else if let Some(id) = Context::with(|c| c.and_then(Context::running_task)) {
                 report(&format!("task {id}"), info);
             } else {
                 previous(info);
@@ -49,16 +44,13 @@ pub(crate) fn install_hook() {
 }
 
 /// Runs `poll` as task `id`: a panic inside is reported as that task's.
+/// The id is recorded in the thread's context, where tasks are polled.
+#[inline]
 pub(crate) fn polling_task<R>(id: u64, poll: impl FnOnce() -> R) -> R {
-    /// Restores the outer task id, also when `poll` unwinds.
-    struct Restore(Option<u64>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            CURRENT_TASK.with(|current| current.set(self.0));
-        }
-    }
-    let _restore = Restore(CURRENT_TASK.with(|current| current.replace(Some(id))));
-    poll()
+    Context::with(|context| match context {
+        Some(context) => context.polling_task(id, poll),
+        None => poll(),
+    })
 }
 
 fn report(who: &str, info: &PanicHookInfo<'_>) {

@@ -2,14 +2,17 @@
 //! sharing nothing on the hot path (the thread-per-core model of seastar
 //! and glommio).
 //!
-//! A shard is just an OS thread that runs a green runtime or a stackless
-//! executor on its own reactor, as every greenloop thread does; this module
+//! A shard is just an OS thread that runs a greenloop loop (any entry
+//! point: each runs both models) on its own reactor; this module
 //! adds the two things a set of them needs:
 //!
 //! * [`Shard`]: a `Send + Clone` handle to a shard's reactor, whose
-//!   [`spawn`](Shard::spawn) runs a closure on that shard's thread. It goes
-//!   through the reactor's remote queue, the same path as a cross-thread
-//!   wake, so nothing else is shared.
+//!   [`spawn`](Shard::spawn) runs a closure on that shard's thread, and
+//!   [`spawn_green`](Shard::spawn_green) / [`spawn_task`](Shard::spawn_task)
+//!   start a green thread or a task there; each returns a [`ShardHandle`]
+//!   to wait on. The closure goes through the reactor's remote path, the
+//!   same as a cross-thread wake, and runs inside a reactor turn of the
+//!   shard's loop, with its context current, so nothing else is shared.
 //! * [`cpus`] and [`pin_current_thread`]: which cores this thread may use,
 //!   and `sched_setaffinity(2)` to keep a shard on its core (its caches,
 //!   its memory, its interrupts).
@@ -18,6 +21,7 @@
 //!  shard 0 (CPU 0)                        shard 1 (CPU 1)
 //!  reactor + scheduler                    reactor + scheduler
 //!   shard1.spawn(f) ── Remote::inject ──▶  turn(): f() -> green::spawn / task::spawn_local
+//!   handle.join()   ◀── oneshot ────────  f's result
 //!   waker.wake()    ── Remote::inject ──▶  turn(): task or green thread queued
 //! ```
 //!
@@ -34,13 +38,18 @@
 //! same, wrong when a few are hot (their shard saturates while others
 //! idle). Stealing would add that rebalancing, for `Send` tasks only.
 
-use std::fmt;
+use std::future::Future;
 use std::io;
 use std::mem;
 use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::{error, fmt};
 
-use crate::reactor::{Inject, Reactor, Remote};
+use crate::reactor::{Inject, Reactor, ReactorId, Remote};
+use crate::sync::oneshot;
+use crate::{green, task};
 
 /// A handle to one shard: the reactor of an OS thread, reachable from any
 /// thread. Cheap to clone; `Send + Sync`.
@@ -71,23 +80,121 @@ impl Shard {
     }
 
     /// The id of the shard's reactor (see [`Reactor::id`]).
-    pub fn id(&self) -> u64 {
+    pub fn id(&self) -> ReactorId {
         self.remote.id()
     }
 
     /// Runs `f` on the shard's thread, inside its next reactor turn; from
     /// there `f` can [`green::spawn`](crate::green::spawn) or
-    /// [`task::spawn_local`](crate::task::spawn_local) onto whichever
-    /// runtime that thread runs. Returns at once.
+    /// [`task::spawn_local`](crate::task::spawn_local) onto the runtime
+    /// that thread runs. Returns at once, with a handle to `f`'s result.
     ///
-    /// If `f` panics, the panic is caught and dropped there (the shard
-    /// keeps running), like a task's panic nobody joins. If the shard's
-    /// thread has exited, `f` never runs and is dropped with the last
-    /// handle.
-    pub fn spawn<F: FnOnce() + Send + 'static>(&self, f: F) {
+    /// If `f` panics, the panic is caught there (the shard keeps running)
+    /// and the handle gives [`Lost`]. If the shard's thread has exited, `f`
+    /// never runs, is dropped with the last [`Shard`], and the handle gives
+    /// `Lost` then.
+    pub fn spawn<F, T>(&self, f: F) -> ShardHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        self.inject(move || {
+            let _ = tx.send(f());
+        });
+        ShardHandle { rx }
+    }
+
+    /// Starts `f` as a green thread on the shard's runtime; the handle
+    /// gives its result, or the payload it panicked with. `Lost` if the
+    /// shard runs no green runtime or its thread has exited.
+    pub fn spawn_green<F, T>(&self, f: F) -> ShardHandle<green::Result<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        self.inject(move || {
+            green::spawn(move || {
+                let _ = tx.send(panic::catch_unwind(AssertUnwindSafe(f)));
+            });
+        });
+        ShardHandle { rx }
+    }
+
+    /// Starts the future `make` builds as a task on the shard's runtime
+    /// (built there, so it need not be `Send`); the handle gives its output
+    /// or its [`JoinError`](task::JoinError). `Lost` if the shard runs no
+    /// runtime or its thread has exited.
+    pub fn spawn_task<F, Fut>(&self, make: F) -> ShardHandle<Result<Fut::Output, task::JoinError>>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future + 'static,
+        Fut::Output: Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        self.inject(move || {
+            let handle = task::spawn_local(make());
+            task::spawn_local(async move {
+                let _ = tx.send(handle.await);
+            });
+        });
+        ShardHandle { rx }
+    }
+
+    fn inject<F: FnOnce() + Send + 'static>(&self, f: F) {
         self.remote.inject(Arc::new(Once(Mutex::new(Some(f)))));
     }
 }
+
+/// The result of work started on a shard by [`Shard::spawn`],
+/// [`Shard::spawn_green`] or [`Shard::spawn_task`]: a future, or
+/// [`join`](ShardHandle::join) from blocking-style code. Dropping it
+/// detaches the work.
+pub struct ShardHandle<T> {
+    rx: oneshot::Receiver<T>,
+}
+
+impl<T> ShardHandle<T> {
+    /// Waits for the result: parks only the green thread inside a green
+    /// runtime, blocks the OS thread elsewhere.
+    ///
+    /// # Errors
+    ///
+    /// [`Lost`] if the work was dropped before it gave a result.
+    pub fn join(self) -> Result<T, Lost> {
+        crate::block_on(self)
+    }
+}
+
+impl<T> Future for ShardHandle<T> {
+    type Output = Result<T, Lost>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T, Lost>> {
+        Pin::new(&mut self.rx).poll(cx).map(|result| result.map_err(|_| Lost(())))
+    }
+}
+
+impl<T> fmt::Debug for ShardHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShardHandle").finish_non_exhaustive()
+    }
+}
+
+/// The work sent to a shard was dropped before it gave a result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lost(());
+
+impl fmt::Display for Lost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            "the shard dropped the work before it finished: it panicked, the shard runs no \
+             runtime of that kind, or the shard's thread exited",
+        )
+    }
+}
+
+impl error::Error for Lost {}
 
 impl fmt::Debug for Shard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

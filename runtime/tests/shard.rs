@@ -97,3 +97,47 @@ fn spawn_onto_a_green_shard_runs_there_and_survives_a_panic() {
         green_thread.join().unwrap();
     });
 }
+
+#[test]
+fn spawn_returns_a_handle_to_the_result_or_lost() {
+    watchdog(LIMIT, || {
+        let (greens, stop, green_thread) = green_shard();
+        let on = greens.spawn(|| thread::current().id()).join().unwrap();
+        assert_ne!(on, thread::current().id(), "the closure ran on the caller's thread");
+        let panicked = greens.spawn(|| -> u32 { panic!("a panicking closure (expected)") });
+        assert!(panicked.join().is_err(), "a panicking closure gave a result");
+        stop.send(()).unwrap();
+        green_thread.join().unwrap();
+        // The shard's thread has exited: the work is dropped with the last
+        // handle to the shard, and the wait ends.
+        let late = greens.spawn(|| 1);
+        drop(greens);
+        assert!(late.join().is_err(), "work sent to an exited shard gave a result");
+    });
+}
+
+/// Both kinds of shard run both models: a green thread and a task started
+/// from another thread run there and give their results back.
+#[test]
+fn spawn_green_and_spawn_task_run_on_either_kind_of_shard() {
+    watchdog(LIMIT, || {
+        let (tasks, stop_tasks, tasks_thread) = stackless_shard();
+        let (greens, stop_greens, greens_thread) = green_shard();
+        for shard in [&tasks, &greens] {
+            let green = shard.spawn_green(|| (green::in_green_thread(), thread::current().id()));
+            let (in_green, green_on) = green.join().unwrap().unwrap();
+            assert!(in_green, "spawn_green ran outside a green thread");
+            let task = shard.spawn_task(|| async { thread::current().id() });
+            let task_on = task.join().unwrap().unwrap();
+            assert_eq!(green_on, task_on, "both ran on the shard's thread");
+            assert_ne!(task_on, thread::current().id());
+            let panicked =
+                shard.spawn_green(|| -> u32 { panic!("a panicking green thread (expected)") });
+            assert!(panicked.join().unwrap().is_err(), "the panic did not reach the handle");
+        }
+        stop_tasks.send(()).unwrap();
+        stop_greens.send(()).unwrap();
+        tasks_thread.join().unwrap();
+        greens_thread.join().unwrap();
+    });
+}

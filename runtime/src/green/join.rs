@@ -275,7 +275,8 @@ impl<T: Send + 'static> JoinHandle<T> {
 
     /// The thread's handle.
     pub fn thread(&self) -> Thread {
-        Thread::from_waker(self.shared.waker())
+        // SAFETY: `Shared::waker` makes a green thread's waker.
+        unsafe { Thread::from_waker(self.shared.waker()) }
     }
 
     /// Whether the thread has finished (its result is ready).

@@ -39,8 +39,11 @@
 //!   needs no `Send` bound.
 //! * Every green thread has a `Send + Sync` [`Waker`](std::task::Waker) that
 //!   unparks it: timers, sockets, channels and foreign OS threads all wake it
-//!   the same way. A wake from another OS thread goes through the reactor's
-//!   remote queue.
+//!   the same way. A wake from another OS thread goes through the
+//!   scheduler's remote queue and the reactor's `eventfd`.
+//! * The scheduler is the green half of the thread's loop (see
+//!   [`crate::Runtime`]): tasks run beside green threads, in every entry
+//!   point, so a green thread can spawn and wait for tasks and back.
 //! * Stacks are lazily committed, with a guard page below each, and cached
 //!   per OS thread across runtimes; an overflow prints which green thread
 //!   overflowed and aborts.
@@ -50,7 +53,7 @@
 mod join;
 mod overflow;
 mod park_state;
-mod scheduler;
+pub(crate) mod scheduler;
 mod stack;
 mod thread;
 
@@ -66,14 +69,26 @@ use std::task::Waker;
 /// space, committed page by page as it is touched.
 pub const DEFAULT_STACK_SIZE: usize = 128 * 1024;
 
-/// Settings of a green runtime, used by [`Runtime::run`].
+/// Settings of a context's green scheduler.
 #[derive(Clone, Debug)]
-struct Config {
-    stack_size: usize,
-    max_cached_stacks: usize,
+pub(crate) struct Config {
+    /// Default usable stack size of a green thread.
+    pub(crate) stack_size: usize,
+    /// Most stacks the thread keeps for reuse.
+    pub(crate) max_cached_stacks: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { stack_size: DEFAULT_STACK_SIZE, max_cached_stacks: stack::DEFAULT_MAX_CACHED }
+    }
 }
 
 /// A green runtime: configure it, then [`run`](Runtime::run) a closure in it.
+///
+/// It is [`crate::Runtime`] under its green-thread name: the closure runs
+/// as the main green thread of the thread's loop, which runs stackless
+/// tasks too.
 ///
 /// ```
 /// use greenloop_runtime::green::Runtime;
@@ -81,32 +96,20 @@ struct Config {
 /// let answer = Runtime::new().stack_size(64 * 1024).run(|| 42);
 /// assert_eq!(answer, 42);
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Runtime {
-    config: Config,
-}
-
-impl Default for Runtime {
-    fn default() -> Self {
-        Runtime::new()
-    }
+    runtime: crate::Runtime,
 }
 
 impl Runtime {
     /// A runtime with default settings.
     pub fn new() -> Runtime {
-        Runtime {
-            config: Config {
-                stack_size: DEFAULT_STACK_SIZE,
-                max_cached_stacks: stack::DEFAULT_MAX_CACHED,
-            },
-        }
+        Runtime::default()
     }
 
     /// Default usable stack size of its green threads, in bytes.
-    pub fn stack_size(mut self, size: usize) -> Runtime {
-        self.config.stack_size = size;
-        self
+    pub fn stack_size(self, size: usize) -> Runtime {
+        Runtime { runtime: self.runtime.into_builder().stack_size(size).build() }
     }
 
     /// How many finished threads' stacks this OS thread keeps for reuse
@@ -118,9 +121,8 @@ impl Runtime {
     /// kernel with `madvise(MADV_FREE)` and keep only address space. At most
     /// 16,384 stacks are cached in the whole process (where the kernel lacks
     /// guard markers, each holds two of its `vm.max_map_count` mappings).
-    pub fn max_cached_stacks(mut self, count: usize) -> Runtime {
-        self.config.max_cached_stacks = count;
-        self
+    pub fn max_cached_stacks(self, count: usize) -> Runtime {
+        Runtime { runtime: self.runtime.into_builder().max_cached_stacks(count).build() }
     }
 
     /// Runs `f` as the main green thread on the current OS thread and
@@ -136,7 +138,7 @@ impl Runtime {
     ///
     /// If `f` panics, the panic is resumed here after the runtime shut down.
     pub fn try_run<F: FnOnce() -> R, R>(&self, f: F) -> io::Result<R> {
-        Scheduler::run(&self.config, f)
+        self.runtime.try_run(f)
     }
 
     /// Like [`try_run`](Runtime::try_run), panicking on runtime errors.
@@ -145,10 +147,7 @@ impl Runtime {
     ///
     /// On the errors of `try_run`, and if `f` panics.
     pub fn run<F: FnOnce() -> R, R>(&self, f: F) -> R {
-        match self.try_run(f) {
-            Ok(value) => value,
-            Err(e) => panic!("green runtime failed: {e}"),
-        }
+        self.runtime.run(f)
     }
 }
 
@@ -159,7 +158,7 @@ impl Runtime {
 ///
 /// If the runtime cannot start (see [`Runtime::try_run`]) or `f` panics.
 pub fn run<F: FnOnce() -> R, R>(f: F) -> R {
-    Runtime::new().run(f)
+    crate::run(f)
 }
 
 /// Counters of the running green runtime (for tests and the lab).
@@ -172,9 +171,16 @@ pub struct Stats {
 }
 
 /// Counters of the green runtime on this OS thread, `None` outside one.
+///
+/// A green runtime is a loop started by a green entry point ([`run`],
+/// [`crate::run`]); in the loop of `task::Runtime::block_on` only green
+/// threads see one (its tasks count with [`task::live_tasks`](crate::task::live_tasks)).
 pub fn stats() -> Option<Stats> {
-    Scheduler::with(|s| {
-        s.map(|s| Stats { live_threads: s.live_threads(), cached_stacks: s.cached_stacks() })
+    crate::context::Context::with(|c| {
+        let c = c?;
+        let s = c.green();
+        (c.green_entered() || s.is_running_thread())
+            .then(|| Stats { live_threads: s.live_threads(), cached_stacks: s.cached_stacks() })
     })
 }
 

@@ -1,25 +1,21 @@
-//! The green scheduler: a FIFO run queue of green threads on one OS thread,
-//! driven by [`Scheduler::run`].
+//! The green scheduler: a FIFO run queue of green threads on one OS thread.
+//! It is the green half of the thread's [`Context`](crate::context), whose
+//! loop pops keys from it and [`resume`](Scheduler::resume)s them:
 //!
 //! ```text
-//!  loop:
-//!    key = run_queue.pop_front()        none? -> reactor.turn(until next event)
-//!    every POLL_EVERY resumes           -> reactor.turn(zero timeout)
-//!    resume(key): coroutine runs until it parks, yields or returns
+//!  key = scheduler.pop()                 (the context's loop)
+//!  resume(key): coroutine runs until it parks, yields or returns
 //! ```
 //!
 //! A green thread leaves the queue by suspending in [`park`](super::park) and
 //! comes back when its waker runs [`Scheduler::schedule`], on this thread or,
-//! from another thread, through the reactor's remote queue.
+//! from another thread, through its remote queue.
 //!
 //! # Unsafe invariants
 //!
-//! * `CURRENT` points at the scheduler of this OS thread while
-//!   [`Scheduler::run`] executes and is null otherwise. `run` holds the
-//!   scheduler on its stack frame for that whole span and clears the pointer
-//!   (after tearing all green threads down) before the frame ends, also when
-//!   unwinding. So every `&Scheduler` obtained from it is valid, including
-//!   inside green threads, which only ever run within `run`.
+//! * A `&Scheduler` is reached through the thread's context (see
+//!   `context.rs`), which outlives every green thread of the scheduler: it
+//!   tears them all down before it ends, also when unwinding.
 //! * A slot's `yielder` points at the `Yielder` that corosensei passed to the
 //!   green thread's root closure. It lives on that thread's stack until the
 //!   closure returns, and it is only dereferenced by the thread itself while
@@ -50,9 +46,7 @@ use std::mem::{ManuallyDrop, MaybeUninit};
 use std::ops::Range;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::{self, NonNull};
-use std::rc::Rc;
 use std::task::{RawWaker, RawWakerVTable, Waker};
-use std::time::Duration;
 use std::{fmt, io};
 
 use corosensei::{Coroutine, CoroutineResult, Yielder};
@@ -61,15 +55,13 @@ use super::join::{JoinHandle, Shared};
 use super::stack::{GreenStack, StackPool};
 use super::thread::{Control, RemoteQueue, Thread, WAKE, control_of};
 use super::{Config, overflow};
+use crate::context::Context;
+use crate::id::SchedulerId;
 use crate::reactor::Reactor;
 use crate::slab::Slab;
 
-/// Resumes between two non-blocking reactor polls, so yield loops cannot
-/// starve I/O and timers.
-const POLL_EVERY: u32 = 61;
-
 /// No green thread is running.
-const NONE: usize = usize::MAX;
+pub(crate) const NONE: usize = usize::MAX;
 
 type GreenCoroutine = Coroutine<(), (), (), GreenStack>;
 
@@ -78,10 +70,6 @@ type WakerParts = (*const (), &'static RawWakerVTable);
 
 fn parts_of(waker: &Waker) -> WakerParts {
     (waker.data(), waker.vtable())
-}
-
-thread_local! {
-    static CURRENT: Cell<*const Scheduler> = const { Cell::new(ptr::null()) };
 }
 
 /// A green thread as the scheduler holds it.
@@ -99,8 +87,7 @@ struct Slot {
 
 /// One OS thread's green scheduler.
 pub(crate) struct Scheduler {
-    id: u64,
-    reactor: Rc<Reactor>,
+    id: SchedulerId,
     /// Keys of threads woken from other OS threads.
     remote: &'static RemoteQueue,
     /// Reused buffer for draining `remote`.
@@ -119,39 +106,27 @@ pub(crate) struct Scheduler {
     /// The running thread's yielder (null before it started), cached from
     /// its slot so that suspending needs no slab lookup.
     yielder: Cell<*const Yielder<(), ()>>,
-    ticks: Cell<u32>,
     shutting_down: Cell<bool>,
     default_stack: usize,
 }
 
 impl Scheduler {
-    /// Runs `f` with the scheduler of this OS thread, if one is running.
+    /// Runs `f` with the green scheduler of this OS thread's context, if a
+    /// context is running.
     #[inline]
     pub(crate) fn with<R>(f: impl FnOnce(Option<&Scheduler>) -> R) -> R {
-        let ptr = CURRENT.with(Cell::get);
-        // SAFETY: non-null only while `run` keeps the scheduler alive on its
-        // frame (module invariant 1); `as_ref` maps null to `None`.
-        f(unsafe { ptr.as_ref() })
+        Context::with(|c| f(c.map(Context::green)))
     }
 
-    /// Runs `main` as the first green thread and drives all green threads
-    /// until it returns; then drops (unwinds) the ones still alive.
-    pub(crate) fn run<F: FnOnce() -> R, R>(config: &Config, main: F) -> io::Result<R> {
-        if !CURRENT.with(Cell::get).is_null() {
-            return Err(io::Error::other(
-                "green::run called inside a green runtime; use green::spawn instead",
-            ));
-        }
+    /// An empty scheduler for a context on this thread, whose remote wakes
+    /// go through `reactor`.
+    pub(crate) fn new(config: &Config, reactor: &Reactor) -> Scheduler {
         overflow::install();
         overflow::ensure_altstack();
-        crate::panic::install_hook();
-        let reactor = Reactor::try_current()?;
-        let id = next_scheduler_id();
-        let remote = RemoteQueue::acquire(id, reactor.remote().clone());
-        let scheduler = Scheduler {
+        let id = SchedulerId::next();
+        Scheduler {
             id,
-            reactor,
-            remote,
+            remote: RemoteQueue::acquire(id, reactor.remote().clone()),
             incoming: RefCell::new(Vec::new()),
             run_queue: RefCell::new(VecDeque::new()),
             threads: RefCell::new(Slab::new()),
@@ -160,67 +135,42 @@ impl Scheduler {
             current: Cell::new(NONE),
             current_waker: Cell::new(None),
             yielder: Cell::new(ptr::null()),
-            ticks: Cell::new(0),
             shutting_down: Cell::new(false),
             default_stack: config.stack_size,
-        };
-        CURRENT.with(|c| c.set(&scheduler));
-        // Tears down and clears CURRENT on every exit path (module invariant 1).
-        let _entered = Entered(&scheduler);
-
-        let mut output = None;
-        let slot = &mut output;
-        let body = move || *slot = Some(main());
-        // SAFETY: `body` borrows `output` and `main`'s captures, which live on
-        // this frame. `Entered` drops every coroutine before this frame ends,
-        // on return and on unwind; coroutines are never leaked.
-        let handle = unsafe { scheduler.spawn_unchecked(Some("main".into()), None, body)? };
-        scheduler.drive(handle.key())?;
-        scheduler.teardown();
-        match handle.try_take() {
-            Some(Ok(())) => Ok(output.expect("main green thread finished without output")),
-            Some(Err(payload)) => panic::resume_unwind(payload),
-            None => unreachable!("main green thread finished without result"),
         }
     }
 
-    /// The scheduling loop; returns when the thread at `main_key` finishes.
-    fn drive(&self, main_key: usize) -> io::Result<()> {
-        loop {
-            let next = self.run_queue.borrow_mut().pop_front();
-            let Some(key) = next else {
-                self.reactor.turn(None)?;
-                self.drain_remote();
-                continue;
-            };
-            let ticks = self.ticks.get().wrapping_add(1);
-            self.ticks.set(ticks);
-            if ticks.is_multiple_of(POLL_EVERY) {
-                self.reactor.turn(Some(Duration::ZERO))?;
-                self.drain_remote();
-            }
-            if self.resume(key) && key == main_key {
-                return Ok(());
-            }
-        }
+    /// The next runnable green thread's key.
+    #[inline]
+    pub(crate) fn pop(&self) -> Option<usize> {
+        self.run_queue.borrow_mut().pop_front()
+    }
+
+    /// Whether no green thread is runnable.
+    #[inline]
+    pub(crate) fn is_idle(&self) -> bool {
+        self.run_queue.borrow().is_empty()
     }
 
     /// Moves threads woken on other OS threads to the run queue.
-    fn drain_remote(&self) {
+    pub(crate) fn drain_remote(&self) {
         let mut incoming = self.incoming.borrow_mut();
         self.remote.drain_into(&mut incoming);
         self.run_queue.borrow_mut().extend(incoming.drain(..));
     }
 
     /// Runs the thread at `key` until it suspends; `true` if it finished.
-    fn resume(&self, key: usize) -> bool {
+    #[inline]
+    pub(crate) fn resume(&self, key: usize) -> bool {
         let coroutine = {
             let threads = self.threads.borrow();
             let Some(slot) = threads.get(key) else { return false };
             let Some(coroutine) = slot.coroutine.as_ref().map(CoroutineBox::as_ptr) else {
                 return false;
             };
-            let control = control_of(&slot.waker);
+            // SAFETY: a slot's waker is the one `Shared::allocate` made in
+            // `spawn_unchecked`, a green thread's waker.
+            let control = unsafe { control_of(&slot.waker) };
             let (name, id) = (control.name(), control.id().as_u64().get());
             // SAFETY: `name` lives in the thread's `Control`, which its slot
             // keeps alive until after `Running` below calls `leave` (the slot
@@ -272,7 +222,7 @@ impl Scheduler {
     /// Everything `f` borrows must outlive the green thread: it must stay
     /// valid until the thread finishes or its coroutine is dropped by
     /// [`Scheduler::teardown`].
-    unsafe fn spawn_unchecked<F, T>(
+    pub(crate) unsafe fn spawn_unchecked<F, T>(
         &self,
         name: Option<String>,
         stack_size: Option<usize>,
@@ -327,8 +277,8 @@ impl Scheduler {
         self.yielder.set(yielder);
     }
 
-    /// Unwinds and frees every green thread still alive.
-    fn teardown(&self) {
+    /// Unwinds and frees every green thread still alive; later spawns fail.
+    pub(crate) fn teardown(&self) {
         self.shutting_down.set(true);
         self.run_queue.borrow_mut().clear();
         let capacity = self.threads.borrow().capacity();
@@ -351,7 +301,7 @@ impl Scheduler {
     }
 
     /// This scheduler's process-unique id.
-    pub(crate) fn id(&self) -> u64 {
+    pub(crate) fn id(&self) -> SchedulerId {
         self.id
     }
 
@@ -425,7 +375,9 @@ impl Scheduler {
 
     /// The running green thread's handle.
     pub(super) fn current_thread(&self) -> Option<Thread> {
-        self.current_waker().map(Thread::from_waker)
+        // SAFETY: `current_waker` clones the running thread's slot waker,
+        // which `Shared::allocate` made.
+        self.current_waker().map(|waker| unsafe { Thread::from_waker(waker) })
     }
 
     /// The running green thread's waker.
@@ -455,6 +407,37 @@ impl Scheduler {
     /// Number of stacks kept for reuse.
     pub(super) fn cached_stacks(&self) -> usize {
         self.stacks.borrow().cached()
+    }
+}
+
+/// The main green thread of a context: its handle, for the loop to know
+/// when it finished and to take its result.
+pub(crate) struct MainThread(JoinHandle<()>);
+
+impl MainThread {
+    /// The thread's key in its scheduler.
+    pub(crate) fn key(&self) -> usize {
+        self.0.key()
+    }
+
+    /// Its result: `None` if it has not finished.
+    pub(crate) fn take(&self) -> Option<super::Result<()>> {
+        self.0.try_take()
+    }
+}
+
+impl Scheduler {
+    /// Spawns `body` as the main green thread (named "main").
+    ///
+    /// # Safety
+    ///
+    /// As for [`Scheduler::spawn_unchecked`]: what `body` borrows must
+    /// outlive the thread, i.e. the caller's context must tear the
+    /// scheduler down before those borrows end.
+    pub(crate) unsafe fn spawn_main(&self, body: impl FnOnce()) -> io::Result<MainThread> {
+        // SAFETY: forwarded to our caller.
+        let handle = unsafe { self.spawn_unchecked(Some("main".into()), None, body)? };
+        Ok(MainThread(handle))
     }
 }
 
@@ -542,22 +525,12 @@ impl Drop for Running<'_> {
     }
 }
 
-/// Guard of `Scheduler::run`: tears down, gives the remote queue back and
-/// clears `CURRENT` on exit.
-struct Entered<'a>(&'a Scheduler);
-
-impl Drop for Entered<'_> {
+impl Drop for Scheduler {
+    /// Gives the remote queue back: later wakes for this scheduler are
+    /// dropped.
     fn drop(&mut self) {
-        self.0.teardown();
-        self.0.remote.release();
-        CURRENT.with(|c| c.set(ptr::null()));
+        self.remote.release();
     }
-}
-
-fn next_scheduler_id() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 impl fmt::Debug for Scheduler {

@@ -32,7 +32,7 @@
 //! [`StackPool`] (the `pool` module) maps a batch when its cache has no stack
 //! of the wanted size, hands one out and caches the rest, and caches finished
 //! threads' stacks per OS thread, across runtimes, so that spawns mostly do no
-//! system call; a cached stack beyond the first 1,024 gives its touched pages
+//! system call; a cached stack beyond the first 12,288 gives its touched pages
 //! back with `GreenStack::release_pages` and keeps only its address space.
 //!
 //! # Invariants of the unsafe code

@@ -35,6 +35,7 @@ pub(super) use super::park_state::{UNPARK, WAKE};
 use super::scheduler::Scheduler;
 use std::task::Waker;
 
+use crate::id::SchedulerId;
 use crate::reactor::Remote;
 
 /// A unique identifier of a green thread, never reused in the process.
@@ -66,7 +67,7 @@ pub(crate) struct Control {
     key: usize,
     /// The owning scheduler's id; a wake on its thread goes to its local
     /// queue directly.
-    scheduler: u64,
+    scheduler: SchedulerId,
     /// The owning scheduler's cross-thread side (no reference count: see
     /// [`RemoteQueue`]).
     queue: &'static RemoteQueue,
@@ -89,8 +90,8 @@ pub(crate) struct RemoteQueue {
 
 #[derive(Debug, Default)]
 struct RemoteInner {
-    /// The owning scheduler's id; 0 while the queue is in the pool.
-    owner: u64,
+    /// The owning scheduler's id; `None` while the queue is in the pool.
+    owner: Option<SchedulerId>,
     keys: Vec<usize>,
     /// The owner's reactor, woken after a push.
     remote: Option<Arc<Remote>>,
@@ -100,14 +101,13 @@ struct RemoteInner {
 static POOL: Mutex<Vec<&'static RemoteQueue>> = Mutex::new(Vec::new());
 
 impl RemoteQueue {
-    /// A queue owned by the scheduler `owner` (ids are never 0), woken
-    /// through `remote`.
-    pub(super) fn acquire(owner: u64, remote: Arc<Remote>) -> &'static RemoteQueue {
+    /// A queue owned by the scheduler `owner`, woken through `remote`.
+    pub(super) fn acquire(owner: SchedulerId, remote: Arc<Remote>) -> &'static RemoteQueue {
         let pooled = POOL.lock().unwrap_or_else(PoisonError::into_inner).pop();
         let queue = pooled.unwrap_or_else(|| {
             Box::leak(Box::new(RemoteQueue { inner: Mutex::new(RemoteInner::default()) }))
         });
-        *queue.lock() = RemoteInner { owner, keys: Vec::new(), remote: Some(remote) };
+        *queue.lock() = RemoteInner { owner: Some(owner), keys: Vec::new(), remote: Some(remote) };
         queue
     }
 
@@ -125,10 +125,10 @@ impl RemoteQueue {
 
     /// Queues `key` for `owner` and wakes its reactor, unless `owner` is
     /// gone.
-    fn push(&self, owner: u64, key: usize) {
+    fn push(&self, owner: SchedulerId, key: usize) {
         let remote = {
             let mut inner = self.lock();
-            if inner.owner != owner {
+            if inner.owner != Some(owner) {
                 return;
             }
             inner.keys.push(key);
@@ -148,7 +148,7 @@ impl Control {
     pub(super) fn new(
         name: Option<String>,
         key: usize,
-        scheduler: u64,
+        scheduler: SchedulerId,
         queue: &'static RemoteQueue,
     ) -> Control {
         Control { state: ParkState::new(), id: ThreadId::next(), name, key, scheduler, queue }
@@ -208,13 +208,21 @@ pub struct Thread {
 }
 
 impl Thread {
-    /// Wraps a green thread's waker, which must come from `Shared::waker`.
-    pub(super) fn from_waker(waker: Waker) -> Thread {
+    /// Wraps a green thread's waker.
+    ///
+    /// # Safety
+    ///
+    /// `waker` must be a green thread's waker: one made by
+    /// `Shared::allocate` or `Shared::waker` (join.rs invariant 2), or a
+    /// clone of one. [`Thread::control`] reads its data pointer as a
+    /// `Control`.
+    pub(super) unsafe fn from_waker(waker: Waker) -> Thread {
         Thread { waker }
     }
 
     fn control(&self) -> &Control {
-        control_of(&self.waker)
+        // SAFETY: `from_waker`'s contract: the waker is a green thread's.
+        unsafe { control_of(&self.waker) }
     }
 
     /// The thread's unique id.
@@ -235,12 +243,18 @@ impl Thread {
     }
 }
 
-/// The `Control` of a green thread's waker (one made by `Shared::waker`;
-/// the scheduler and `Thread` hold no other kind).
-pub(super) fn control_of(waker: &Waker) -> &Control {
-    // SAFETY: the data pointer of a green thread's waker points at its
+/// The `Control` of a green thread's waker.
+///
+/// # Safety
+///
+/// `waker` must be a green thread's waker: made by `Shared::allocate` or
+/// `Shared::waker`, or a clone of one (join.rs invariant 2). Any other
+/// waker's data pointer is read as a `Control` it is not.
+pub(super) unsafe fn control_of(waker: &Waker) -> &Control {
+    // SAFETY: per the caller, the data pointer points at the thread's
     // `repr(C)` `Shared<T>`, whose first field is the `Control`, and the
-    // waker's strong count keeps it alive for the borrow (join.rs invariant).
+    // waker's strong count keeps it alive for the borrow (join.rs
+    // invariant 1).
     unsafe { &*waker.data().cast::<Control>() }
 }
 

@@ -11,7 +11,7 @@
 //!            Reactor::turn(timeout)
 //!  ┌──────────────────────────────────────────────────────┐
 //!  │ epoll_wait(min(timeout, next timer))                 │
-//!  │   token = WAKE   -> drain the remote queue (Inject)  │
+//!  │   token = WAKE   -> run the injected closures        │
 //!  │   token = k      -> io[k]: set readiness, take waker │
 //!  │ wheel.advance(now) -> take timer wakers              │
 //!  │ wake everything taken (no borrow held while waking)  │
@@ -20,19 +20,22 @@
 //!
 //! The reactor lives in a thread-local and is created on first use
 //! ([`Reactor::current`]). It is single-threaded (`!Send`); other threads
-//! reach it only through its [`Remote`] handle.
+//! reach it only through its [`Remote`] handle: its `eventfd` interrupts
+//! `epoll_wait`, after which the thread's loop drains the run queues'
+//! remote sides (see `context.rs`), and closures injected by
+//! [`Shard::spawn`](crate::shard::Shard::spawn) run inside the turn.
 
 mod io;
 mod remote;
 pub(crate) mod wheel;
 
+pub use crate::id::ReactorId;
 pub use io::{Direction, IoKey, ReadyEvent};
 pub use remote::{Inject, Remote};
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use std::{fmt, io as stdio};
@@ -49,7 +52,7 @@ const EVENTS_CAPACITY: usize = 1024;
 
 /// A per-thread event loop core: I/O readiness, timers and remote wakes.
 pub struct Reactor {
-    id: u64,
+    id: ReactorId,
     poll: RefCell<mio::Poll>,
     events: RefCell<mio::Events>,
     io: RefCell<Slab<IoState>>,
@@ -74,10 +77,9 @@ thread_local! {
 impl Reactor {
     /// Creates a reactor (an epoll instance and an eventfd).
     fn new() -> stdio::Result<Reactor> {
-        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let poll = mio::Poll::new()?;
         let waker = mio::Waker::new(poll.registry(), WAKE_TOKEN)?;
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let id = ReactorId::next();
         Ok(Reactor {
             id,
             poll: RefCell::new(poll),
@@ -117,7 +119,7 @@ impl Reactor {
     fn install() -> stdio::Result<Rc<Reactor>> {
         let reactor = Rc::new(Reactor::new()?);
         CURRENT.with(|slot| *slot.borrow_mut() = Some(reactor.clone()));
-        CURRENT_ID.with(|id| id.set(reactor.id));
+        CURRENT_ID.with(|id| id.set(reactor.id.as_u64().get()));
         Ok(reactor)
     }
 
@@ -141,12 +143,12 @@ impl Reactor {
 
     /// The id of the calling thread's reactor, `None` if it has none yet.
     #[inline]
-    pub fn current_id() -> Option<u64> {
-        Some(CURRENT_ID.with(Cell::get)).filter(|&id| id != 0)
+    pub fn current_id() -> Option<ReactorId> {
+        std::num::NonZeroU64::new(CURRENT_ID.with(Cell::get)).map(ReactorId::from_u64)
     }
 
     /// A process-unique id for this reactor.
-    pub fn id(&self) -> u64 {
+    pub fn id(&self) -> ReactorId {
         self.id
     }
 

@@ -1,27 +1,35 @@
-//! The remote wake path: how a `Waker` woken on another OS thread reaches
-//! the thread that owns the waiting green thread or task.
+//! The remote wake path: how another OS thread interrupts the owner's
+//! `epoll_wait`, and hands it closures to run.
 //!
 //! ```text
 //!  foreign thread                      owner thread
 //!  ──────────────                      ────────────
-//!  Remote::inject(item)                Reactor::turn()
-//!    queue.lock().push(item)             epoll_wait returns (WAKE_TOKEN)
-//!    if !notified.swap(true)             notified.store(false)
-//!        mio::Waker::wake() ───────────▶ for item in queue.drain(): item.run()
+//!  (push on a remote queue, or         Reactor::turn()
+//!   Remote::inject(item))                epoll_wait returns (WAKE_TOKEN)
+//!  Remote::notify():                     notified.store(false)
+//!    if !notified.swap(true)             for item in injected: item.run()
+//!        mio::Waker::wake() ───────────▶ (then the loop drains the
+//!                                         green and task remote queues)
 //! ```
 //!
-//! `notified` coalesces a burst of wakes into one `eventfd` write: only the
-//! first inject after a drain pays for the syscall.
+//! A green thread's or a task's waker woken on another thread pushes onto
+//! its scheduler's remote queue (`green/thread.rs`, `task/executor.rs`) and
+//! calls [`Remote::notify`]. `notified` coalesces a burst of wakes into one
+//! `eventfd` write: only the first notify after a drain pays for the
+//! syscall, and [`Remote::wakes_sent`] counts those writes.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+
+use super::ReactorId;
 
 /// Work a foreign thread hands to the owner of a reactor, run there by
 /// [`Reactor::turn`](super::Reactor::turn).
 ///
-/// Schedulers implement it for their wake targets: a green thread's control
-/// block pushes itself on the local run queue.
+/// [`Shard::spawn`](crate::shard::Shard::spawn)'s closures implement it.
+/// Wakes of green threads and tasks do not: they go to their scheduler's
+/// remote queue and only [`notify`](Remote::notify) the reactor.
 pub trait Inject: Send + Sync {
     /// Runs on the owner thread, inside the reactor turn that drained it.
     fn run(self: Arc<Self>);
@@ -33,17 +41,25 @@ pub struct Remote {
     queue: Mutex<Vec<Arc<dyn Inject>>>,
     notified: AtomicBool,
     waker: mio::Waker,
+    /// `eventfd` writes made by `notify`, for tests and the lab.
+    writes: AtomicU64,
     /// Unique id of the owning reactor (see [`Reactor::id`](super::Reactor::id)).
-    id: u64,
+    id: ReactorId,
 }
 
 impl Remote {
-    pub(super) fn new(waker: mio::Waker, id: u64) -> Remote {
-        Remote { queue: Mutex::new(Vec::new()), notified: AtomicBool::new(false), waker, id }
+    pub(super) fn new(waker: mio::Waker, id: ReactorId) -> Remote {
+        Remote {
+            queue: Mutex::new(Vec::new()),
+            notified: AtomicBool::new(false),
+            waker,
+            writes: AtomicU64::new(0),
+            id,
+        }
     }
 
     /// The id of the reactor this handle wakes.
-    pub fn id(&self) -> u64 {
+    pub fn id(&self) -> ReactorId {
         self.id
     }
 
@@ -56,10 +72,17 @@ impl Remote {
     /// Interrupts the owner's `epoll_wait` (at most one write per drain).
     pub fn notify(&self) {
         if !self.notified.swap(true, Ordering::AcqRel) {
+            self.writes.fetch_add(1, Ordering::Relaxed);
             // A failed wake means the owner's epoll instance is gone: the
             // owner has exited and nobody is left to wake.
             let _ = self.waker.wake();
         }
+    }
+
+    /// How many times [`notify`](Remote::notify) wrote the owner's
+    /// `eventfd`: the syscalls that cross-thread wakes cost this reactor.
+    pub fn wakes_sent(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
     }
 
     /// Takes the queued items into `out` (owner side); re-arms `notify`.

@@ -1,23 +1,16 @@
-//! The executor: a FIFO run queue of tasks on one OS thread, a registry of
-//! its live tasks, and the loop of [`Runtime::block_on`](super::Runtime::block_on).
+//! The executor: a FIFO run queue of tasks on one OS thread and a registry
+//! of its live tasks. It is the task half of the thread's
+//! [`Context`](crate::context), whose loop pops tasks from it and runs
+//! them, beside green threads.
 //!
-//! ```text
-//!  block_on(main):
-//!    loop:
-//!      main woken?            -> poll main; Ready -> return
-//!      run up to BUDGET tasks    (every POLL_EVERY: reactor.turn(zero))
-//!      drain the remote queue    (tasks woken on other threads)
-//!      nothing to run?        -> reactor.turn(until next event)
-//! ```
-//!
-//! A waker on this thread pushes onto the local queue; on any other thread
-//! it pushes onto `Shared::remote` and wakes the reactor's `epoll_wait`.
+//! A waker on this thread, while the executor is its context's, pushes onto
+//! the local queue; anywhere else it pushes onto `Shared::remote_queue` and
+//! wakes the reactor's `epoll_wait`.
 //!
 //! # Unsafe invariants
 //!
-//! 1. `CURRENT` points at the executor running `block_on` (or its shutdown)
-//!    on this thread, and is null otherwise; the guard that set it clears it
-//!    before the borrow of the executor ends, also when unwinding.
+//! 1. An `&Executor` is reached through the thread's context, which
+//!    borrows it for as long as it is current.
 //! 2. `spare_refs` counts strong counts of `shared` that the executor owns
 //!    without an `Arc` value: each was an `Arc` turned into a raw pointer by
 //!    `keep_task_ref` (when a task's cell was freed on this thread while
@@ -28,33 +21,21 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
-use std::pin::pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
-use std::time::Duration;
-use std::{fmt, io, ptr};
+use std::{fmt, io};
 
 use super::JoinHandle;
 use super::raw::{RawTask, Schedule};
-use crate::block_on::ThreadNotify;
+use crate::context::Context;
+use crate::id::ExecutorId;
 use crate::reactor::{Reactor, Remote};
 use crate::slab::Slab;
 
-/// Task polls between two non-blocking reactor polls.
-const POLL_EVERY: u32 = 61;
-
-/// Task polls between two checks of the main future and the remote queue.
-const BUDGET: usize = 128;
-
-thread_local! {
-    static CURRENT: Cell<*const Executor> = const { Cell::new(ptr::null()) };
-}
-
 /// The part of an executor that wakers on any thread reach.
 pub(crate) struct Shared {
-    id: u64,
+    id: ExecutorId,
     remote_queue: Mutex<Vec<RawTask>>,
     /// Set (under the `remote_queue` lock) once the executor shut down.
     closed: AtomicBool,
@@ -103,7 +84,6 @@ pub(crate) struct Executor {
     registry: RefCell<Slab<RawTask>>,
     /// Reused buffer for draining the remote queue.
     incoming: RefCell<Vec<RawTask>>,
-    ticks: Cell<u32>,
     /// Strong counts of `shared` that freed tasks gave back on this thread
     /// (module invariant 2), for the next spawns: a task's reference to
     /// the executor then costs no atomic operation in the steady state.
@@ -112,11 +92,10 @@ pub(crate) struct Executor {
 
 impl Executor {
     pub(crate) fn new() -> io::Result<Executor> {
-        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let reactor = Reactor::try_current()?;
         crate::panic::install_hook();
         let shared = Arc::new(Shared {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            id: ExecutorId::next(),
             remote_queue: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
             pending: AtomicBool::new(false),
@@ -128,17 +107,19 @@ impl Executor {
             queue: RefCell::new(VecDeque::new()),
             registry: RefCell::new(Slab::new()),
             incoming: RefCell::new(Vec::new()),
-            ticks: Cell::new(0),
             spare_refs: Cell::new(0),
         })
     }
 
-    /// Runs `f` with the executor running on this thread, if any.
+    /// Runs `f` with the executor of this thread's running context, if any.
+    #[inline]
     pub(crate) fn with<R>(f: impl FnOnce(Option<&Executor>) -> R) -> R {
-        let ptr = CURRENT.with(Cell::get);
-        // SAFETY: non-null only while a guard borrows the executor (module
-        // invariant 1); `as_ref` maps null to `None`.
-        f(unsafe { ptr.as_ref() })
+        Context::with(|c| f(c.map(Context::executor)))
+    }
+
+    /// The reactor of the thread that created the executor.
+    pub(crate) fn reactor(&self) -> &Rc<Reactor> {
+        &self.reactor
     }
 
     /// Number of tasks spawned and not yet completed.
@@ -180,55 +161,27 @@ impl Executor {
         self.spare_refs.set(self.spare_refs.get() + 1);
     }
 
-    /// Runs `main` to completion, running spawned tasks meanwhile.
-    ///
-    /// # Panics
-    ///
-    /// If called while an executor already runs on this thread, or if
-    /// `epoll_wait` fails.
-    pub(crate) fn block_on<F: Future>(&self, main: F) -> F::Output {
-        let _entered = Entered::new(self);
-        let notify = ThreadNotify::new(self.reactor.remote().clone(), true);
-        let waker = notify.waker();
-        let mut cx = Context::from_waker(&waker);
-        let mut main = pin!(main);
-        loop {
-            if notify.take()
-                && let Poll::Ready(output) = main.as_mut().poll(&mut cx)
-            {
-                return output;
-            }
-            self.run_batch();
-            self.drain_remote();
-            if self.queue.borrow().is_empty() && !notify.is_set() {
-                self.turn(None);
-                self.drain_remote();
-            }
-        }
+    /// The next runnable task.
+    #[inline]
+    pub(crate) fn pop(&self) -> Option<RawTask> {
+        self.queue.borrow_mut().pop_front()
     }
 
-    /// Runs up to `BUDGET` queued tasks.
-    fn run_batch(&self) {
-        for _ in 0..BUDGET {
-            let next = self.queue.borrow_mut().pop_front();
-            let Some(task) = next else { return };
-            let ticks = self.ticks.get().wrapping_add(1);
-            self.ticks.set(ticks);
-            if ticks.is_multiple_of(POLL_EVERY) {
-                self.turn(Some(Duration::ZERO));
-            }
-            task.run(|task| self.registry.borrow_mut().remove(task.key()));
-        }
+    /// Polls `task` once (see `RawTask::run`).
+    #[inline]
+    pub(crate) fn run(&self, task: RawTask) {
+        task.run(|task| self.registry.borrow_mut().remove(task.key()));
     }
 
-    fn turn(&self, timeout: Option<Duration>) {
-        if let Err(e) = self.reactor.turn(timeout) {
-            panic!("greenloop executor: epoll_wait failed: {e}");
-        }
+    /// Whether no task is runnable.
+    #[inline]
+    pub(crate) fn is_idle(&self) -> bool {
+        self.queue.borrow().is_empty()
     }
 
     /// Moves tasks woken on other threads to the local queue.
-    fn drain_remote(&self) {
+    #[inline]
+    pub(crate) fn drain_remote(&self) {
         if !self.shared.pending.load(Ordering::Acquire) {
             return;
         }
@@ -242,9 +195,17 @@ impl Executor {
         self.queue.borrow_mut().extend(incoming.drain(..));
     }
 
-    /// Cancels every live task, dropping its future on this thread.
+    /// Cancels every live task, dropping its future on this thread, with
+    /// this executor current (a dropped future may spawn or wake tasks).
     fn shutdown(&self) {
-        let _entered = Entered::nested(self);
+        Context::enter_executor(self, || {
+            self.cancel_all();
+            self.close_remote();
+        });
+    }
+
+    /// Cancels every live task (`shutdown`, with this executor current).
+    fn cancel_all(&self) {
         loop {
             let tasks: Vec<RawTask> = {
                 let mut registry = self.registry.borrow_mut();
@@ -257,6 +218,10 @@ impl Executor {
                 task.shutdown();
             }
         }
+    }
+
+    /// Drops the queued tasks; wakes from other threads then drop theirs.
+    fn close_remote(&self) {
         // From now on, wakes from other threads drop their reference
         // instead of queueing on an executor that will never drain it.
         let late = {
@@ -280,33 +245,6 @@ impl Drop for Executor {
             // `self.shared` holds another, so this is never the last.
             unsafe { Arc::decrement_strong_count(Arc::as_ptr(&self.shared)) };
         }
-    }
-}
-
-/// Sets `CURRENT` for a scope and restores the previous value after
-/// (module invariant 1): shutting a runtime down inside another one's
-/// `block_on` makes the inner one current only while it shuts down.
-struct Entered(*const Executor);
-
-impl Entered {
-    /// For `block_on`: no other executor may be running on this thread.
-    fn new(executor: &Executor) -> Entered {
-        assert!(
-            CURRENT.with(Cell::get).is_null(),
-            "task::Runtime::block_on called while an executor is already running on this thread"
-        );
-        Entered::nested(executor)
-    }
-
-    /// For shutdown, which may happen anywhere.
-    fn nested(executor: &Executor) -> Entered {
-        Entered(CURRENT.with(|c| c.replace(executor)))
-    }
-}
-
-impl Drop for Entered {
-    fn drop(&mut self) {
-        CURRENT.with(|c| c.set(self.0));
     }
 }
 
@@ -338,7 +276,7 @@ mod tests {
     fn task_references_to_the_executor_are_reused_and_released() {
         let executor = Executor::new().unwrap();
         let shared = Arc::downgrade(&executor.shared);
-        executor.block_on(async {
+        crate::context::Context::block_on(&executor, async {
             for i in 0..100u32 {
                 assert_eq!(super::super::spawn(async move { i }).await.ok(), Some(i));
             }

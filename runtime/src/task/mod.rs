@@ -61,7 +61,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use executor::Executor;
+pub(crate) use executor::Executor;
 
 /// A single-threaded stackless executor bound to the current OS thread.
 ///
@@ -99,7 +99,7 @@ impl Runtime {
     /// If an executor is already running on this thread (nested
     /// `block_on`), or if `epoll_wait` fails.
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
-        self.executor.block_on(future)
+        crate::context::Context::block_on(&self.executor, future)
     }
 
     /// Spawns a `Send` task on this runtime.
@@ -126,14 +126,16 @@ impl Runtime {
     }
 }
 
-/// Spawns a `Send` task on the executor running on this thread.
+/// Spawns a `Send` task on the executor running on this thread: that of
+/// [`Runtime::block_on`], or the one of a [`green::run`](crate::green::run)
+/// / [`crate::run`] loop.
 ///
 /// The bound keeps tasks movable between executors (shards); a wake from
 /// any thread reaches the task through its executor's remote queue.
 ///
 /// # Panics
 ///
-/// When called outside [`Runtime::block_on`].
+/// When called outside a runtime.
 pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
@@ -143,11 +145,11 @@ where
 }
 
 /// Spawns a task that need not be `Send` on the executor running on this
-/// thread; it is polled and dropped on this thread only.
+/// thread (see [`spawn`]); it is polled and dropped on this thread only.
 ///
 /// # Panics
 ///
-/// When called outside [`Runtime::block_on`].
+/// When called outside a runtime.
 pub fn spawn_local<F>(future: F) -> JoinHandle<F::Output>
 where
     F: Future + 'static,

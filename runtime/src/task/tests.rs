@@ -1,7 +1,7 @@
 //! Task-cell tests without the reactor, so they run under miri.
 //!
 //! A [`TestQueue`] implements [`Schedule`] with a mutex-guarded deque, and a
-//! [`Harness`] plays the executor the way `Executor::spawn`, `run_batch`
+//! [`Harness`] plays the executor the way `Executor::spawn`, the context loop
 //! and `shutdown` do: three references at spawn (handle, registry, queue),
 //! `RawTask::run` on the test thread, and the registry reference dropped
 //! when a run completes the task. The futures are [`ProbeFuture`]s: they

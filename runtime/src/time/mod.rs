@@ -21,8 +21,8 @@ mod timeout;
 pub use interval::{Interval, MissedTickBehavior, interval, interval_at};
 pub use timeout::{Elapsed, Timeout, block_on_timeout, timeout, timeout_at};
 
-use crate::reactor::Reactor;
 use crate::reactor::wheel::TimerKey;
+use crate::reactor::{Reactor, ReactorId};
 
 /// A future that completes at (or after) a deadline.
 ///
@@ -32,7 +32,7 @@ use crate::reactor::wheel::TimerKey;
 pub struct Sleep {
     deadline: Instant,
     /// The reactor (by id) holding the armed timer, and the timer's key.
-    timer: Option<(u64, TimerKey)>,
+    timer: Option<(ReactorId, TimerKey)>,
 }
 
 /// Completes `duration` from now.

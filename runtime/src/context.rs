@@ -1,0 +1,403 @@
+//! The per-thread context, and the one loop that drives both models.
+//!
+//! A [`Context`] is what the two schedulers of an OS thread share while a
+//! runtime runs there: the thread's reactor, the green scheduler (its run
+//! queue, its green threads, the record of the one running) and the task
+//! executor (its run queue and live tasks, the id of the task being
+//! polled, for panic reports). One thread-local pointer,
+//! `CONTEXT`, reaches it; `green::*`, `task::spawn*` and the wakers of
+//! both models find their queue through it.
+//!
+//! ```text
+//!  Context::drive(main):
+//!    loop:
+//!      main is a woken future?   -> poll it; Ready -> return
+//!      resume up to BUDGET green threads   (main thread done -> return)
+//!      poll up to BUDGET tasks
+//!      (every POLL_EVERY resumes or polls: reactor.turn(zero timeout))
+//!      nothing runnable?         -> reactor.turn(until the next event)
+//! ```
+//!
+//! Green threads and tasks thus take turns in batches of at most `BUDGET`
+//! each: a green thread that yields in a loop delays tasks by one batch at
+//! most, and the reverse. `epoll_wait` blocks only when both queues are
+//! empty; the remote queues (wakes from other threads) are drained after
+//! every reactor turn, as they wake the reactor's eventfd.
+//!
+//! A wake on this thread of a green thread or task of this context is a push
+//! on its run queue: a green thread that `block_on`s a task's handle, or a
+//! task that awaits a green thread, costs no syscall.
+//!
+//! Contexts nest: `task::Runtime::block_on` inside a green thread (or
+//! `green::run` inside a task of `block_on`) runs a new context until it
+//! returns, as the old per-model loops did; wakes of the outer context's
+//! threads and tasks meanwhile take its remote path.
+//!
+//! # Unsafe invariants
+//!
+//! `CONTEXT` points at the context whose loop runs on this thread, and is
+//! null outside any. [`Entered`] sets it to a context on the frame of
+//! [`Context::run_green`] or [`Context::block_on`], and restores the outer
+//! value before that frame ends, also when unwinding, after tearing down
+//! the context's green threads. Green threads and task polls run only
+//! inside `drive`, within that span, so every `&Context` obtained through
+//! [`Context::with`] is valid for the call.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::pin;
+use std::rc::Rc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+use std::{fmt, io, panic, ptr};
+
+use crate::block_on::ThreadNotify;
+use crate::green::Config;
+use crate::green::scheduler::{NONE, Scheduler};
+use crate::reactor::Reactor;
+use crate::task::Executor;
+
+/// Green resumes and task polls between two non-blocking reactor turns, so
+/// that busy loops cannot starve I/O and timers.
+const POLL_EVERY: u32 = 61;
+
+/// Most green resumes, and most task polls, in one round of the loop.
+const BUDGET: usize = 128;
+
+thread_local! {
+    static CONTEXT: Cell<*const Context<'static>> = const { Cell::new(ptr::null()) };
+}
+
+/// What the schedulers of one OS thread share while a runtime runs on it.
+pub(crate) struct Context<'a> {
+    reactor: Rc<Reactor>,
+    green: Scheduler,
+    executor: &'a Executor,
+    /// A green entry point (`green::run`, `Runtime::run`) runs this context
+    /// or an outer one: `green::run` here is an error.
+    green_entered: bool,
+    /// `task::Runtime::block_on` runs this context or an outer one: another
+    /// `block_on` here panics.
+    task_entered: bool,
+    /// Resumes and polls, counted for the reactor's zero-timeout turns.
+    ticks: Cell<u32>,
+    /// The id of the task being polled, for panic reports.
+    running_task: Cell<Option<u64>>,
+}
+
+/// The main work of a loop: when the loop ends.
+trait Main {
+    /// The main green thread's key, `NONE` if the main work is a future.
+    fn green_key(&self) -> usize;
+    /// Polls the main future if it was woken; `true` once it finished.
+    fn poll(&mut self) -> bool;
+    /// Whether the main future was woken and waits for a poll.
+    fn is_woken(&self) -> bool;
+}
+
+/// The main work is a green thread: the loop ends when it finishes.
+struct GreenMain(usize);
+
+impl Main for GreenMain {
+    fn green_key(&self) -> usize {
+        self.0
+    }
+
+    #[inline]
+    fn poll(&mut self) -> bool {
+        false
+    }
+
+    #[inline]
+    fn is_woken(&self) -> bool {
+        false
+    }
+}
+
+/// The main work is a future polled on the loop's own stack.
+struct FutureMain<'a, F: Future> {
+    future: std::pin::Pin<&'a mut F>,
+    notify: &'a ThreadNotify,
+    cx: TaskContext<'a>,
+    output: Option<F::Output>,
+}
+
+impl<F: Future> Main for FutureMain<'_, F> {
+    fn green_key(&self) -> usize {
+        NONE
+    }
+
+    #[inline]
+    fn poll(&mut self) -> bool {
+        if !self.notify.take() {
+            return false;
+        }
+        match self.future.as_mut().poll(&mut self.cx) {
+            Poll::Ready(output) => {
+                self.output = Some(output);
+                true
+            }
+            Poll::Pending => false,
+        }
+    }
+
+    #[inline]
+    fn is_woken(&self) -> bool {
+        self.notify.is_set()
+    }
+}
+
+impl<'a> Context<'a> {
+    /// Runs `f` with this thread's running context, if any.
+    #[inline]
+    pub(crate) fn with<R>(f: impl FnOnce(Option<&Context<'_>>) -> R) -> R {
+        let ptr = CONTEXT.with(Cell::get);
+        // SAFETY: non-null only while `Entered` keeps the context alive on
+        // its frame (module invariant); `as_ref` maps null to `None`.
+        f(unsafe { ptr.as_ref() })
+    }
+
+    /// The green scheduler.
+    #[inline]
+    pub(crate) fn green(&self) -> &Scheduler {
+        &self.green
+    }
+
+    /// The task executor.
+    #[inline]
+    pub(crate) fn executor(&self) -> &Executor {
+        self.executor
+    }
+
+    /// Whether a green entry point runs this context or an outer one.
+    pub(crate) fn green_entered(&self) -> bool {
+        self.green_entered
+    }
+
+    /// The id of the task being polled, if any.
+    pub(crate) fn running_task(&self) -> Option<u64> {
+        self.running_task.get()
+    }
+
+    /// Runs `poll` with `id` recorded as the running task; restores the
+    /// outer one after, also when `poll` unwinds.
+    #[inline]
+    pub(crate) fn polling_task<R>(&self, id: u64, poll: impl FnOnce() -> R) -> R {
+        /// Restores the outer task id on drop.
+        struct Restore<'a>(&'a Cell<Option<u64>>, Option<u64>);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                self.0.set(self.1);
+            }
+        }
+        let _restore = Restore(&self.running_task, self.running_task.replace(Some(id)));
+        poll()
+    }
+
+    /// The flags of the context running on this thread, if any:
+    /// (`green_entered`, `task_entered`).
+    fn outer_flags() -> (bool, bool) {
+        Context::with(|c| c.map_or((false, false), |c| (c.green_entered, c.task_entered)))
+    }
+
+    fn new(config: &Config, executor: &'a Executor, flags: (bool, bool)) -> Context<'a> {
+        crate::panic::install_hook();
+        let reactor = executor.reactor().clone();
+        Context {
+            green: Scheduler::new(config, &reactor),
+            reactor,
+            executor,
+            green_entered: flags.0,
+            task_entered: flags.1,
+            ticks: Cell::new(0),
+            running_task: Cell::new(None),
+        }
+    }
+
+    /// Runs `main` as the main green thread of a new context and drives
+    /// it, other green threads and tasks until `main` returns; then unwinds
+    /// the green threads still alive and cancels the tasks.
+    pub(crate) fn run_green<F: FnOnce() -> R, R>(config: &Config, main: F) -> io::Result<R> {
+        let (green_entered, task_entered) = Context::outer_flags();
+        if green_entered {
+            return Err(io::Error::other(
+                "green::run called inside a green runtime; use green::spawn instead",
+            ));
+        }
+        let executor = Executor::new()?;
+        let context = Context::new(config, &executor, (true, task_entered));
+        let entered = Entered::new(&context);
+
+        let mut output = None;
+        let slot = &mut output;
+        let body = move || *slot = Some(main());
+        // SAFETY: `body` borrows `output` and `main`'s captures, which live
+        // on this frame. `Entered` tears every coroutine down before this
+        // frame ends, on return and on unwind; coroutines are never leaked.
+        let thread = unsafe { context.green.spawn_main(body)? };
+        context.drive(&mut GreenMain(thread.key()))?;
+        drop(entered);
+        match thread.take() {
+            Some(Ok(())) => Ok(output.expect("main green thread finished without output")),
+            Some(Err(payload)) => panic::resume_unwind(payload),
+            None => unreachable!("main green thread finished without result"),
+        }
+    }
+
+    /// Runs `future` to completion on a new context whose tasks are
+    /// `executor`'s, running them and green threads meanwhile; then unwinds
+    /// the green threads still alive (the tasks stay with `executor`).
+    ///
+    /// # Panics
+    ///
+    /// If `task::Runtime::block_on` already runs on this thread, or if
+    /// `epoll_wait` fails.
+    pub(crate) fn block_on<F: Future>(executor: &'a Executor, future: F) -> F::Output {
+        let (green_entered, task_entered) = Context::outer_flags();
+        assert!(
+            !task_entered,
+            "task::Runtime::block_on called while an executor is already running on this thread"
+        );
+        let context = Context::new(&Config::default(), executor, (green_entered, true));
+        let _entered = Entered::new(&context);
+        let notify = ThreadNotify::new(context.reactor.remote().clone(), true);
+        let waker = notify.waker();
+        let mut main = FutureMain {
+            future: pin!(future),
+            notify: &notify,
+            cx: TaskContext::from_waker(&waker),
+            output: None,
+        };
+        if let Err(e) = context.drive(&mut main) {
+            panic!("greenloop executor: epoll_wait failed: {e}");
+        }
+        main.output.take().expect("the main future finished without output")
+    }
+
+    /// Runs `f` with a context whose executor is `executor` and no loop:
+    /// for its shutdown, where dropped futures may spawn or wake tasks.
+    pub(crate) fn enter_executor<R>(executor: &'a Executor, f: impl FnOnce() -> R) -> R {
+        let context = Context::new(&Config::default(), executor, Context::outer_flags());
+        let _entered = Entered::new(&context);
+        f()
+    }
+
+    /// The loop (see the module docs); returns when `main` finished.
+    ///
+    /// `main` is a trait object so that the loop is compiled once, with
+    /// `Scheduler::resume` inlined at its one call site; `main` is called
+    /// once per round, not per resume.
+    fn drive(&self, main: &mut dyn Main) -> io::Result<()> {
+        let main_key = main.green_key();
+        let executor = self.executor;
+        loop {
+            if main.poll() {
+                return Ok(());
+            }
+            if !self.green.is_idle() && self.run_green_batch(main_key)? {
+                return Ok(());
+            }
+            for _ in 0..BUDGET {
+                let Some(task) = executor.pop() else { break };
+                if self.tick() {
+                    self.turn(Some(Duration::ZERO))?;
+                }
+                executor.run(task);
+            }
+            executor.drain_remote();
+            if self.green.is_idle() && executor.is_idle() && !main.is_woken() {
+                self.turn(None)?;
+            }
+        }
+    }
+
+    /// Resumes up to `BUDGET` green threads; `true` once the thread at
+    /// `main_key` finished. Out of line, so that the switch path is
+    /// optimised on its own, as a loop of its own.
+    #[inline(never)]
+    fn run_green_batch(&self, main_key: usize) -> io::Result<bool> {
+        let green = &self.green;
+        for _ in 0..BUDGET {
+            let Some(key) = green.pop() else { break };
+            if self.tick() {
+                self.turn(Some(Duration::ZERO))?;
+            }
+            if green.resume(key) && key == main_key {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Counts one resume or poll; `true` every `POLL_EVERY`, when the
+    /// reactor is due a turn without blocking.
+    #[inline(always)]
+    fn tick(&self) -> bool {
+        let ticks = self.ticks.get().wrapping_add(1);
+        self.ticks.set(ticks);
+        ticks.is_multiple_of(POLL_EVERY)
+    }
+
+    /// Turns the reactor, then queues what other threads woke meanwhile.
+    fn turn(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.reactor.turn(timeout)?;
+        self.green.drain_remote();
+        self.executor.drain_remote();
+        Ok(())
+    }
+}
+
+/// Makes a context this thread's for a scope (module invariant); on drop,
+/// also when unwinding, tears its green threads down and restores the
+/// outer context.
+struct Entered<'a, 'e> {
+    context: &'a Context<'e>,
+    outer: *const Context<'static>,
+}
+
+impl<'a, 'e> Entered<'a, 'e> {
+    fn new(context: &'a Context<'e>) -> Entered<'a, 'e> {
+        // The lifetime is erased in `CONTEXT`; `Entered` clears it before
+        // `context` ends (module invariant).
+        let erased = ptr::from_ref(context).cast::<Context<'static>>();
+        let outer = CONTEXT.with(|c| c.replace(erased));
+        Entered { context, outer }
+    }
+}
+
+impl Drop for Entered<'_, '_> {
+    fn drop(&mut self) {
+        self.context.green.teardown();
+        CONTEXT.with(|c| c.set(self.outer));
+    }
+}
+
+impl fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("green", &self.green)
+            .field("executor", &self.executor)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Context;
+
+    fn running_task() -> Option<u64> {
+        Context::with(|c| c.and_then(Context::running_task))
+    }
+
+    /// The panic hook names the task being polled: the context records its
+    /// id during the poll only.
+    #[test]
+    fn the_polled_task_is_recorded_during_its_poll_only() {
+        crate::run(|| {
+            let task = crate::task::spawn_local(async { running_task() });
+            let id = task.id();
+            assert_eq!(crate::block_on(task).unwrap(), Some(id));
+            assert_eq!(running_task(), None, "a green thread is not a task");
+        });
+    }
+}
