@@ -11,6 +11,7 @@
 #![deny(missing_docs, missing_debug_implementations, unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod addr;
 pub mod http;
 pub mod server;
 pub mod service;
@@ -18,5 +19,6 @@ mod source;
 mod tcp;
 mod udp;
 
+pub use addr::ToSocketAddrs;
 pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;
