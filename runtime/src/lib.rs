@@ -30,6 +30,7 @@ pub mod reactor;
 pub mod shard;
 mod slab;
 pub mod sync;
+pub mod sys;
 pub mod task;
 pub mod time;
 
