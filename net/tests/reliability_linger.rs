@@ -1,7 +1,8 @@
 //! Error answers reach the client: a client that sends a head over the
 //! limit, garbage, or a huge body with a bad `Content-Length`, and reads
 //! while it sends, gets the whole error response and then end of stream,
-//! never a reset, on every cell of the matrix.
+//! never a reset, on every cell of the matrix; so does a client whose
+//! request is in flight at shutdown.
 //!
 //! Without a lingering close the server closes with the client's bytes
 //! unread, the kernel answers with a reset instead of a FIN, and the
@@ -199,6 +200,54 @@ fn input_within_the_bound_is_drained_and_the_close_is_clean_on_every_cell() {
                 thread::sleep(Duration::from_millis(10));
             }
             server.stop_expecting(AT_ONCE as u64);
+        }
+    });
+}
+
+/// At shutdown too: a request in flight is answered with
+/// `Connection: close`, and the bytes the client sent meanwhile (queued in
+/// the kernel, unread) are drained, so the client reads the response and
+/// end of stream, not a reset. Cells run side by side: each waits out one
+/// sleep.
+#[test]
+fn shutdown_answers_the_request_in_flight_then_closes_without_a_reset_on_every_cell() {
+    /// Long enough that shutdown is surely triggered while it runs.
+    const SLEEP_MS: u64 = 1_000;
+    watchdog(Duration::from_secs(120), || {
+        let cells: Vec<_> = all_cells()
+            .into_iter()
+            .map(|cell| {
+                thread::spawn(move || {
+                    let server = Server::start(SleepHttp::default(), cell);
+                    let mut http = server_util::Http::connect(server.addr);
+                    // Once the first response is in, the second request is
+                    // being served (sleeping, not reading).
+                    http.send(
+                        format!(
+                            "GET /sleep?ms=0 HTTP/1.1\r\n\r\nGET /sleep?ms={SLEEP_MS} HTTP/1.1\r\n\r\n"
+                        )
+                        .as_bytes(),
+                    );
+                    assert_eq!(http.response().status, 200, "{cell}: first response");
+                    http.send(&huge_head());
+                    server.shutdown().trigger();
+                    let received = read_until_close(http.reader.get_mut())
+                        .map(|rest| [http.reader.buffer(), &rest].concat())
+                        .unwrap_or_else(|e| panic!("{cell}: {e}"));
+                    let mut rest = &received[..];
+                    let response = read_response(&mut rest).expect("the response in flight");
+                    assert_eq!(response.status, 200, "{cell}: {response:?}");
+                    assert!(response.closes(), "{cell}: {response:?}");
+                    assert!(rest.is_empty(), "{cell}: more after the response: {rest:?}");
+                    drop(http);
+                    server.stop_expecting(1);
+                })
+            })
+            .collect();
+        for cell in cells {
+            if let Err(panic) = cell.join() {
+                std::panic::resume_unwind(panic);
+            }
         }
     });
 }
