@@ -30,6 +30,9 @@ struct Http {
 
 fn main() -> ExitCode {
     server_cli::main("sleep", |http: &Http| SleepHttp {
-        config: HttpConfig { header_timeout: Duration::from_millis(http.header_timeout_ms) },
+        config: HttpConfig {
+            header_timeout: Duration::from_millis(http.header_timeout_ms),
+            ..HttpConfig::default()
+        },
     })
 }

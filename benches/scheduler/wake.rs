@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use greenloop::green;
+use greenloop_runtime::sys::set_affinity;
 use greenloop_runtime::task;
 
 use crate::common::{may_run, task_runtime, tokio_build};
@@ -40,9 +41,7 @@ impl Pinned {
         assert!(cpu < 8 * size, "CPU {cpu} beyond cpu_set_t");
         // SAFETY: `cpu` is within the set's bits (checked just above).
         unsafe { libc::CPU_SET(cpu, &mut only) };
-        // SAFETY: `only` is a valid `cpu_set_t` of `size` bytes.
-        let rc = unsafe { libc::sched_setaffinity(0, size, &only) };
-        assert_eq!(rc, 0, "sched_setaffinity: {}", std::io::Error::last_os_error());
+        set_affinity(0, &only).unwrap_or_else(|e| panic!("sched_setaffinity: {e}"));
         Pinned { saved }
     }
 
@@ -57,12 +56,9 @@ impl Pinned {
 
 impl Drop for Pinned {
     fn drop(&mut self) {
-        let size = std::mem::size_of::<libc::cpu_set_t>();
-        // SAFETY: `saved` is the valid `cpu_set_t` read in `Pinned::to`.
-        let rc = unsafe { libc::sched_setaffinity(0, size, &self.saved) };
         // Not an assert: this may run while unwinding.
-        if rc != 0 {
-            eprintln!("sched_setaffinity (restore): {}", std::io::Error::last_os_error());
+        if let Err(e) = set_affinity(0, &self.saved) {
+            eprintln!("sched_setaffinity (restore): {e}");
         }
     }
 }

@@ -24,8 +24,6 @@ pub fn bind(addr: &str, backlog: i32, cores: usize) -> io::Result<std::net::TcpL
     let listener = std::net::TcpListener::bind(addr)?;
     // SAFETY: listen(2) on a socket this function owns, already listening:
     // Linux then only updates its backlog.
-    if unsafe { libc::listen(listener.as_raw_fd(), backlog) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    greenloop_runtime::syscall!(unsafe { libc::listen(listener.as_raw_fd(), backlog) })?;
     Ok(listener)
 }

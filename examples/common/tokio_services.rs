@@ -5,7 +5,7 @@
 
 use std::io;
 
-use greenloop::net::service::{HttpSession, Step};
+use greenloop::net::service::{HttpConfig, HttpSession, Step};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -97,12 +97,23 @@ async fn echo(mut stream: TcpStream) -> io::Result<()> {
 }
 
 async fn sleep(mut stream: TcpStream) -> io::Result<()> {
-    let mut session = HttpSession::new();
+    let config = HttpConfig::default();
+    let mut session = HttpSession::with_config(&config);
     loop {
         match session.step() {
             Step::Read => {
                 let n = stream.read(session.read_buf()).await?;
                 session.filled(n);
+            }
+            // A lingering close, bounded as greenloop's (one timeout per
+            // read here: the reference stays small).
+            Step::Discard => {
+                match tokio::time::timeout(config.linger_time, stream.read(session.read_buf()))
+                    .await
+                {
+                    Ok(read) => session.filled(read?),
+                    Err(_) => session.timed_out(),
+                }
             }
             Step::Sleep(duration) => {
                 tokio::time::sleep(duration).await;
@@ -112,6 +123,7 @@ async fn sleep(mut stream: TcpStream) -> io::Result<()> {
                 stream.write_all(session.output()).await?;
                 session.written();
             }
+            Step::CloseWrite => stream.shutdown().await?,
             Step::Close => return Ok(()),
         }
     }

@@ -11,6 +11,7 @@
 #![deny(missing_docs, missing_debug_implementations, unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod addr;
 pub mod http;
 #[cfg(feature = "hyper")]
 pub mod hyper;
@@ -21,6 +22,7 @@ mod source;
 mod tcp;
 mod udp;
 
+pub use addr::ToSocketAddrs;
 pub use incoming::Incoming;
 pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;

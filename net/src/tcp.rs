@@ -29,7 +29,7 @@
 //! ```
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::net::{Shutdown, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -37,24 +37,8 @@ use std::time::Duration;
 use greenloop_runtime::reactor::Direction;
 use greenloop_runtime::time;
 
+use crate::addr::{Lookup, ToSocketAddrs, each_addr, invalid, lookup_async, no_address};
 use crate::source::{Registered, never, short};
-
-/// Calls `f` on each address `addrs` resolves to until one succeeds.
-pub(crate) fn each_addr<A: ToSocketAddrs, T>(
-    addrs: A,
-    mut f: impl FnMut(SocketAddr) -> io::Result<T>,
-) -> io::Result<T> {
-    let mut last = None;
-    for addr in addrs.to_socket_addrs()? {
-        match f(addr) {
-            Ok(value) => return Ok(value),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidInput, "could not resolve to any address")
-    }))
-}
 
 /// A TCP listening socket registered with this thread's reactor.
 #[derive(Debug)]
@@ -63,14 +47,15 @@ pub struct TcpListener {
 }
 
 impl TcpListener {
-    /// Binds to `addr` (with `SO_REUSEADDR`, as mio does) and listens.
+    /// Binds to `addr` (with `SO_REUSEADDR`, as mio does) and listens. A
+    /// name is looked up off the scheduler (see [`ToSocketAddrs`]).
     ///
     /// # Errors
     ///
     /// Resolution, `bind` and `listen` errors; the last one if several
     /// addresses were tried.
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
-        each_addr(addr, |a| Registered::new(mio::net::TcpListener::bind(a)?))
+        each_addr(&addr, |a| Registered::new(mio::net::TcpListener::bind(a)?))
             .map(|inner| TcpListener { inner })
     }
 
@@ -176,14 +161,16 @@ impl TcpStream {
         Ok(unsafe { std::net::TcpStream::from_raw_fd(stream.into_raw_fd()) })
     }
 
-    /// Connects, blocking-style.
+    /// Connects, blocking-style. A name is looked up on the blocking pool
+    /// from a green thread or a task (see [`ToSocketAddrs`]); a literal
+    /// address needs no lookup.
     ///
     /// # Errors
     ///
     /// Resolution and connection errors (the last one if several addresses
     /// were tried).
     pub fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
-        each_addr(addr, |a| {
+        each_addr(&addr, |a| {
             let stream = TcpStream::start_connect(a)?;
             stream.inner.blocking_io(Direction::Write, never, finish_connect)?;
             Ok(stream)
@@ -206,12 +193,31 @@ impl TcpStream {
         }
     }
 
-    /// Connects, async-style.
+    /// Connects, async-style. A name is looked up on the blocking pool,
+    /// awaited; a literal address needs no lookup.
     ///
     /// # Errors
     ///
-    /// Connection errors.
-    pub async fn connect_async(addr: SocketAddr) -> io::Result<TcpStream> {
+    /// Resolution and connection errors (the last one if several addresses
+    /// were tried).
+    pub async fn connect_async<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
+        let addrs = match addr.lookup() {
+            Lookup::One(one) => return TcpStream::connect_one_async(one).await,
+            Lookup::Many(list) => list.to_vec(),
+            Lookup::Name(host, port) => lookup_async(host, port).await?,
+            Lookup::Invalid => return Err(invalid()),
+        };
+        let mut last = None;
+        for one in addrs {
+            match TcpStream::connect_one_async(one).await {
+                Ok(stream) => return Ok(stream),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(no_address))
+    }
+
+    async fn connect_one_async(addr: SocketAddr) -> io::Result<TcpStream> {
         let stream = TcpStream::start_connect(addr)?;
         std::future::poll_fn(|cx| {
             stream.inner.poll_io(Direction::Write, cx, never, finish_connect)

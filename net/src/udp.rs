@@ -1,12 +1,12 @@
 //! UDP sockets usable in both styles (see the crate docs).
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 
 use greenloop_runtime::reactor::Direction;
 
+use crate::addr::{ToSocketAddrs, each_addr};
 use crate::source::{Registered, never};
-use crate::tcp::each_addr;
 
 /// A UDP socket registered with this thread's reactor.
 ///
@@ -26,13 +26,14 @@ pub struct UdpSocket {
 }
 
 impl UdpSocket {
-    /// Binds to `addr`.
+    /// Binds to `addr` (a name is looked up off the scheduler: see
+    /// [`ToSocketAddrs`]).
     ///
     /// # Errors
     ///
     /// Resolution and `bind` errors.
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<UdpSocket> {
-        each_addr(addr, |a| Registered::new(mio::net::UdpSocket::bind(a)?))
+        each_addr(&addr, |a| Registered::new(mio::net::UdpSocket::bind(a)?))
             .map(|inner| UdpSocket { inner })
     }
 

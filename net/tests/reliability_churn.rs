@@ -1,6 +1,7 @@
 //! No leaks under churn: many connect / request / close cycles on every
-//! cell of the matrix, after which open descriptors, OS threads, live green
-//! threads or tasks, and RSS are back where they were after a warm-up.
+//! cell of the matrix, after which open descriptors, OS threads, running
+//! handlers, live green threads or tasks, and RSS are back where they were
+//! after a warm-up.
 //!
 //! `GREENLOOP_CHURN` sets the cycles per cell (default 3,000, so CI stays
 //! quick; the README gives 50,000-cycle figures measured by hand). The
@@ -13,8 +14,8 @@ mod server_util;
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -34,32 +35,57 @@ const CLIENTS: u64 = 4;
 const RSS_MARGIN: u64 = 8 << 20;
 const SETTLE: Duration = Duration::from_secs(20);
 const REQUEST: &[u8] = b"GET /sleep?ms=0 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
-/// Stored in [`Probe::live`] when the handler runs outside green threads
-/// and tasks (an OS thread).
-const NO_COUNT: usize = usize::MAX;
+/// What the probe saw at the start of a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Seen {
+    /// Connection handlers running, this one included (every cell).
+    handlers: usize,
+    /// Green threads or tasks alive on the handler's runtime; `None` where
+    /// the handler runs on an OS thread with neither (the threads cells,
+    /// the stackless pool).
+    runtime: Option<usize>,
+}
 
 /// The sleep service, recording at the start of each connection how many
-/// green threads or tasks are alive on its runtime.
-#[derive(Clone)]
+/// handlers are running and how many green threads or tasks are alive on
+/// its runtime.
+#[derive(Clone, Default)]
 struct Probe {
-    live: Arc<AtomicUsize>,
+    handlers: Arc<AtomicUsize>,
+    seen: Arc<Mutex<Option<Seen>>>,
+}
+
+/// Counts a handler as running until dropped.
+struct Running<'a>(&'a AtomicUsize);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Probe {
-    fn record(&self) {
-        let live = green::stats().map(|s| s.live_threads).or_else(task::live_tasks);
-        self.live.store(live.unwrap_or(NO_COUNT), Ordering::SeqCst);
+    fn enter(&self) -> Running<'_> {
+        let handlers = self.handlers.fetch_add(1, Ordering::SeqCst) + 1;
+        let runtime = green::stats().map(|s| s.live_threads).or_else(task::live_tasks);
+        *self.seen.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some(Seen { handlers, runtime });
+        Running(&self.handlers)
+    }
+
+    fn seen(&self) -> Option<Seen> {
+        *self.seen.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 impl Service for Probe {
     fn serve_blocking<S: BlockingStream>(&self, stream: &mut S, stop: &Shutdown) -> io::Result<()> {
-        self.record();
+        let _running = self.enter();
         SleepHttp::default().serve_blocking(stream, stop)
     }
 
     async fn serve_async(&self, stream: &GreenStream, stop: &Shutdown) -> io::Result<()> {
-        self.record();
+        let _running = self.enter();
         SleepHttp::default().serve_async(stream, stop).await
     }
 }
@@ -82,11 +108,12 @@ fn churn(addr: SocketAddr, cycles: u64) {
     clients.into_iter().for_each(|c| c.join().expect("client"));
 }
 
-/// Green threads or tasks alive on the server's runtime while it serves
-/// one (probe) connection.
-fn live(server: &Server, probe: &Probe) -> usize {
+/// What the probe sees while the server serves one (probe) connection.
+/// Every earlier connection's handler has returned: its client saw the
+/// server's close, which comes after the handler.
+fn live(server: &Server, probe: &Probe) -> Option<Seen> {
     cycle(server.addr);
-    probe.live.load(Ordering::SeqCst)
+    probe.seen()
 }
 
 /// OS threads an idle server of `cell` may keep: its own, plus its worker
@@ -113,21 +140,27 @@ fn connection_churn_leaks_nothing_on_every_cell() {
             let cell_start = Instant::now();
             let (fds_before, threads_before) = (open_fds(), os_threads());
             let threads_idle = threads_before + server_threads(&cell);
-            let probe = Probe { live: Arc::new(AtomicUsize::new(NO_COUNT)) };
+            let probe = Probe::default();
             let server = Server::start(probe.clone(), cell);
             churn(server.addr, WARM_UP);
             // Descriptors of the warm-up may still be closing: this base
             // can only be too high (lenient); the check after stop is exact.
             let fds_base = open_fds();
-            // The probe's own green thread (plus the acceptor's, `main`) or
-            // its own task: nothing else alive.
-            let expected = match (cell.config.runtime, cell.config.style) {
-                (Runtime::Green, _) => 2,
-                (Runtime::Stackless, Style::Async) => 1,
-                (Runtime::Stackless, _) if cell.is_inline() => 1,
-                _ => NO_COUNT,
+            // The probe's handler alone; on its runtime, its own green
+            // thread (plus the acceptor's, `main`) or its own task: nothing
+            // else alive.
+            let runtime = match (cell.config.runtime, cell.config.style) {
+                (Runtime::Green, _) => Some(2),
+                (Runtime::Stackless, Style::Async) => Some(1),
+                (Runtime::Stackless, _) if cell.is_inline() => Some(1),
+                _ => None,
             };
-            assert_eq!(live(&server, &probe), expected, "{cell}: green threads / tasks when idle");
+            let expected = Some(Seen { handlers: 1, runtime });
+            assert_eq!(
+                live(&server, &probe),
+                expected,
+                "{cell}: handlers / green threads / tasks when idle"
+            );
             let rss_base = rss_bytes();
 
             let start = Instant::now();
@@ -146,7 +179,7 @@ fn connection_churn_leaks_nothing_on_every_cell() {
             assert_eq!(
                 live(&server, &probe),
                 expected,
-                "{cell}: green threads / tasks after churn"
+                "{cell}: handlers / green threads / tasks after churn"
             );
             let rss = rss_bytes();
             assert!(

@@ -72,7 +72,7 @@ fn accept_backs_off_when_out_of_descriptors_and_recovers() {
         return;
     }
     for (index, cell) in cells().into_iter().enumerate() {
-        let mut run = ChildRun::start(TEST, &index.to_string());
+        let mut run = ChildRun::start(TEST, &index.to_string(), LIMIT);
         let addr: SocketAddr = run.line_after("ADDR ").parse().expect("child address");
 
         // A connection accepted before the descriptors run out.
@@ -105,7 +105,7 @@ fn accept_backs_off_when_out_of_descriptors_and_recovers() {
         drop(kept);
 
         run.close_stdin();
-        let exit = run.wait(LIMIT);
+        let exit = run.wait();
         assert!(exit.status.success(), "{cell}: child failed: {:?}\n{}", exit.status, exit.stderr);
         let report = exit.line_after("REPORT ");
         let (errors, unfinished) = report.split_once(' ').expect("two counts");

@@ -93,11 +93,11 @@ fn handler_stack_overflow_is_reported_and_aborts() {
         return;
     }
     for (index, (cell, expected)) in cells().into_iter().enumerate() {
-        let mut run = ChildRun::start(TEST, &index.to_string());
+        let mut run = ChildRun::start(TEST, &index.to_string(), LIMIT);
         let addr: SocketAddr = run.line_after("ADDR ").parse().expect("child address");
         let mut stream = server_util::connect(addr);
         stream.write_all(b"GET / HTTP/1.1\r\n\r\n").expect("send");
-        let exit = run.wait(LIMIT);
+        let exit = run.wait();
         let stderr = &exit.stderr;
         assert_eq!(exit.status.signal(), Some(libc::SIGABRT), "{cell}: {exit:?}");
         let expected = match stderr

@@ -105,9 +105,12 @@ fn one_percent_of_handlers_panic_on_every_cell() {
         return;
     }
     for (index, cell) in all_cells().into_iter().enumerate() {
-        let run =
-            ChildRun::start("one_percent_of_handlers_panic_on_every_cell", &index.to_string());
-        let exit = run.wait(LIMIT);
+        let run = ChildRun::start(
+            "one_percent_of_handlers_panic_on_every_cell",
+            &index.to_string(),
+            LIMIT,
+        );
+        let exit = run.wait();
         assert!(exit.status.success(), "{cell}: child failed: {:?}\n{}", exit.status, exit.stderr);
         let result = exit.line_after("RESULT ");
         let (answered, panicked) = result.split_once(' ').expect("two counts");

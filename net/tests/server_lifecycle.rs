@@ -18,7 +18,9 @@ const LIMIT: Duration = Duration::from_secs(120);
 
 /// The sleep service with a header timeout short enough for tests.
 fn impatient() -> SleepHttp {
-    SleepHttp { config: HttpConfig { header_timeout: Duration::from_millis(200) } }
+    SleepHttp {
+        config: HttpConfig { header_timeout: Duration::from_millis(200), ..HttpConfig::default() },
+    }
 }
 
 #[test]

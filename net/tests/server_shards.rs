@@ -55,16 +55,19 @@ fn connections_reach_every_shard_and_all_shards_stop() {
 
 #[test]
 fn sharding_needs_a_reuseport_listener_and_an_event_loop_runtime() {
-    let plain = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let mut config = ServerConfig::new(Runtime::Green, Style::Blocking);
-    config.cores = 2;
-    let e = serve(plain, Echo, &config, &Shutdown::new()).unwrap_err();
-    assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
-    assert!(e.to_string().contains("bind_reuseport"), "{e}");
+    // A regression would serve instead of refusing: the watchdog fails it.
+    watchdog(LIMIT, || {
+        let plain = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut config = ServerConfig::new(Runtime::Green, Style::Blocking);
+        config.cores = 2;
+        let e = serve(plain, Echo, &config, &Shutdown::new()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("bind_reuseport"), "{e}");
 
-    let shared = greenloop_net::server::bind_reuseport(([127, 0, 0, 1], 0).into(), 16).unwrap();
-    config.runtime = Runtime::Threads;
-    let e = serve(shared, Echo, &config, &Shutdown::new()).unwrap_err();
-    assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
-    assert!(e.to_string().contains("green and stackless"), "{e}");
+        let shared = greenloop_net::server::bind_reuseport(([127, 0, 0, 1], 0).into(), 16).unwrap();
+        config.runtime = Runtime::Threads;
+        let e = serve(shared, Echo, &config, &Shutdown::new()).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("green and stackless"), "{e}");
+    });
 }

@@ -33,6 +33,7 @@ mod runtime;
 pub mod shard;
 mod slab;
 pub mod sync;
+pub mod sys;
 pub mod task;
 pub mod time;
 

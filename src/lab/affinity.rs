@@ -10,6 +10,8 @@ use std::io;
 use std::mem;
 use std::sync::OnceLock;
 
+use greenloop_runtime::sys::set_affinity;
+
 /// Which CPUs go to whom; see [`plan`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pinning {
@@ -75,12 +77,7 @@ pub fn cpu_set(cpus: &[usize]) -> libc::cpu_set_t {
 ///
 /// The error of `sched_setaffinity(2)`.
 pub fn pin_this_thread(set: &libc::cpu_set_t) -> io::Result<()> {
-    // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 is the
-    // calling thread (sched_setaffinity(2)).
-    if unsafe { libc::sched_setaffinity(0, mem::size_of::<libc::cpu_set_t>(), set) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    set_affinity(0, set)
 }
 
 /// Pins every thread of this process to `cpus`; threads started later
@@ -98,9 +95,8 @@ pub fn pin_this_process(cpus: &[usize]) -> io::Result<()> {
         let Ok(tid) = entry?.file_name().to_string_lossy().parse::<libc::pid_t>() else {
             continue;
         };
-        // SAFETY: as in `pin_this_thread`; a tid of this process that has
-        // exited meanwhile makes the call fail with ESRCH, which is fine.
-        unsafe { libc::sched_setaffinity(tid, mem::size_of::<libc::cpu_set_t>(), &set) };
+        // A thread that has exited meanwhile fails with ESRCH: skipped.
+        let _ = set_affinity(tid, &set);
     }
     Ok(())
 }

@@ -8,6 +8,8 @@
 
 use std::io;
 
+use greenloop_runtime::syscall;
+
 /// Descriptors kept back from connections: standard streams, the epoll
 /// instance and its waker, the listener, pipes to the server, files the lab
 /// reads under `/proc`, and some slack.
@@ -21,9 +23,7 @@ pub const RESERVED_FDS: u64 = 64;
 pub fn nofile_limit() -> io::Result<(u64, u64)> {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: `limit` is a valid out-pointer for getrlimit(2).
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    syscall!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) })?;
     Ok((limit.rlim_cur, limit.rlim_max))
 }
 
@@ -52,13 +52,12 @@ pub fn raise_nofile_limit() -> io::Result<(u64, u64)> {
     let limit = libc::rlimit { rlim_cur: target, rlim_max: hard };
     // SAFETY: `limit` is a valid, initialised rlimit for setrlimit(2);
     // raising the soft limit up to the hard one needs no privilege.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
-        let e = io::Error::last_os_error();
-        return Err(io::Error::new(
+    syscall!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }).map_err(|e| {
+        io::Error::new(
             e.kind(),
             format!("cannot raise RLIMIT_NOFILE from {soft} to {target} (hard limit {hard}): {e}"),
-        ));
-    }
+        )
+    })?;
     nofile_limit()
 }
 

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use greenloop_net::server::{ServeReport, Shutdown, serve};
 use greenloop_net::service::{Echo, SleepHttp};
+use greenloop_runtime::syscall;
 
 use super::affinity;
 use super::cell::{Cell, ServiceKind};
@@ -300,9 +301,7 @@ impl ServerProc {
         let pid = libc::pid_t::try_from(self.pid).map_err(io::Error::other)?;
         // SAFETY: kill(2) with a valid signal; `pid` is our unreaped child,
         // so the id cannot have been reused by another process.
-        if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        syscall!(unsafe { libc::kill(pid, libc::SIGTERM) })?;
         let deadline = Instant::now() + STOP_TIMEOUT;
         while Instant::now() < deadline {
             if let Some(status) = child.try_wait()? {
@@ -339,17 +338,15 @@ fn keep_tail(pipe: impl Read, tail: &Mutex<VecDeque<String>>) {
 fn unblock_stop_signals() -> io::Result<()> {
     // SAFETY: sigemptyset/sigaddset initialise the set they are given;
     // sigprocmask(2) with a valid set and a null old-set pointer. All three
-    // are async-signal-safe.
-    unsafe {
+    // are async-signal-safe, and so is reading errno.
+    syscall!(unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGTERM);
-        if libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
+        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut())
+    })
+    .map(drop)
 }
 
 /// Serves `cell` on `listener` in this process until `shutdown` is

@@ -55,8 +55,10 @@ impl Panics {
 
 /// Serves one connection on the current OS thread, blocking it: a `std`
 /// stream for blocking-style handlers, a greenloop stream driven by this
-/// thread's reactor for async ones. The connection's slot is freed at the
-/// end. Errors end the connection only, so they are not reported further.
+/// thread's reactor for async ones. The connection is converted outside
+/// the handler's catch, so it (and its slot) outlives the count of a panic;
+/// it is freed at the end. Errors end the connection only, so they are not
+/// reported further.
 fn on_this_thread<S: Service>(
     conn: Conn,
     service: &S,
@@ -64,20 +66,22 @@ fn on_this_thread<S: Service>(
     shutdown: &Shutdown,
     panics: &Panics,
 ) {
-    panics.catch(|| {
-        let _ = match style {
-            Style::Blocking => blocking_std(conn, service, shutdown),
-            Style::Async => conn
-                .serve_as(TcpStream::from_std)
-                .and_then(|conn| block_on(service.serve_async(&conn.stream, shutdown))),
-        };
-    });
-}
-
-/// Serves `conn` blocking-style on a `std` stream, blocking this thread.
-fn blocking_std<S: Service>(conn: Conn, service: &S, shutdown: &Shutdown) -> io::Result<()> {
-    let mut conn = conn.serve_as(|stream| stream.set_nonblocking(false).map(|()| stream))?;
-    service.serve_blocking(&mut conn.stream, shutdown)
+    match style {
+        Style::Blocking => {
+            let blocking =
+                |stream: std::net::TcpStream| stream.set_nonblocking(false).map(|()| stream);
+            let Ok(mut conn) = conn.serve_as(blocking) else { return };
+            panics.catch(|| {
+                let _ = service.serve_blocking(&mut conn.stream, shutdown);
+            });
+        }
+        Style::Async => {
+            let Ok(conn) = conn.serve_as(TcpStream::from_std) else { return };
+            panics.catch(|| {
+                let _ = block_on(service.serve_async(&conn.stream, shutdown));
+            });
+        }
+    }
 }
 
 /// Stops accepting, waits for connections in flight, and reports.

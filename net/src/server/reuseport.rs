@@ -11,6 +11,8 @@ use std::mem;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
+use greenloop_runtime::syscall;
+
 /// The listen backlog of the sibling listeners [`serve`](super::serve)
 /// binds for shards 1.. (Linux caps it at `net.core.somaxconn`).
 pub(super) const SIBLING_BACKLOG: i32 = 4096;
@@ -32,10 +34,7 @@ pub fn bind_reuseport(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener>
     let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
     // SAFETY: socket(2) with constant arguments; it returns a new
     // descriptor or -1.
-    let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let fd = syscall!(unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
     // SAFETY: `fd` is a fresh descriptor nobody else owns.
     let socket = unsafe { OwnedFd::from_raw_fd(fd) };
     set_option(&socket, libc::SO_REUSEADDR)?;
@@ -43,17 +42,12 @@ pub fn bind_reuseport(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener>
     let (storage, len) = sockaddr(addr);
     // SAFETY: `storage` holds a sockaddr of `len` bytes of `domain`'s
     // family (bind(2)); `socket` is open.
-    let rc = unsafe {
+    syscall!(unsafe {
         libc::bind(socket.as_raw_fd(), (&raw const storage).cast::<libc::sockaddr>(), len)
-    };
-    if rc != 0 {
-        let e = io::Error::last_os_error();
-        return Err(io::Error::new(e.kind(), format!("bind {addr} with SO_REUSEPORT: {e}")));
-    }
+    })
+    .map_err(|e| io::Error::new(e.kind(), format!("bind {addr} with SO_REUSEPORT: {e}")))?;
     // SAFETY: listen(2) on a bound socket this function owns.
-    if unsafe { libc::listen(socket.as_raw_fd(), backlog) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    syscall!(unsafe { libc::listen(socket.as_raw_fd(), backlog) })?;
     Ok(TcpListener::from(socket))
 }
 
@@ -67,7 +61,7 @@ pub(super) fn has_reuseport(listener: &TcpListener) -> io::Result<bool> {
     let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: getsockopt(2) writes at most `len` bytes into `value`, an
     // int of that size; the descriptor is open for the borrow's duration.
-    let rc = unsafe {
+    syscall!(unsafe {
         libc::getsockopt(
             listener.as_raw_fd(),
             libc::SOL_SOCKET,
@@ -75,10 +69,7 @@ pub(super) fn has_reuseport(listener: &TcpListener) -> io::Result<bool> {
             (&raw mut value).cast(),
             &mut len,
         )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    })?;
     Ok(value != 0)
 }
 
@@ -87,7 +78,7 @@ fn set_option(socket: &OwnedFd, name: libc::c_int) -> io::Result<()> {
     let on: libc::c_int = 1;
     // SAFETY: setsockopt(2) reads `len` bytes from `on`, an int of that
     // size; `socket` is open.
-    let rc = unsafe {
+    syscall!(unsafe {
         libc::setsockopt(
             socket.as_raw_fd(),
             libc::SOL_SOCKET,
@@ -95,10 +86,7 @@ fn set_option(socket: &OwnedFd, name: libc::c_int) -> io::Result<()> {
             (&raw const on).cast(),
             mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    })?;
     Ok(())
 }
 

@@ -8,6 +8,8 @@
 use std::io;
 use std::mem::MaybeUninit;
 
+use greenloop_runtime::syscall;
+
 use super::Shutdown;
 
 /// Triggers `shutdown` on the first SIGINT or SIGTERM.
@@ -40,15 +42,13 @@ pub fn shutdown_on_signals(shutdown: Shutdown) -> io::Result<()> {
 
 fn signal_set() -> io::Result<libc::sigset_t> {
     let mut set = MaybeUninit::<libc::sigset_t>::uninit();
-    // SAFETY: sigemptyset(3) initialises the set it is given; sigaddset
-    // adds valid signal numbers to that initialised set.
-    unsafe {
-        if libc::sigemptyset(set.as_mut_ptr()) != 0
-            || libc::sigaddset(set.as_mut_ptr(), libc::SIGINT) != 0
-            || libc::sigaddset(set.as_mut_ptr(), libc::SIGTERM) != 0
-        {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(set.assume_init())
+    // SAFETY: sigemptyset(3) initialises the set it is given.
+    syscall!(unsafe { libc::sigemptyset(set.as_mut_ptr()) })?;
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: sigaddset(3) adds a valid signal number to the set that
+        // sigemptyset initialised.
+        syscall!(unsafe { libc::sigaddset(set.as_mut_ptr(), signal) })?;
     }
+    // SAFETY: sigemptyset initialised the set.
+    Ok(unsafe { set.assume_init() })
 }

@@ -31,17 +31,33 @@ pub trait BlockingStream: Read + Write {
     ///
     /// `InvalidInput` for a zero duration; `setsockopt` errors.
     fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()>;
+
+    /// Shuts down the write side: the peer reads what was written, then
+    /// end of stream (the first half of a lingering close).
+    ///
+    /// # Errors
+    ///
+    /// `shutdown` errors (`NotConnected` once the peer reset).
+    fn shutdown_write(&mut self) -> io::Result<()>;
 }
 
 impl BlockingStream for std::net::TcpStream {
     fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         std::net::TcpStream::set_read_timeout(self, timeout)
     }
+
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
+    }
 }
 
 impl BlockingStream for TcpStream {
     fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         TcpStream::set_read_timeout(self, timeout)
+    }
+
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
     }
 }
 

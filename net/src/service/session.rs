@@ -7,6 +7,8 @@
 //!  Step::Read       read into read_buf(), report with filled(n) (0 = EOF)
 //!  Step::Sleep(d)   sleep d (blocking: green::sleep; async: time::sleep), then slept()
 //!  Step::Write      write all of output() in ONE write, then written()
+//!  Step::CloseWrite shut down the write side of the connection
+//!  Step::Discard    read into read_buf(), report with filled(n); the bytes are dropped
 //!  Step::Close      close the connection
 //! ```
 //!
@@ -16,11 +18,28 @@
 //! and the connection closes after it; a request body announced by
 //! `Content-Length` is skipped. The driver owns the clock: when the peer is
 //! too slow to send a request it calls [`HttpSession::timed_out`].
+//!
+//! # Lingering close
+//!
+//! Closing a socket whose receive buffer holds unread bytes makes the kernel
+//! send a reset instead of a FIN, and a reset can destroy the response still
+//! on its way (the client reads `ECONNRESET` instead of the 431 it was
+//! sent). So when the session closes while the peer may still be sending
+//! (after an error answer, a 408, a shutdown, or with input or a body left
+//! unread) it closes like nginx's `lingering_close` and Go's
+//! `closeWriteAndWait`: `CloseWrite` (the peer reads the responses, then end
+//! of stream), then `Discard` until the peer closes too or
+//! [`HttpConfig::linger_bytes`] were dropped; the driver bounds the time
+//! with [`HttpConfig::linger_time`] and calls `timed_out` when it runs out.
+//! A close after the peer's end of stream, or after an idle timeout, or
+//! after a `Connection: close` exchange with nothing left over, is plain.
 
 use std::time::Duration;
 
+use super::HttpConfig;
 use crate::http::{
-    Action, MAX_HEAD, Parsed, error_response, parse_request, route_sleep, write_response,
+    Action, MAX_HEAD, ParseError, Parsed, error_response, parse_request, route_sleep,
+    write_response,
 };
 
 /// Bytes buffered per connection at most: a full request head plus
@@ -41,6 +60,13 @@ pub enum Step {
     Sleep(Duration),
     /// Write all of [`HttpSession::output`], then call [`HttpSession::written`].
     Write,
+    /// Shut down the write side of the connection (`shutdown(2)`,
+    /// `SHUT_WR`): the peer reads every response, then end of stream.
+    CloseWrite,
+    /// Read into [`HttpSession::read_buf`] and report with
+    /// [`HttpSession::filled`]; the bytes are dropped. Bound the wait by
+    /// [`HttpConfig::linger_time`], then call [`HttpSession::timed_out`].
+    Discard,
     /// Close the connection.
     Close,
 }
@@ -67,6 +93,14 @@ pub struct HttpSession {
     sleeping: Option<bool>,
     /// Requests answered so far.
     answered: u64,
+    /// Closing may leave input from the peer unread: an error was answered
+    /// (the byte stream lost its framing) or keep-alive was stopped.
+    unread: bool,
+    /// Bytes a lingering close may discard.
+    linger_bytes: usize,
+    /// In a lingering close (after `CloseWrite`): bytes still to discard
+    /// before closing anyway.
+    lingering: Option<usize>,
 }
 
 impl Default for HttpSession {
@@ -76,8 +110,15 @@ impl Default for HttpSession {
 }
 
 impl HttpSession {
-    /// A session for a new connection.
+    /// A session for a new connection, with the default [`HttpConfig`].
     pub fn new() -> HttpSession {
+        HttpSession::with_config(&HttpConfig::default())
+    }
+
+    /// A session for a new connection, discarding at most
+    /// `config.linger_bytes` in a lingering close (the driver applies the
+    /// timeouts).
+    pub fn with_config(config: &HttpConfig) -> HttpSession {
         HttpSession {
             buf: vec![0; FIRST_BUF],
             start: 0,
@@ -90,6 +131,9 @@ impl HttpSession {
             queued: None,
             sleeping: None,
             answered: 0,
+            unread: false,
+            linger_bytes: config.linger_bytes,
+            lingering: None,
         }
     }
 
@@ -104,9 +148,14 @@ impl HttpSession {
         self.draining = true;
     }
 
-    /// Where the driver reads into (never empty when `step` said `Read`).
+    /// Where the driver reads into (never empty when `step` said `Read` or
+    /// `Discard`).
     pub fn read_buf(&mut self) -> &mut [u8] {
-        if self.start > 0 {
+        if self.lingering.is_some() {
+            // Discarding: whatever was read before is dropped.
+            self.start = 0;
+            self.filled = 0;
+        } else if self.start > 0 {
             self.buf.copy_within(self.start..self.filled, 0);
             self.filled -= self.start;
             self.start = 0;
@@ -121,6 +170,9 @@ impl HttpSession {
     pub fn filled(&mut self, n: usize) {
         if n == 0 {
             self.eof = true;
+        }
+        if let Some(left) = &mut self.lingering {
+            *left = left.saturating_sub(n);
         }
         self.filled = (self.filled + n).min(self.buf.len());
     }
@@ -144,14 +196,21 @@ impl HttpSession {
         }
     }
 
-    /// Reports that the peer took too long to send a request (the driver's
-    /// header timeout): answers 408 and closes if part of one arrived,
-    /// just closes if nothing did (an idle keep-alive connection).
+    /// Reports that the peer took too long: to send a request (the
+    /// driver's header timeout), which answers 408 and closes if part of one
+    /// arrived, and just closes if nothing did (an idle keep-alive
+    /// connection); or to stop sending in a lingering close (the driver's
+    /// linger time), which closes.
     pub fn timed_out(&mut self) {
+        if self.lingering.is_some() {
+            self.lingering = Some(0);
+            return;
+        }
         if self.start < self.filled && self.skip == 0 {
             let body = br#"{"error":"request timeout"}"#;
             write_response(&mut self.out, 408, &[], body, false);
             self.answered += 1;
+            self.unread = true;
         }
         self.start = self.filled;
         self.closing = true;
@@ -162,6 +221,30 @@ impl HttpSession {
         self.answered += 1;
         if !keep_alive {
             self.closing = true;
+            self.unread |= self.draining;
+        }
+    }
+
+    /// Answers a request the server cannot frame, and closes.
+    fn fail(&mut self, error: &ParseError) {
+        error_response(&mut self.out, error);
+        self.answered += 1;
+        self.closing = true;
+        self.unread = true;
+    }
+
+    /// The close, once the responses are written: plain, or lingering
+    /// (see the module docs).
+    fn close(&mut self) -> Step {
+        match self.lingering {
+            None if self.eof => Step::Close,
+            None if self.unread || self.start < self.filled || self.skip > 0 => {
+                self.lingering = Some(self.linger_bytes);
+                Step::CloseWrite
+            }
+            None => Step::Close,
+            Some(left) if left == 0 || self.eof => Step::Close,
+            Some(_) => Step::Discard,
         }
     }
 
@@ -177,7 +260,7 @@ impl HttpSession {
                 return Step::Sleep(duration);
             }
             if self.closing {
-                return if self.out.is_empty() { Step::Close } else { Step::Write };
+                return if self.out.is_empty() { self.close() } else { Step::Write };
             }
             if self.skip > 0 {
                 let n = self.skip.min(self.filled - self.start);
@@ -197,9 +280,7 @@ impl HttpSession {
                     match body {
                         Ok(len) => self.skip = len,
                         Err(e) => {
-                            error_response(&mut self.out, &e);
-                            self.answered += 1;
-                            self.closing = true;
+                            self.fail(&e);
                             continue;
                         }
                     }
@@ -209,11 +290,7 @@ impl HttpSession {
                     }
                 }
                 Ok(Parsed::Partial) => return self.need_input(),
-                Err(e) => {
-                    error_response(&mut self.out, &e);
-                    self.answered += 1;
-                    self.closing = true;
-                }
+                Err(e) => self.fail(&e),
             }
         }
     }
@@ -232,7 +309,7 @@ impl HttpSession {
 
 #[cfg(test)]
 mod tests {
-    use super::{HttpSession, Step};
+    use super::{FIRST_BUF, HttpConfig, HttpSession, Step};
     use std::time::Duration;
 
     /// Feeds `input` in chunks of `chunk` bytes, sleeping instantly;
@@ -244,7 +321,7 @@ mod tests {
             let step = session.step();
             steps.push(step);
             match step {
-                Step::Read => {
+                Step::Read | Step::Discard => {
                     let buf = session.read_buf();
                     let n = chunk.min(input.len() - pos).min(buf.len());
                     buf[..n].copy_from_slice(&input[pos..pos + n]);
@@ -256,6 +333,7 @@ mod tests {
                     written.extend_from_slice(session.output());
                     session.written();
                 }
+                Step::CloseWrite => {}
                 Step::Close => break,
             }
         }
@@ -337,6 +415,11 @@ mod tests {
         assert!(out.starts_with("HTTP/1.1 408 Request Timeout\r\n"), "{out}");
         assert!(out.contains("Connection: close"), "{out}");
         session.written();
+        // The peer may still be sending: a lingering close, cut short by
+        // the driver's linger time.
+        assert_eq!(session.step(), Step::CloseWrite);
+        assert_eq!(session.step(), Step::Discard);
+        session.timed_out();
         assert_eq!(session.step(), Step::Close);
     }
 
@@ -369,6 +452,77 @@ mod tests {
         assert_eq!(session.step(), Step::Write);
         assert!(String::from_utf8_lossy(session.output()).contains("Connection: close"));
         session.written();
+        // Lingers until the peer's end of stream (after shutdown, the read
+        // half is shut: a read gives what is queued, then 0).
+        assert_eq!(session.step(), Step::CloseWrite);
+        assert_eq!(session.step(), Step::Discard);
+        session.filled(0);
         assert_eq!(session.step(), Step::Close);
+    }
+
+    /// Steps after the first response is written, with `more` bytes of
+    /// input available to each read.
+    fn steps_after_answer(input: &[u8], config: &HttpConfig, more: usize) -> (Vec<Step>, usize) {
+        let mut session = HttpSession::with_config(config);
+        assert_eq!(session.step(), Step::Read);
+        session.read_buf()[..input.len()].copy_from_slice(input);
+        session.filled(input.len());
+        let (mut steps, mut discarded) = (Vec::new(), 0);
+        for _ in 0..1_000 {
+            let step = session.step();
+            steps.push(step);
+            match step {
+                Step::Read | Step::Discard => {
+                    let n = session.read_buf().len().min(more - discarded);
+                    discarded += n;
+                    session.filled(n);
+                }
+                Step::Sleep(_) => session.slept(),
+                Step::Write => session.written(),
+                Step::CloseWrite => {}
+                Step::Close => break,
+            }
+        }
+        (steps, discarded)
+    }
+
+    #[test]
+    fn an_error_answer_lingers_for_at_most_linger_bytes() {
+        let config = HttpConfig { linger_bytes: 10_000, ..HttpConfig::default() };
+        // The peer keeps sending: discarded up to the bound, then closed.
+        let (steps, discarded) = steps_after_answer(b"GARBAGE\r\n\r\n", &config, 1 << 20);
+        assert_eq!(&steps[..3], [Step::Write, Step::CloseWrite, Step::Discard]);
+        assert_eq!(steps.last(), Some(&Step::Close));
+        assert!((10_000..10_000 + FIRST_BUF).contains(&discarded), "{discarded}");
+        assert!(!steps.contains(&Step::Read), "{steps:?}");
+        // The peer stops early: its end of stream ends the close.
+        let (steps, discarded) = steps_after_answer(b"GARBAGE\r\n\r\n", &config, 3_000);
+        assert_eq!(discarded, 3_000);
+        assert_eq!(steps.last(), Some(&Step::Close));
+    }
+
+    #[test]
+    fn a_bad_content_length_and_a_huge_head_linger() {
+        let config = HttpConfig::default();
+        let bad_length = b"POST /sleep?ms=0 HTTP/1.1\r\nContent-Length: ten\r\n\r\n";
+        let (steps, _) = steps_after_answer(bad_length, &config, 100);
+        assert_eq!(&steps[..3], [Step::Write, Step::CloseWrite, Step::Discard], "{steps:?}");
+        let mut head = b"GET /sleep?ms=1 HTTP/1.1\r\n".to_vec();
+        head.resize(FIRST_BUF, b'a');
+        let (steps, _) = steps_after_answer(&head, &config, 20 * 1024);
+        assert!(steps.contains(&Step::CloseWrite), "{steps:?}");
+        assert_eq!(steps.last(), Some(&Step::Close));
+    }
+
+    #[test]
+    fn a_close_the_peer_asked_for_is_plain_unless_input_is_left() {
+        let config = HttpConfig::default();
+        let close = b"GET /nope HTTP/1.1\r\nConnection: close\r\n\r\n";
+        let (steps, _) = steps_after_answer(close, &config, 0);
+        assert_eq!(steps, [Step::Write, Step::Close]);
+        let mut pipelined = close.to_vec();
+        pipelined.extend_from_slice(b"GET /nope HTTP/1.1\r\n\r\n");
+        let (steps, _) = steps_after_answer(&pipelined, &config, 0);
+        assert_eq!(steps, [Step::Write, Step::CloseWrite, Step::Discard, Step::Close]);
     }
 }

@@ -1,9 +1,10 @@
 //! The HTTP sleep service, once per style: both drive the same
 //! [`HttpSession`](super::HttpSession) and differ only in how they wait.
 //!
-//! Both bound how long a peer may take to send a request with one
-//! [`HeaderClock`]: a slowloris that trickles a request head gets a 408,
-//! an idle keep-alive connection is closed.
+//! Both bound how long a peer may take with one [`ReadClock`]: a slowloris
+//! that trickles a request head gets a 408, an idle keep-alive connection is
+//! closed, and a lingering close stops discarding input after
+//! [`HttpConfig::linger_time`].
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -24,41 +25,63 @@ pub struct HttpConfig {
     /// `408 Request Timeout` and the connection closes; an idle connection
     /// is just closed. Default 30 s.
     pub header_timeout: Duration,
+    /// A lingering close (see [`HttpSession`]'s docs) discards at most this
+    /// many bytes of input before it closes anyway. Default 64 KiB: more
+    /// than a request head and a small body, so an ordinary client that
+    /// stops sending after an error is drained to its end.
+    pub linger_bytes: usize,
+    /// A lingering close discards input for at most this long, counted
+    /// from when the write side was shut down. Default 2 s: ample for a
+    /// client to read the response and close, short enough that a peer
+    /// which never stops holds its connection slot only briefly.
+    pub linger_time: Duration,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { header_timeout: Duration::from_secs(30) }
+        HttpConfig {
+            header_timeout: Duration::from_secs(30),
+            linger_bytes: 64 * 1024,
+            linger_time: Duration::from_secs(2),
+        }
     }
 }
 
-/// The header timeout of one connection: started by the first read a
+/// The read deadline of one connection: started by the first read a
 /// session asks for, kept over the reads that follow, reset by any other
-/// step (a request arrived).
+/// step (a request arrived, or the write side was shut down). A `Read`
+/// waits at most the header timeout, a `Discard` the linger time.
 #[derive(Debug)]
-struct HeaderClock {
-    timeout: Duration,
+struct ReadClock {
+    header_timeout: Duration,
+    linger_time: Duration,
     deadline: Option<Instant>,
 }
 
-impl HeaderClock {
-    fn new(config: &HttpConfig) -> HeaderClock {
-        HeaderClock { timeout: config.header_timeout, deadline: None }
+impl ReadClock {
+    fn new(config: &HttpConfig) -> ReadClock {
+        ReadClock {
+            header_timeout: config.header_timeout,
+            linger_time: config.linger_time,
+            deadline: None,
+        }
     }
 
     /// The session's next step, seen by the clock.
     fn step(&mut self, session: &mut HttpSession) -> Step {
         let step = session.step();
-        if step != Step::Read {
+        if !matches!(step, Step::Read | Step::Discard) {
             self.deadline = None;
         }
         step
     }
 
-    /// How long the next read may wait; `None` once the time is up.
-    fn remaining(&mut self) -> Option<Duration> {
+    /// How long the read that `step` asks for may wait; `None` once the
+    /// time is up.
+    fn remaining(&mut self, step: Step) -> Option<Duration> {
+        let timeout = if step == Step::Discard { self.linger_time } else { self.header_timeout };
         let now = Instant::now();
-        let deadline = *self.deadline.get_or_insert_with(|| now + self.timeout);
+        let deadline = *self.deadline.get_or_insert_with(|| now + timeout);
         Some(deadline.saturating_duration_since(now)).filter(|left| !left.is_zero())
     }
 }
@@ -76,8 +99,8 @@ pub fn sleep_blocking<S: BlockingStream>(
     config: &HttpConfig,
     shutdown: &Shutdown,
 ) -> io::Result<u64> {
-    let mut session = HttpSession::new();
-    let mut clock = HeaderClock::new(config);
+    let mut session = HttpSession::with_config(config);
+    let mut clock = ReadClock::new(config);
     // The read timeout set on the socket: one syscall per connection unless
     // a request arrives in pieces.
     let mut read_timeout = None;
@@ -86,8 +109,8 @@ pub fn sleep_blocking<S: BlockingStream>(
             session.drain();
         }
         match clock.step(&mut session) {
-            Step::Read => {
-                let Some(left) = clock.remaining() else {
+            step @ (Step::Read | Step::Discard) => {
+                let Some(left) = clock.remaining(step) else {
                     session.timed_out();
                     continue;
                 };
@@ -121,6 +144,7 @@ pub fn sleep_blocking<S: BlockingStream>(
                 stream.write_all(session.output())?;
                 session.written();
             }
+            Step::CloseWrite => stream.shutdown_write()?,
             Step::Close => return Ok(session.answered()),
         }
     }
@@ -137,15 +161,15 @@ pub async fn sleep_async(
     config: &HttpConfig,
     shutdown: &Shutdown,
 ) -> io::Result<u64> {
-    let mut session = HttpSession::new();
-    let mut clock = HeaderClock::new(config);
+    let mut session = HttpSession::with_config(config);
+    let mut clock = ReadClock::new(config);
     loop {
         if shutdown.is_triggered() {
             session.drain();
         }
         match clock.step(&mut session) {
-            Step::Read => {
-                let Some(left) = clock.remaining() else {
+            step @ (Step::Read | Step::Discard) => {
+                let Some(left) = clock.remaining(step) else {
                     session.timed_out();
                     continue;
                 };
@@ -167,6 +191,7 @@ pub async fn sleep_async(
                 stream.write_all_async(session.output()).await?;
                 session.written();
             }
+            Step::CloseWrite => stream.shutdown(std::net::Shutdown::Write)?,
             Step::Close => return Ok(session.answered()),
         }
     }

@@ -6,6 +6,8 @@
 
 use std::io::Read;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -18,10 +20,20 @@ pub fn child_role() -> Option<String> {
 }
 
 /// This test binary re-run on test `test` only, as child `role`, with
-/// stdin, stdout and stderr piped.
+/// stdin, stdout and stderr piped, and killed when its time limit runs
+/// out: a child that hangs ends, so a parent reading its output or waiting
+/// for it fails instead of hanging too.
 pub struct ChildRun {
-    child: Child,
-    stdout: Option<JoinHandle<String>>,
+    /// Shared with the killer thread, which kills it only while it is not
+    /// reaped (so never a process that reused its pid).
+    child: Arc<Mutex<Child>>,
+    limit: Duration,
+    /// Tells the killer that the child was reaped.
+    reaped: Option<mpsc::Sender<()>>,
+    killer: Option<JoinHandle<bool>>,
+    stdin: Option<ChildStdin>,
+    stdout: Option<std::process::ChildStdout>,
+    stdout_text: Option<JoinHandle<String>>,
     stderr: Option<JoinHandle<String>>,
 }
 
@@ -50,10 +62,32 @@ fn read_all<R: Read + Send + 'static>(mut from: R) -> JoinHandle<String> {
     })
 }
 
+/// Kills `child` with SIGKILL after `limit` unless told first that it was
+/// reaped; returns whether it killed it.
+fn killer(
+    child: Arc<Mutex<Child>>,
+    limit: Duration,
+    reaped: mpsc::Receiver<()>,
+) -> JoinHandle<bool> {
+    thread::spawn(move || match reaped.recv_timeout(limit) {
+        Err(RecvTimeoutError::Timeout) => {
+            let mut child = lock(&child);
+            // Not reaped: `wait` reaps under this lock and says so first.
+            child.try_wait().ok().flatten().is_none() && child.kill().is_ok()
+        }
+        Ok(()) | Err(RecvTimeoutError::Disconnected) => false,
+    })
+}
+
+fn lock(child: &Mutex<Child>) -> MutexGuard<'_, Child> {
+    child.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl ChildRun {
-    /// Starts the child. Stdout is read line by line through
-    /// [`next_line`](ChildRun::next_line) until [`wait`](ChildRun::wait).
-    pub fn start(test: &str, role: &str) -> ChildRun {
+    /// Starts the child, to be killed after `limit`. Stdout is read line by
+    /// line through [`line_after`](ChildRun::line_after) until
+    /// [`wait`](ChildRun::wait).
+    pub fn start(test: &str, role: &str, limit: Duration) -> ChildRun {
         let mut child = Command::new(std::env::current_exe().expect("current_exe"))
             .args(["--exact", test, "--nocapture", "--test-threads=1"])
             .env(ROLE_ENV, role)
@@ -64,33 +98,51 @@ impl ChildRun {
             .spawn()
             .expect("re-run the test binary");
         let stderr = read_all(child.stderr.take().expect("stderr"));
-        ChildRun { child, stdout: None, stderr: Some(stderr) }
+        let (stdin, stdout) = (child.stdin.take(), child.stdout.take());
+        let child = Arc::new(Mutex::new(child));
+        let (reaped, told) = mpsc::channel();
+        let killer = killer(child.clone(), limit, told);
+        ChildRun {
+            child,
+            limit,
+            reaped: Some(reaped),
+            killer: Some(killer),
+            stdin,
+            stdout,
+            stdout_text: None,
+            stderr: Some(stderr),
+        }
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        lock(&self.child).id()
     }
 
     /// The child's stdin; dropping it (see [`close_stdin`](ChildRun::close_stdin))
     /// tells a server child to stop.
     pub fn stdin(&mut self) -> &mut ChildStdin {
-        self.child.stdin.as_mut().expect("stdin open")
+        self.stdin.as_mut().expect("stdin open")
     }
 
     pub fn close_stdin(&mut self) {
-        drop(self.child.stdin.take());
+        drop(self.stdin.take());
     }
 
     /// Reads stdout up to the first line holding `prefix` and returns the
     /// rest of that line (the test harness prints text of its own, and the
     /// test's name on the same line as the test's first output).
     pub fn line_after(&mut self, prefix: &str) -> String {
-        let stdout = self.child.stdout.as_mut().expect("stdout not yet collected");
+        let stdout = self.stdout.as_mut().expect("stdout not yet collected");
         let mut line = Vec::new();
         let mut byte = [0u8; 1];
         loop {
             match stdout.read(&mut byte) {
-                Ok(0) | Err(_) => panic!("child exited before printing {prefix:?}"),
+                Ok(0) | Err(_) => {
+                    panic!(
+                        "child exited (or was killed after {:?}) before printing {prefix:?}",
+                        self.limit
+                    )
+                }
                 Ok(_) if byte[0] == b'\n' => {
                     let text = String::from_utf8_lossy(&line).into_owned();
                     if let Some((_, rest)) = text.split_once(prefix) {
@@ -103,27 +155,24 @@ impl ChildRun {
         }
     }
 
-    /// Waits for the child to exit; kills it and fails after `limit`.
-    pub fn wait(mut self, limit: Duration) -> Exit {
-        self.stdout = Some(read_all(self.child.stdout.take().expect("stdout")));
-        let start = Instant::now();
+    /// Waits for the child to exit (at most its time limit: then it is
+    /// killed and this fails, with its stderr).
+    pub fn wait(mut self) -> Exit {
+        self.stdout_text = Some(read_all(self.stdout.take().expect("stdout")));
         let status = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
+            let mut child = lock(&self.child);
+            if let Some(status) = child.try_wait().expect("try_wait") {
                 break status;
             }
-            if start.elapsed() > limit {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                let stderr = self.stderr.take().map(|h| h.join().unwrap_or_default());
-                panic!(
-                    "child did not exit within {limit:?}; stderr:\n{}",
-                    stderr.unwrap_or_default()
-                );
-            }
+            drop(child);
             thread::sleep(Duration::from_millis(10));
         };
-        let stdout = self.stdout.take().expect("stdout reader").join().expect("stdout reader");
+        // Reaped: the killer must not kill (it checks under the same lock).
+        drop(self.reaped.take());
+        let killed = self.killer.take().expect("killer").join().expect("killer thread");
+        let stdout = self.stdout_text.take().expect("stdout reader").join().expect("stdout reader");
         let stderr = self.stderr.take().expect("stderr reader").join().expect("stderr reader");
+        assert!(!killed, "child did not exit within {:?}; stderr:\n{stderr}", self.limit);
         Exit { status, stdout, stderr }
     }
 }
@@ -131,8 +180,9 @@ impl ChildRun {
 impl Drop for ChildRun {
     fn drop(&mut self) {
         // A failed test: do not leave the child behind.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let mut child = lock(&self.child);
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
