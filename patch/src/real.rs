@@ -19,7 +19,10 @@ use libc::{
 /// Aborts if libc lacks the symbol: the interposed call could then neither
 /// work nor report an error its caller expects.
 #[cold]
-fn resolve(name: &CStr, cache: &AtomicUsize) -> usize {
+fn resolve(name: &[u8], cache: &AtomicUsize) -> usize {
+    let Ok(name) = CStr::from_bytes_with_nul(name) else {
+        crate::fatal(b"greenloop-patch: a function name lacks its NUL\n");
+    };
     // SAFETY: `name` is NUL-terminated; `RTLD_NEXT` is valid from code
     // linked into an executable or a shared object (dlsym(3)).
     let address = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) } as usize;
@@ -41,16 +44,11 @@ macro_rules! real_functions {
             static CACHE: AtomicUsize = AtomicUsize::new(0);
             let mut address = CACHE.load(Ordering::Relaxed);
             if address == 0 {
-                address = resolve(
-                    // SAFETY: the literal ends with its NUL.
-                    unsafe { CStr::from_bytes_with_nul_unchecked(concat!(stringify!($name), "\0").as_bytes()) },
-                    &CACHE,
-                );
+                address = resolve(concat!(stringify!($name), "\0").as_bytes(), &CACHE);
             }
-            // SAFETY: `address` is libc's function of this name, whose C
-            // prototype this signature matches (see the libc crate).
-            let function: unsafe extern "C" fn($($ty),*) -> $ret =
-                unsafe { std::mem::transmute::<usize, _>(address) };
+            type Function = unsafe extern "C" fn($($ty),*) -> $ret;
+            // SAFETY: `address` is libc's function of this name, whose C prototype this signature matches (see the libc crate).
+            let function = unsafe { std::mem::transmute::<usize, Function>(address) };
             // SAFETY: the caller upholds the libc function's contract.
             unsafe { function($($arg),*) }
         }
@@ -95,7 +93,7 @@ pub(crate) unsafe fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
     static CACHE: AtomicUsize = AtomicUsize::new(0);
     let mut address = CACHE.load(Ordering::Relaxed);
     if address == 0 {
-        address = resolve(c"fcntl", &CACHE);
+        address = resolve(b"fcntl\0", &CACHE);
     }
     // SAFETY: libc's `fcntl`, declared `int fcntl(int, int, ...)`.
     let function: unsafe extern "C" fn(c_int, c_int, ...) -> c_int =
@@ -113,7 +111,7 @@ pub(crate) unsafe fn ioctl(fd: c_int, request: c_ulong, arg: *mut c_void) -> c_i
     static CACHE: AtomicUsize = AtomicUsize::new(0);
     let mut address = CACHE.load(Ordering::Relaxed);
     if address == 0 {
-        address = resolve(c"ioctl", &CACHE);
+        address = resolve(b"ioctl\0", &CACHE);
     }
     // SAFETY: libc's `ioctl`, declared `int ioctl(int, unsigned long, ...)`.
     let function: unsafe extern "C" fn(c_int, c_ulong, ...) -> c_int =
