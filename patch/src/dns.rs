@@ -8,6 +8,7 @@ use std::ffi::CStr;
 use greenloop_runtime::blocking::spawn_blocking;
 use libc::{addrinfo, c_char, c_int};
 
+use crate::gate::Route;
 use crate::{errno, gate, real};
 
 /// The fields of `hints` that `getaddrinfo(3)` reads.
@@ -32,9 +33,14 @@ pub unsafe extern "C" fn getaddrinfo(
     hints: *const addrinfo,
     res: *mut *mut addrinfo,
 ) -> c_int {
-    if !gate::green() || res.is_null() {
+    match gate::route() {
+        Route::Green if !res.is_null() => {}
+        Route::Cancelled => {
+            errno::set(libc::ECANCELED);
+            return libc::EAI_SYSTEM;
+        }
         // SAFETY: the caller's contract is getaddrinfo(3)'s.
-        return unsafe { real::getaddrinfo(node, service, hints, res) };
+        _ => return unsafe { real::getaddrinfo(node, service, hints, res) },
     }
     // SAFETY: non-null names are NUL-terminated strings (contract).
     let owned =
@@ -47,14 +53,19 @@ pub unsafe extern "C" fn getaddrinfo(
         socktype: h.ai_socktype,
         protocol: h.ai_protocol,
     });
-    match spawn_blocking(move || lookup(node.as_deref(), service.as_deref(), hints)).join() {
-        Ok((code, list)) => {
+    let job = spawn_blocking(move || lookup(node.as_deref(), service.as_deref(), hints));
+    match gate::park(|| job.join()) {
+        Some(Ok((code, list))) => {
             // SAFETY: `res` is non-null and writable (contract).
             unsafe { *res = list as *mut addrinfo };
             code
         }
-        Err(_) => {
+        Some(Err(_)) => {
             errno::set(libc::EIO);
+            libc::EAI_SYSTEM
+        }
+        None => {
+            errno::set(libc::ECANCELED);
             libc::EAI_SYSTEM
         }
     }

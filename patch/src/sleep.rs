@@ -11,14 +11,29 @@ use std::time::Duration;
 use greenloop_runtime::green;
 use libc::{c_int, c_uint, clockid_t, timespec, useconds_t};
 
+use crate::gate::Route;
 use crate::{errno, gate, real};
 
 /// Parks the current green thread for `duration` (yields if it is zero).
+/// A thread cancelled at shutdown meanwhile returns at once (see `gate`).
 fn park_for(duration: Duration) {
-    if duration.is_zero() {
-        green::yield_now();
-    } else {
-        green::sleep(duration);
+    gate::park(|| {
+        if duration.is_zero() {
+            green::yield_now();
+        } else {
+            green::sleep(duration);
+        }
+    });
+}
+
+/// Whether a sleep parks: `Some(true)` on the green route, `Some(false)`
+/// for a thread cancelled at shutdown (the sleep returns at once), `None`
+/// for libc's sleep.
+fn parks() -> Option<bool> {
+    match gate::route() {
+        Route::Green => Some(true),
+        Route::Cancelled => Some(false),
+        Route::Libc => None,
     }
 }
 
@@ -36,9 +51,11 @@ fn duration_of(time: &timespec) -> Option<Duration> {
 /// As for `nanosleep(2)`: `req` points at a timespec.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn nanosleep(req: *const timespec, rem: *mut timespec) -> c_int {
-    if !gate::green() || req.is_null() {
+    match parks() {
+        Some(true) if !req.is_null() => {}
+        Some(false) => return 0,
         // SAFETY: the caller's contract is nanosleep(2)'s.
-        return unsafe { real::nanosleep(req, rem) };
+        _ => return unsafe { real::nanosleep(req, rem) },
     }
     // SAFETY: `req` is non-null and points at a timespec (contract).
     match duration_of(unsafe { &*req }) {
@@ -64,9 +81,11 @@ pub unsafe extern "C" fn clock_nanosleep(
     req: *const timespec,
     rem: *mut timespec,
 ) -> c_int {
-    if !gate::green() || req.is_null() {
+    match parks() {
+        Some(true) if !req.is_null() => {}
+        Some(false) => return 0,
         // SAFETY: the caller's contract is clock_nanosleep(2)'s.
-        return unsafe { real::clock_nanosleep(clock, flags, req, rem) };
+        _ => return unsafe { real::clock_nanosleep(clock, flags, req, rem) },
     }
     // SAFETY: `req` is non-null and points at a timespec (contract).
     let Some(mut duration) = duration_of(unsafe { &*req }) else {
@@ -92,9 +111,11 @@ pub unsafe extern "C" fn clock_nanosleep(
 /// None beyond libc's; `unsafe` as every interposed function.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn usleep(usec: useconds_t) -> c_int {
-    if !gate::green() {
+    match parks() {
+        Some(true) => {}
+        Some(false) => return 0,
         // SAFETY: usleep has no pointer arguments.
-        return unsafe { real::usleep(usec) };
+        None => return unsafe { real::usleep(usec) },
     }
     park_for(Duration::from_micros(usec.into()));
     0
@@ -107,9 +128,11 @@ pub unsafe extern "C" fn usleep(usec: useconds_t) -> c_int {
 /// None beyond libc's; `unsafe` as every interposed function.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sleep(seconds: c_uint) -> c_uint {
-    if !gate::green() {
+    match parks() {
+        Some(true) => {}
+        Some(false) => return 0,
         // SAFETY: sleep has no pointer arguments.
-        return unsafe { real::sleep(seconds) };
+        None => return unsafe { real::sleep(seconds) },
     }
     park_for(Duration::from_secs(seconds.into()));
     0

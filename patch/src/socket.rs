@@ -14,6 +14,7 @@ use greenloop_runtime::green;
 use greenloop_runtime::reactor::Direction;
 use libc::{c_int, nfds_t, pollfd, sockaddr, socklen_t};
 
+use crate::gate::Route;
 use crate::manage::{Green, route};
 use crate::wait::{Woken, deadline_of, poll_one, wait_any};
 use crate::{errno, fds, gate, real};
@@ -28,10 +29,14 @@ use crate::{errno, fds, gate, real};
 pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
     // SAFETY: the caller's contract is connect(2)'s.
     let start = || unsafe { real::connect(fd, addr, len) };
-    if gate::green()
-        && let Some(green) = route(fd, Direction::Write, false)
-    {
-        return green.connect(start);
+    match gate::route() {
+        Route::Libc => {}
+        Route::Green => {
+            if let Some(green) = route(fd, Direction::Write, false) {
+                return green.connect(start);
+            }
+        }
+        Route::Cancelled => return errno::fail(libc::ECANCELED),
     }
     let result = start();
     if result < 0 && errno::get() == libc::EINPROGRESS {
@@ -62,6 +67,7 @@ impl Green {
                 Woken::Ready => {}
                 Woken::TimedOut => return errno::fail(libc::EINPROGRESS),
                 Woken::Closed => return errno::fail(libc::EBADF),
+                Woken::Cancelled => return errno::fail(libc::ECANCELED),
             }
             event = self.reactor.ready_event(self.key, Direction::Write);
             match outcome(self.fd) {
@@ -130,9 +136,11 @@ fn outcome(fd: c_int) -> Option<c_int> {
 /// As for `poll(2)`: `fds` points at `nfds` pollfds.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn poll(fds: *mut pollfd, nfds: nfds_t, timeout: c_int) -> c_int {
-    if timeout == 0 || nfds == 0 || !gate::green() {
+    match gate::route() {
+        Route::Green if timeout != 0 && nfds != 0 => {}
+        Route::Cancelled => return errno::fail(libc::ECANCELED),
         // SAFETY: the caller's contract is poll(2)'s.
-        return unsafe { real::poll(fds, nfds, timeout) };
+        _ => return unsafe { real::poll(fds, nfds, timeout) },
     }
     let Ok(count) = usize::try_from(nfds) else {
         return errno::fail(libc::EINVAL);
@@ -172,10 +180,15 @@ fn green_poll(fds: &mut [pollfd], timeout: c_int) -> c_int {
                 }
                 let waits: Vec<_> = routes.iter().map(|(green, dir)| (green, *dir)).collect();
                 // A close shows as POLLNVAL in the next round.
-                wait_any(&waits, deadline);
+                if wait_any(&waits, deadline) == Woken::Cancelled {
+                    return errno::fail(libc::ECANCELED);
+                }
             }
             None => {
-                green::sleep(left.map_or(backoff, |left| left.min(backoff)));
+                let nap = left.map_or(backoff, |left| left.min(backoff));
+                if gate::park(|| green::sleep(nap)).is_none() {
+                    return errno::fail(libc::ECANCELED);
+                }
                 backoff = (backoff * 2).min(Duration::from_millis(16));
             }
         }

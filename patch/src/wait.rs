@@ -25,6 +25,7 @@ use greenloop_runtime::time::sleep_until;
 use libc::{c_int, ssize_t};
 
 use crate::fds::{Slot, index};
+use crate::gate::Route;
 use crate::manage::{Green, route};
 use crate::{errno, fds, gate, real};
 
@@ -37,16 +38,22 @@ pub(crate) enum Woken {
     TimedOut,
     /// The fd was closed (by another green or OS thread).
     Closed,
+    /// The runtime's shutdown unwound the thread (see `gate`).
+    Cancelled,
 }
 
 /// Runs the blocking socket call `op` on `fd` as its caller expects (see
 /// the module docs). `op` returns what libc's call returns, `-1` with
 /// `errno` on failure.
 pub(crate) fn blocking(fd: c_int, dir: Direction, mut op: impl FnMut() -> ssize_t) -> ssize_t {
-    if gate::green()
-        && let Some(green) = route(fd, dir, false)
-    {
-        return green.run(dir, op);
+    match gate::route() {
+        Route::Libc => {}
+        Route::Green => {
+            if let Some(green) = route(fd, dir, false) {
+                return green.run(dir, op);
+            }
+        }
+        Route::Cancelled => return errno::fail(libc::ECANCELED),
     }
     let result = op();
     if result < 0 && errno::get() == libc::EAGAIN {
@@ -72,6 +79,7 @@ impl Green {
                 Woken::Ready => {}
                 Woken::TimedOut => return errno::fail(libc::EAGAIN),
                 Woken::Closed => return errno::fail(libc::EBADF),
+                Woken::Cancelled => return errno::fail(libc::ECANCELED),
             }
         }
     }
@@ -81,26 +89,29 @@ impl Green {
 /// deadline passes, or one of the fds is closed.
 pub(crate) fn wait_any(waits: &[(&Green, Direction)], deadline: Option<Instant>) -> Woken {
     let mut timer = deadline.map(sleep_until);
-    let woken = block_on(poll_fn(|cx| {
-        for (green, dir) in waits {
-            let mut entry = green.slot.lock();
-            if green.slot.generation() != green.generation {
-                return Poll::Ready(Woken::Closed);
+    let woken = gate::park(|| {
+        block_on(poll_fn(|cx| {
+            for (green, dir) in waits {
+                let mut entry = green.slot.lock();
+                if green.slot.generation() != green.generation {
+                    return Poll::Ready(Woken::Closed);
+                }
+                match &mut entry.waiters[index(*dir)] {
+                    Some(waker) if waker.will_wake(cx.waker()) => {}
+                    waiter => *waiter = Some(cx.waker().clone()),
+                }
+                drop(entry);
+                if green.reactor.poll_ready(green.key, *dir, cx).is_ready() {
+                    return Poll::Ready(Woken::Ready);
+                }
             }
-            match &mut entry.waiters[index(*dir)] {
-                Some(waker) if waker.will_wake(cx.waker()) => {}
-                waiter => *waiter = Some(cx.waker().clone()),
+            match timer.as_mut().map(|timer| Pin::new(timer).poll(cx)) {
+                Some(Poll::Ready(())) => Poll::Ready(Woken::TimedOut),
+                _ => Poll::Pending,
             }
-            drop(entry);
-            if green.reactor.poll_ready(green.key, *dir, cx).is_ready() {
-                return Poll::Ready(Woken::Ready);
-            }
-        }
-        match timer.as_mut().map(|timer| Pin::new(timer).poll(cx)) {
-            Some(Poll::Ready(())) => Poll::Ready(Woken::TimedOut),
-            _ => Poll::Pending,
-        }
-    }));
+        }))
+    })
+    .unwrap_or(Woken::Cancelled);
     for (green, dir) in waits {
         let mut entry = green.slot.lock();
         if green.slot.generation() == green.generation {

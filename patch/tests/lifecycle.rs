@@ -65,6 +65,39 @@ fn calls_during_the_runtimes_teardown_are_libcs() {
 }
 
 #[test]
+fn green_threads_parked_in_the_patch_at_shutdown_end_cleanly() {
+    greenloop_patch::install();
+    let (errors, mut peer) = watchdog(Duration::from_secs(30), || {
+        let (mut server, peer) = pair();
+        let (mut reader, _writer) = pair();
+        let errors = Rc::new(Cell::new(Vec::new()));
+        let seen = errors.clone();
+        green::run(move || {
+            let record = seen.clone();
+            // Parked in a patched sleep when main returns: the sleep ends
+            // early, and the write after it fails instead of going out.
+            green::spawn(move || {
+                std::thread::sleep(Duration::from_secs(30));
+                let err = server.write_all(b"late").unwrap_err();
+                record.set([record.take(), vec![err.raw_os_error()]].concat());
+            });
+            // Parked in a patched read.
+            green::spawn(move || {
+                let err = reader.read(&mut [0; 1]).unwrap_err();
+                seen.set([seen.take(), vec![err.raw_os_error()]].concat());
+            });
+            green::sleep(Duration::from_millis(10));
+        });
+        (errors.take(), peer)
+    });
+    assert_eq!(errors, vec![Some(libc::ECANCELED); 2]);
+    peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut rest = Vec::new();
+    peer.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "a cancelled thread wrote {rest:?}");
+}
+
+#[test]
 fn calls_in_the_child_of_a_fork_are_libcs() {
     greenloop_patch::install();
     let status = watchdog(Duration::from_secs(30), || {

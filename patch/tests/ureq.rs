@@ -32,7 +32,9 @@ fn two_hundred_green_threads_wait_on_ureq_at_once() {
                 .map(|_| {
                     let (in_flight, url) = (in_flight.clone(), url.clone());
                     green::spawn(move || {
-                        let response = in_flight.run(|| ureq::get(&url).call()).expect("fetch");
+                        let response = in_flight
+                            .run(|| ureq::get(&url).call().map_err(Box::new))
+                            .expect("fetch");
                         let body = response.into_string().expect("body");
                         assert_eq!(body.trim(), r#"{"message":"Done"}"#);
                     })

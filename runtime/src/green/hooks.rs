@@ -3,13 +3,30 @@
 
 use super::scheduler::Scheduler;
 
-/// Whether the caller is a green thread that may park now: it runs inside
-/// a green thread, and its runtime is not tearing down (destructors of the
-/// threads it unwinds run as green threads but must not park).
-///
-/// One thread-local load and two field reads; `false` on plain OS threads,
-/// in stackless tasks and on the scheduler's own stack.
+/// Where the caller stands with respect to green threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GreenState {
+    /// Not in a green thread: a plain OS thread, a stackless task, or the
+    /// scheduler's own stack.
+    Outside,
+    /// In a green thread that may park.
+    Running,
+    /// In a green thread that its runtime is unwinding at shutdown: its
+    /// destructors run, but it must not park.
+    TearingDown,
+}
+
+/// The caller's [`GreenState`]: one thread-local load and two field reads.
 #[inline]
-pub fn may_park() -> bool {
-    Scheduler::with(|s| s.is_some_and(|s| s.is_running_thread() && !s.is_shutting_down()))
+pub fn state() -> GreenState {
+    Scheduler::with(|s| match s {
+        Some(s) if s.is_running_thread() => {
+            if s.is_shutting_down() {
+                GreenState::TearingDown
+            } else {
+                GreenState::Running
+            }
+        }
+        _ => GreenState::Outside,
+    })
 }
