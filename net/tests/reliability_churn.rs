@@ -122,7 +122,7 @@ fn connection_churn_leaks_nothing_on_every_cell() {
             // The probe's own green thread (plus the acceptor's, `main`) or
             // its own task: nothing else alive.
             let expected = match (cell.config.runtime, cell.config.style) {
-                (Runtime::Green, _) => 2,
+                (Runtime::Green | Runtime::GreenPatched, _) => 2,
                 (Runtime::Stackless, Style::Async) => 1,
                 (Runtime::Stackless, _) if cell.is_inline() => 1,
                 _ => NO_COUNT,
