@@ -29,6 +29,7 @@ mod inproc;
 mod memory;
 mod multicore;
 mod options;
+mod patched;
 mod servers;
 mod sweep;
 
@@ -49,6 +50,7 @@ pub use inproc::c2_evaluate;
 pub use memory::c8_evaluate;
 pub use multicore::{s1_cores, s1_evaluate};
 pub use options::Options;
+pub use patched::c9_evaluate;
 pub use servers::{c1_evaluate, c3_evaluate, c4_evaluate};
 pub use sweep::{c6_evaluate, c7_evaluate};
 
@@ -129,6 +131,8 @@ pub enum ClaimId {
     C7,
     /// Memory per idle connection; spawn and switch costs.
     C8,
+    /// Unmodified blocking code on green threads: unpatched vs patched.
+    C9,
     /// Echo throughput and server CPU per message.
     E1,
     /// Scaling from one core to all: shards, and tokio's workers.
@@ -137,7 +141,7 @@ pub enum ClaimId {
 
 impl ClaimId {
     /// Every claim, in report order.
-    pub const ALL: [ClaimId; 10] = [
+    pub const ALL: [ClaimId; 11] = [
         ClaimId::C1,
         ClaimId::C2,
         ClaimId::C3,
@@ -146,6 +150,7 @@ impl ClaimId {
         ClaimId::C6,
         ClaimId::C7,
         ClaimId::C8,
+        ClaimId::C9,
         ClaimId::E1,
         ClaimId::S1,
     ];
@@ -212,7 +217,7 @@ impl fmt::Debug for Claim {
 }
 
 /// The claims, indexed by [`ClaimId`].
-static CLAIMS: [Claim; 10] = [
+static CLAIMS: [Claim; 11] = [
     Claim {
         id: "C1_sleep_queue",
         measured: "100 conns × GET /sleep (close): pool W=4 vs threads/green/stackless",
@@ -317,6 +322,20 @@ static CLAIMS: [Claim; 10] = [
             )
         },
         steps: |_| memory::C8_CELLS.len() as u64 + 1,
+    },
+    Claim {
+        id: "C9_patched_blocking_code",
+        measured: "std-only handler (std::net, std::thread::sleep) on green: unpatched vs patched vs async",
+        measure: patched::c9_measure,
+        evaluate: patched::c9_evaluate,
+        thresholds: || {
+            format!(
+                "unpatched req/s ≤ {}/sleep; patched and stackless req/s ≥ {}×conns/sleep",
+                servers::C3_SERIAL_SLACK,
+                servers::C3_CONCURRENT
+            )
+        },
+        steps: |_| patched::C9_CELLS.len() as u64,
     },
     Claim {
         id: "E1_echo_cpu",

@@ -219,7 +219,7 @@ fn claim_ids_parse_by_id_or_prefix() {
     assert_eq!("C3".parse::<ClaimId>().unwrap(), ClaimId::C3);
     assert_eq!("e1_echo_cpu".parse::<ClaimId>().unwrap(), ClaimId::E1);
     assert_eq!(Options::parse_only("C3, E1").unwrap(), vec![ClaimId::C3, ClaimId::E1]);
-    let e = "C9".parse::<ClaimId>().unwrap_err();
+    let e = "C99".parse::<ClaimId>().unwrap_err();
     assert!(e.to_string().contains("C1_sleep_queue"), "{e}");
     for (i, id) in ClaimId::ALL.iter().enumerate() {
         assert_eq!(*id as usize, i, "CLAIMS is indexed by ClaimId");
@@ -360,4 +360,19 @@ fn s1_averages_the_rounds_of_each_pair() {
     assert_eq!(up.holds, Holds::No, "{}", up.summary);
     assert!(up.summary.contains("CPU/req 10.0→11.5 µs"), "{}", up.summary);
     assert_eq!(s1_evaluate(&second(11_000.0)).holds, Holds::Yes);
+}
+
+#[test]
+fn c9_holds_when_only_the_unpatched_cell_serves_one_at_a_time() {
+    let runs = |unpatched: f64, patched: f64| {
+        vec![
+            slept(run("C9", "green-std-blocking-sleep", 10, unpatched, 500.0), 100.0),
+            slept(run("C9", "green-patched-blocking-sleep", 10, patched, 101.0), 100.0),
+            slept(run("C9", "stackless-async-sleep", 10, 98.0, 101.0), 100.0),
+        ]
+    };
+    assert_eq!(c9_evaluate(&runs(10.0, 97.0)).holds, Holds::Yes);
+    assert_eq!(c9_evaluate(&runs(10.0, 10.0)).holds, Holds::Partly);
+    assert_eq!(c9_evaluate(&runs(95.0, 97.0)).holds, Holds::Partly);
+    assert_eq!(c9_evaluate(&runs(10.0, 97.0)[1..]).holds, Holds::Unknown);
 }
