@@ -3,6 +3,7 @@
 //! thread in them goes through the patch, and they must pass unchanged.
 
 #![allow(dead_code, unused_imports, reason = "the included suites' helpers")]
+#![allow(clippy::duplicate_mod, reason = "each included suite declares its helper modules")]
 
 #[path = "util/install.rs"]
 mod install;
