@@ -90,7 +90,7 @@ struct Args {
     #[arg(long)]
     full: bool,
     /// The claim run: only these claims, comma-separated ids or prefixes
-    /// (C1 .. C8, E1, S1).
+    /// (C1 .. C9, E1, S1).
     #[arg(long, value_name = "IDS")]
     only: Option<String>,
     /// The claim run: where report.json, report.md and the charts go

@@ -116,6 +116,7 @@ fn sleep_server_prints_its_address_serves_and_exits_0_on_sigterm() {
     for cell in [
         &["--runtime", "green", "--style", "blocking"][..],
         &["--runtime", "green", "--style", "async"],
+        &["--runtime", "green-patched"],
         &["--runtime", "stackless", "--style", "async"],
         &["--runtime", "stackless", "--style", "blocking", "--offload", "pool"],
         &["--runtime", "threads", "--style", "blocking", "--workers", "4"],

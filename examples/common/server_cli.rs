@@ -15,7 +15,9 @@ use greenloop::net::service::Service;
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args<E: clap::Args> {
-    /// Runtime that serves connections: threads, green or stackless.
+    /// Runtime that serves connections: threads, green, green-patched (a
+    /// std-only handler made green by greenloop-patch), green-std (the same
+    /// handler unpatched: one connection at a time) or stackless.
     #[arg(long, default_value = "green")]
     runtime: Runtime,
     /// Handler style: blocking or async.

@@ -150,7 +150,7 @@ fn connection_churn_leaks_nothing_on_every_cell() {
             // thread (plus the acceptor's, `main`) or its own task: nothing
             // else alive.
             let runtime = match (cell.config.runtime, cell.config.style) {
-                (Runtime::Green, _) => Some(2),
+                (Runtime::Green | Runtime::GreenPatched, _) => Some(2),
                 (Runtime::Stackless, Style::Async) => Some(1),
                 (Runtime::Stackless, _) if cell.is_inline() => Some(1),
                 _ => None,

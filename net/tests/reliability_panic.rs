@@ -128,7 +128,7 @@ fn one_percent_of_handlers_panic_on_every_cell() {
         let messages = exit.stderr.matches("test panic on connection ").count() as u64;
         assert_eq!(messages, panics, "{cell}: payloads printed");
         let (prefix, distinct) = match (cell.config.runtime, cell.config.style) {
-            (Runtime::Green, _) => ("green thread '<unnamed>' (id ", true),
+            (Runtime::Green | Runtime::GreenPatched, _) => ("green thread '<unnamed>' (id ", true),
             (Runtime::Stackless, Style::Async) => ("task ", true),
             (Runtime::Stackless, Style::Blocking) if cell.is_inline() => ("task ", true),
             // OS threads: std's hook names the thread and its OS id; pool

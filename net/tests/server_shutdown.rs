@@ -97,7 +97,9 @@ fn a_request_longer_than_the_grace_period_is_left_unfinished() {
             assert!(took < Duration::from_secs(4), "{cell}: waited {took:?} for a 5 s request");
             // Green threads and tasks die with their runtime, which closes
             // the connection; OS threads (pool or not) outlive serve.
-            if matches!(cell.config.runtime, Runtime::Green) || cell.name == "stackless/async" {
+            if matches!(cell.config.runtime, Runtime::Green | Runtime::GreenPatched)
+                || cell.name == "stackless/async"
+            {
                 http.expect_close(&format!("{cell}: connection after serve returned"));
             }
         }

@@ -7,7 +7,8 @@
 //! ```text
 //! <runtime>-<style>-<service>[-<offload>][-w<N>][-c<N>]
 //!
-//! runtime   threads | green | stackless | tokio
+//! runtime   threads | green | green-patched | green-std | stackless | tokio
+//!           (green-patched and green-std: blocking style, one core only)
 //! style     blocking | async            (tokio: async only)
 //! service   echo | sleep
 //! offload   pool | inline               (stackless + blocking only; default pool)
@@ -40,6 +41,12 @@ pub enum CellRuntime {
     Threads,
     /// Green threads ([`Runtime::Green`]).
     Green,
+    /// The std-only handler on green threads with greenloop-patch
+    /// ([`Runtime::GreenPatched`]).
+    GreenPatched,
+    /// The std-only handler on green threads, unpatched
+    /// ([`Runtime::GreenStd`]).
+    GreenStd,
     /// The stackless executor ([`Runtime::Stackless`]).
     Stackless,
     /// tokio: the reference, served by the lab binary itself (tokio is not
@@ -49,14 +56,22 @@ pub enum CellRuntime {
 
 impl CellRuntime {
     /// Every runtime, in report order.
-    pub const ALL: [CellRuntime; 4] =
-        [CellRuntime::Threads, CellRuntime::Green, CellRuntime::Stackless, CellRuntime::Tokio];
+    pub const ALL: [CellRuntime; 6] = [
+        CellRuntime::Threads,
+        CellRuntime::Green,
+        CellRuntime::GreenPatched,
+        CellRuntime::GreenStd,
+        CellRuntime::Stackless,
+        CellRuntime::Tokio,
+    ];
 
     /// Its name in specs and reports.
     pub fn name(self) -> &'static str {
         match self {
             CellRuntime::Threads => "threads",
             CellRuntime::Green => "green",
+            CellRuntime::GreenPatched => "green-patched",
+            CellRuntime::GreenStd => "green-std",
             CellRuntime::Stackless => "stackless",
             CellRuntime::Tokio => "tokio",
         }
@@ -67,6 +82,8 @@ impl CellRuntime {
         match self {
             CellRuntime::Threads => Some(Runtime::Threads),
             CellRuntime::Green => Some(Runtime::Green),
+            CellRuntime::GreenPatched => Some(Runtime::GreenPatched),
+            CellRuntime::GreenStd => Some(Runtime::GreenStd),
             CellRuntime::Stackless => Some(Runtime::Stackless),
             CellRuntime::Tokio => None,
         }
@@ -198,14 +215,16 @@ impl Cell {
                 io::ErrorKind::InvalidInput,
                 format!(
                     "bad cell spec '{spec}': {why} (expected \
-                     <threads|green|stackless|tokio>-<blocking|async>-<echo|sleep>\
+                     <threads|green|green-patched|green-std|stackless|tokio>-<blocking|async>-<echo|sleep>\
                      [-<pool|inline>][-w<N>][-c<N>], e.g. green-blocking-sleep)"
                 ),
             )
         };
-        let mut parts = spec.split('-');
+        let mut parts = spec.split('-').peekable();
         let runtime = match parts.next().unwrap_or_default() {
             "threads" => CellRuntime::Threads,
+            "green" if parts.next_if_eq(&"patched").is_some() => CellRuntime::GreenPatched,
+            "green" if parts.next_if_eq(&"std").is_some() => CellRuntime::GreenStd,
             "green" => CellRuntime::Green,
             "stackless" => CellRuntime::Stackless,
             "tokio" => CellRuntime::Tokio,
@@ -263,6 +282,11 @@ impl Cell {
         if self.runtime == CellRuntime::Tokio && self.style != Style::Async {
             return Err("tokio runs async handlers only".into());
         }
+        if matches!(self.runtime, CellRuntime::GreenPatched | CellRuntime::GreenStd)
+            && self.style != Style::Blocking
+        {
+            return Err(format!("{} runs its std-only blocking handler only", self.runtime.name()));
+        }
         if self.workers == Some(0) {
             return Err("w0: at least one worker".into());
         }
@@ -278,7 +302,7 @@ impl Cell {
         let workers_apply = match self.runtime {
             CellRuntime::Threads | CellRuntime::Tokio => true,
             CellRuntime::Stackless => self.has_offload() && self.offload == Offload::Pool,
-            CellRuntime::Green => false,
+            CellRuntime::Green | CellRuntime::GreenPatched | CellRuntime::GreenStd => false,
         };
         if self.workers.is_some() && !workers_apply {
             return Err(format!(
@@ -355,6 +379,7 @@ mod tests {
             2 * 2 * 2 /* threads */ + 2 * 2 /* green */
             + 2 /* stackless async */ + 2 * 3 /* stackless blocking: pool, pool-wN, inline */
             + 2 * 2 /* tokio */
+            + 2 * 2 /* green-patched and green-std: blocking, one core */
             + 2 * 2 + 2 + 2 * 3 /* green and stackless again on 2 cores */
             + 2 /* tokio, one runtime per core */
         );

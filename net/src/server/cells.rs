@@ -149,21 +149,60 @@ pub(super) fn green<S: Service>(
     config: &ServerConfig,
     shutdown: &Shutdown,
 ) -> io::Result<ServeReport> {
+    let style = config.style;
+    green_accept(listener, config, shutdown, |conn, panics| {
+        let (service, shutdown, panics) = (service.clone(), shutdown.clone(), panics.clone());
+        green::spawn(move || {
+            let Ok(mut conn) = conn.serve_as(TcpStream::from_std) else { return };
+            panics.catch(|| {
+                let _ = match style {
+                    Style::Blocking => service.serve_blocking(&mut conn.stream, &shutdown),
+                    Style::Async => block_on(service.serve_async(&conn.stream, &shutdown)),
+                };
+            });
+        });
+    })
+}
+
+/// Green threads, one per connection, each running the std-only handler
+/// ([`Service::serve_std`]) on a blocking `std` stream; with `patched`,
+/// greenloop-patch is installed first, so its blocking calls park.
+pub(super) fn green_std<S: Service>(
+    listener: std::net::TcpListener,
+    service: S,
+    config: &ServerConfig,
+    shutdown: &Shutdown,
+    patched: bool,
+) -> io::Result<ServeReport> {
+    if patched {
+        greenloop_patch::install();
+    }
+    green_accept(listener, config, shutdown, |conn, panics| {
+        let (service, shutdown, panics) = (service.clone(), shutdown.clone(), panics.clone());
+        green::spawn(move || {
+            let blocking =
+                |stream: std::net::TcpStream| stream.set_nonblocking(false).map(|()| stream);
+            let Ok(mut conn) = conn.serve_as(blocking) else { return };
+            panics.catch(|| {
+                let _ = service.serve_std(&mut conn.stream, &shutdown);
+            });
+        });
+    })
+}
+
+/// The green runtime's accept loop: `on_conn` starts each connection's
+/// green thread, counting its panics in the given [`Panics`].
+fn green_accept(
+    listener: std::net::TcpListener,
+    config: &ServerConfig,
+    shutdown: &Shutdown,
+    mut on_conn: impl FnMut(Conn, &Panics),
+) -> io::Result<ServeReport> {
     green::Runtime::new().try_run(|| {
         let mut acceptor = Acceptor::new(listener, config.max_conns, shutdown.clone())?;
         let panics = Panics::default();
         while let Some(conn) = block_on(acceptor.next()) {
-            let (service, shutdown, style) = (service.clone(), shutdown.clone(), config.style);
-            let panics = panics.clone();
-            green::spawn(move || {
-                let Ok(mut conn) = conn.serve_as(TcpStream::from_std) else { return };
-                panics.catch(|| {
-                    let _ = match style {
-                        Style::Blocking => service.serve_blocking(&mut conn.stream, &shutdown),
-                        Style::Async => block_on(service.serve_async(&conn.stream, &shutdown)),
-                    };
-                });
-            });
+            on_conn(conn, &panics);
         }
         Ok(block_on(finish(acceptor, &panics, config)))
     })?

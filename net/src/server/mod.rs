@@ -5,6 +5,8 @@
 //! |---|---|---|
 //! | [`Runtime::Threads`] | a `std` stream per OS thread: one thread per connection, or a fixed pool of `workers` (the WSGI/gunicorn model: W connections at a time) | the thread `block_on`s the handler |
 //! | [`Runtime::Green`] | a green thread per connection; blocking calls park it | a green thread per connection `block_on`s the handler |
+//! | [`Runtime::GreenPatched`] | a green thread per connection runs the std-only handler ([`Service::serve_std`]: a `std` stream, `std::thread::sleep`), which greenloop-patch turns into parks (the style is ignored) | — |
+//! | [`Runtime::GreenStd`] | the same std-only handler on green threads without the patch: each blocking call blocks the OS thread, so one connection is served at a time (the lab's baseline) | — |
 //! | [`Runtime::Stackless`] | [`Offload::Pool`]: `spawn_blocking` per connection; [`Offload::Inline`]: run inside the task, **blocking the loop** (kept on purpose: the lab shows it) | a task per connection |
 //!
 //! Every cell accepts through the same loop (a connection limit like
@@ -42,6 +44,12 @@ pub enum Runtime {
     Threads,
     /// Green threads on one OS thread.
     Green,
+    /// Green threads on one OS thread running the std-only handler, with
+    /// greenloop-patch installed (process-wide) when the server starts.
+    GreenPatched,
+    /// The std-only handler on green threads, unpatched (unless the process
+    /// installed the patch elsewhere): one connection at a time.
+    GreenStd,
     /// Stackless tasks on one OS thread.
     Stackless,
 }
@@ -145,6 +153,8 @@ pub fn serve<S: Service>(
     match config.runtime {
         Runtime::Threads => cells::threads(listener, service, config, shutdown),
         Runtime::Green => cells::green(listener, service, config, shutdown),
+        Runtime::GreenPatched => cells::green_std(listener, service, config, shutdown, true),
+        Runtime::GreenStd => cells::green_std(listener, service, config, shutdown, false),
         Runtime::Stackless => cells::stackless(listener, service, config, shutdown),
     }
 }
@@ -190,6 +200,10 @@ macro_rules! from_str {
     };
 }
 
-from_str!(Runtime, "runtime", "threads" => Threads, "green" => Green, "stackless" => Stackless);
+from_str!(
+    Runtime, "runtime",
+    "threads" => Threads, "green" => Green, "green-patched" => GreenPatched,
+    "green-std" => GreenStd, "stackless" => Stackless
+);
 from_str!(Style, "style", "blocking" => Blocking, "async" => Async);
 from_str!(Offload, "offload", "pool" => Pool, "inline" => Inline);

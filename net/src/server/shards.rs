@@ -112,6 +112,8 @@ fn one_shard<S: Service>(
 ) -> io::Result<ServeReport> {
     match config.runtime {
         Runtime::Green => cells::green(listener, service, config, shutdown),
+        Runtime::GreenPatched => cells::green_std(listener, service, config, shutdown, true),
+        Runtime::GreenStd => cells::green_std(listener, service, config, shutdown, false),
         _ => cells::stackless(listener, service, config, shutdown),
     }
 }

@@ -14,7 +14,7 @@ mod sleep;
 
 pub use echo::{echo_async, echo_blocking};
 pub use session::{HttpSession, Step};
-pub use sleep::{HttpConfig, sleep_async, sleep_blocking};
+pub use sleep::{HttpConfig, sleep_async, sleep_blocking, sleep_std};
 
 use std::future::Future;
 use std::io::{self, Read, Write};
@@ -84,6 +84,18 @@ pub trait Service: Clone + Send + Sync + 'static {
         stream: &'a TcpStream,
         shutdown: &'a Shutdown,
     ) -> impl Future<Output = io::Result<()>> + 'a;
+
+    /// Serves one connection with nothing but std: a `std` stream and
+    /// `std::thread::sleep`, code that has never heard of greenloop (the
+    /// `green-patched` cell runs it). By default the blocking-style handler,
+    /// which is std-only when given a `std` stream.
+    ///
+    /// # Errors
+    ///
+    /// The connection's I/O errors.
+    fn serve_std(&self, stream: &mut std::net::TcpStream, shutdown: &Shutdown) -> io::Result<()> {
+        self.serve_blocking(stream, shutdown)
+    }
 }
 
 /// The echo service.
@@ -118,5 +130,9 @@ impl Service for SleepHttp {
 
     async fn serve_async(&self, stream: &TcpStream, shutdown: &Shutdown) -> io::Result<()> {
         sleep_async(stream, &self.config, shutdown).await.map(drop)
+    }
+
+    fn serve_std(&self, stream: &mut std::net::TcpStream, shutdown: &Shutdown) -> io::Result<()> {
+        sleep_std(stream, &self.config, shutdown).map(drop)
     }
 }

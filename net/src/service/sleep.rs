@@ -99,6 +99,31 @@ pub fn sleep_blocking<S: BlockingStream>(
     config: &HttpConfig,
     shutdown: &Shutdown,
 ) -> io::Result<u64> {
+    serve_sleeping(stream, config, shutdown, green::sleep)
+}
+
+/// The sleep service with nothing but std: a `std` stream, and
+/// `std::thread::sleep`, which blocks the OS thread unless greenloop-patch
+/// turns it into a green park. Returns the requests answered.
+///
+/// # Errors
+///
+/// The stream's errors.
+pub fn sleep_std(
+    stream: &mut std::net::TcpStream,
+    config: &HttpConfig,
+    shutdown: &Shutdown,
+) -> io::Result<u64> {
+    serve_sleeping(stream, config, shutdown, std::thread::sleep)
+}
+
+/// The blocking-style session loop, sleeping with `sleep`.
+fn serve_sleeping<S: BlockingStream>(
+    stream: &mut S,
+    config: &HttpConfig,
+    shutdown: &Shutdown,
+    sleep: fn(Duration),
+) -> io::Result<u64> {
     let mut session = HttpSession::with_config(config);
     let mut clock = ReadClock::new(config);
     // The read timeout set on the socket: one syscall per connection unless
@@ -134,7 +159,7 @@ pub fn sleep_blocking<S: BlockingStream>(
                 }
             }
             Step::Sleep(duration) => {
-                green::sleep(duration);
+                sleep(duration);
                 if shutdown.is_triggered() {
                     session.drain();
                 }

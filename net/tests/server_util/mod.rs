@@ -116,6 +116,9 @@ pub fn green_blocking() -> Cell {
 pub fn green_async() -> Cell {
     Cell::new("green/async", Runtime::Green, Style::Async)
 }
+pub fn green_patched() -> Cell {
+    Cell::new("green-patched/std", Runtime::GreenPatched, Style::Blocking)
+}
 pub fn stackless_async() -> Cell {
     Cell::new("stackless/async", Runtime::Stackless, Style::Async)
 }
@@ -128,7 +131,7 @@ pub fn stackless_inline() -> Cell {
 }
 
 /// Every cell of the matrix: threads (per connection and W = 4) and green
-/// in both styles; stackless async, blocking on a pool, blocking inline.
+/// in both styles; green-patched (std-only handler, greenloop-patch); stackless async, blocking on a pool, blocking inline.
 pub fn all_cells() -> Vec<Cell> {
     vec![
         threads_blocking(),
@@ -137,6 +140,7 @@ pub fn all_cells() -> Vec<Cell> {
         threads4_async(),
         green_blocking(),
         green_async(),
+        green_patched(),
         stackless_async(),
         stackless_pool(),
         stackless_inline(),

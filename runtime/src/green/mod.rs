@@ -50,6 +50,7 @@
 //! * When `run`'s closure returns, green threads still alive are unwound
 //!   (their destructors run) and freed; their joiners get `Err`.
 
+pub mod hooks;
 mod join;
 mod overflow;
 mod park_state;

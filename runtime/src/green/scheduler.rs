@@ -300,6 +300,11 @@ impl Scheduler {
         }
     }
 
+    /// Whether `teardown` is unwinding the threads still alive.
+    pub(super) fn is_shutting_down(&self) -> bool {
+        self.shutting_down.get()
+    }
+
     /// This scheduler's process-unique id.
     pub(crate) fn id(&self) -> SchedulerId {
         self.id

@@ -36,6 +36,7 @@ mod inproc;
 mod memory;
 mod multicore;
 mod options;
+mod patched;
 mod seeded;
 mod served;
 mod servers;
@@ -59,6 +60,7 @@ pub use inproc::{WaitKind, judge_two_tasks};
 pub use memory::judge_memory;
 pub use multicore::{judge_multicore, scaling_steps};
 pub use options::Options;
+pub use patched::judge_patched_blocking_code;
 pub use served::{MAX_ERROR_SHARE, MAX_UNFINISHED_SHARE, Queueing, unserved_reason};
 pub use servers::{judge_blocking_in_async, judge_offload_rescues, judge_sleep_queue};
 pub use sweep::{c6_conns, judge_concurrency_threshold, judge_green_for_blocking_code};
@@ -140,6 +142,8 @@ pub enum ClaimId {
     C7,
     /// Memory per idle connection; spawn and switch costs.
     C8,
+    /// Unmodified blocking code on green threads: unpatched vs patched.
+    C9,
     /// Echo throughput and server CPU per message.
     E1,
     /// Scaling from one core to all: shards, and tokio's workers.
@@ -148,7 +152,7 @@ pub enum ClaimId {
 
 impl ClaimId {
     /// Every claim, in report order.
-    pub const ALL: [ClaimId; 10] = [
+    pub const ALL: [ClaimId; 11] = [
         ClaimId::C1,
         ClaimId::C2,
         ClaimId::C3,
@@ -157,6 +161,7 @@ impl ClaimId {
         ClaimId::C6,
         ClaimId::C7,
         ClaimId::C8,
+        ClaimId::C9,
         ClaimId::E1,
         ClaimId::S1,
     ];
@@ -224,7 +229,7 @@ impl fmt::Debug for Claim {
 
 /// The claims, indexed by [`ClaimId`]: one line per claim, each defined
 /// next to its measurement and thresholds.
-static CLAIMS: [&Claim; 10] = [
+static CLAIMS: [&Claim; 11] = [
     &servers::SLEEP_QUEUE,
     &inproc::TWO_TASKS,
     &servers::BLOCKING_IN_ASYNC,
@@ -233,6 +238,7 @@ static CLAIMS: [&Claim; 10] = [
     &sweep::CONCURRENCY_THRESHOLD,
     &sweep::GREEN_FOR_BLOCKING_CODE,
     &memory::MEMORY,
+    &patched::PATCHED_BLOCKING_CODE,
     &cpu::ECHO_CPU,
     &multicore::MULTICORE,
 ];

@@ -268,7 +268,7 @@ fn claim_ids_parse_by_id_or_prefix() {
     assert_eq!("C3".parse::<ClaimId>().unwrap(), ClaimId::C3);
     assert_eq!("e1_echo_cpu".parse::<ClaimId>().unwrap(), ClaimId::E1);
     assert_eq!(Options::parse_only("C3, E1").unwrap(), vec![ClaimId::C3, ClaimId::E1]);
-    let e = "C9".parse::<ClaimId>().unwrap_err();
+    let e = "C99".parse::<ClaimId>().unwrap_err();
     assert!(e.to_string().contains("C1_sleep_queue"), "{e}");
     for (i, id) in ClaimId::ALL.iter().enumerate() {
         assert_eq!(*id as usize, i, "CLAIMS is indexed by ClaimId");
@@ -611,4 +611,19 @@ fn typed_names_cover_every_runtime() {
     for kind in WaitKind::ALL {
         assert_ne!(kind.runtime(), crate::lab::CellRuntime::Threads);
     }
+}
+
+#[test]
+fn c9_holds_when_only_the_unpatched_cell_serves_one_at_a_time() {
+    let runs = |unpatched: f64, patched: f64| {
+        vec![
+            slept(run("C9", "green-std-blocking-sleep", 10, unpatched, 500.0), 100.0),
+            slept(run("C9", "green-patched-blocking-sleep", 10, patched, 101.0), 100.0),
+            slept(run("C9", "stackless-async-sleep", 10, 98.0, 101.0), 100.0),
+        ]
+    };
+    assert_eq!(judge_patched_blocking_code(&runs(10.0, 97.0)).holds, Holds::Yes);
+    assert_eq!(judge_patched_blocking_code(&runs(10.0, 10.0)).holds, Holds::Partly);
+    assert_eq!(judge_patched_blocking_code(&runs(95.0, 97.0)).holds, Holds::Partly);
+    assert_eq!(judge_patched_blocking_code(&runs(10.0, 97.0)[1..]).holds, Holds::Unknown);
 }

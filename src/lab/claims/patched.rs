@@ -1,0 +1,86 @@
+//! C9: blocking code that has never heard of greenloop, patched.
+//!
+//! One handler written with nothing but std (a blocking
+//! `std::net::TcpStream`, `std::thread::sleep`) runs on green threads,
+//! once unpatched (`green-std`: every blocking call blocks the OS thread,
+//! so one connection is served at a time) and once with greenloop-patch
+//! (`green-patched`: every such call parks only its green thread), beside
+//! the stackless async cell. The claim, gevent's: patched, the same code
+//! serves all its clients at once, as async does.
+
+use std::io;
+use std::time::Duration;
+
+use super::served::{Queueing, gate};
+use super::servers::{C3_CONCURRENT, C3_SERIAL_SLACK, sleep_close};
+use super::{Claim, Ctx, Holds, Verdict, errors_note, find, num, sleep_ms};
+use crate::lab::measure::Run;
+
+/// C9: clients, each asking for one sleep at a time.
+pub const C9_CONNS: usize = 10;
+/// C9: the sleep (scaled by `--scale`).
+pub const C9_SLEEP: Duration = Duration::from_millis(1000);
+/// C9: the std-only handler unpatched, patched, and the async cell.
+pub const C9_CELLS: [&str; 3] =
+    ["green-std-blocking-sleep", "green-patched-blocking-sleep", "stackless-async-sleep"];
+
+pub(super) const PATCHED_BLOCKING_CODE: Claim = Claim {
+    id: "C9_patched_blocking_code",
+    measured: "std-only handler (std::net, std::thread::sleep) on green: unpatched vs patched vs async",
+    measure: measure_patched_blocking_code,
+    evaluate: judge_patched_blocking_code,
+    thresholds: || {
+        format!(
+            "unpatched req/s ≤ {C3_SERIAL_SLACK}/sleep; patched and stackless req/s ≥ \
+             {C3_CONCURRENT}×conns/sleep; every run served"
+        )
+    },
+    steps: |_| C9_CELLS.len() as u64,
+};
+
+fn measure_patched_blocking_code(ctx: &Ctx<'_>, _: &[Run]) -> io::Result<Vec<Run>> {
+    let sleep = ctx.opts.scaled(C9_SLEEP);
+    C9_CELLS
+        .iter()
+        .map(|spec| sleep_close(ctx, spec, C9_CONNS, sleep, false, sleep, None))
+        .collect()
+}
+
+/// C9's evaluation: unpatched, one request at a time (req/s at most
+/// [`C3_SERIAL_SLACK`] / sleep); patched and async, all at once (req/s at
+/// least [`C3_CONCURRENT`] × conns / sleep).
+pub fn judge_patched_blocking_code(runs: &[Run]) -> Verdict {
+    let mut rows = Vec::new();
+    for spec in C9_CELLS {
+        match find(runs, spec, None) {
+            Some(r) => rows.push(r),
+            None => return Verdict::missing(spec),
+        }
+    }
+    if let Some(v) = gate(rows.iter().copied(), Queueing::Judged) {
+        return v;
+    }
+    let (unpatched, patched, stackless) = (rows[0], rows[1], rows[2]);
+    let Some(sleep) = sleep_ms(unpatched) else { return Verdict::missing("sleep_ms") };
+    let one_at_a_time = 1e3 / sleep;
+    let all_at_once = |r: &Run| r.req_per_s >= C3_CONCURRENT * r.conns as f64 * 1e3 / sleep;
+    let parts = [
+        unpatched.req_per_s <= one_at_a_time * C3_SERIAL_SLACK,
+        all_at_once(patched),
+        all_at_once(stackless),
+    ];
+    Verdict::new(
+        Holds::of_parts(parts.iter().filter(|ok| **ok).count(), parts.len()),
+        format!(
+            "std-only handler on green threads: unpatched {} req/s (one at a time = {}), \
+             patched {} req/s, p50 {} ms; stackless async {} req/s (all at once = {}){}",
+            num(unpatched.req_per_s),
+            num(one_at_a_time),
+            num(patched.req_per_s),
+            num(patched.p50_ms),
+            num(stackless.req_per_s),
+            num(C9_CONNS as f64 * 1e3 / sleep),
+            errors_note(runs)
+        ),
+    )
+}
