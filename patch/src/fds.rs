@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::Waker;
 use std::time::Duration;
 
-use greenloop_runtime::reactor::{Direction, IoKey, Remote};
+use greenloop_runtime::reactor::{Direction, IoKey, ReactorId, Remote};
 use libc::c_int;
 
 /// Slots per page.
@@ -57,7 +57,7 @@ pub(crate) struct Entry {
 #[derive(Debug)]
 pub(crate) struct Registration {
     pub(crate) key: IoKey,
-    pub(crate) reactor: u64,
+    pub(crate) reactor: ReactorId,
     pub(crate) remote: Arc<Remote>,
 }
 

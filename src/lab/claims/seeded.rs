@@ -40,7 +40,9 @@ fn loads(ctx: &Ctx<'_>, claim: ClaimId) -> Vec<SeedLoad> {
         ClaimId::C4 => C4_CONNS.iter().map(|&c| close(c, C4_SLEEP)).collect(),
         ClaimId::C6 => c6_conns(ctx.opts).iter().map(|&c| sweep(c)).collect(),
         ClaimId::C7 => vec![sweep(C7_CONNS)],
-        ClaimId::C2 | ClaimId::C5 | ClaimId::C8 | ClaimId::E1 | ClaimId::S1 => Vec::new(),
+        ClaimId::C2 | ClaimId::C5 | ClaimId::C8 | ClaimId::C9 | ClaimId::E1 | ClaimId::S1 => {
+            Vec::new()
+        }
     }
 }
 

@@ -409,6 +409,7 @@ fn holding(claim: ClaimId) -> Vec<Run> {
         }
         ClaimId::C7 => c7(8800.0),
         ClaimId::C8 => c8(40.0, 30_000.0),
+        ClaimId::C9 => c9(10.0, 97.0),
         ClaimId::E1 => e1(4000.0),
         ClaimId::S1 => s1(0.9),
     }
@@ -615,15 +616,18 @@ fn typed_names_cover_every_runtime() {
 
 #[test]
 fn c9_holds_when_only_the_unpatched_cell_serves_one_at_a_time() {
-    let runs = |unpatched: f64, patched: f64| {
-        vec![
-            slept(run("C9", "green-std-blocking-sleep", 10, unpatched, 500.0), 100.0),
-            slept(run("C9", "green-patched-blocking-sleep", 10, patched, 101.0), 100.0),
-            slept(run("C9", "stackless-async-sleep", 10, 98.0, 101.0), 100.0),
-        ]
-    };
-    assert_eq!(judge_patched_blocking_code(&runs(10.0, 97.0)).holds, Holds::Yes);
-    assert_eq!(judge_patched_blocking_code(&runs(10.0, 10.0)).holds, Holds::Partly);
-    assert_eq!(judge_patched_blocking_code(&runs(95.0, 97.0)).holds, Holds::Partly);
-    assert_eq!(judge_patched_blocking_code(&runs(10.0, 97.0)[1..]).holds, Holds::Unknown);
+    assert_eq!(judge_patched_blocking_code(&c9(10.0, 97.0)).holds, Holds::Yes);
+    assert_eq!(judge_patched_blocking_code(&c9(10.0, 10.0)).holds, Holds::Partly);
+    assert_eq!(judge_patched_blocking_code(&c9(95.0, 97.0)).holds, Holds::Partly);
+    assert_eq!(judge_patched_blocking_code(&c9(10.0, 97.0)[1..]).holds, Holds::Unknown);
+}
+
+/// C9's runs: the std-only handler unpatched and patched, and async, 10
+/// connections sleeping 100 ms each.
+fn c9(unpatched: f64, patched: f64) -> Vec<Run> {
+    vec![
+        slept(run("C9", "green-std-blocking-sleep", 10, unpatched, 500.0), 100.0),
+        slept(run("C9", "green-patched-blocking-sleep", 10, patched, 101.0), 100.0),
+        slept(run("C9", "stackless-async-sleep", 10, 98.0, 101.0), 100.0),
+    ]
 }
