@@ -293,8 +293,16 @@ impl Cell {
         if self.cores == 0 {
             return Err("c0: at least one core".into());
         }
-        if self.cores != 1 && self.runtime == CellRuntime::Threads {
-            return Err("c<N> applies to green, stackless and tokio cells, not threads".into());
+        if self.cores != 1
+            && matches!(
+                self.runtime,
+                CellRuntime::Threads | CellRuntime::GreenPatched | CellRuntime::GreenStd
+            )
+        {
+            return Err(format!(
+                "c<N> applies to green, stackless and tokio cells, not {}",
+                self.runtime.name()
+            ));
         }
         if self.cores != 1 && self.runtime == CellRuntime::Tokio && self.workers.is_some() {
             return Err("tokio: w<N> (one multi-thread runtime) or c<N> (one per core)".into());
