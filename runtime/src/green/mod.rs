@@ -47,14 +47,18 @@
 //! * When `run`'s closure returns, green threads still alive are unwound
 //!   (their destructors run) and freed; their joiners get `Err`.
 
+mod cancel;
 mod join;
 mod overflow;
 pub(crate) mod scheduler;
 mod stack;
 mod thread;
+mod timeout;
 
+pub use cancel::{Cancelled, is_cancelled, shield};
 pub use join::{Builder, JoinHandle, Result, spawn};
 pub use thread::{Thread, ThreadId, current, park, park_timeout, sleep, try_current, yield_now};
+pub use timeout::timeout;
 
 use scheduler::Scheduler;
 use std::io;
@@ -176,6 +180,12 @@ pub fn stats() -> Option<Stats> {
 /// Whether the caller runs inside a green thread.
 pub fn in_green_thread() -> bool {
     Scheduler::with(|s| s.is_some_and(Scheduler::is_running_thread))
+}
+
+/// The running green thread's control block, `None` outside a green
+/// thread; valid while that thread runs.
+fn current_control() -> Option<*const thread::Control> {
+    Scheduler::with(|s| s.and_then(Scheduler::current_control))
 }
 
 /// The current green thread's waker, `None` outside a green thread.

@@ -54,7 +54,7 @@ use corosensei::{Coroutine, CoroutineResult, Yielder};
 use super::join::{JoinHandle, Shared};
 use super::stack::{GreenStack, StackPool};
 use super::thread::{Control, RemoteQueue, Thread, WAKE, control_of};
-use super::{Config, overflow};
+use super::{Config, cancel, overflow};
 use crate::context::Context;
 use crate::id::SchedulerId;
 use crate::reactor::Reactor;
@@ -243,13 +243,18 @@ impl Scheduler {
         let done = CompleteOnDrop(ptr::from_ref(&*shared));
         let body = move |yielder: &Yielder<(), ()>, ()| {
             Scheduler::with(|s| s.map(|s| s.started(key, yielder)));
+            // SAFETY: the slot's waker keeps `Shared` alive (invariant 4).
+            if unsafe { (*done.0).control().cancel_state().is_killed() } {
+                drop(f);
+                return done.complete(Err(Box::new(cancel::Cancelled)));
+            }
             let result = panic::catch_unwind(AssertUnwindSafe(f));
             let result = match result {
                 Err(_) if Scheduler::with(|s| s.is_some_and(|s| s.shutting_down.get())) => {
                     // corosensei's forced unwind at teardown: finish quietly.
                     Err(Box::new("green runtime shut down before this green thread finished") as _)
                 }
-                result => result,
+                result => result.map_err(cancel::into_join_error),
             };
             done.complete(result);
         };
@@ -349,9 +354,12 @@ impl Scheduler {
         let (data, _) = self.current_waker.get()?;
         // SAFETY: the running thread's waker points at its `Control` (see
         // `control_of`), alive while it runs (module invariant 6).
-        let must_suspend = unsafe { &*data.cast::<Control>() }.begin_wait(tokens);
+        let control = unsafe { &*data.cast::<Control>() };
+        cancel::check(control);
+        let must_suspend = control.begin_wait(tokens);
         if must_suspend {
             self.suspend();
+            cancel::check(control);
         }
         Some(must_suspend)
     }
@@ -365,7 +373,17 @@ impl Scheduler {
         }
         self.schedule(key);
         self.suspend();
+        if let Some(control) = self.current_control() {
+            // SAFETY: the running thread's control block, alive while it runs.
+            cancel::check(unsafe { &*control });
+        }
         true
+    }
+
+    /// The running green thread's control block, `None` if none runs. The
+    /// pointer is valid while that thread runs (module invariant 6).
+    pub(super) fn current_control(&self) -> Option<*const Control> {
+        self.current_waker.get().map(|(data, _)| data.cast::<Control>())
     }
 
     /// Whether a green thread (not the scheduler itself) is running.

@@ -31,6 +31,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::cancel::CancelState;
 use super::scheduler::Scheduler;
 use std::task::Waker;
 
@@ -81,6 +82,8 @@ pub(crate) struct Control {
     /// The owning scheduler's cross-thread side (no reference count: see
     /// [`RemoteQueue`]).
     queue: &'static RemoteQueue,
+    /// Cancel and timeout requests (see `cancel.rs`).
+    cancel: CancelState,
 }
 
 /// The part of a green scheduler other threads reach: keys of threads
@@ -161,7 +164,19 @@ impl Control {
         scheduler: SchedulerId,
         queue: &'static RemoteQueue,
     ) -> Control {
-        Control { state: AtomicU8::new(0), id: ThreadId::next(), name, key, scheduler, queue }
+        Control {
+            state: AtomicU8::new(0),
+            id: ThreadId::next(),
+            name,
+            key,
+            scheduler,
+            queue,
+            cancel: CancelState::default(),
+        }
+    }
+
+    pub(super) fn cancel_state(&self) -> &CancelState {
+        &self.cancel
     }
 
     pub(super) fn id(&self) -> ThreadId {
