@@ -72,7 +72,9 @@ impl Drop for Socket {
 }
 
 /// A foreign future: pending until dropped, counting its drop.
-struct Forever(DropCount);
+struct Forever {
+    _guard: DropCount,
+}
 
 impl Future for Forever {
     type Output = ();
@@ -201,7 +203,7 @@ fn cancel_in(wait: Wait, early: bool) {
             assert_eq!(green::stats().unwrap().live_threads, 1);
         }
         Wait::ForeignFuture => {
-            let victim = green::spawn(move || block_on(Forever(guard)));
+            let victim = green::spawn(move || block_on(Forever { _guard: guard }));
             cancel_and_check(victim, early, &drops, settle);
         }
     }
@@ -232,5 +234,217 @@ fn cancel_at_every_wait() {
                 }
             }
         });
+    });
+}
+
+#[test]
+fn random_cancel_programs() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    watchdog::watchdog(LIMIT, || {
+        let config = Config { cases: 48, failure_persistence: None, ..Config::default() };
+        let program = proptest::collection::vec((0..WAITS.len(), any::<bool>()), 1..12);
+        let result = TestRunner::new(config).run(&program, |program| {
+            let (live, timers, registrations) = green::run(move || {
+                let reactor = Reactor::current();
+                let idle = (reactor.timer_count(), reactor.io_count());
+                for (wait, early) in program {
+                    cancel_in(WAITS[wait], early);
+                }
+                let stats = green::stats().unwrap();
+                (stats.live_threads, reactor.timer_count() - idle.0, reactor.io_count() - idle.1)
+            });
+            prop_assert_eq!(live, 1, "threads left alive");
+            prop_assert_eq!(timers, 0, "timers leaked");
+            prop_assert_eq!(registrations, 0, "registrations leaked");
+            Ok(())
+        });
+        if let Err(e) = result {
+            panic!("{e}");
+        }
+    });
+}
+
+#[test]
+fn cancelling_many_parked_threads_leaves_the_runtime_idle() {
+    watchdog::watchdog(LIMIT, || {
+        green::run(|| {
+            let reactor = Reactor::current();
+            let idle = (green::stats().unwrap().live_threads, reactor.timer_count());
+            let drops = Rc::new(Cell::new(0));
+            let handles: Vec<_> = (0..10_000)
+                .map(|i| {
+                    let guard = DropCount(drops.clone());
+                    green::spawn(move || {
+                        let _guard = guard;
+                        if i % 2 == 0 { green::sleep(FOREVER) } else { green::park() }
+                    })
+                })
+                .collect();
+            green::yield_now();
+            assert_eq!(green::stats().unwrap().live_threads, idle.0 + 10_000);
+            assert_eq!(reactor.timer_count(), idle.1 + 5_000);
+            for handle in &handles {
+                handle.cancel();
+            }
+            for handle in handles {
+                assert_cancelled(handle);
+            }
+            assert_eq!(drops.get(), 10_000);
+            assert_eq!(green::stats().unwrap().live_threads, idle.0);
+            assert_eq!(reactor.timer_count(), idle.1);
+        });
+    });
+}
+
+#[test]
+fn a_running_thread_unwinds_at_its_next_park() {
+    green::run(|| {
+        let reached = Rc::new(Cell::new(0));
+        let r = reached.clone();
+        let slot: Rc<Cell<Option<JoinHandle<()>>>> = Rc::new(Cell::new(None));
+        let own = slot.clone();
+        let victim = green::spawn(move || {
+            let me = own.take().expect("handle passed in");
+            me.cancel();
+            r.set(2); // still running: no park yet
+            green::yield_now();
+            r.set(3);
+        });
+        // The victim cancels itself through its own handle, then joins.
+        slot.set(Some(victim));
+        green::yield_now();
+        green::yield_now();
+        assert_eq!(reached.get(), 2);
+        assert_eq!(green::stats().unwrap().live_threads, 1);
+        assert_eq!(reached.get(), 2);
+    });
+}
+
+#[test]
+fn a_cancel_from_another_os_thread_wakes_the_thread() {
+    watchdog::watchdog(LIMIT, || {
+        green::run(|| {
+            let victim = green::spawn(|| green::sleep(FOREVER));
+            green::yield_now();
+            let (tx, rx) = std::sync::mpsc::channel();
+            let canceller = std::thread::spawn(move || {
+                let victim: JoinHandle<()> = rx.recv().unwrap();
+                victim.cancel();
+                victim
+            });
+            tx.send(victim).unwrap();
+            // The victim is woken from the other thread, through the remote queue.
+            let mut rounds = 0;
+            while !canceller.is_finished() {
+                green::sleep(Duration::from_millis(1));
+                rounds += 1;
+                assert!(rounds < 50_000);
+            }
+            assert_cancelled(canceller.join().unwrap());
+        });
+    });
+}
+
+#[test]
+fn shield_delays_the_cancel_to_its_end() {
+    green::run(|| {
+        let steps = Rc::new(Cell::new(0));
+        let s = steps.clone();
+        let victim = green::spawn(move || {
+            green::shield(|| {
+                green::sleep(Duration::from_millis(2));
+                s.set(1);
+                green::yield_now();
+                s.set(2);
+            });
+            green::yield_now();
+            s.set(3);
+        });
+        green::yield_now();
+        victim.cancel();
+        assert_cancelled(victim);
+        assert_eq!(steps.get(), 2);
+    });
+}
+
+#[test]
+fn a_cancel_after_the_end_keeps_the_result() {
+    green::run(|| {
+        let done = green::spawn(|| 5);
+        green::yield_now();
+        assert!(done.is_finished());
+        done.cancel();
+        assert_eq!(done.join().unwrap(), 5);
+    });
+}
+
+#[test]
+fn a_panic_is_not_a_cancel() {
+    green::run(|| {
+        let panicked = green::spawn(|| std::panic::resume_unwind(Box::new("boom")));
+        let payload = panicked.join().unwrap_err();
+        assert!(!green::is_cancelled(&*payload));
+    });
+}
+
+// ----- timeout ---------------------------------------------------------------
+
+#[test]
+fn timeout_around_a_read_elapses_and_the_socket_stays_usable() {
+    watchdog::watchdog(LIMIT, || {
+        green::run(|| {
+            let (mut socket, mut peer) = Socket::pair();
+            let drops = Rc::new(Cell::new(0));
+            let guard = DropCount(drops.clone());
+            let mut buf = [0; 8];
+            let read = green::timeout(Duration::from_millis(5), || {
+                let _guard = guard;
+                socket.read(&mut buf)
+            });
+            assert!(read.is_err(), "a read with no data did not time out");
+            assert_eq!(drops.get(), 1);
+            peer.write_all(b"late").unwrap();
+            let n = green::timeout(Duration::from_secs(30), || socket.read(&mut buf)).unwrap();
+            assert_eq!(&buf[..n.unwrap()], b"late");
+            assert_eq!(Reactor::current().timer_count(), 0);
+        });
+    });
+}
+
+#[test]
+fn nested_timeouts_fire_innermost_shorter_first() {
+    watchdog::watchdog(LIMIT, || {
+        green::run(|| {
+            let outer = green::timeout(Duration::from_secs(30), || {
+                let inner = green::timeout(Duration::from_millis(2), || green::sleep(FOREVER));
+                assert!(inner.is_err());
+                // The outer deadline still holds: the thread goes on parking.
+                green::sleep(Duration::from_millis(1));
+                "outer finished"
+            });
+            assert_eq!(outer, Ok("outer finished"));
+            let outer = green::timeout(Duration::from_millis(2), || {
+                let inner = green::timeout(Duration::from_secs(30), || green::sleep(FOREVER));
+                panic!("the inner timeout caught the outer's deadline: {inner:?}");
+            });
+            assert!(outer.is_err());
+            assert_eq!(Reactor::current().timer_count(), 0);
+        });
+    });
+}
+
+#[test]
+fn timeout_then_cancel() {
+    green::run(|| {
+        let victim = green::spawn(|| {
+            let _ = green::timeout(Duration::from_millis(1), || green::sleep(FOREVER));
+            green::sleep(FOREVER);
+        });
+        green::sleep(Duration::from_millis(5));
+        assert!(!victim.is_finished());
+        victim.cancel();
+        assert_cancelled(victim);
     });
 }
