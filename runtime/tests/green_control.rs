@@ -448,3 +448,116 @@ fn timeout_then_cancel() {
         assert_cancelled(victim);
     });
 }
+
+// ----- scope -----------------------------------------------------------------
+
+#[test]
+fn scoped_threads_mutate_disjoint_parts_of_a_local_vec() {
+    green::run(|| {
+        let mut cells = vec![0u32; 64];
+        let max_parked = Cell::new(0);
+        let parked = Cell::new(0);
+        green::scope(|s| {
+            for (i, chunk) in cells.chunks_mut(8).enumerate() {
+                let (parked, max_parked) = (&parked, &max_parked);
+                s.spawn(move || {
+                    for cell in chunk.iter_mut() {
+                        parked.set(parked.get() + 1);
+                        max_parked.set(max_parked.get().max(parked.get()));
+                        green::yield_now();
+                        parked.set(parked.get() - 1);
+                        *cell = i as u32;
+                    }
+                });
+            }
+        });
+        let expected: Vec<u32> = (0..64).map(|i| i / 8).collect();
+        assert_eq!(cells, expected);
+        assert_eq!(max_parked.get(), 8, "the scoped threads did not interleave");
+    });
+}
+
+#[test]
+fn a_scoped_panic_propagates_after_all_threads_ended() {
+    green::run(|| {
+        let ended = Cell::new(0);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            green::scope(|s| {
+                s.spawn(|| panic!("scoped boom"));
+                s.spawn(|| {
+                    green::sleep(Duration::from_millis(2));
+                    ended.set(1);
+                });
+            })
+        }));
+        assert!(result.is_err());
+        assert_eq!(ended.get(), 1, "scope returned before its threads ended");
+        // A panic that was joined does not propagate.
+        let joined = green::scope(|s| s.spawn(|| panic!("joined boom")).join().is_err());
+        assert!(joined);
+    });
+}
+
+#[test]
+fn cancelling_a_scope_owner_cancels_its_threads_first() {
+    green::run(|| {
+        let drops = Rc::new(Cell::new(0));
+        let d = drops.clone();
+        let owner = green::spawn(move || {
+            let local = DropCount(d.clone());
+            green::scope(|s| {
+                for _ in 0..3 {
+                    let local = &local;
+                    let d = d.clone();
+                    s.spawn(move || {
+                        let _guard = DropCount(d);
+                        green::sleep(FOREVER);
+                        assert_eq!(local.0.get(), 0);
+                    });
+                }
+            });
+        });
+        green::yield_now();
+        owner.cancel();
+        assert_cancelled(owner);
+        assert_eq!(drops.get(), 4);
+    });
+}
+
+static ENV_ALIVE_AT_CHILD_DROP: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
+
+#[test]
+fn shutdown_unwinds_scoped_threads_before_their_owner() {
+    struct Env(Cell<bool>);
+    impl Drop for Env {
+        fn drop(&mut self) {
+            self.0.set(false);
+        }
+    }
+    struct ReadsEnv<'a>(&'a Env);
+    impl Drop for ReadsEnv<'_> {
+        fn drop(&mut self) {
+            if self.0.0.get() {
+                ENV_ALIVE_AT_CHILD_DROP.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    }
+    green::run(|| {
+        green::spawn(|| {
+            let env = Env(Cell::new(true));
+            green::scope(|s| {
+                for _ in 0..2 {
+                    let env = &env;
+                    s.spawn(move || {
+                        let _reads = ReadsEnv(env);
+                        green::sleep(FOREVER);
+                    });
+                }
+            });
+        });
+        green::yield_now();
+        green::yield_now();
+    });
+    assert_eq!(ENV_ALIVE_AT_CHILD_DROP.load(std::sync::atomic::Ordering::SeqCst), 2);
+}

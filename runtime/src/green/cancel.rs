@@ -100,6 +100,12 @@ impl CancelState {
         self.word.fetch_or(KILL, Ordering::AcqRel) & KILL == 0
     }
 
+    /// Whether an unwind is requested and not yet delivered.
+    pub(super) fn is_pending(&self) -> bool {
+        let word = self.word.load(Ordering::Acquire);
+        word & (KILL | LEVEL) != 0 && word & THROWN == 0
+    }
+
     /// Whether a kill was requested.
     pub(super) fn is_killed(&self) -> bool {
         self.word.load(Ordering::Acquire) & KILL != 0

@@ -51,12 +51,14 @@ mod cancel;
 mod join;
 mod overflow;
 pub(crate) mod scheduler;
+mod scope;
 mod stack;
 mod thread;
 mod timeout;
 
 pub use cancel::{Cancelled, is_cancelled, shield};
 pub use join::{Builder, JoinHandle, Result, spawn};
+pub use scope::{Scope, ScopedJoinHandle, scope};
 pub use thread::{Thread, ThreadId, current, park, park_timeout, sleep, try_current, yield_now};
 pub use timeout::timeout;
 

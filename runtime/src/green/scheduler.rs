@@ -53,7 +53,7 @@ use corosensei::{Coroutine, CoroutineResult, Yielder};
 
 use super::join::{JoinHandle, Shared};
 use super::stack::{GreenStack, StackPool};
-use super::thread::{Control, RemoteQueue, Thread, WAKE, control_of};
+use super::thread::{Control, RemoteQueue, Thread, ThreadId, WAKE, control_of};
 use super::{Config, cancel, overflow};
 use crate::context::Context;
 use crate::id::SchedulerId;
@@ -282,12 +282,22 @@ impl Scheduler {
         self.yielder.set(yielder);
     }
 
-    /// Unwinds and frees every green thread still alive; later spawns fail.
+    /// Unwinds and frees every green thread still alive, youngest first (a
+    /// `green::scope`'s threads before the thread that spawned them);
+    /// later spawns fail.
     pub(crate) fn teardown(&self) {
         self.shutting_down.set(true);
         self.run_queue.borrow_mut().clear();
         let capacity = self.threads.borrow().capacity();
-        for key in 0..capacity {
+        let mut keys: Vec<(ThreadId, usize)> = (0..capacity)
+            .filter_map(|key| {
+                let threads = self.threads.borrow();
+                // SAFETY: a slot's waker is a green thread's (see `resume`).
+                Some((unsafe { control_of(&threads.get(key)?.waker) }.id(), key))
+            })
+            .collect();
+        keys.sort_unstable_by(|a, b| b.cmp(a));
+        for (_, key) in keys {
             let coroutine = self
                 .threads
                 .borrow_mut()

@@ -269,7 +269,7 @@ impl Thread {
         Thread { waker }
     }
 
-    fn control(&self) -> &Control {
+    pub(super) fn control(&self) -> &Control {
         // SAFETY: `from_waker`'s contract: the waker is a green thread's.
         unsafe { control_of(&self.waker) }
     }
