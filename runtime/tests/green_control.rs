@@ -561,3 +561,63 @@ fn shutdown_unwinds_scoped_threads_before_their_owner() {
     });
     assert_eq!(ENV_ALIVE_AT_CHILD_DROP.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
+
+// ----- locals ----------------------------------------------------------------
+
+std::thread_local! {
+    static LOCAL_DROPS: Cell<usize> = const { Cell::new(0) };
+    static LOCAL_INITS: Cell<usize> = const { Cell::new(0) };
+}
+
+struct Tracked(Cell<u32>);
+
+impl Tracked {
+    fn new() -> Tracked {
+        LOCAL_INITS.with(|n| n.set(n.get() + 1));
+        Tracked(Cell::new(0))
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        LOCAL_DROPS.with(|n| n.set(n.get() + 1));
+    }
+}
+
+greenloop_runtime::green_local! {
+    static TRACKED: Tracked = Tracked::new();
+    static UNUSED: Tracked = Tracked::new();
+}
+
+#[test]
+fn locals_are_per_thread_lazy_and_dropped_on_exit_and_cancel() {
+    green::run(|| {
+        let before = (LOCAL_INITS.with(Cell::get), LOCAL_DROPS.with(Cell::get));
+        let workers: Vec<_> = (1..=3u32)
+            .map(|i| {
+                green::spawn(move || {
+                    TRACKED.with(|t| t.0.set(i));
+                    green::yield_now();
+                    TRACKED.with(|t| t.0.get())
+                })
+            })
+            .collect();
+        let values: Vec<u32> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+        assert_eq!(values, [1, 2, 3], "green threads shared a local");
+        assert_eq!(LOCAL_INITS.with(Cell::get) - before.0, 3);
+        assert_eq!(LOCAL_DROPS.with(Cell::get) - before.1, 3, "not dropped on exit");
+
+        let victim = green::spawn(|| {
+            TRACKED.with(|t| t.0.set(7));
+            green::sleep(FOREVER);
+        });
+        green::yield_now();
+        victim.cancel();
+        assert_cancelled(victim);
+        assert_eq!(LOCAL_DROPS.with(Cell::get) - before.1, 4, "not dropped on cancel");
+        // Only a first use creates a value: one more, for this thread.
+        green::spawn(|| UNUSED.try_with(|_| ()).is_some()).join().unwrap();
+        assert_eq!(LOCAL_INITS.with(Cell::get) - before.0, 5);
+    });
+    assert!(TRACKED.try_with(|_| ()).is_none(), "a local outside a green thread");
+}

@@ -49,6 +49,7 @@
 
 mod cancel;
 mod join;
+mod local;
 mod overflow;
 pub(crate) mod scheduler;
 mod scope;
@@ -58,6 +59,7 @@ mod timeout;
 
 pub use cancel::{Cancelled, is_cancelled, shield};
 pub use join::{Builder, JoinHandle, Result, spawn};
+pub use local::Local;
 pub use scope::{Scope, ScopedJoinHandle, scope};
 pub use thread::{Thread, ThreadId, current, park, park_timeout, sleep, try_current, yield_now};
 pub use timeout::timeout;

@@ -248,7 +248,11 @@ impl Scheduler {
                 drop(f);
                 return done.complete(Err(Box::new(cancel::Cancelled)));
             }
-            let result = panic::catch_unwind(AssertUnwindSafe(f));
+            let result = panic::catch_unwind(AssertUnwindSafe(|| {
+                // SAFETY: the thread's own locals, cleared as it ends.
+                let _locals = ClearLocals(unsafe { (*done.0).control() });
+                f()
+            }));
             let result = match result {
                 Err(_) if Scheduler::with(|s| s.is_some_and(|s| s.shutting_down.get())) => {
                     // corosensei's forced unwind at teardown: finish quietly.
@@ -529,6 +533,18 @@ impl<T: Send + 'static> Drop for CompleteOnDrop<T> {
         let error = Box::new("green runtime shut down before this green thread started");
         // SAFETY: as in `complete` (module invariant 4).
         unsafe { (*self.0).complete(Err(error)) };
+    }
+}
+
+/// Drops a green thread's locals when its closure ends (returns or
+/// unwinds), on the thread itself (`local.rs` invariant 1).
+struct ClearLocals<'a>(&'a Control);
+
+impl Drop for ClearLocals<'_> {
+    fn drop(&mut self) {
+        // SAFETY: this guard lives on the thread's root frame: it runs on
+        // the thread, after every frame that borrowed a local has ended.
+        unsafe { self.0.locals().clear() }
     }
 }
 

@@ -32,6 +32,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::cancel::CancelState;
+use super::local::Locals;
 use super::scheduler::Scheduler;
 use std::task::Waker;
 
@@ -84,6 +85,8 @@ pub(crate) struct Control {
     queue: &'static RemoteQueue,
     /// Cancel and timeout requests (see `cancel.rs`).
     cancel: CancelState,
+    /// Green-thread-local values (see `local.rs`).
+    locals: Locals,
 }
 
 /// The part of a green scheduler other threads reach: keys of threads
@@ -172,7 +175,12 @@ impl Control {
             scheduler,
             queue,
             cancel: CancelState::default(),
+            locals: Locals::default(),
         }
+    }
+
+    pub(super) fn locals(&self) -> &Locals {
+        &self.locals
     }
 
     pub(super) fn cancel_state(&self) -> &CancelState {
