@@ -621,3 +621,65 @@ fn locals_are_per_thread_lazy_and_dropped_on_exit_and_cancel() {
     });
     assert!(TRACKED.try_with(|_| ()).is_none(), "a local outside a green thread");
 }
+
+// ----- groups and pools ------------------------------------------------------
+
+#[test]
+fn a_pool_of_4_never_runs_more_than_4() {
+    watchdog::watchdog(LIMIT, || {
+        green::run(|| {
+            let pool = green::Pool::new(4);
+            let running = Rc::new(Cell::new(0));
+            let max_running = Rc::new(Cell::new(0));
+            let finished = Rc::new(Cell::new(0));
+            for i in 0..64u64 {
+                let (running, max_running, finished) =
+                    (running.clone(), max_running.clone(), finished.clone());
+                pool.spawn(move || {
+                    running.set(running.get() + 1);
+                    max_running.set(max_running.get().max(running.get()));
+                    for _ in 0..(i % 3) {
+                        green::yield_now();
+                    }
+                    green::sleep(Duration::from_micros(i % 5 * 100));
+                    running.set(running.get() - 1);
+                    finished.set(finished.get() + 1);
+                });
+                assert!(pool.len() <= 4);
+            }
+            pool.join();
+            assert_eq!(finished.get(), 64);
+            assert_eq!(max_running.get(), 4, "the pool did not fill up to 4 (or overfilled)");
+            assert!(pool.is_empty());
+        });
+    });
+}
+
+#[test]
+fn a_group_joins_and_cancels_all() {
+    watchdog::watchdog(LIMIT, || {
+        green::run(|| {
+            let group = green::Group::new();
+            let drops = Rc::new(Cell::new(0));
+            let handles: Vec<_> = (0..10)
+                .map(|_| {
+                    let guard = DropCount(drops.clone());
+                    group.spawn(move || {
+                        let _guard = guard;
+                        green::sleep(FOREVER);
+                    })
+                })
+                .collect();
+            let quick = group.spawn(|| 1);
+            green::yield_now();
+            assert_eq!(group.len(), 10);
+            group.cancel_all();
+            group.join();
+            assert!(group.is_empty());
+            assert_eq!(drops.get(), 10);
+            assert_eq!(quick.join().unwrap(), 1);
+            handles.into_iter().for_each(assert_cancelled);
+            assert_eq!(green::stats().unwrap().live_threads, 1);
+        });
+    });
+}

@@ -48,6 +48,7 @@
 //!   (their destructors run) and freed; their joiners get `Err`.
 
 mod cancel;
+mod group;
 mod join;
 mod local;
 mod overflow;
@@ -58,6 +59,7 @@ mod thread;
 mod timeout;
 
 pub use cancel::{Cancelled, is_cancelled, shield};
+pub use group::{Group, Pool};
 pub use join::{Builder, JoinHandle, Result, spawn};
 pub use local::Local;
 pub use scope::{Scope, ScopedJoinHandle, scope};
