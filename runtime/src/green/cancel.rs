@@ -2,28 +2,10 @@
 //! [`shield`], and the [`Cancelled`] payload its joiner gets.
 //!
 //! A cancel is a request stored in the thread's control block, plus a wake.
-//! The thread acts on it at its next *interruption point*: any park
-//! ([`park`](super::park), [`sleep`](super::sleep), a join,
-//! [`block_on`](crate::block_on) of a pending future, so every greenloop
-//! socket, channel, lock and semaphore wait), or [`yield_now`](super::yield_now).
-//! There it unwinds, with a private payload that only the thread's own spawn
-//! wrapper catches, so no panic message is printed; its destructors run on
-//! the way, and the future a `block_on` was waiting for is dropped like a
-//! cancelled task's, which takes its waiter off the primitive's list and
-//! gives a held `Mutex` guard or `Semaphore` permit back. The joiner gets
-//! `Err` with a [`Cancelled`] payload (test it with [`is_cancelled`]).
-//!
-//! * A thread that is running (computing, not parked) is not interrupted:
-//!   it unwinds at its next park.
-//! * A thread inside `block_on` of a foreign future unwinds from the park
-//!   between two polls; the future is dropped without being polled again.
-//!   A future that blocks its OS thread (a non-greenloop blocking call) is
-//!   not interrupted until it returns.
-//! * A thread that has not started yet never runs its closure.
-//! * A cancel after the thread finished does nothing.
-//! * The unwind is delivered once: destructors that park on the way out
-//!   park normally. A `catch_unwind` in the thread can stop it, as it can
-//!   stop a panic; the thread then runs on, uncancelled.
+//! The thread acts on it at its next *interruption point*, any park or
+//! yield (the rules users see are on [`Cancelled`]): there it unwinds with
+//! a private payload that only its own spawn wrapper catches (so no panic
+//! message is printed) and turns into [`Cancelled`].
 //!
 //! The unwind is a Rust unwind started by `panic::resume_unwind` on the
 //! thread's own stack, caught by the `catch_unwind` at its root, so it never
@@ -32,6 +14,12 @@
 //! park, after the switch back returned. A thread that parks inside an
 //! `extern "C"` callback or a destructor that must not unwind would abort
 //! there; greenloop parks in neither.
+//!
+//! Why not corosensei's forced unwind (dropping the suspended coroutine)?
+//! It runs from outside the thread, so it cannot reach a running thread at
+//! its next park, cannot be caught inside the thread (which `timeout` and
+//! `scope` need), and ends the coroutine without its normal completion
+//! path; the runtime uses it only at shutdown.
 //!
 //! # The cancel word
 //!
@@ -60,6 +48,26 @@ const SHIELD: u32 = (1 << 16) - 1;
 
 /// The payload of a cancelled green thread's `Err` from
 /// [`JoinHandle::join`](super::JoinHandle::join).
+///
+/// [`JoinHandle::cancel`](super::JoinHandle::cancel) makes the thread
+/// unwind from its next park: [`park`](super::park), [`sleep`](super::sleep),
+/// a join, [`block_on`](crate::block_on) of a pending future (so every
+/// greenloop socket, channel, lock and semaphore wait), or
+/// [`yield_now`](super::yield_now). Its destructors run; the future it
+/// waited for is dropped, which takes it off the primitive's waiter list;
+/// the `Mutex` guards and `Semaphore` permits it held are released.
+///
+/// * A thread that is running (computing, not parked) is not interrupted:
+///   it unwinds at its next park.
+/// * A thread inside `block_on` of a foreign future unwinds from the park
+///   between two polls; the future is dropped without being polled again.
+///   A future that blocks its OS thread (a non-greenloop blocking call) is
+///   not interrupted until it returns.
+/// * A thread that has not started yet never runs its closure.
+/// * A cancel after the thread finished does nothing.
+/// * The unwind is delivered once: destructors that park on the way out
+///   park normally. A `catch_unwind` in the thread can stop it, as it can
+///   stop a panic; the thread then runs on, uncancelled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cancelled;
 
