@@ -10,6 +10,10 @@
 //!   once, in a green thread.
 //! * `green_timeout/timeout` — the same call inside `green::timeout(60 s)`:
 //!   one timer armed and cancelled, plus the unwind guard.
+//! * `green_timeout/timer_arm_cancel` — the other reference: a 60 s
+//!   `time::sleep` polled once (arming its timer) and dropped (cancelling
+//!   it), as `scheduler`'s `timer_arm_cancel/green`. The target is
+//!   `timeout` ≤ 1.5 × `plain` + `timer_arm_cancel`.
 //! * `green_local/green_local` — one `Local::with` read of a `Cell<u64>`.
 //! * `green_local/std_thread_local` — the same read of a std
 //!   `thread_local!`, the reference.
@@ -18,11 +22,14 @@
 mod common;
 
 use std::cell::Cell;
+use std::future::Future;
 use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use greenloop::green;
+use greenloop::{green, time};
 
 /// Threads cancelled per timed batch.
 const BATCH: u64 = 1_000;
@@ -54,6 +61,12 @@ fn cancel_parked(c: &mut Criterion) {
     group.finish();
 }
 
+/// Calls `f`: what `green::timeout` does around its closure, minus the
+/// deadline.
+fn plain_call<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
 fn timeout_ready(c: &mut Criterion) {
     let mut group = c.benchmark_group("green_timeout");
     group.throughput(Throughput::Elements(1));
@@ -62,7 +75,7 @@ fn timeout_ready(c: &mut Criterion) {
             green::run(|| {
                 let start = Instant::now();
                 for i in 0..iters {
-                    black_box((|| black_box(i))());
+                    black_box(plain_call(|| black_box(i)));
                 }
                 start.elapsed()
             })
@@ -74,6 +87,19 @@ fn timeout_ready(c: &mut Criterion) {
                 let start = Instant::now();
                 for i in 0..iters {
                     let _ = black_box(green::timeout(Duration::from_secs(60), || black_box(i)));
+                }
+                start.elapsed()
+            })
+        });
+    });
+    group.bench_function("timer_arm_cancel", |b| {
+        b.iter_custom(|iters| {
+            green::run(|| {
+                let mut cx = Context::from_waker(Waker::noop());
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let mut sleep = pin!(time::sleep(Duration::from_secs(60)));
+                    black_box(sleep.as_mut().poll(&mut cx).is_pending());
                 }
                 start.elapsed()
             })
