@@ -6,11 +6,21 @@
 //! a cancel, and the `timeout` call at that level catches the unwind and
 //! returns `Err(Elapsed)`. When several nested timeouts fired, the
 //! outermost wins: the inner ones let its unwind pass.
+//!
+//! # Unsafe invariants
+//!
+//! 1. The timer's waker points at the [`Alarm`] in `timeout`'s frame and
+//!    owns no count; the frame's `Armed` guard cancels the timer (dropping
+//!    the waker) before the alarm goes out of scope, on return and on
+//!    unwind alike (runtime shutdown unwinds every green thread). The wheel
+//!    holds the waker only; a clone made of it owns its own copy.
 
+use std::mem::ManuallyDrop;
 use std::panic::{self, AssertUnwindSafe};
+use std::ptr;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Wake, Waker};
+use std::task::{RawWaker, RawWakerVTable, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use super::cancel::{self, Interrupt};
@@ -46,17 +56,19 @@ use crate::time::Elapsed;
 /// Outside a green thread, or with more than 16,000 nested timeouts. A
 /// panic of `f` passes through.
 pub fn timeout<R>(duration: Duration, f: impl FnOnce() -> R) -> Result<R, Elapsed> {
-    let control = super::current_control()
+    let thread = super::current_waker_ref()
         .expect("green::timeout called outside a green thread (use time::block_on_timeout)");
     let Some(deadline) = Instant::now().checked_add(duration) else { return Ok(f()) };
-    let waker = super::current_waker().expect("inside a green thread");
-    // SAFETY: the running thread's control block, alive while it runs, and
-    // `Armed` below lives on its stack.
-    let state = unsafe { &*control }.cancel_state();
-    let level = state.enter_timeout();
+    // SAFETY: the running thread's waker is a green thread's.
+    let level = unsafe { control_of(&thread) }.cancel_state().enter_timeout();
+    let alarm = Alarm { thread, level };
+    // SAFETY: as above.
+    let control = unsafe { control_of(&alarm.thread) };
+    let state = control.cancel_state();
     let reactor = Reactor::current();
-    let alarm = Waker::from(Arc::new(Alarm { thread: waker, level }));
-    let timer = reactor.insert_timer(deadline, alarm);
+    // SAFETY: `armed` below takes the timer out of the wheel before `alarm`
+    // goes out of scope (invariant 1).
+    let timer = reactor.insert_timer(deadline, unsafe { alarm.waker() });
     let armed = Armed { reactor, timer, level, control };
     let result = panic::catch_unwind(AssertUnwindSafe(f));
     drop(armed);
@@ -70,41 +82,93 @@ pub fn timeout<R>(duration: Duration, f: impl FnOnce() -> R) -> Result<R, Elapse
     }
 }
 
-/// The timer's waker: marks the timeout at `level` fired and interrupts the
-/// thread.
+/// What the timer wakes: marks the timeout at `level` fired and interrupts
+/// the thread. It lives in `timeout`'s frame, and the timer's waker points
+/// at it without a count (invariant 1).
 struct Alarm {
-    /// The green thread's own waker (keeps its control block alive).
+    /// The green thread's slot waker, borrowed (it outlives the thread's
+    /// frames, see `Scheduler::current_waker_ref`).
+    thread: ManuallyDrop<Waker>,
+    level: u32,
+}
+
+impl Alarm {
+    const VTABLE: RawWakerVTable =
+        RawWakerVTable::new(Self::clone_raw, Self::wake_raw, Self::wake_raw, Self::drop_raw);
+
+    /// A waker that points at this alarm without owning it.
+    ///
+    /// # Safety
+    ///
+    /// The waker must be gone before the alarm: only the reactor's timer
+    /// may hold it, and the timer must be cancelled or fired by then.
+    unsafe fn waker(&self) -> Waker {
+        // SAFETY: the vtable treats `data` as a borrowed `Alarm`, which
+        // our caller keeps alive as long as the waker.
+        unsafe { Waker::from_raw(RawWaker::new(ptr::from_ref(self).cast(), &Self::VTABLE)) }
+    }
+
+    /// A clone owns what it needs: the thread's waker (a count) and the
+    /// level, on the heap.
+    unsafe fn clone_raw(data: *const ()) -> RawWaker {
+        // SAFETY: `data` is a live `Alarm` (invariant 1).
+        let alarm = unsafe { &*data.cast::<Alarm>() };
+        let owned = Waker::from(Arc::new(OwnedAlarm {
+            thread: (*alarm.thread).clone(),
+            level: alarm.level,
+        }));
+        let raw = RawWaker::new(owned.data(), owned.vtable());
+        std::mem::forget(owned);
+        raw
+    }
+
+    unsafe fn wake_raw(data: *const ()) {
+        // SAFETY: `data` is a live `Alarm` (invariant 1).
+        let alarm = unsafe { &*data.cast::<Alarm>() };
+        fire(&alarm.thread, alarm.level);
+    }
+
+    unsafe fn drop_raw(_: *const ()) {}
+}
+
+/// An [`Alarm`] that owns its parts, made when the timer's waker is cloned.
+struct OwnedAlarm {
     thread: Waker,
     level: u32,
 }
 
-impl Wake for Alarm {
+impl Wake for OwnedAlarm {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        // SAFETY: `thread` is the green thread's waker, from `current_waker`.
-        let control = unsafe { control_of(&self.thread) };
-        control.cancel_state().fire(self.level);
-        cancel::interrupt(control);
+        fire(&self.thread, self.level);
     }
+}
+
+/// Marks the timeout at `level` of the green thread of `thread` (its waker)
+/// fired, and interrupts the thread.
+fn fire(thread: &Waker, level: u32) {
+    // SAFETY: the alarms hold green threads' wakers only.
+    let control = unsafe { control_of(thread) };
+    control.cancel_state().fire(level);
+    cancel::interrupt(control);
 }
 
 /// The armed deadline; on drop (return or unwind) cancels the timer and
 /// forgets a firing that was not delivered.
-struct Armed {
+struct Armed<'a> {
     reactor: Rc<Reactor>,
     timer: TimerKey,
     level: u32,
-    control: *const Control,
+    control: &'a Control,
 }
 
-impl Drop for Armed {
+impl Drop for Armed<'_> {
     fn drop(&mut self) {
         self.reactor.cancel_timer(self.timer);
-        // SAFETY: as in `timeout`: the guard lives on the thread's stack.
-        let state = unsafe { &*self.control }.cancel_state();
+        let state = self.control.cancel_state();
         state.clear(self.level);
         state.leave_timeout();
     }
