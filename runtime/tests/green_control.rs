@@ -87,6 +87,7 @@ impl Future for Forever {
 #[derive(Clone, Copy, Debug)]
 enum Wait {
     Sleep,
+    ParkTimeout,
     SocketRead,
     ChannelRecv,
     MutexLock,
@@ -96,8 +97,9 @@ enum Wait {
     ForeignFuture,
 }
 
-const WAITS: [Wait; 8] = [
+const WAITS: [Wait; 9] = [
     Wait::Sleep,
+    Wait::ParkTimeout,
     Wait::SocketRead,
     Wait::ChannelRecv,
     Wait::MutexLock,
@@ -126,6 +128,17 @@ fn cancel_in(wait: Wait, early: bool) {
                 green::sleep(FOREVER);
             });
             cancel_and_check(victim, early, &drops, settle);
+        }
+        Wait::ParkTimeout => {
+            let timers = Reactor::current().timer_count();
+            let victim = green::spawn(move || {
+                let _guard = guard;
+                loop {
+                    green::park_timeout(FOREVER);
+                }
+            });
+            cancel_and_check(victim, early, &drops, settle);
+            assert_eq!(Reactor::current().timer_count(), timers, "park_timeout's timer leaked");
         }
         Wait::SocketRead => {
             let registrations = Reactor::current().io_count();

@@ -161,6 +161,11 @@ impl CancelState {
         if word & (KILL | LEVEL) == 0 || word & (THROWN | SHIELD) != 0 {
             return None;
         }
+        if std::thread::panicking() {
+            // A destructor parks during an unwind (a panic, or the runtime's
+            // shutdown): a second unwind would abort. Deliver later.
+            return None;
+        }
         self.word.fetch_or(THROWN, Ordering::AcqRel);
         let level = (word & LEVEL) >> LEVEL_SHIFT;
         // An elapsed timeout is delivered first: it is caught inside the

@@ -359,8 +359,9 @@ pub fn park_timeout(timeout: Duration) {
     };
     let reactor = crate::reactor::Reactor::current();
     let timer = reactor.insert_timer(deadline, waker);
+    // Cancelled on return and when a cancel unwinds from the wait.
+    let _timer = super::timeout::TimerGuard { reactor: &reactor, timer };
     Scheduler::with(|s| s.map(|s| s.wait_current(UNPARK | WAKE)));
-    reactor.cancel_timer(timer);
 }
 
 /// Puts the current green thread at the back of the run queue and runs the

@@ -18,7 +18,6 @@
 use std::mem::ManuallyDrop;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{RawWaker, RawWakerVTable, Wake, Waker};
 use std::time::{Duration, Instant};
@@ -69,7 +68,7 @@ pub fn timeout<R>(duration: Duration, f: impl FnOnce() -> R) -> Result<R, Elapse
     // SAFETY: `armed` below takes the timer out of the wheel before `alarm`
     // goes out of scope (invariant 1).
     let timer = reactor.insert_timer(deadline, unsafe { alarm.waker() });
-    let armed = Armed { reactor, timer, level, control };
+    let armed = Armed { _timer: TimerGuard { reactor: &reactor, timer }, level, control };
     let result = panic::catch_unwind(AssertUnwindSafe(f));
     drop(armed);
     match result {
@@ -159,15 +158,26 @@ fn fire(thread: &Waker, level: u32) {
 /// The armed deadline; on drop (return or unwind) cancels the timer and
 /// forgets a firing that was not delivered.
 struct Armed<'a> {
-    reactor: Rc<Reactor>,
-    timer: TimerKey,
+    /// Cancelled when the guard drops, before `timeout`'s `Alarm` does.
+    _timer: TimerGuard<'a>,
     level: u32,
     control: &'a Control,
 }
 
-impl Drop for Armed<'_> {
+/// A timer cancelled when the guard drops (return or unwind).
+pub(super) struct TimerGuard<'a> {
+    pub(super) reactor: &'a Reactor,
+    pub(super) timer: TimerKey,
+}
+
+impl Drop for TimerGuard<'_> {
     fn drop(&mut self) {
         self.reactor.cancel_timer(self.timer);
+    }
+}
+
+impl Drop for Armed<'_> {
+    fn drop(&mut self) {
         let state = self.control.cancel_state();
         state.clear(self.level);
         state.leave_timeout();
