@@ -537,6 +537,38 @@ fn cancelling_a_scope_owner_cancels_its_threads_first() {
     });
 }
 
+#[test]
+fn a_scope_cancelled_before_its_threads_started_still_returns() {
+    watchdog::watchdog(LIMIT, || {
+        green::run(|| {
+            let ran = Rc::new(Cell::new(0));
+            let own: Rc<Cell<Option<JoinHandle<()>>>> = Rc::new(Cell::new(None));
+            let (r, o) = (ran.clone(), own.clone());
+            let owner = green::spawn(move || {
+                green::scope(|s| {
+                    for _ in 0..3 {
+                        let r = r.clone();
+                        s.spawn(move || r.set(r.get() + 1));
+                    }
+                    // Cancel the owner before any of its threads ran.
+                    let me = o.take().expect("handle passed in");
+                    me.cancel();
+                    o.set(Some(me));
+                });
+            });
+            own.set(Some(owner));
+            let mut rounds = 0;
+            while green::stats().unwrap().live_threads > 1 {
+                green::yield_now();
+                rounds += 1;
+                assert!(rounds < 1_000, "the scope never returned");
+            }
+            assert_eq!(ran.get(), 0, "cancelled threads ran");
+            assert_cancelled(own.take().unwrap());
+        });
+    });
+}
+
 static ENV_ALIVE_AT_CHILD_DROP: std::sync::atomic::AtomicUsize =
     std::sync::atomic::AtomicUsize::new(0);
 

@@ -95,13 +95,15 @@ impl Group {
         T: Send + 'static,
     {
         let key = self.inner.running.borrow().vacant_key();
+        // Counted in before the spawn: the member counts the thread out when
+        // its closure ends or is dropped unrun.
+        self.inner.done.add(1);
         let member = Member { inner: self.inner.clone(), key };
         let handle = join::spawn(move || {
             let _member = member;
             let _held = held;
             f()
         });
-        self.inner.done.add(1);
         let inserted = self.inner.running.borrow_mut().insert(handle.thread());
         debug_assert_eq!(inserted, key);
         handle

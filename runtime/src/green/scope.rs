@@ -102,8 +102,13 @@ impl<'scope> Scope<'scope, '_> {
         F: FnOnce() -> T + 'scope,
         T: Send + 'static,
     {
+        // Counted in before the spawn; the guard counts the thread out when
+        // its closure ends or is dropped unrun (cancelled before it started,
+        // or the spawn failed).
+        self.running.set(self.running.get() + 1);
+        let ended = Ended(self);
         let body = move || {
-            let _ended = Ended(self);
+            let _ended = ended;
             match panic::catch_unwind(AssertUnwindSafe(f)) {
                 Ok(value) => value,
                 Err(payload) => {
@@ -121,7 +126,6 @@ impl<'scope> Scope<'scope, '_> {
             None => Err(io::Error::other("green::Scope::spawn outside its runtime")),
         });
         let handle = spawned.unwrap_or_else(|e| panic!("failed to spawn scoped green thread: {e}"));
-        self.running.set(self.running.get() + 1);
         self.threads.borrow_mut().push(handle.thread());
         ScopedJoinHandle { handle, scope: &self.unjoined_panics }
     }
