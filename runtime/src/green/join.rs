@@ -106,6 +106,11 @@ impl<T> Shared<T> {
 }
 
 impl<T: Send + 'static> Shared<T> {
+    /// The thread's control block.
+    pub(super) fn control(&self) -> &Control {
+        &self.control
+    }
+
     /// Stores the result and wakes the joiner.
     pub(super) fn complete(&self, result: Result<T>) {
         self.join.complete(result);
@@ -277,6 +282,16 @@ impl<T: Send + 'static> JoinHandle<T> {
     pub fn thread(&self) -> Thread {
         // SAFETY: `Shared::waker` makes a green thread's waker.
         unsafe { Thread::from_waker(self.shared.waker()) }
+    }
+
+    /// Cancels the thread: it unwinds at its next park (at once if it is
+    /// parked now), running its destructors, and its join gives `Err` with
+    /// a [`Cancelled`](super::Cancelled) payload. A thread that finished
+    /// first keeps its result. Works from any OS thread. See
+    /// [`shield`](super::shield) and the module docs of `green` for what
+    /// happens to a running thread or one inside a foreign future.
+    pub fn cancel(&self) {
+        super::cancel::cancel(&self.shared.control);
     }
 
     /// Whether the thread has finished (its result is ready).

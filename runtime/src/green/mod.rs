@@ -34,9 +34,15 @@
 //!
 //! # Design
 //!
-//! * A green thread never leaves the OS thread that spawned it, so `Rc`,
-//!   `RefCell` and std thread-locals stay sound inside it and the closure
-//!   needs no `Send` bound.
+//! * A green thread never leaves the OS thread that spawned it, so `Rc`
+//!   and `RefCell` stay sound inside it and the closure needs no `Send`
+//!   bound.
+//! * **std's `thread_local!` is per OS thread, not per green thread:** every
+//!   green thread of the OS thread sees the same value, and a value set
+//!   before a park may be changed by another green thread when it returns.
+//!   Accessing one is memory-safe (each access is a short borrow on one OS
+//!   thread) but it is shared state. For per-green-thread values use
+//!   [`green_local!`](crate::green_local) ([`Local`]).
 //! * Every green thread has a `Send + Sync` [`Waker`](std::task::Waker) that
 //!   unparks it: timers, sockets, channels and foreign OS threads all wake it
 //!   the same way. A wake from another OS thread goes through the
@@ -49,17 +55,39 @@
 //!   overflowed and aborts.
 //! * When `run`'s closure returns, green threads still alive are unwound
 //!   (their destructors run) and freed; their joiners get `Err`.
+//!
+//! # Control
+//!
+//! * [`JoinHandle::cancel`] unwinds a thread from its next park, at once if
+//!   it is parked; its joiner gets `Err` with a [`Cancelled`] payload
+//!   ([`is_cancelled`]). [`shield`] defers it. What happens to a running
+//!   thread, or one inside a foreign future, is told on [`Cancelled`].
+//! * [`timeout`] bounds blocking-style code, and nests.
+//! * [`scope`] spawns threads that borrow from the caller's stack.
+//! * [`Local`] ([`green_local!`](crate::green_local)) holds per-thread
+//!   values.
+//! * [`Group`] joins or cancels many threads; [`Pool`] bounds how many run.
 
+mod cancel;
+mod group;
 pub mod hooks;
 mod join;
+mod local;
 mod overflow;
 mod park_state;
 pub(crate) mod scheduler;
+mod scope;
 mod stack;
 mod thread;
+mod timeout;
 
+pub use cancel::{Cancelled, is_cancelled, shield};
+pub use group::{Group, Pool};
 pub use join::{Builder, JoinHandle, Result, spawn};
+pub use local::Local;
+pub use scope::{Scope, ScopedJoinHandle, scope};
 pub use thread::{Thread, ThreadId, current, park, park_timeout, sleep, try_current, yield_now};
+pub use timeout::timeout;
 
 use scheduler::Scheduler;
 use std::io;
@@ -188,6 +216,12 @@ pub fn stats() -> Option<Stats> {
 /// Whether the caller runs inside a green thread.
 pub fn in_green_thread() -> bool {
     Scheduler::with(|s| s.is_some_and(Scheduler::is_running_thread))
+}
+
+/// The running green thread's control block, `None` outside a green
+/// thread; valid while that thread runs.
+fn current_control() -> Option<*const thread::Control> {
+    Scheduler::with(|s| s.and_then(Scheduler::current_control))
 }
 
 /// The current green thread's waker, `None` outside a green thread.

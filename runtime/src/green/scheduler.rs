@@ -53,8 +53,8 @@ use corosensei::{Coroutine, CoroutineResult, Yielder};
 
 use super::join::{JoinHandle, Shared};
 use super::stack::{GreenStack, StackPool};
-use super::thread::{Control, RemoteQueue, Thread, WAKE, control_of};
-use super::{Config, overflow};
+use super::thread::{Control, RemoteQueue, Thread, ThreadId, WAKE, control_of};
+use super::{Config, cancel, overflow};
 use crate::context::Context;
 use crate::id::SchedulerId;
 use crate::reactor::Reactor;
@@ -243,13 +243,22 @@ impl Scheduler {
         let done = CompleteOnDrop(ptr::from_ref(&*shared));
         let body = move |yielder: &Yielder<(), ()>, ()| {
             Scheduler::with(|s| s.map(|s| s.started(key, yielder)));
-            let result = panic::catch_unwind(AssertUnwindSafe(f));
+            // SAFETY: the slot's waker keeps `Shared` alive (invariant 4).
+            if unsafe { (*done.0).control().cancel_state().is_killed() } {
+                drop(f);
+                return done.complete(Err(Box::new(cancel::Cancelled)));
+            }
+            let result = panic::catch_unwind(AssertUnwindSafe(|| {
+                // SAFETY: the thread's own locals, cleared as it ends.
+                let _locals = ClearLocals(unsafe { (*done.0).control() });
+                f()
+            }));
             let result = match result {
                 Err(_) if Scheduler::with(|s| s.is_some_and(|s| s.shutting_down.get())) => {
                     // corosensei's forced unwind at teardown: finish quietly.
                     Err(Box::new("green runtime shut down before this green thread finished") as _)
                 }
-                result => result,
+                result => result.map_err(cancel::into_join_error),
             };
             done.complete(result);
         };
@@ -277,12 +286,22 @@ impl Scheduler {
         self.yielder.set(yielder);
     }
 
-    /// Unwinds and frees every green thread still alive; later spawns fail.
+    /// Unwinds and frees every green thread still alive, youngest first (a
+    /// `green::scope`'s threads before the thread that spawned them);
+    /// later spawns fail.
     pub(crate) fn teardown(&self) {
         self.shutting_down.set(true);
         self.run_queue.borrow_mut().clear();
         let capacity = self.threads.borrow().capacity();
-        for key in 0..capacity {
+        let mut keys: Vec<(ThreadId, usize)> = (0..capacity)
+            .filter_map(|key| {
+                let threads = self.threads.borrow();
+                // SAFETY: a slot's waker is a green thread's (see `resume`).
+                Some((unsafe { control_of(&threads.get(key)?.waker) }.id(), key))
+            })
+            .collect();
+        keys.sort_unstable_by(|a, b| b.cmp(a));
+        for (_, key) in keys {
             let coroutine = self
                 .threads
                 .borrow_mut()
@@ -354,9 +373,12 @@ impl Scheduler {
         let (data, _) = self.current_waker.get()?;
         // SAFETY: the running thread's waker points at its `Control` (see
         // `control_of`), alive while it runs (module invariant 6).
-        let must_suspend = unsafe { &*data.cast::<Control>() }.begin_wait(tokens);
+        let control = unsafe { &*data.cast::<Control>() };
+        cancel::check(control);
+        let must_suspend = control.begin_wait(tokens);
         if must_suspend {
             self.suspend();
+            cancel::check(control);
         }
         Some(must_suspend)
     }
@@ -370,7 +392,17 @@ impl Scheduler {
         }
         self.schedule(key);
         self.suspend();
+        if let Some(control) = self.current_control() {
+            // SAFETY: the running thread's control block, alive while it runs.
+            cancel::check(unsafe { &*control });
+        }
         true
+    }
+
+    /// The running green thread's control block, `None` if none runs. The
+    /// pointer is valid while that thread runs (module invariant 6).
+    pub(super) fn current_control(&self) -> Option<*const Control> {
+        self.current_waker.get().map(|(data, _)| data.cast::<Control>())
     }
 
     /// Whether a green thread (not the scheduler itself) is running.
@@ -506,6 +538,18 @@ impl<T: Send + 'static> Drop for CompleteOnDrop<T> {
         let error = Box::new("green runtime shut down before this green thread started");
         // SAFETY: as in `complete` (module invariant 4).
         unsafe { (*self.0).complete(Err(error)) };
+    }
+}
+
+/// Drops a green thread's locals when its closure ends (returns or
+/// unwinds), on the thread itself (`local.rs` invariant 1).
+struct ClearLocals<'a>(&'a Control);
+
+impl Drop for ClearLocals<'_> {
+    fn drop(&mut self) {
+        // SAFETY: this guard lives on the thread's root frame: it runs on
+        // the thread, after every frame that borrowed a local has ended.
+        unsafe { self.0.locals().clear() }
     }
 }
 

@@ -32,6 +32,8 @@ use std::time::{Duration, Instant};
 
 use super::park_state::ParkState;
 pub(super) use super::park_state::{UNPARK, WAKE};
+use super::cancel::CancelState;
+use super::local::Locals;
 use super::scheduler::Scheduler;
 use std::task::Waker;
 
@@ -71,6 +73,10 @@ pub(crate) struct Control {
     /// The owning scheduler's cross-thread side (no reference count: see
     /// [`RemoteQueue`]).
     queue: &'static RemoteQueue,
+    /// Cancel and timeout requests (see `cancel.rs`).
+    cancel: CancelState,
+    /// Green-thread-local values (see `local.rs`).
+    locals: Locals,
 }
 
 /// The part of a green scheduler other threads reach: keys of threads
@@ -151,7 +157,24 @@ impl Control {
         scheduler: SchedulerId,
         queue: &'static RemoteQueue,
     ) -> Control {
-        Control { state: ParkState::new(), id: ThreadId::next(), name, key, scheduler, queue }
+        Control {
+            state: ParkState::new(),
+            id: ThreadId::next(),
+            name,
+            key,
+            scheduler,
+            queue,
+            cancel: CancelState::default(),
+            locals: Locals::default(),
+        }
+    }
+
+    pub(super) fn locals(&self) -> &Locals {
+        &self.locals
+    }
+
+    pub(super) fn cancel_state(&self) -> &CancelState {
+        &self.cancel
     }
 
     pub(super) fn id(&self) -> ThreadId {
@@ -220,7 +243,7 @@ impl Thread {
         Thread { waker }
     }
 
-    fn control(&self) -> &Control {
+    pub(super) fn control(&self) -> &Control {
         // SAFETY: `from_waker`'s contract: the waker is a green thread's.
         unsafe { control_of(&self.waker) }
     }
@@ -302,8 +325,9 @@ pub fn park_timeout(timeout: Duration) {
     };
     let reactor = crate::reactor::Reactor::current();
     let timer = reactor.insert_timer(deadline, waker);
+    // Cancelled on return and when a cancel unwinds from the wait.
+    let _timer = super::timeout::TimerGuard { reactor: &reactor, timer };
     Scheduler::with(|s| s.map(|s| s.wait_current(UNPARK | WAKE)));
-    reactor.cancel_timer(timer);
 }
 
 /// Puts the current green thread at the back of the run queue and runs the

@@ -20,6 +20,13 @@ impl fmt::Display for Elapsed {
 
 impl std::error::Error for Elapsed {}
 
+impl Elapsed {
+    /// The error, for the other timeouts of the crate (`green::timeout`).
+    pub(crate) fn new() -> Elapsed {
+        Elapsed(())
+    }
+}
+
 impl From<Elapsed> for std::io::Error {
     fn from(e: Elapsed) -> std::io::Error {
         std::io::Error::new(std::io::ErrorKind::TimedOut, e)
