@@ -226,9 +226,9 @@ pub fn cpus() -> io::Result<Vec<usize>> {
     let mut set: libc::cpu_set_t = unsafe { mem::zeroed() };
     // SAFETY: `set` is a valid, writable cpu_set_t of the size passed
     // (sched_getaffinity(2)); pid 0 is the calling thread.
-    if unsafe { libc::sched_getaffinity(0, mem::size_of::<libc::cpu_set_t>(), &mut set) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    crate::syscall!(unsafe {
+        libc::sched_getaffinity(0, mem::size_of::<libc::cpu_set_t>(), &mut set)
+    })?;
     Ok((0..libc::CPU_SETSIZE as usize)
         // SAFETY: `cpu` < CPU_SETSIZE, within the set (CPU_ISSET(3)).
         .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
@@ -252,12 +252,7 @@ pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
     let mut set: libc::cpu_set_t = unsafe { mem::zeroed() };
     // SAFETY: `cpu` < CPU_SETSIZE, within the set (CPU_SET(3)).
     unsafe { libc::CPU_SET(cpu, &mut set) };
-    // SAFETY: `set` is a valid cpu_set_t of the size passed; pid 0 is the
-    // calling thread (sched_setaffinity(2)).
-    if unsafe { libc::sched_setaffinity(0, mem::size_of::<libc::cpu_set_t>(), &set) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    crate::sys::set_affinity(0, &set)
 }
 
 #[cfg(test)]

@@ -30,10 +30,10 @@ use std::num::NonZeroU64;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::park_state::ParkState;
-pub(super) use super::park_state::{UNPARK, WAKE};
 use super::cancel::CancelState;
 use super::local::Locals;
+use super::park_state::ParkState;
+pub(super) use super::park_state::{UNPARK, WAKE};
 use super::scheduler::Scheduler;
 use std::task::Waker;
 
