@@ -26,6 +26,7 @@ mod completion;
 mod context;
 pub mod green;
 mod id;
+pub mod monitor;
 mod panic;
 pub mod reactor;
 mod runtime;

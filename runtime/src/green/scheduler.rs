@@ -44,7 +44,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::mem::{ManuallyDrop, MaybeUninit};
 use std::ops::Range;
-use std::panic::{self, AssertUnwindSafe};
+use std::panic::{self, AssertUnwindSafe, Location};
 use std::ptr::{self, NonNull};
 use std::task::{RawWaker, RawWakerVTable, Waker};
 use std::{fmt, io};
@@ -83,6 +83,8 @@ struct Slot {
     waker: Waker,
     guard: Range<usize>,
     stack_size: usize,
+    /// Where the thread was spawned (`#[track_caller]`).
+    site: &'static Location<'static>,
 }
 
 /// One OS thread's green scheduler.
@@ -200,11 +202,28 @@ impl Scheduler {
         }
     }
 
-    /// Spawns a green thread running `f`.
+    /// The identity of the thread at `key` (id, name, spawn site), given to
+    /// `f`: for the monitor, which records what runs.
+    pub(crate) fn identify(
+        &self,
+        key: usize,
+        f: impl FnOnce(u64, Option<&str>, &'static Location<'static>),
+    ) {
+        let threads = self.threads.borrow();
+        if let Some(slot) = threads.get(key) {
+            // SAFETY: a slot's waker is the one `Shared::allocate` made in
+            // `spawn_unchecked`, a green thread's waker.
+            let control = unsafe { control_of(&slot.waker) };
+            f(control.id().as_u64().get(), control.name(), slot.site);
+        }
+    }
+
+    /// Spawns a green thread running `f`, spawned at `site`.
     pub(super) fn spawn<F, T>(
         &self,
         name: Option<String>,
         stack_size: Option<usize>,
+        site: &'static Location<'static>,
         f: F,
     ) -> io::Result<JoinHandle<T>>
     where
@@ -212,7 +231,7 @@ impl Scheduler {
         T: Send + 'static,
     {
         // SAFETY: `f` is `'static`, so it borrows nothing that may die first.
-        unsafe { self.spawn_unchecked(name, stack_size, f) }
+        unsafe { self.spawn_unchecked(name, stack_size, site, f) }
     }
 
     /// Spawns a green thread running `f`, which may borrow non-`'static` data.
@@ -226,6 +245,7 @@ impl Scheduler {
         &self,
         name: Option<String>,
         stack_size: Option<usize>,
+        site: &'static Location<'static>,
         f: F,
     ) -> io::Result<JoinHandle<T>>
     where
@@ -263,6 +283,7 @@ impl Scheduler {
             waker,
             guard,
             stack_size: usable,
+            site,
         });
         drop(threads);
         self.run_queue.borrow_mut().push_back(key);
@@ -434,9 +455,11 @@ impl Scheduler {
     /// As for [`Scheduler::spawn_unchecked`]: what `body` borrows must
     /// outlive the thread, i.e. the caller's context must tear the
     /// scheduler down before those borrows end.
+    #[track_caller]
     pub(crate) unsafe fn spawn_main(&self, body: impl FnOnce()) -> io::Result<MainThread> {
         // SAFETY: forwarded to our caller.
-        let handle = unsafe { self.spawn_unchecked(Some("main".into()), None, body)? };
+        let handle =
+            unsafe { self.spawn_unchecked(Some("main".into()), None, Location::caller(), body)? };
         Ok(MainThread(handle))
     }
 }

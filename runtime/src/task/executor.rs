@@ -21,6 +21,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
+use std::panic::Location;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -82,6 +83,8 @@ pub(crate) struct Executor {
     reactor: Rc<Reactor>,
     queue: RefCell<VecDeque<RawTask>>,
     registry: RefCell<Slab<RawTask>>,
+    /// Each live task's spawn site, at its registry key.
+    sites: RefCell<Vec<&'static Location<'static>>>,
     /// Reused buffer for draining the remote queue.
     incoming: RefCell<Vec<RawTask>>,
     /// Strong counts of `shared` that freed tasks gave back on this thread
@@ -106,6 +109,7 @@ impl Executor {
             reactor,
             queue: RefCell::new(VecDeque::new()),
             registry: RefCell::new(Slab::new()),
+            sites: RefCell::new(Vec::new()),
             incoming: RefCell::new(Vec::new()),
             spare_refs: Cell::new(0),
         })
@@ -127,8 +131,12 @@ impl Executor {
         self.registry.borrow().len()
     }
 
-    /// Spawns `future` on this executor.
-    pub(crate) fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    /// Spawns `future` on this executor; `site` is where the user spawned it.
+    pub(crate) fn spawn<F>(
+        &self,
+        future: F,
+        site: &'static Location<'static>,
+    ) -> JoinHandle<F::Output>
     where
         F: Future + 'static,
         F::Output: 'static,
@@ -137,6 +145,12 @@ impl Executor {
         let id = TASK_IDS.next();
         let (handle, queued, registered) = RawTask::spawned(future, self.task_ref(), id);
         let key = self.registry.borrow_mut().insert(registered);
+        let mut sites = self.sites.borrow_mut();
+        if sites.len() <= key {
+            sites.resize(key + 1, site);
+        }
+        sites[key] = site;
+        drop(sites);
         queued.set_key(key);
         self.queue.borrow_mut().push_back(queued);
         JoinHandle::new(handle)
@@ -159,6 +173,12 @@ impl Executor {
         debug_assert!(Arc::ptr_eq(&shared, &self.shared));
         let _ = Arc::into_raw(shared);
         self.spare_refs.set(self.spare_refs.get() + 1);
+    }
+
+    /// A task's id and spawn site: for the monitor, which records what runs.
+    pub(crate) fn identify(&self, task: &RawTask) -> (u64, &'static Location<'static>) {
+        let site = self.sites.borrow().get(task.key()).copied();
+        (task.id(), site.unwrap_or(Location::caller()))
     }
 
     /// The next runnable task.
@@ -284,7 +304,7 @@ mod tests {
         // Each task was freed before the next spawn: one count went round.
         assert_eq!(executor.spare_refs.get(), 1);
         assert_eq!(shared.strong_count(), 2);
-        let late = executor.spawn(std::future::pending::<()>());
+        let late = executor.spawn(std::future::pending::<()>(), std::panic::Location::caller());
         assert_eq!(executor.spare_refs.get(), 0);
         drop(executor);
         assert_eq!(shared.strong_count(), 1, "only the late task's count is left");
