@@ -162,7 +162,9 @@ impl Scheduler {
     }
 
     /// Runs the thread at `key` until it suspends; `true` if it finished.
-    #[inline]
+    /// Always inlined: the loop's green batch is compiled once per monitor
+    /// mode, and each copy keeps the switch path in one function.
+    #[inline(always)]
     pub(crate) fn resume(&self, key: usize) -> bool {
         let coroutine = {
             let threads = self.threads.borrow();
