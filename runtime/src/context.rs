@@ -264,6 +264,7 @@ impl<'a> Context<'a> {
     /// as `drive_watched::<LoopRecord>`; off, as `drive_watched::<()>`,
     /// whose hooks compile to nothing.
     fn drive(&self, main: &mut dyn Main) -> io::Result<()> {
+        let _listed = crate::dump::register(self.reactor.remote());
         match monitor::register() {
             Some(record) => self.drive_watched(main, &*record),
             None => self.drive_watched(main, &()),
@@ -323,6 +324,19 @@ impl<'a> Context<'a> {
             }
         }
         Ok(false)
+    }
+
+    /// The cross-thread handle of this context's reactor.
+    pub(crate) fn remote(&self) -> &std::sync::Arc<crate::reactor::Remote> {
+        self.reactor.remote()
+    }
+
+    /// An entry per live green thread and task of this context.
+    pub(crate) fn snapshot(&self) -> Vec<crate::dump::Entry> {
+        let mut out = Vec::new();
+        self.green.snapshot(&mut out);
+        self.executor.snapshot(&mut out);
+        out
     }
 
     /// Counts one resume or poll; `true` every `POLL_EVERY`, when the

@@ -24,6 +24,7 @@ mod block_on;
 pub mod blocking;
 mod completion;
 mod context;
+pub mod dump;
 pub mod green;
 mod id;
 pub mod monitor;
@@ -37,4 +38,5 @@ pub mod task;
 pub mod time;
 
 pub use block_on::block_on;
+pub use dump::dump;
 pub use runtime::{Builder, Runtime, run};

@@ -56,6 +56,7 @@ use super::stack::{GreenStack, StackPool};
 use super::thread::{Control, RemoteQueue, Thread, WAKE, control_of};
 use super::{Config, overflow};
 use crate::context::Context;
+use crate::dump::{self, Entry, Model, Noted, State};
 use crate::id::SchedulerId;
 use crate::reactor::Reactor;
 use crate::slab::Slab;
@@ -85,6 +86,8 @@ struct Slot {
     stack_size: usize,
     /// Where the thread was spawned (`#[track_caller]`).
     site: &'static Location<'static>,
+    /// What the thread last recorded it waits on (for dumps).
+    noted: Cell<Option<Noted>>,
 }
 
 /// One OS thread's green scheduler.
@@ -181,6 +184,7 @@ impl Scheduler {
             // is removed only once `resume` returned), unwinding included.
             unsafe { overflow::enter(slot.guard.clone(), slot.stack_size, name, id) };
             self.yielder.set(slot.yielder.get());
+            slot.noted.set(None);
             (coroutine, parts_of(&slot.waker))
         };
         let (coroutine, waker) = coroutine;
@@ -217,6 +221,40 @@ impl Scheduler {
             // `spawn_unchecked`, a green thread's waker.
             let control = unsafe { control_of(&slot.waker) };
             f(control.id().as_u64().get(), control.name(), slot.site);
+        }
+    }
+
+    /// Records the running thread's wait; `false` if none is running.
+    pub(crate) fn note_wait(&self, noted: Noted) -> bool {
+        let key = self.current.get();
+        if key == NONE {
+            return false;
+        }
+        if let Some(slot) = self.threads.borrow().get(key) {
+            slot.noted.set(Some(noted));
+        }
+        true
+    }
+
+    /// An entry per live green thread, for a dump.
+    pub(crate) fn snapshot(&self, out: &mut Vec<Entry>) {
+        let queued: std::collections::HashSet<usize> =
+            self.run_queue.borrow().iter().copied().collect();
+        let threads = self.threads.borrow();
+        for key in 0..threads.capacity() {
+            let Some(slot) = threads.get(key) else { continue };
+            // SAFETY: a slot's waker is the one `Shared::allocate` made in
+            // `spawn_unchecked`, a green thread's waker.
+            let control = unsafe { control_of(&slot.waker) };
+            let state = match key {
+                _ if key == self.current.get() => State::Running,
+                _ if queued.contains(&key) => State::Runnable,
+                _ => State::Parked,
+            };
+            let identity =
+                (control.id().as_u64().get(), control.name().map(str::to_owned), slot.site);
+            let top = slot.guard.end + slot.stack_size;
+            out.push(dump::entry(Model::Green, identity, state, slot.noted.get(), Some(top)));
         }
     }
 
@@ -286,6 +324,7 @@ impl Scheduler {
             guard,
             stack_size: usable,
             site,
+            noted: Cell::new(None),
         });
         drop(threads);
         self.run_queue.borrow_mut().push_back(key);

@@ -30,6 +30,7 @@ use std::{fmt, io};
 use super::JoinHandle;
 use super::raw::{RawTask, Schedule};
 use crate::context::Context;
+use crate::dump::{self, Entry, Model, Noted, State};
 use crate::id::ExecutorId;
 use crate::reactor::{Reactor, Remote};
 use crate::slab::Slab;
@@ -83,8 +84,10 @@ pub(crate) struct Executor {
     reactor: Rc<Reactor>,
     queue: RefCell<VecDeque<RawTask>>,
     registry: RefCell<Slab<RawTask>>,
-    /// Each live task's spawn site, at its registry key.
-    sites: RefCell<Vec<&'static Location<'static>>>,
+    /// Each live task's spawn site and recorded wait, at its registry key.
+    sites: RefCell<Vec<(&'static Location<'static>, Option<Noted>)>>,
+    /// The registry key of the task being polled (`usize::MAX`: none).
+    running: Cell<usize>,
     /// Reused buffer for draining the remote queue.
     incoming: RefCell<Vec<RawTask>>,
     /// Strong counts of `shared` that freed tasks gave back on this thread
@@ -110,6 +113,7 @@ impl Executor {
             queue: RefCell::new(VecDeque::new()),
             registry: RefCell::new(Slab::new()),
             sites: RefCell::new(Vec::new()),
+            running: Cell::new(usize::MAX),
             incoming: RefCell::new(Vec::new()),
             spare_refs: Cell::new(0),
         })
@@ -147,9 +151,9 @@ impl Executor {
         let key = self.registry.borrow_mut().insert(registered);
         let mut sites = self.sites.borrow_mut();
         if sites.len() <= key {
-            sites.resize(key + 1, site);
+            sites.resize(key + 1, (site, None));
         }
-        sites[key] = site;
+        sites[key] = (site, None);
         drop(sites);
         queued.set_key(key);
         self.queue.borrow_mut().push_back(queued);
@@ -177,8 +181,34 @@ impl Executor {
 
     /// A task's id and spawn site: for the monitor, which records what runs.
     pub(crate) fn identify(&self, task: &RawTask) -> (u64, &'static Location<'static>) {
-        let site = self.sites.borrow().get(task.key()).copied();
+        let site = self.sites.borrow().get(task.key()).map(|s| s.0);
         (task.id(), site.unwrap_or(Location::caller()))
+    }
+
+    /// Records the polled task's wait (ignored outside a poll).
+    pub(crate) fn note_wait(&self, noted: Noted) {
+        if let Some(entry) = self.sites.borrow_mut().get_mut(self.running.get()) {
+            entry.1 = Some(noted);
+        }
+    }
+
+    /// An entry per live task, for a dump.
+    pub(crate) fn snapshot(&self, out: &mut Vec<Entry>) {
+        let queued: std::collections::HashSet<usize> =
+            self.queue.borrow().iter().map(RawTask::key).collect();
+        let registry = self.registry.borrow();
+        let sites = self.sites.borrow();
+        for key in 0..registry.capacity() {
+            let (Some(task), Some(&(site, noted))) = (registry.get(key), sites.get(key)) else {
+                continue;
+            };
+            let state = match key {
+                _ if key == self.running.get() => State::Running,
+                _ if queued.contains(&key) => State::Runnable,
+                _ => State::Parked,
+            };
+            out.push(dump::entry(Model::Task, (task.id(), None, site), state, noted, None));
+        }
     }
 
     /// The next runnable task.
@@ -190,7 +220,12 @@ impl Executor {
     /// Polls `task` once (see `RawTask::run`).
     #[inline]
     pub(crate) fn run(&self, task: RawTask) {
+        self.running.set(task.key());
+        if let Some(entry) = self.sites.borrow_mut().get_mut(task.key()) {
+            entry.1 = None;
+        }
         task.run(|task| self.registry.borrow_mut().remove(task.key()));
+        self.running.set(usize::MAX);
     }
 
     /// Whether no task is runnable.
