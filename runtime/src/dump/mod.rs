@@ -13,6 +13,7 @@
 //!           wait (bounded) <── channel <────────── context.snapshot()
 //! ```
 
+mod signal;
 mod wait;
 
 use std::collections::BTreeMap;
@@ -22,6 +23,7 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+pub use signal::dump_on_sigquit;
 pub use wait::Wait;
 pub(crate) use wait::{Noted, note};
 
