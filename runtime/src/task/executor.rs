@@ -220,10 +220,9 @@ impl Executor {
     /// Polls `task` once (see `RawTask::run`).
     #[inline]
     pub(crate) fn run(&self, task: RawTask) {
+        // The task's recorded wait is not cleared here (a borrow per poll):
+        // a task parked on a primitive that records none shows its last one.
         self.running.set(task.key());
-        if let Some(entry) = self.sites.borrow_mut().get_mut(task.key()) {
-            entry.1 = None;
-        }
         task.run(|task| self.registry.borrow_mut().remove(task.key()));
         self.running.set(usize::MAX);
     }
