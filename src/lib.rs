@@ -32,3 +32,4 @@ pub mod lab;
 pub use greenloop_net as net;
 pub use greenloop_runtime::{Builder, Runtime, run};
 pub use greenloop_runtime::{block_on, blocking, green, reactor, sync, task, time};
+pub use greenloop_runtime::{dump, monitor};

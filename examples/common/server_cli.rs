@@ -44,6 +44,12 @@ struct Args<E: clap::Args> {
     /// scheduler, SO_REUSEPORT listener) per core.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     cores: u16,
+    /// Report (on stderr) a loop blocked in one handler for N ms or more.
+    #[arg(long)]
+    monitor_ms: Option<u64>,
+    /// Print a dump of every green thread and task on SIGQUIT.
+    #[arg(long)]
+    dump_on_signal: bool,
     #[command(flatten)]
     service: E,
 }
@@ -66,6 +72,12 @@ where
 }
 
 fn run<E: clap::Args, S: Service>(name: &str, service: S, args: &Args<E>) -> std::io::Result<()> {
+    if args.dump_on_signal {
+        greenloop::dump::dump_on_sigquit()?;
+    }
+    if let Some(ms) = args.monitor_ms {
+        greenloop::monitor::enable(Duration::from_millis(ms));
+    }
     let shutdown = Shutdown::new();
     shutdown_on_signals(shutdown.clone())?;
     let listener = crate::listen::bind(&args.addr, 1024, usize::from(args.cores))?;

@@ -54,6 +54,7 @@ use std::{fmt, io, panic, ptr};
 use crate::block_on::ThreadNotify;
 use crate::green::Config;
 use crate::green::scheduler::{NONE, Scheduler};
+use crate::monitor::{self, Watch};
 use crate::reactor::Reactor;
 use crate::task::Executor;
 
@@ -287,14 +288,30 @@ impl<'a> Context<'a> {
     /// `main` is a trait object so that the loop is compiled once, with
     /// `Scheduler::resume` inlined at its one call site; `main` is called
     /// once per round, not per resume.
+    ///
+    /// With the blocked-loop monitor on, the loop registers with it and runs
+    /// as `drive_watched::<LoopRecord>`; off, as `drive_watched::<()>`,
+    /// whose hooks compile to nothing.
     fn drive(&self, main: &mut dyn Main) -> io::Result<()> {
+        let _listed = crate::dump::register(self.reactor.remote());
+        match monitor::register() {
+            Some(record) => self.drive_watched(main, &*record),
+            None => self.drive_watched(main, &()),
+        }
+    }
+
+    /// The loop, publishing what it runs to `watch` (see `monitor`).
+    fn drive_watched<W: Watch>(&self, main: &mut dyn Main, watch: &W) -> io::Result<()> {
         let main_key = main.green_key();
         let executor = self.executor;
         loop {
+            if W::ON && main.is_woken() {
+                watch.main();
+            }
             if main.poll() {
                 return Ok(());
             }
-            if !self.green.is_idle() && self.run_green_batch(main_key)? {
+            if !self.green.is_idle() && self.run_green_batch(main_key, watch)? {
                 return Ok(());
             }
             for _ in 0..BUDGET {
@@ -302,11 +319,17 @@ impl<'a> Context<'a> {
                 if self.tick() {
                     self.turn(Some(Duration::ZERO))?;
                 }
+                if W::ON {
+                    let (id, site) = executor.identify(&task);
+                    watch.task(id, site);
+                }
                 executor.run(task);
             }
             executor.drain_remote();
             if self.green.is_idle() && executor.is_idle() && !main.is_woken() {
+                watch.idle();
                 self.turn(None)?;
+                watch.busy();
             }
         }
     }
@@ -315,18 +338,34 @@ impl<'a> Context<'a> {
     /// `main_key` finished. Out of line, so that the switch path is
     /// optimised on its own, as a loop of its own.
     #[inline(never)]
-    fn run_green_batch(&self, main_key: usize) -> io::Result<bool> {
+    fn run_green_batch<W: Watch>(&self, main_key: usize, watch: &W) -> io::Result<bool> {
         let green = &self.green;
         for _ in 0..BUDGET {
             let Some(key) = green.pop() else { break };
             if self.tick() {
                 self.turn(Some(Duration::ZERO))?;
             }
+            if W::ON {
+                green.identify(key, |id, name, site| watch.green(id, name, site));
+            }
             if green.resume(key) && key == main_key {
                 return Ok(true);
             }
         }
         Ok(false)
+    }
+
+    /// The cross-thread handle of this context's reactor.
+    pub(crate) fn remote(&self) -> &std::sync::Arc<crate::reactor::Remote> {
+        self.reactor.remote()
+    }
+
+    /// An entry per live green thread and task of this context.
+    pub(crate) fn snapshot(&self) -> Vec<crate::dump::Entry> {
+        let mut out = Vec::new();
+        self.green.snapshot(&mut out);
+        self.executor.snapshot(&mut out);
+        out
     }
 
     /// Counts one resume or poll; `true` every `POLL_EVERY`, when the

@@ -24,9 +24,11 @@ mod block_on;
 pub mod blocking;
 mod completion;
 mod context;
+pub mod dump;
 pub mod green;
 mod id;
 mod loom;
+pub mod monitor;
 mod panic;
 pub mod reactor;
 mod runtime;
@@ -38,4 +40,5 @@ pub mod task;
 pub mod time;
 
 pub use block_on::block_on;
+pub use dump::dump;
 pub use runtime::{Builder, Runtime, run};

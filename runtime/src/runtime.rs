@@ -64,6 +64,14 @@ impl Builder {
         self
     }
 
+    /// Turns the blocked-loop monitor on for the process, reporting loops
+    /// stuck in one green thread or task for `threshold` or longer (see
+    /// [`monitor`](crate::monitor); same as `GREENLOOP_MONITOR_MS`).
+    pub fn monitor(self, threshold: std::time::Duration) -> Builder {
+        crate::monitor::enable(threshold);
+        self
+    }
+
     /// The runtime with these settings.
     pub fn build(self) -> Runtime {
         Runtime { config: self.config }

@@ -80,6 +80,7 @@ impl Group {
     ///
     /// As [`spawn`](super::spawn): outside a green runtime, or if no stack
     /// can be mapped.
+    #[track_caller]
     pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + 'static,
@@ -89,6 +90,7 @@ impl Group {
     }
 
     /// Spawns `f`, keeping `held` alive until the thread ends.
+    #[track_caller]
     fn spawn_holding<F, T, H: 'static>(&self, f: F, held: H) -> JoinHandle<T>
     where
         F: FnOnce() -> T + 'static,
@@ -180,6 +182,7 @@ impl Pool {
     /// # Panics
     ///
     /// As [`spawn`](super::spawn).
+    #[track_caller]
     pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + 'static,

@@ -205,13 +205,15 @@ impl Builder {
     ///
     /// `ErrorKind::Other` when called outside a green runtime, or the error
     /// of `mmap` when a new stack cannot be mapped.
+    #[track_caller]
     pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + 'static,
         T: Send + 'static,
     {
+        let site = std::panic::Location::caller();
         Scheduler::with(|s| match s {
-            Some(s) => s.spawn(self.name, self.stack_size, f),
+            Some(s) => s.spawn(self.name, self.stack_size, site, f),
             None => Err(io::Error::other(
                 "green::spawn called outside a green runtime; start one with green::run",
             )),
@@ -237,6 +239,7 @@ impl Builder {
 /// });
 /// assert_eq!(sum, 90);
 /// ```
+#[track_caller]
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + 'static,

@@ -44,7 +44,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::mem::{ManuallyDrop, MaybeUninit};
 use std::ops::Range;
-use std::panic::{self, AssertUnwindSafe};
+use std::panic::{self, AssertUnwindSafe, Location};
 use std::ptr::{self, NonNull};
 use std::task::{RawWaker, RawWakerVTable, Waker};
 use std::{fmt, io};
@@ -56,6 +56,7 @@ use super::stack::{GreenStack, StackPool};
 use super::thread::{Control, RemoteQueue, Thread, ThreadId, WAKE, control_of};
 use super::{Config, cancel, overflow};
 use crate::context::Context;
+use crate::dump::{self, Entry, Model, Noted, State};
 use crate::id::SchedulerId;
 use crate::reactor::Reactor;
 use crate::slab::Slab;
@@ -83,6 +84,10 @@ struct Slot {
     waker: Waker,
     guard: Range<usize>,
     stack_size: usize,
+    /// Where the thread was spawned (`#[track_caller]`).
+    site: &'static Location<'static>,
+    /// What the thread last recorded it waits on (for dumps).
+    noted: Cell<Option<Noted>>,
 }
 
 /// One OS thread's green scheduler.
@@ -160,7 +165,9 @@ impl Scheduler {
     }
 
     /// Runs the thread at `key` until it suspends; `true` if it finished.
-    #[inline]
+    /// Always inlined: the loop's green batch is compiled once per monitor
+    /// mode, and each copy keeps the switch path in one function.
+    #[inline(always)]
     pub(crate) fn resume(&self, key: usize) -> bool {
         let coroutine = {
             let threads = self.threads.borrow();
@@ -177,6 +184,7 @@ impl Scheduler {
             // is removed only once `resume` returned), unwinding included.
             unsafe { overflow::enter(slot.guard.clone(), slot.stack_size, name, id) };
             self.yielder.set(slot.yielder.get());
+            slot.noted.set(None);
             (coroutine, parts_of(&slot.waker))
         };
         let (coroutine, waker) = coroutine;
@@ -200,11 +208,62 @@ impl Scheduler {
         }
     }
 
-    /// Spawns a green thread running `f`.
+    /// The identity of the thread at `key` (id, name, spawn site), given to
+    /// `f`: for the monitor, which records what runs.
+    pub(crate) fn identify(
+        &self,
+        key: usize,
+        f: impl FnOnce(u64, Option<&str>, &'static Location<'static>),
+    ) {
+        let threads = self.threads.borrow();
+        if let Some(slot) = threads.get(key) {
+            // SAFETY: a slot's waker is the one `Shared::allocate` made in
+            // `spawn_unchecked`, a green thread's waker.
+            let control = unsafe { control_of(&slot.waker) };
+            f(control.id().as_u64().get(), control.name(), slot.site);
+        }
+    }
+
+    /// Records the running thread's wait; `false` if none is running.
+    pub(crate) fn note_wait(&self, noted: Noted) -> bool {
+        let key = self.current.get();
+        if key == NONE {
+            return false;
+        }
+        if let Some(slot) = self.threads.borrow().get(key) {
+            slot.noted.set(Some(noted));
+        }
+        true
+    }
+
+    /// An entry per live green thread, for a dump.
+    pub(crate) fn snapshot(&self, out: &mut Vec<Entry>) {
+        let queued: std::collections::HashSet<usize> =
+            self.run_queue.borrow().iter().copied().collect();
+        let threads = self.threads.borrow();
+        for key in 0..threads.capacity() {
+            let Some(slot) = threads.get(key) else { continue };
+            // SAFETY: a slot's waker is the one `Shared::allocate` made in
+            // `spawn_unchecked`, a green thread's waker.
+            let control = unsafe { control_of(&slot.waker) };
+            let state = match key {
+                _ if key == self.current.get() => State::Running,
+                _ if queued.contains(&key) => State::Runnable,
+                _ => State::Parked,
+            };
+            let identity =
+                (control.id().as_u64().get(), control.name().map(str::to_owned), slot.site);
+            let top = slot.guard.end + slot.stack_size;
+            out.push(dump::entry(Model::Green, identity, state, slot.noted.get(), Some(top)));
+        }
+    }
+
+    /// Spawns a green thread running `f`, spawned at `site`.
     pub(super) fn spawn<F, T>(
         &self,
         name: Option<String>,
         stack_size: Option<usize>,
+        site: &'static Location<'static>,
         f: F,
     ) -> io::Result<JoinHandle<T>>
     where
@@ -212,7 +271,7 @@ impl Scheduler {
         T: Send + 'static,
     {
         // SAFETY: `f` is `'static`, so it borrows nothing that may die first.
-        unsafe { self.spawn_unchecked(name, stack_size, f) }
+        unsafe { self.spawn_unchecked(name, stack_size, site, f) }
     }
 
     /// Spawns a green thread running `f`, which may borrow non-`'static` data.
@@ -226,6 +285,7 @@ impl Scheduler {
         &self,
         name: Option<String>,
         stack_size: Option<usize>,
+        site: &'static Location<'static>,
         f: F,
     ) -> io::Result<JoinHandle<T>>
     where
@@ -272,6 +332,8 @@ impl Scheduler {
             waker,
             guard,
             stack_size: usable,
+            site,
+            noted: Cell::new(None),
         });
         drop(threads);
         self.run_queue.borrow_mut().push_back(key);
@@ -471,9 +533,11 @@ impl Scheduler {
     /// As for [`Scheduler::spawn_unchecked`]: what `body` borrows must
     /// outlive the thread, i.e. the caller's context must tear the
     /// scheduler down before those borrows end.
+    #[track_caller]
     pub(crate) unsafe fn spawn_main(&self, body: impl FnOnce()) -> io::Result<MainThread> {
         // SAFETY: forwarded to our caller.
-        let handle = unsafe { self.spawn_unchecked(Some("main".into()), None, body)? };
+        let handle =
+            unsafe { self.spawn_unchecked(Some("main".into()), None, Location::caller(), body)? };
         Ok(MainThread(handle))
     }
 }

@@ -97,6 +97,7 @@ impl<'scope> Scope<'scope, '_> {
     /// # Panics
     ///
     /// If no stack can be mapped or the runtime is shutting down.
+    #[track_caller]
     pub fn spawn<F, T>(&'scope self, f: F) -> ScopedJoinHandle<'scope, T>
     where
         F: FnOnce() -> T + 'scope,
@@ -105,6 +106,7 @@ impl<'scope> Scope<'scope, '_> {
         // Counted in before the spawn; the guard counts the thread out when
         // its closure ends or is dropped unrun (cancelled before it started,
         // or the spawn failed).
+        let site = std::panic::Location::caller();
         self.running.set(self.running.get() + 1);
         let ended = Ended(self);
         let body = move || {
@@ -122,7 +124,7 @@ impl<'scope> Scope<'scope, '_> {
         let spawned = Scheduler::with(|s| match s {
             // SAFETY: `body` borrows data that outlives 'scope, and the
             // thread ends within 'scope: `scope` waits for it (module docs).
-            Some(s) => unsafe { s.spawn_unchecked(None, None, body) },
+            Some(s) => unsafe { s.spawn_unchecked(None, None, site, body) },
             None => Err(io::Error::other("green::Scope::spawn outside its runtime")),
         });
         let handle = spawned.unwrap_or_else(|e| panic!("failed to spawn scoped green thread: {e}"));

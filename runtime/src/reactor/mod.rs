@@ -217,6 +217,8 @@ impl Reactor {
             Some(waker) if waker.will_wake(cx.waker()) => {}
             slot => *slot = Some(cx.waker().clone()),
         }
+        drop(io);
+        crate::dump::note(crate::dump::Wait::Io { key: key.0, dir });
         Poll::Pending
     }
 

@@ -21,6 +21,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
+use std::panic::Location;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -29,6 +30,7 @@ use std::{fmt, io};
 use super::JoinHandle;
 use super::raw::{RawTask, Schedule};
 use crate::context::Context;
+use crate::dump::{self, Entry, Model, Noted, State};
 use crate::id::ExecutorId;
 use crate::reactor::{Reactor, Remote};
 use crate::slab::Slab;
@@ -82,6 +84,10 @@ pub(crate) struct Executor {
     reactor: Rc<Reactor>,
     queue: RefCell<VecDeque<RawTask>>,
     registry: RefCell<Slab<RawTask>>,
+    /// Each live task's spawn site and recorded wait, at its registry key.
+    sites: RefCell<Vec<(&'static Location<'static>, Option<Noted>)>>,
+    /// The registry key of the task being polled (`usize::MAX`: none).
+    running: Cell<usize>,
     /// Reused buffer for draining the remote queue.
     incoming: RefCell<Vec<RawTask>>,
     /// Strong counts of `shared` that freed tasks gave back on this thread
@@ -106,6 +112,8 @@ impl Executor {
             reactor,
             queue: RefCell::new(VecDeque::new()),
             registry: RefCell::new(Slab::new()),
+            sites: RefCell::new(Vec::new()),
+            running: Cell::new(usize::MAX),
             incoming: RefCell::new(Vec::new()),
             spare_refs: Cell::new(0),
         })
@@ -127,8 +135,12 @@ impl Executor {
         self.registry.borrow().len()
     }
 
-    /// Spawns `future` on this executor.
-    pub(crate) fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    /// Spawns `future` on this executor; `site` is where the user spawned it.
+    pub(crate) fn spawn<F>(
+        &self,
+        future: F,
+        site: &'static Location<'static>,
+    ) -> JoinHandle<F::Output>
     where
         F: Future + 'static,
         F::Output: 'static,
@@ -137,6 +149,12 @@ impl Executor {
         let id = TASK_IDS.next();
         let (handle, queued, registered) = RawTask::spawned(future, self.task_ref(), id);
         let key = self.registry.borrow_mut().insert(registered);
+        let mut sites = self.sites.borrow_mut();
+        if sites.len() <= key {
+            sites.resize(key + 1, (site, None));
+        }
+        sites[key] = (site, None);
+        drop(sites);
         queued.set_key(key);
         self.queue.borrow_mut().push_back(queued);
         JoinHandle::new(handle)
@@ -161,6 +179,38 @@ impl Executor {
         self.spare_refs.set(self.spare_refs.get() + 1);
     }
 
+    /// A task's id and spawn site: for the monitor, which records what runs.
+    pub(crate) fn identify(&self, task: &RawTask) -> (u64, &'static Location<'static>) {
+        let site = self.sites.borrow().get(task.key()).map(|s| s.0);
+        (task.id(), site.unwrap_or(Location::caller()))
+    }
+
+    /// Records the polled task's wait (ignored outside a poll).
+    pub(crate) fn note_wait(&self, noted: Noted) {
+        if let Some(entry) = self.sites.borrow_mut().get_mut(self.running.get()) {
+            entry.1 = Some(noted);
+        }
+    }
+
+    /// An entry per live task, for a dump.
+    pub(crate) fn snapshot(&self, out: &mut Vec<Entry>) {
+        let queued: std::collections::HashSet<usize> =
+            self.queue.borrow().iter().map(RawTask::key).collect();
+        let registry = self.registry.borrow();
+        let sites = self.sites.borrow();
+        for key in 0..registry.capacity() {
+            let (Some(task), Some(&(site, noted))) = (registry.get(key), sites.get(key)) else {
+                continue;
+            };
+            let state = match key {
+                _ if key == self.running.get() => State::Running,
+                _ if queued.contains(&key) => State::Runnable,
+                _ => State::Parked,
+            };
+            out.push(dump::entry(Model::Task, (task.id(), None, site), state, noted, None));
+        }
+    }
+
     /// The next runnable task.
     #[inline]
     pub(crate) fn pop(&self) -> Option<RawTask> {
@@ -170,7 +220,11 @@ impl Executor {
     /// Polls `task` once (see `RawTask::run`).
     #[inline]
     pub(crate) fn run(&self, task: RawTask) {
+        // The task's recorded wait is not cleared here (a borrow per poll):
+        // a task parked on a primitive that records none shows its last one.
+        self.running.set(task.key());
         task.run(|task| self.registry.borrow_mut().remove(task.key()));
+        self.running.set(usize::MAX);
     }
 
     /// Whether no task is runnable.
@@ -284,7 +338,7 @@ mod tests {
         // Each task was freed before the next spawn: one count went round.
         assert_eq!(executor.spare_refs.get(), 1);
         assert_eq!(shared.strong_count(), 2);
-        let late = executor.spawn(std::future::pending::<()>());
+        let late = executor.spawn(std::future::pending::<()>(), std::panic::Location::caller());
         assert_eq!(executor.spare_refs.get(), 0);
         drop(executor);
         assert_eq!(shared.strong_count(), 1, "only the late task's count is left");

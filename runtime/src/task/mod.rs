@@ -103,21 +103,23 @@ impl Runtime {
     }
 
     /// Spawns a `Send` task on this runtime.
+    #[track_caller]
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.executor.spawn(future)
+        self.executor.spawn(future, std::panic::Location::caller())
     }
 
     /// Spawns a task that need not be `Send` on this runtime.
+    #[track_caller]
     pub fn spawn_local<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + 'static,
         F::Output: 'static,
     {
-        self.executor.spawn(future)
+        self.executor.spawn(future, std::panic::Location::caller())
     }
 
     /// Number of tasks spawned and not yet finished.
@@ -136,6 +138,7 @@ impl Runtime {
 /// # Panics
 ///
 /// When called outside a runtime.
+#[track_caller]
 pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
@@ -150,13 +153,15 @@ where
 /// # Panics
 ///
 /// When called outside a runtime.
+#[track_caller]
 pub fn spawn_local<F>(future: F) -> JoinHandle<F::Output>
 where
     F: Future + 'static,
     F::Output: 'static,
 {
+    let site = std::panic::Location::caller();
     Executor::with(|e| match e {
-        Some(e) => e.spawn(future),
+        Some(e) => e.spawn(future, site),
         None => panic!("task::spawn called outside a task runtime; use Runtime::spawn or block_on"),
     })
 }

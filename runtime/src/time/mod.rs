@@ -90,6 +90,7 @@ impl Future for Sleep {
         let reactor = Reactor::current();
         if let Some((reactor_id, key)) = self.timer {
             if reactor_id == reactor.id() && reactor.set_timer_waker(key, cx.waker()) {
+                crate::dump::note(crate::dump::Wait::Timer(self.deadline));
                 return Poll::Pending;
             }
             // Fired early by an outside wake, or moved to another thread.
@@ -97,6 +98,7 @@ impl Future for Sleep {
         }
         let key = reactor.insert_timer(self.deadline, cx.waker().clone());
         self.timer = Some((reactor.id(), key));
+        crate::dump::note(crate::dump::Wait::Timer(self.deadline));
         Poll::Pending
     }
 }

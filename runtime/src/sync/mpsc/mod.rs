@@ -296,7 +296,10 @@ impl<T> Receiver<T> {
         match unsafe { self.chan.recv(Some(cx)) } {
             Ok(value) => Poll::Ready(Some(value)),
             Err(TryRecvError::Closed) => Poll::Ready(None),
-            Err(TryRecvError::Empty) => Poll::Pending,
+            Err(TryRecvError::Empty) => {
+                crate::dump::note(crate::dump::Wait::Channel);
+                Poll::Pending
+            }
         }
     }
 

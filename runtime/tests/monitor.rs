@@ -1,0 +1,61 @@
+//! The blocked-loop monitor: one report per blocking episode, naming the
+//! task and its spawn site; none for an idle loop.
+
+mod watchdog;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use greenloop_runtime::monitor::{self, Culprit, Episode, Report};
+use greenloop_runtime::{Runtime, task, time};
+use watchdog::watchdog;
+
+/// The episodes the monitor reported from the loops of this test binary.
+fn capture() -> Arc<Mutex<Vec<Episode>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    monitor::set_callback(move |episode| {
+        sink.lock().unwrap().push(episode.clone());
+        Report::Print
+    });
+    seen
+}
+
+// One test function: the monitor and its callback are process-wide, and
+// the two cases must not see each other's episodes.
+#[test]
+fn blocking_task_reported_once_idle_loop_never() {
+    let seen = capture();
+    let runtime = Runtime::builder().monitor(Duration::from_millis(50)).build();
+
+    // An idle loop: 1 s in epoll_wait, waiting for a timer.
+    watchdog(Duration::from_secs(20), move || {
+        Runtime::new().block_on(time::sleep(Duration::from_secs(1)));
+    });
+    assert!(seen.lock().unwrap().is_empty(), "idle loop reported: {:?}", seen.lock().unwrap());
+
+    // A task that blocks its loop for 200 ms.
+    let (line, file) = watchdog(Duration::from_secs(20), move || {
+        runtime.block_on(async {
+            let line = line!() + 1;
+            let handle = task::spawn(async { std::thread::sleep(Duration::from_millis(200)) });
+            handle.await.unwrap();
+            // Let the monitor sample the loop moving on.
+            time::sleep(Duration::from_millis(100)).await;
+            (line, file!())
+        })
+    });
+    let seen = seen.lock().unwrap();
+    let starts: Vec<_> = seen.iter().filter(|e| !e.ended).collect();
+    let ends: Vec<_> = seen.iter().filter(|e| e.ended).collect();
+    assert_eq!((starts.len(), ends.len()), (1, 1), "episodes: {seen:#?}");
+    for episode in [starts[0], ends[0]] {
+        match &episode.culprit {
+            Culprit::Task { site, .. } => {
+                assert_eq!((site.file(), site.line()), (file, line), "{episode}");
+            }
+            other => panic!("culprit is not the task: {other:?}"),
+        }
+    }
+    assert!(ends[0].blocked_for >= Duration::from_millis(200), "{}", ends[0]);
+}
