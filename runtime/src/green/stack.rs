@@ -501,10 +501,37 @@ mod tests {
         }
     }
 
+    /// Runs `check` in a forked child, where no other test thread can map
+    /// pages into a range `check` has just unmapped and then reads from
+    /// `/proc/self/maps`; fails if the child's `check` panicked.
+    fn alone(check: impl FnOnce()) {
+        // SAFETY: the child is a copy of this thread alone; it runs `check`
+        // (mmap, munmap, reading /proc: glibc's malloc is fork-safe) and
+        // leaves with `_exit`, never returning into the test harness.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork: {}", io::Error::last_os_error());
+        if pid == 0 {
+            let passed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(check)).is_ok();
+            // SAFETY: ends the child without running the parent's exit code.
+            unsafe { libc::_exit(if passed { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for our own child; `status` is a valid out-pointer.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "the check failed in the child (its panic message is above)"
+        );
+    }
+
     /// `unmap_all` unmaps whole runs and lone stacks alike and leaves the
     /// vector empty; nothing of the batch stays mapped.
     #[test]
     fn unmap_all_unmaps_runs() {
+        alone(unmap_all_unmaps_runs_alone);
+    }
+
+    fn unmap_all_unmaps_runs_alone() {
         let before = mapped_here();
         let mut stacks = Vec::new();
         GreenStack::map_batch(16 * 1024, 8, &mut stacks).unwrap();
