@@ -15,14 +15,11 @@
 //! Compare with `channel_roundtrip/*` of `cargo bench --bench sync`
 //! (`--bench mixed --bench sync` runs both in one go).
 
-use std::hint::black_box;
-use std::time::{Duration, Instant};
-
 use criterion::{Criterion, criterion_group, criterion_main};
 use greenloop_runtime::sync::mpsc::{self, Receiver, Sender};
 use greenloop_runtime::{green, task};
 
-use common::task_runtime;
+use common::{blocking_round_trips, task_runtime};
 
 #[path = "common/mod.rs"]
 mod common;
@@ -36,18 +33,6 @@ async fn echo(mut ping_rx: Receiver<u64>, pong_tx: Sender<u64>) {
     }
 }
 
-/// The green thread's side: one untimed round trip, then `iters` timed.
-fn drive(iters: u64, ping_tx: &Sender<u64>, pong_rx: &mut Receiver<u64>) -> Duration {
-    let _ = ping_tx.send_blocking(0);
-    black_box(pong_rx.recv_blocking());
-    let start = Instant::now();
-    for i in 0..iters {
-        let _ = ping_tx.send_blocking(i);
-        black_box(pong_rx.recv_blocking());
-    }
-    start.elapsed()
-}
-
 fn mixed_roundtrip(c: &mut Criterion) {
     let mut group = c.benchmark_group("mixed_roundtrip");
     group.bench_function("same_thread", |b| {
@@ -56,7 +41,7 @@ fn mixed_roundtrip(c: &mut Criterion) {
                 let (ping_tx, ping_rx) = mpsc::channel::<u64>(1);
                 let (pong_tx, mut pong_rx) = mpsc::channel::<u64>(1);
                 let echo = task::spawn_local(echo(ping_rx, pong_tx));
-                let elapsed = drive(iters, &ping_tx, &mut pong_rx);
+                let elapsed = blocking_round_trips(iters, &ping_tx, &mut pong_rx);
                 drop(ping_tx);
                 let _ = greenloop_runtime::block_on(echo);
                 elapsed
@@ -68,7 +53,7 @@ fn mixed_roundtrip(c: &mut Criterion) {
             let (ping_tx, ping_rx) = mpsc::channel::<u64>(1);
             let (pong_tx, mut pong_rx) = mpsc::channel::<u64>(1);
             let echo = std::thread::spawn(move || task_runtime().block_on(echo(ping_rx, pong_tx)));
-            let elapsed = green::run(|| drive(iters, &ping_tx, &mut pong_rx));
+            let elapsed = green::run(|| blocking_round_trips(iters, &ping_tx, &mut pong_rx));
             drop(ping_tx);
             let _ = echo.join();
             elapsed

@@ -30,7 +30,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use greenloop_runtime::sync::{Mutex, mpsc};
 use greenloop_runtime::{green, task};
 
-use common::{may_run, task_runtime, tokio_runtime};
+use common::{blocking_round_trips, may_run, task_runtime, tokio_runtime};
 
 #[path = "common/mod.rs"]
 mod common;
@@ -49,15 +49,7 @@ fn channel_roundtrip(c: &mut Criterion) {
                         }
                     }
                 });
-                // One untimed round trip starts the echo thread.
-                let _ = ping_tx.send_blocking(0);
-                black_box(pong_rx.recv_blocking());
-                let start = Instant::now();
-                for i in 0..iters {
-                    let _ = ping_tx.send_blocking(i);
-                    black_box(pong_rx.recv_blocking());
-                }
-                let elapsed = start.elapsed();
+                let elapsed = blocking_round_trips(iters, &ping_tx, &mut pong_rx);
                 drop(ping_tx);
                 let _ = echo.join();
                 elapsed

@@ -4,9 +4,11 @@
 //! Each bench target includes this module (`#[path]`) and uses a subset.
 #![allow(dead_code)]
 
-use std::time::Duration;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
 
 use criterion::Criterion;
+use greenloop_runtime::sync::mpsc::{Receiver, Sender};
 use greenloop_runtime::task;
 
 /// Warm-up 1 s, measurement 3 s, 40 samples; `--warm-up-time`,
@@ -54,4 +56,21 @@ pub fn may_run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
         Ok(out) => out,
         Err(panic) => std::panic::resume_unwind(panic),
     }
+}
+
+/// The pinging side of a blocking-style channel ping-pong: one untimed
+/// round trip (it starts the echoing side), then `iters` timed ones.
+pub fn blocking_round_trips(
+    iters: u64,
+    ping_tx: &Sender<u64>,
+    pong_rx: &mut Receiver<u64>,
+) -> Duration {
+    let _ = ping_tx.send_blocking(0);
+    black_box(pong_rx.recv_blocking());
+    let start = Instant::now();
+    for i in 0..iters {
+        let _ = ping_tx.send_blocking(i);
+        black_box(pong_rx.recv_blocking());
+    }
+    start.elapsed()
 }
