@@ -47,7 +47,9 @@ pub struct Run {
     pub seconds: f64,
     /// Successful requests in the window.
     pub requests: u64,
-    /// Successful requests per second.
+    /// Successful requests per second: on keep-alive loads counted by
+    /// cycles (see [`crate::lab::load`]), so it may differ from
+    /// `requests / seconds`.
     pub req_per_s: f64,
     /// Median latency, ms.
     pub p50_ms: f64,
@@ -68,8 +70,9 @@ pub struct Run {
     pub idle_conns: u64,
     /// The first error seen, as text.
     pub first_error: Option<String>,
-    /// Server user CPU per successful request in the window, ns (`None`
-    /// without a server process to read, or without requests).
+    /// Server user CPU per request served in the window (counted as
+    /// `req_per_s` counts them), ns (`None` without a server process to
+    /// read, or without requests).
     pub server_user_ns_per_req: Option<f64>,
     /// Server system CPU per successful request in the window, ns.
     pub server_sys_ns_per_req: Option<f64>,
@@ -90,8 +93,9 @@ impl Run {
     /// A run from a load result and the server's accounting (if read).
     pub fn new(cell: &Cell, load: &LoadResult, server: Option<&ServerUsage>, pinned: bool) -> Run {
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
-        let per_req =
-            |d: Duration| (load.requests > 0).then(|| d.as_secs_f64() * 1e9 / load.requests as f64);
+        let per_req = |d: Duration| {
+            (load.requests > 0 && load.served > 0.0).then(|| d.as_secs_f64() * 1e9 / load.served)
+        };
         Run {
             claim: String::new(),
             variant: None,
@@ -120,7 +124,7 @@ impl Run {
             rss_kib: server.map(|s| s.rss_kib),
             rss_kib_start: server.map(|s| s.rss_kib_start),
             pinned,
-            extra: server.map_or_else(BTreeMap::new, |s| s.switch_rates(load.requests)),
+            extra: server.map_or_else(BTreeMap::new, |s| s.switch_rates(load.served)),
         }
     }
 
@@ -219,15 +223,15 @@ pub const SLEEPS_PER_REQ: &str = "server_sleeps_per_req";
 pub const PREEMPTED_PER_REQ: &str = "server_preempted_per_req";
 
 impl ServerUsage {
-    /// [`SLEEPS_PER_REQ`] and [`PREEMPTED_PER_REQ`] over `requests`
-    /// (none without requests).
-    fn switch_rates(&self, requests: u64) -> BTreeMap<String, f64> {
-        let per_req = |n: u64| n as f64 / requests as f64;
+    /// [`SLEEPS_PER_REQ`] and [`PREEMPTED_PER_REQ`] over the requests
+    /// `served` (none without requests).
+    fn switch_rates(&self, served: f64) -> BTreeMap<String, f64> {
+        let per_req = |n: u64| n as f64 / served;
         let rates = [
             (SLEEPS_PER_REQ, per_req(self.switches.voluntary)),
             (PREEMPTED_PER_REQ, per_req(self.switches.involuntary)),
         ];
-        rates.into_iter().filter(|_| requests > 0).map(|(k, v)| (k.to_string(), v)).collect()
+        rates.into_iter().filter(|_| served > 0.0).map(|(k, v)| (k.to_string(), v)).collect()
     }
 }
 
