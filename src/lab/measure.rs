@@ -4,12 +4,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use super::cell::{Cell, ServiceKind};
-use super::load::{LoadResult, LoadSpec, Window, Workload, run_load_in};
+use super::load::{LoadResult, LoadSpec, Timeline, Workload, run_load_in};
 use super::procfs::{self, ContextSwitches, CpuTimes};
 use super::server::{Placement, ServerProc};
 
@@ -96,7 +97,7 @@ impl Run {
         let per_req = |d: Duration| {
             (load.requests > 0 && load.served > 0.0).then(|| d.as_secs_f64() * 1e9 / load.served)
         };
-        Run {
+        let mut run = Run {
             claim: String::new(),
             variant: None,
             note: None,
@@ -125,7 +126,11 @@ impl Run {
             rss_kib_start: server.map(|s| s.rss_kib_start),
             pinned,
             extra: server.map_or_else(BTreeMap::new, |s| s.switch_rates(load.served)),
+        };
+        if load.late_conns > 0 {
+            run.extra.insert(LATE_CONNS.into(), load.late_conns as f64);
         }
+        run
     }
 
     /// A row that is not a load run (an in-process timing, a memory
@@ -213,6 +218,10 @@ pub struct ServerUsage {
     pub switches: ContextSwitches,
 }
 
+/// The [`Run::extra`] figure, only where some were: keep-alive
+/// connections still without their first answer when the window opened
+/// (see [`LoadResult::late_conns`]).
+pub const LATE_CONNS: &str = "late_conns";
 /// The [`Run::extra`] figure: server sleeps (voluntary context switches:
 /// its loop found nothing to do and waited) per successful request. How
 /// many requests a wake-up serves, inverted: what batching a server gets.
@@ -303,15 +312,16 @@ pub fn measure_at(
     load: &LoadSpec,
 ) -> io::Result<Run> {
     check_match(cell, load)?;
-    let window = load.window();
+    let timeline = Arc::new(load.timeline());
     let sampler = pid
         .map(|pid| {
+            let timeline = timeline.clone();
             std::thread::Builder::new()
                 .name("lab-sampler".into())
-                .spawn(move || sample(pid, window))
+                .spawn(move || sample(pid, &timeline))
         })
         .transpose()?;
-    let result = run_load_in(addr, load, window);
+    let result = run_load_in(addr, load, &timeline);
     let usage = match sampler.map(|s| s.join()) {
         None => None,
         Some(Ok(usage)) => Some(usage?),
@@ -320,12 +330,14 @@ pub fn measure_at(
     Ok(Run::new(cell, &result?, usage.as_ref(), false))
 }
 
-/// Reads `pid`'s CPU time and context switches at `window.measure_from`
-/// and at `window.stop`, and its RSS at the start and at the stop. The CPU
-/// time is read first, on the edge; the switches right after (a server
-/// with many threads takes a while to walk).
-fn sample(pid: u32, window: Window) -> io::Result<ServerUsage> {
+/// Reads `pid`'s CPU time and context switches at the window's
+/// `measure_from` (once the timeline has fixed it) and at its `stop`, and
+/// its RSS at the start and at the stop. The CPU time is read first, on
+/// the edge; the switches right after (a server with many threads takes a
+/// while to walk).
+fn sample(pid: u32, timeline: &Timeline) -> io::Result<ServerUsage> {
     let rss_kib_start = procfs::rss_kib(pid)?;
+    let window = timeline.wait();
     sleep_until(window.measure_from);
     let before = procfs::cpu_times(pid)?;
     let switches_before = procfs::context_switches(pid)?;

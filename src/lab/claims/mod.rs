@@ -308,6 +308,8 @@ pub const RAMP_CONNS: usize = 500;
 /// 2-vCPU machine under load, for a thread per connection to start 500
 /// threads and answer their first requests (with 0.5 s per 500, its
 /// 1,000 connections had not all been answered when the window began).
+/// Where that is not enough, the load's warm-up waits on for the rest
+/// ([`crate::lab::load::Timeline`]).
 pub const RAMP: Duration = Duration::from_millis(1000);
 /// At most this many [`RAMP`]s: 10 s, from 5,000 connections on.
 pub const MAX_RAMPS: u32 = 10;

@@ -38,11 +38,13 @@
 //! The run has one [`Window`]: a warm-up, whose completed requests are not
 //! recorded, then the measurement, which ends for every client at the same
 //! `stop` instant: requests are recorded by completion time, when it falls
-//! in `measure_from..stop`. No request starts after `stop`; one in flight
-//! may finish until `give_up` (the linger, [`DEFAULT_LINGER`]), which bounds
-//! every read, write and connect, so a client stuck on a silent server is
-//! released then, and the whole run takes at most the warm-up plus the
-//! duration plus the linger.
+//! in `measure_from..stop`. On a keep-alive load the warm-up lasts until
+//! every connection has had its first answer, at most [`ANSWER_LIMIT`]
+//! more (the [`Timeline`] fixes the window during the run). No request starts
+//! after `stop`; one in flight may finish until `give_up` (the linger,
+//! [`DEFAULT_LINGER`]), which bounds every read, write and connect, so a
+//! client stuck on a silent server is released then, and the whole run
+//! takes at most the warm-up, the limit, the duration and the linger.
 //!
 //! Nothing is hidden: a non-200 status, an I/O error, a reply that does
 //! not match (echo) and a failed connect are all counted, errors over the
@@ -60,14 +62,17 @@
 
 mod client;
 mod result;
+mod window;
 
 pub use result::LoadResult;
+pub use window::{ANSWER_LIMIT, Timeline, Window};
 
 use std::cell::RefCell;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use greenloop_net::TcpStream;
@@ -170,9 +175,12 @@ impl LoadSpec {
         LoadSpec { linger, ..self }
     }
 
-    /// The load's window if it starts now.
-    pub fn window(&self) -> Window {
-        Window::starting_now(self.warmup, self.duration, self.linger)
+    /// The load's timeline if it starts now: on keep-alive loads, the
+    /// warm-up waits for every connection's first answer (see
+    /// [`Timeline`]).
+    pub fn timeline(&self) -> Timeline {
+        let wait_for = if self.counts_cycles() { self.conns } else { 0 };
+        Timeline::starting_now(self.warmup, self.duration, self.linger, wait_for, ANSWER_LIMIT)
     }
 
     /// This load on `threads` OS threads.
@@ -215,45 +223,6 @@ impl LoadSpec {
     }
 }
 
-/// The timeline of one run, shared by all clients (and by whoever samples
-/// the server alongside it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Window {
-    /// Clients start connecting.
-    pub start: Instant,
-    /// End of the warm-up: requests completed from here on are recorded.
-    pub measure_from: Instant,
-    /// End of the measurement: no request starts from here on.
-    pub stop: Instant,
-    /// Requests still in flight are abandoned (counted as unfinished).
-    pub give_up: Instant,
-}
-
-impl Window {
-    /// A window starting now.
-    pub fn starting_now(warmup: Duration, duration: Duration, linger: Duration) -> Window {
-        let start = Instant::now();
-        let stop = start + warmup + duration;
-        Window { start, measure_from: start + warmup, stop, give_up: stop + linger }
-    }
-
-    /// The measured part's length.
-    pub fn measured(&self) -> Duration {
-        self.stop.saturating_duration_since(self.measure_from)
-    }
-
-    /// The share of `from..to` that lies in the measured part, `0.0 ..=
-    /// 1.0`; an empty span counts whole when `to` lies in it.
-    pub fn share(&self, from: Instant, to: Instant) -> f64 {
-        let len = to.saturating_duration_since(from);
-        if len.is_zero() {
-            return if (self.measure_from..self.stop).contains(&to) { 1.0 } else { 0.0 };
-        }
-        let inside = to.min(self.stop).saturating_duration_since(from.max(self.measure_from));
-        inside.as_secs_f64() / len.as_secs_f64()
-    }
-}
-
 /// Keep-alive HTTP load: `conns` connections `GET path` for `warmup +
 /// duration`; see the module docs.
 ///
@@ -293,18 +262,26 @@ pub fn echo_load(
 ///
 /// As [`http_load`].
 pub fn run_load(addr: SocketAddr, spec: &LoadSpec) -> io::Result<LoadResult> {
-    run_load_in(addr, spec, spec.window())
+    run_load_in(addr, spec, &Arc::new(spec.timeline()))
 }
 
-/// Runs `spec` against `addr` in a given `window` (its `warmup`,
-/// `duration` and `linger` are ignored): for callers that sample the server at the
-/// window's edges.
+/// Runs `spec` against `addr` on a given `timeline` (its `warmup`,
+/// `duration` and `linger` are ignored), which this call fixes: for
+/// callers that sample the server at the window's edges
+/// ([`Timeline::wait`]).
 ///
 /// # Errors
 ///
 /// As [`http_load`].
-pub fn run_load_in(addr: SocketAddr, spec: &LoadSpec, window: Window) -> io::Result<LoadResult> {
-    spec.check()?;
+pub fn run_load_in(
+    addr: SocketAddr,
+    spec: &LoadSpec,
+    timeline: &Arc<Timeline>,
+) -> io::Result<LoadResult> {
+    if let Err(e) = spec.check() {
+        timeline.abandon();
+        return Err(e);
+    }
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     let shards = spec.threads.unwrap_or(cpus).clamp(1, spec.conns);
     let mut handles = Vec::with_capacity(shards);
@@ -312,10 +289,10 @@ pub fn run_load_in(addr: SocketAddr, spec: &LoadSpec, window: Window) -> io::Res
     let mut first = 0;
     for k in 0..shards {
         let n = spec.conns / shards + usize::from(k < spec.conns % shards);
-        let workload = spec.workload.clone();
+        let (workload, timeline) = (spec.workload.clone(), timeline.clone());
         let thread = std::thread::Builder::new()
             .name(format!("lab-load-{k}"))
-            .spawn(move || shard(addr, &workload, first, n, window));
+            .spawn(move || shard(addr, &workload, first, n, &timeline));
         first += n;
         match thread {
             Ok(handle) => handles.push(handle),
@@ -325,6 +302,8 @@ pub fn run_load_in(addr: SocketAddr, spec: &LoadSpec, window: Window) -> io::Res
             }
         }
     }
+    let window = timeline.fix();
+    let late_conns = timeline.unanswered() as u64;
     let mut total = Tally::default();
     let mut failure = spawn_error
         .map(|e| io::Error::new(e.kind(), format!("cannot start a load-generator thread: {e}")));
@@ -341,7 +320,12 @@ pub fn run_load_in(addr: SocketAddr, spec: &LoadSpec, window: Window) -> io::Res
     }
     match failure {
         Some(e) => Err(e),
-        None => Ok(LoadResult::new(spec.conns, total, window.measured(), spec.counts_cycles())),
+        None => {
+            let mut result =
+                LoadResult::new(spec.conns, total, window.measured(), spec.counts_cycles());
+            result.late_conns = late_conns;
+            Ok(result)
+        }
     }
 }
 
@@ -402,23 +386,23 @@ fn shard(
     workload: &Workload,
     first: usize,
     n: usize,
-    window: Window,
+    timeline: &Arc<Timeline>,
 ) -> io::Result<Tally> {
     green::Runtime::new().try_run(|| {
         let tally = Rc::new(RefCell::new(Tally::default()));
         let mut clients = Vec::with_capacity(n);
         let mut spawn_error = None;
         for i in first..first + n {
-            let (tally, workload) = (tally.clone(), workload.clone());
+            let (tally, workload, timeline) = (tally.clone(), workload.clone(), timeline.clone());
             let spawned = green::Builder::new()
                 .name(format!("lab-client-{i}"))
                 .stack_size(CLIENT_STACK_SIZE)
                 .spawn(move || match workload {
                     Workload::Http { path, keep_alive } => {
-                        client(addr, HttpExchange::new(&path, keep_alive), window, &tally)
+                        client(addr, HttpExchange::new(&path, keep_alive), &timeline, &tally)
                     }
                     Workload::Echo { msg_size } => {
-                        client(addr, EchoExchange::new(msg_size), window, &tally)
+                        client(addr, EchoExchange::new(msg_size), &timeline, &tally)
                     }
                 });
             match spawned {
@@ -432,7 +416,7 @@ fn shard(
                 }
             }
         }
-        // Joined even after a failed spawn: each ends by `window.give_up`.
+        // Joined even after a failed spawn: each ends by the window's `give_up`.
         let mut panicked = None;
         for client in clients {
             if let Err(panic) = client.join() {
@@ -450,22 +434,30 @@ fn shard(
 }
 
 /// One connection's closed loop (see the module docs).
-fn client<E: Exchange>(addr: SocketAddr, mut proto: E, window: Window, tally: &RefCell<Tally>) {
+fn client<E: Exchange>(
+    addr: SocketAddr,
+    mut proto: E,
+    timeline: &Timeline,
+    tally: &RefCell<Tally>,
+) {
     let mut stream: Option<TcpStream> = None;
     let mut backoff = BACKOFF_MIN;
     let mut recorded = 0u64;
     // Whether the connection has answered nothing yet (see the module docs).
     let mut fresh = true;
+    // Whether this client has told the timeline of its first answer.
+    let mut answered = false;
     // Where the current cycle began: the previous successful reply.
     let mut cycle_from = None;
     loop {
         let now = Instant::now();
-        if now >= window.stop {
+        if timeline.window().is_some_and(|w| now >= w.stop) {
             break;
         }
+        let give_up = timeline.give_up();
         let mut conn = match stream.take() {
             Some(conn) => conn,
-            None => match client::connect(addr, CONNECT_TIMEOUT.min(window.give_up - now)) {
+            None => match client::connect(addr, CONNECT_TIMEOUT.min(give_up - now)) {
                 Ok(conn) => {
                     backoff = BACKOFF_MIN;
                     fresh = true;
@@ -475,32 +467,36 @@ fn client<E: Exchange>(addr: SocketAddr, mut proto: E, window: Window, tally: &R
                 }
                 Err(e) => {
                     let mut t = tally.borrow_mut();
-                    if e.kind() == io::ErrorKind::TimedOut && Instant::now() >= window.give_up {
+                    if e.kind() == io::ErrorKind::TimedOut && Instant::now() >= give_up {
                         t.unfinished += 1;
                         break;
                     }
                     t.connect_errors += 1;
                     t.note(format_args!("connect to {addr}: {e}"));
                     drop(t);
-                    green::sleep(
-                        backoff.min(window.stop.saturating_duration_since(Instant::now())),
-                    );
+                    let stop = timeline.window().map_or(give_up, |w| w.stop);
+                    green::sleep(backoff.min(stop.saturating_duration_since(Instant::now())));
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                     continue;
                 }
             },
         };
         let sent = Instant::now();
-        match proto.exchange(&mut conn, window.give_up) {
+        match proto.exchange(&mut conn, give_up) {
             Ok(reply) => {
                 let done = Instant::now();
+                if !answered {
+                    timeline.answered();
+                    answered = true;
+                }
+                // Not fixed yet: the window opens after `done`.
+                let window = timeline.window();
                 let mut t = tally.borrow_mut();
                 if reply.status != 200 {
                     t.errors += 1;
                     t.note(format_args!("HTTP status {}", reply.status));
-                } else {
+                } else if let Some(window) = window {
                     t.cycles += window.share(cycle_from.unwrap_or(sent), done);
-                    cycle_from = Some(done);
                     if done >= window.measure_from && done < window.stop {
                         if fresh && reply.keep_alive {
                             t.first_latency.record(done - sent);
@@ -511,12 +507,15 @@ fn client<E: Exchange>(addr: SocketAddr, mut proto: E, window: Window, tally: &R
                         recorded += 1;
                     }
                 }
+                if reply.status == 200 {
+                    cycle_from = Some(done);
+                }
                 fresh = false;
                 if reply.keep_alive {
                     stream = Some(conn);
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::TimedOut && Instant::now() >= window.give_up => {
+            Err(e) if e.kind() == io::ErrorKind::TimedOut && Instant::now() >= give_up => {
                 tally.borrow_mut().unfinished += 1;
                 break;
             }
@@ -546,68 +545,6 @@ mod tests {
         assert_eq!(kind(LoadSpec::echo(0, 1, d)), io::ErrorKind::InvalidInput);
         assert_eq!(kind(LoadSpec::echo(1, 1, d).threads(0)), io::ErrorKind::InvalidInput);
         assert!(LoadSpec::echo(1, 1, d).check().is_ok());
-    }
-
-    #[test]
-    fn windows_are_ordered() {
-        let w = Window::starting_now(
-            Duration::from_secs(1),
-            Duration::from_secs(3),
-            Duration::from_secs(2),
-        );
-        assert!(w.start <= w.measure_from && w.measure_from <= w.stop && w.stop <= w.give_up);
-        assert_eq!(w.measured(), Duration::from_secs(3));
-        assert_eq!(w.give_up - w.stop, Duration::from_secs(2));
-    }
-
-    #[test]
-    fn shares_of_a_span_in_the_window() {
-        let w = Window::starting_now(
-            Duration::from_secs(1),
-            Duration::from_secs(2),
-            Duration::from_secs(1),
-        );
-        let at = |ms: u64| w.start + Duration::from_millis(ms);
-        assert_eq!(w.share(at(1500), at(2500)), 1.0, "inside");
-        assert_eq!(w.share(at(500), at(900)), 0.0, "in the warm-up");
-        assert_eq!(w.share(at(3000), at(3500)), 0.0, "in the linger");
-        assert!((w.share(at(800), at(1200)) - 0.5).abs() < 1e-9, "across the start");
-        assert!((w.share(at(2900), at(3300)) - 0.25).abs() < 1e-9, "across the stop");
-        assert!((w.share(at(0), at(4000)) - 0.5).abs() < 1e-9, "around the window");
-        assert_eq!(w.share(at(2000), at(2000)), 1.0, "an empty span inside");
-        assert_eq!(w.share(at(3000), at(3000)), 0.0, "an empty span at the stop");
-    }
-
-    /// Connections in step, each completing a request every `cycle`, all
-    /// at the same phase: counted by completions, the window sees 6 or 7
-    /// per connection depending on the phase; counted by cycles, always
-    /// window / cycle.
-    #[test]
-    fn cycles_count_connections_in_step_whatever_their_phase() {
-        let w = Window::starting_now(
-            Duration::from_millis(300),
-            Duration::from_millis(700),
-            Duration::from_millis(300),
-        );
-        let cycle = Duration::from_millis(102);
-        let conns = 1000.0;
-        let mut counts = Vec::new();
-        for phase_ms in (0..102).step_by(17) {
-            let (mut completed, mut cycles) = (0u32, 0.0);
-            let mut from = w.start + Duration::from_millis(phase_ms);
-            while from < w.give_up {
-                let done = from + cycle;
-                completed += u32::from(done >= w.measure_from && done < w.stop);
-                cycles += w.share(from, done);
-                from = done;
-            }
-            let expected = w.measured().as_secs_f64() / cycle.as_secs_f64();
-            assert!((cycles - expected).abs() < 1e-6, "phase {phase_ms} ms: {cycles}");
-            counts.push(completed);
-        }
-        assert!(counts.contains(&6) && counts.contains(&7), "{counts:?}");
-        let by_count = |n: u32| conns * f64::from(n) / 0.7;
-        assert!(by_count(6) < 0.9 * conns / 0.102, "a count of 6 reads 12% short");
     }
 
     #[test]

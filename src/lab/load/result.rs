@@ -38,6 +38,9 @@ pub struct LoadResult {
     pub unfinished: u64,
     /// Connections that completed no request in the measured window.
     pub idle_conns: u64,
+    /// Keep-alive connections still without their first answer when the
+    /// window opened, one warm-up late (see [`crate::lab::load::Timeline`]).
+    pub late_conns: u64,
     /// Connections opened, reconnects included.
     pub connections: u64,
     /// The first error seen, as text.
@@ -84,6 +87,7 @@ impl LoadResult {
             connect_errors: tally.connect_errors,
             unfinished: tally.unfinished,
             idle_conns: tally.idle_conns,
+            late_conns: 0,
             connections: tally.connections,
             first_error: tally.first_error,
             elapsed,
@@ -103,7 +107,8 @@ impl fmt::Display for LoadResult {
         write!(
             f,
             "{} requests in {:.2} s = {:.1} req/s, p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, \
-             max {:.3} ms, {} errors, {} connect errors, {} unfinished, {} idle conns",
+             max {:.3} ms, {} errors, {} connect errors, {} unfinished, {} idle conns, {} late \
+             conns",
             self.requests,
             self.elapsed.as_secs_f64(),
             self.req_per_s,
@@ -115,6 +120,7 @@ impl fmt::Display for LoadResult {
             self.connect_errors,
             self.unfinished,
             self.idle_conns,
+            self.late_conns,
         )?;
         if let Some(e) = &self.first_error {
             write!(f, " (first error: {e})")?;
