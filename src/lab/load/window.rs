@@ -238,7 +238,9 @@ mod tests {
             counts.push(completed);
         }
         assert!(counts.contains(&6) && counts.contains(&7), "{counts:?}");
-        assert!(6.0 / 0.7 < 0.9 / 0.102, "a count of 6 reads more than 10% short");
+        let fewest = counts.iter().min().map_or(0.0, |&n| f64::from(n));
+        let pace = w.measured().as_secs_f64() / cycle.as_secs_f64();
+        assert!(fewest < 0.9 * pace, "the count reads more than 10% short at some phase");
     }
 
     #[test]
