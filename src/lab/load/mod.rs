@@ -38,13 +38,15 @@
 //! The run has one [`Window`]: a warm-up, whose completed requests are not
 //! recorded, then the measurement, which ends for every client at the same
 //! `stop` instant: requests are recorded by completion time, when it falls
-//! in `measure_from..stop`. On a keep-alive load the warm-up lasts until
-//! every connection has had its first answer, at most [`ANSWER_LIMIT`]
-//! more (the [`Timeline`] fixes the window during the run). No request starts
-//! after `stop`; one in flight may finish until `give_up` (the linger,
-//! [`DEFAULT_LINGER`]), which bounds every read, write and connect, so a
-//! client stuck on a silent server is released then, and the whole run
-//! takes at most the warm-up, the limit, the duration and the linger.
+//! in `measure_from..stop`. A keep-alive load may let the warm-up last
+//! until every connection has had its first answer, at most
+//! [`LoadSpec::answer_wait`] more (the [`Timeline`] fixes the window during
+//! the run; the lab's claims wait up to [`ANSWER_LIMIT`]). No request
+//! starts after `stop`; one in flight may finish until `give_up` (the
+//! linger, [`DEFAULT_LINGER`]), which bounds every read, write and connect,
+//! so a client stuck on a silent server is released then, and the whole
+//! run takes at most the warm-up, the answer wait, the duration and the
+//! linger.
 //!
 //! Nothing is hidden: a non-200 status, an I/O error, a reply that does
 //! not match (echo) and a failed connect are all counted, errors over the
@@ -138,6 +140,11 @@ pub struct LoadSpec {
     /// OS threads driving the connections; `None`: one per CPU this
     /// process may run on (capped at `conns`).
     pub threads: Option<usize>,
+    /// On keep-alive loads, how much longer than `warmup` the warm-up may
+    /// last while some connection has had no answer yet (see
+    /// [`Timeline`]); zero (the default): the window opens after `warmup`
+    /// whatever. The lab's claims use [`ANSWER_LIMIT`].
+    pub answer_wait: Duration,
 }
 
 impl LoadSpec {
@@ -162,6 +169,7 @@ impl LoadSpec {
             warmup: DEFAULT_WARMUP,
             linger: DEFAULT_LINGER,
             threads: None,
+            answer_wait: Duration::ZERO,
         }
     }
 
@@ -176,11 +184,17 @@ impl LoadSpec {
     }
 
     /// The load's timeline if it starts now: on keep-alive loads, the
-    /// warm-up waits for every connection's first answer (see
-    /// [`Timeline`]).
+    /// warm-up waits up to [`answer_wait`](LoadSpec::answer_wait) longer
+    /// for every connection's first answer (see [`Timeline`]).
     pub fn timeline(&self) -> Timeline {
-        let wait_for = if self.counts_cycles() { self.conns } else { 0 };
-        Timeline::starting_now(self.warmup, self.duration, self.linger, wait_for, ANSWER_LIMIT)
+        let waits = self.counts_cycles() && !self.answer_wait.is_zero();
+        let wait_for = if waits { self.conns } else { 0 };
+        Timeline::starting_now(self.warmup, self.duration, self.linger, wait_for, self.answer_wait)
+    }
+
+    /// This load with another [`answer_wait`](LoadSpec::answer_wait).
+    pub fn answer_wait(self, answer_wait: Duration) -> LoadSpec {
+        LoadSpec { answer_wait, ..self }
     }
 
     /// This load on `threads` OS threads.
@@ -545,6 +559,18 @@ mod tests {
         assert_eq!(kind(LoadSpec::echo(0, 1, d)), io::ErrorKind::InvalidInput);
         assert_eq!(kind(LoadSpec::echo(1, 1, d).threads(0)), io::ErrorKind::InvalidInput);
         assert!(LoadSpec::echo(1, 1, d).check().is_ok());
+    }
+
+    #[test]
+    fn only_keep_alive_loads_with_an_answer_wait_wait_for_answers() {
+        let d = Duration::from_millis(10);
+        let wait = |spec: &LoadSpec| spec.timeline().unanswered();
+        assert_eq!(wait(&LoadSpec::http("/", 3, d)), 0, "no answer wait by default");
+        assert_eq!(wait(&LoadSpec::http("/", 3, d).answer_wait(d)), 3);
+        assert_eq!(wait(&LoadSpec::echo(1, 2, d).answer_wait(d)), 2);
+        let close = Workload::Http { path: "/".into(), keep_alive: false };
+        let spec = LoadSpec { workload: close, ..LoadSpec::http("/", 3, d).answer_wait(d) };
+        assert_eq!(wait(&spec), 0, "a close load's requests are all firsts");
     }
 
     #[test]

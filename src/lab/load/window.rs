@@ -3,28 +3,31 @@
 //!
 //! ```text
 //!  start ── warm-up ──┬── (keep-alive: until every connection answered) ──┐
-//!                     │                                at most ANSWER_LIMIT│
+//!                     │                           at most the answer wait  │
 //!                     └────────── measure_from ── duration ── stop ── linger ── give_up
 //! ```
 //!
-//! On a keep-alive load, the warm-up lasts until every connection has had
-//! its first answer: a server that is still accepting or still answering
-//! its first requests when the window opens (a thread per connection
-//! starting 1,000 threads on a loaded CPU) would be measured in its ramp,
-//! not its pace. The clients run meanwhile, unrecorded, and the window is
-//! fixed the moment the last connection answers, or at the latest
-//! [`ANSWER_LIMIT`] after the planned warm-up; the run says how many
+//! On a keep-alive load that asks for it (its
+//! [`answer_wait`](super::LoadSpec::answer_wait); the lab's claims do), the
+//! warm-up lasts until every connection has had its first answer: a server
+//! that is still accepting or still answering its first requests when the
+//! window opens (a thread per connection starting 1,000 threads on a
+//! loaded CPU) would be measured in its ramp, not its pace. The clients run meanwhile, unrecorded, and the window is
+//! fixed the moment the last connection answers, or at the latest the
+//! answer wait after the planned warm-up; the run says how many
 //! connections had not answered then.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// The longest a keep-alive load's warm-up waits, past the planned one,
-/// for every connection's first answer: long enough for a thread per
-/// connection to answer 1,000 connections on a loaded 2-CPU machine (it
-/// took over 2 s), short enough that a server which never answers some
-/// (10,000 threads) costs its run only this much.
+/// The answer wait of the lab's claims
+/// ([`LoadSpec::answer_wait`](super::LoadSpec::answer_wait)): the longest
+/// a keep-alive load's warm-up waits, past the planned one, for every
+/// connection's first answer: long enough for a thread per connection to
+/// answer 1,000 connections on a loaded 2-CPU machine (it took over 2 s),
+/// short enough that a server which never answers some (10,000 threads)
+/// costs its run only this much.
 pub const ANSWER_LIMIT: Duration = Duration::from_secs(10);
 
 /// The timeline of one run, shared by all clients (and by whoever samples
