@@ -56,7 +56,9 @@ struct Args {
     /// --measure: seconds measured, after the warm-up.
     #[arg(long, default_value_t = 3.0, requires = "measure")]
     seconds: f64,
-    /// --measure: seconds of warm-up, not recorded.
+    /// --measure: seconds of warm-up, not recorded (on keep-alive loads,
+    /// up to 10 s more until every connection has had its first answer,
+    /// as in the claims).
     #[arg(long, default_value_t = 1.0, requires = "measure")]
     warmup: f64,
     /// --measure, sleep cells: the path each request asks for.
@@ -170,7 +172,8 @@ fn measure(cell: &Cell, args: &Args) -> io::Result<()> {
         ServiceKind::Sleep => LoadSpec::http(&args.path, conns, duration),
         ServiceKind::Echo => LoadSpec::echo(args.msg_size, conns, duration),
     }
-    .warmup(seconds("warmup", args.warmup)?);
+    .warmup(seconds("warmup", args.warmup)?)
+    .answer_wait(lab::load::ANSWER_LIMIT);
     if let (true, lab::Workload::Http { keep_alive, .. }) = (args.close, &mut load.workload) {
         *keep_alive = false;
     }

@@ -4,12 +4,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use super::cell::{Cell, ServiceKind};
-use super::load::{LoadResult, LoadSpec, Window, Workload, run_load_in};
+use super::load::{LoadResult, LoadSpec, Timeline, Workload, run_load_in};
 use super::procfs::{self, ContextSwitches, CpuTimes};
 use super::server::{Placement, ServerProc};
 
@@ -47,7 +48,9 @@ pub struct Run {
     pub seconds: f64,
     /// Successful requests in the window.
     pub requests: u64,
-    /// Successful requests per second.
+    /// Successful requests per second: on keep-alive loads counted by
+    /// cycles (see [`crate::lab::load`]), so it may differ from
+    /// `requests / seconds`.
     pub req_per_s: f64,
     /// Median latency, ms.
     pub p50_ms: f64,
@@ -68,8 +71,9 @@ pub struct Run {
     pub idle_conns: u64,
     /// The first error seen, as text.
     pub first_error: Option<String>,
-    /// Server user CPU per successful request in the window, ns (`None`
-    /// without a server process to read, or without requests).
+    /// Server user CPU per request served in the window (counted as
+    /// `req_per_s` counts them), ns (`None` without a server process to
+    /// read, or without requests).
     pub server_user_ns_per_req: Option<f64>,
     /// Server system CPU per successful request in the window, ns.
     pub server_sys_ns_per_req: Option<f64>,
@@ -90,9 +94,10 @@ impl Run {
     /// A run from a load result and the server's accounting (if read).
     pub fn new(cell: &Cell, load: &LoadResult, server: Option<&ServerUsage>, pinned: bool) -> Run {
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
-        let per_req =
-            |d: Duration| (load.requests > 0).then(|| d.as_secs_f64() * 1e9 / load.requests as f64);
-        Run {
+        let per_req = |d: Duration| {
+            (load.requests > 0 && load.served > 0.0).then(|| d.as_secs_f64() * 1e9 / load.served)
+        };
+        let mut run = Run {
             claim: String::new(),
             variant: None,
             note: None,
@@ -120,8 +125,12 @@ impl Run {
             rss_kib: server.map(|s| s.rss_kib),
             rss_kib_start: server.map(|s| s.rss_kib_start),
             pinned,
-            extra: server.map_or_else(BTreeMap::new, |s| s.switch_rates(load.requests)),
+            extra: server.map_or_else(BTreeMap::new, |s| s.switch_rates(load.served)),
+        };
+        if load.late_conns > 0 {
+            run.extra.insert(LATE_CONNS.into(), load.late_conns as f64);
         }
+        run
     }
 
     /// A row that is not a load run (an in-process timing, a memory
@@ -209,6 +218,10 @@ pub struct ServerUsage {
     pub switches: ContextSwitches,
 }
 
+/// The [`Run::extra`] figure, only where some were: keep-alive
+/// connections still without their first answer when the window opened
+/// (see [`LoadResult::late_conns`]).
+pub const LATE_CONNS: &str = "late_conns";
 /// The [`Run::extra`] figure: server sleeps (voluntary context switches:
 /// its loop found nothing to do and waited) per successful request. How
 /// many requests a wake-up serves, inverted: what batching a server gets.
@@ -219,15 +232,15 @@ pub const SLEEPS_PER_REQ: &str = "server_sleeps_per_req";
 pub const PREEMPTED_PER_REQ: &str = "server_preempted_per_req";
 
 impl ServerUsage {
-    /// [`SLEEPS_PER_REQ`] and [`PREEMPTED_PER_REQ`] over `requests`
-    /// (none without requests).
-    fn switch_rates(&self, requests: u64) -> BTreeMap<String, f64> {
-        let per_req = |n: u64| n as f64 / requests as f64;
+    /// [`SLEEPS_PER_REQ`] and [`PREEMPTED_PER_REQ`] over the requests
+    /// `served` (none without requests).
+    fn switch_rates(&self, served: f64) -> BTreeMap<String, f64> {
+        let per_req = |n: u64| n as f64 / served;
         let rates = [
             (SLEEPS_PER_REQ, per_req(self.switches.voluntary)),
             (PREEMPTED_PER_REQ, per_req(self.switches.involuntary)),
         ];
-        rates.into_iter().filter(|_| requests > 0).map(|(k, v)| (k.to_string(), v)).collect()
+        rates.into_iter().filter(|_| served > 0.0).map(|(k, v)| (k.to_string(), v)).collect()
     }
 }
 
@@ -299,15 +312,16 @@ pub fn measure_at(
     load: &LoadSpec,
 ) -> io::Result<Run> {
     check_match(cell, load)?;
-    let window = load.window();
+    let timeline = Arc::new(load.timeline());
     let sampler = pid
         .map(|pid| {
+            let timeline = timeline.clone();
             std::thread::Builder::new()
                 .name("lab-sampler".into())
-                .spawn(move || sample(pid, window))
+                .spawn(move || sample(pid, &timeline))
         })
         .transpose()?;
-    let result = run_load_in(addr, load, window);
+    let result = run_load_in(addr, load, &timeline);
     let usage = match sampler.map(|s| s.join()) {
         None => None,
         Some(Ok(usage)) => Some(usage?),
@@ -316,12 +330,14 @@ pub fn measure_at(
     Ok(Run::new(cell, &result?, usage.as_ref(), false))
 }
 
-/// Reads `pid`'s CPU time and context switches at `window.measure_from`
-/// and at `window.stop`, and its RSS at the start and at the stop. The CPU
-/// time is read first, on the edge; the switches right after (a server
-/// with many threads takes a while to walk).
-fn sample(pid: u32, window: Window) -> io::Result<ServerUsage> {
+/// Reads `pid`'s CPU time and context switches at the window's
+/// `measure_from` (once the timeline has fixed it) and at its `stop`, and
+/// its RSS at the start and at the stop. The CPU time is read first, on
+/// the edge; the switches right after (a server with many threads takes a
+/// while to walk).
+fn sample(pid: u32, timeline: &Timeline) -> io::Result<ServerUsage> {
     let rss_kib_start = procfs::rss_kib(pid)?;
+    let window = timeline.wait();
     sleep_until(window.measure_from);
     let before = procfs::cpu_times(pid)?;
     let switches_before = procfs::context_switches(pid)?;

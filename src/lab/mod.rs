@@ -73,7 +73,7 @@ pub use claims::{ClaimId, Holds, Options, Verdict};
 pub use driver::run;
 pub use latency::Latency;
 pub use load::{
-    LoadResult, LoadSpec, Window, Workload, echo_load, http_load, run_load, run_load_in,
+    LoadResult, LoadSpec, Timeline, Window, Workload, echo_load, http_load, run_load, run_load_in,
 };
 pub use measure::{Run, ServerUsage, measure, measure_at, measure_placed};
 pub use report::Report;

@@ -50,7 +50,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::cell::Cell;
-use super::load::LoadSpec;
+use super::load::{ANSWER_LIMIT, LoadSpec};
 use super::measure::{Run, measure_placed};
 use super::server::Placement;
 
@@ -289,12 +289,15 @@ impl Ctx<'_> {
     /// request of `slowest` (what one request takes when served at once)
     /// in flight at the stop finish; queued ones count as unfinished.
     /// Loads of [`RAMP_CONNS`] connections or more get [`RAMP`] more
-    /// warm-up per [`RAMP_CONNS`] (connects are set up during it).
+    /// warm-up per [`RAMP_CONNS`] (connects are set up during it), and a
+    /// keep-alive load's warm-up waits up to [`ANSWER_LIMIT`] more for
+    /// every connection's first answer.
     fn load(&self, workload: LoadSpec, slowest: Duration) -> LoadSpec {
         let linger = (slowest + Duration::from_millis(100)).min(Duration::from_secs(2));
         let ramps = u32::try_from(workload.conns / RAMP_CONNS).unwrap_or(u32::MAX);
         let warmup = self.opts.warmup() + RAMP * ramps.min(MAX_RAMPS);
-        LoadSpec { warmup, duration: self.opts.window(), linger, ..workload }
+        let answer_wait = ANSWER_LIMIT;
+        LoadSpec { warmup, duration: self.opts.window(), linger, answer_wait, ..workload }
     }
 }
 
@@ -308,6 +311,8 @@ pub const RAMP_CONNS: usize = 500;
 /// 2-vCPU machine under load, for a thread per connection to start 500
 /// threads and answer their first requests (with 0.5 s per 500, its
 /// 1,000 connections had not all been answered when the window began).
+/// Where that is not enough, the load's warm-up waits on for the rest
+/// ([`crate::lab::load::Timeline`]).
 pub const RAMP: Duration = Duration::from_millis(1000);
 /// At most this many [`RAMP`]s: 10 s, from 5,000 connections on.
 pub const MAX_RAMPS: u32 = 10;

@@ -24,6 +24,10 @@ pub struct LoadResult {
     pub conns: usize,
     /// Successful requests completed in the measured window.
     pub requests: u64,
+    /// The requests served in the window, as `req_per_s` counts them: on
+    /// keep-alive loads by cycles (see [`crate::lab::load`]), else
+    /// `requests`.
+    pub served: f64,
     /// Failed requests over the whole run: non-200 statuses, I/O errors,
     /// wrong echoes. Connect failures are counted apart.
     pub errors: u64,
@@ -34,6 +38,9 @@ pub struct LoadResult {
     pub unfinished: u64,
     /// Connections that completed no request in the measured window.
     pub idle_conns: u64,
+    /// Keep-alive connections still without their first answer when the
+    /// window opened, one warm-up late (see [`crate::lab::load::Timeline`]).
+    pub late_conns: u64,
     /// Connections opened, reconnects included.
     pub connections: u64,
     /// The first error seen, as text.
@@ -41,7 +48,7 @@ pub struct LoadResult {
     /// The measured window's length.
     #[serde(rename = "elapsed_s", serialize_with = "secs")]
     pub elapsed: Duration,
-    /// `requests / elapsed`.
+    /// `served / elapsed`.
     pub req_per_s: f64,
     /// Median latency of the recorded requests.
     #[serde(rename = "p50_ms", serialize_with = "millis")]
@@ -61,20 +68,30 @@ pub struct LoadResult {
 }
 
 impl LoadResult {
-    pub(super) fn new(conns: usize, tally: Tally, elapsed: Duration) -> LoadResult {
+    /// The result of `tally` over a window of `elapsed`, its rate counted
+    /// by cycles when `by_cycles`, else by completions.
+    pub(super) fn new(
+        conns: usize,
+        tally: Tally,
+        elapsed: Duration,
+        by_cycles: bool,
+    ) -> LoadResult {
         let latency = if tally.latency.is_empty() { tally.first_latency } else { tally.latency };
         let secs = elapsed.as_secs_f64();
+        let served = if by_cycles { tally.cycles } else { tally.requests as f64 };
         LoadResult {
             conns,
             requests: tally.requests,
+            served,
             errors: tally.errors,
             connect_errors: tally.connect_errors,
             unfinished: tally.unfinished,
             idle_conns: tally.idle_conns,
+            late_conns: 0,
             connections: tally.connections,
             first_error: tally.first_error,
             elapsed,
-            req_per_s: if secs > 0.0 { tally.requests as f64 / secs } else { 0.0 },
+            req_per_s: if secs > 0.0 { served / secs } else { 0.0 },
             p50: latency.percentile(50.0),
             p90: latency.percentile(90.0),
             p99: latency.percentile(99.0),
@@ -90,7 +107,8 @@ impl fmt::Display for LoadResult {
         write!(
             f,
             "{} requests in {:.2} s = {:.1} req/s, p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, \
-             max {:.3} ms, {} errors, {} connect errors, {} unfinished, {} idle conns",
+             max {:.3} ms, {} errors, {} connect errors, {} unfinished, {} idle conns, {} late \
+             conns",
             self.requests,
             self.elapsed.as_secs_f64(),
             self.req_per_s,
@@ -102,6 +120,7 @@ impl fmt::Display for LoadResult {
             self.connect_errors,
             self.unfinished,
             self.idle_conns,
+            self.late_conns,
         )?;
         if let Some(e) = &self.first_error {
             write!(f, " (first error: {e})")?;
