@@ -97,8 +97,9 @@ pub(crate) struct Noted {
     pub(crate) sp: usize,
 }
 
-/// Records that the running green thread or task waits on `wait`.
-#[inline]
+/// Records that the running green thread or task waits on `wait`. Out of
+/// line: the wait sites' ready paths stay small enough to inline.
+#[inline(never)]
 pub(crate) fn note(wait: Wait) {
     let marker = 0u8;
     let sp = std::ptr::addr_of!(marker) as usize;
