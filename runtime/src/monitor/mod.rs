@@ -23,9 +23,13 @@
 //! [`REPORTS_PER_WINDOW`] printed per [`WINDOW`], then one summary line
 //! with the count of those not printed. The callback sees every episode.
 //!
-//! No backtrace: std captures only the calling thread's stack, and taking
-//! another thread's stack needs a signal handler that unwinds, which is
-//! not async-signal-safe in general. The spawn site names the code instead.
+//! No backtrace, not even opt-in: std captures only the calling thread's
+//! stack, and taking the blocked thread's stack from the monitor thread
+//! needs a signal handler on the blocked thread that unwinds it, which is
+//! not async-signal-safe in general (the unwinder takes locks and may
+//! allocate, and the interrupted code may hold those very locks). The
+//! report names the spawn site instead, recorded with `#[track_caller]`
+//! at each `spawn`, which points at the handler that blocked.
 //!
 //! The monitor thread runs no loop, so it never reports on itself; a
 //! callback that blocks delays the next samples, nothing else.
