@@ -343,3 +343,23 @@ fn tasks_parked_on_sync_primitives_counted_per_kind() {
         });
     });
 }
+
+#[test]
+fn a_green_wait_under_a_timeout_shows_the_wait() {
+    watchdog(Duration::from_secs(60), || {
+        green::run(|| {
+            let (tx, mut rx) = mpsc::channel::<()>(1);
+            let waiter = green::spawn(move || {
+                let _ = block_on(time::timeout(Duration::from_secs(30), rx.recv()));
+            });
+            green::yield_now();
+            let all = dump::dump();
+            let dump = loop_of(&all, std::thread::current().id()).expect("own loop listed");
+            let parked: Vec<_> = dump.entries().filter(|e| e.state == State::Parked).collect();
+            assert_eq!(parked.len(), 1, "{dump}");
+            assert_eq!(parked[0].wait, Some(Wait::Channel), "{dump}");
+            drop(tx);
+            waiter.join().unwrap();
+        });
+    });
+}

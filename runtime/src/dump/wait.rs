@@ -99,6 +99,12 @@ pub(crate) struct Noted {
 
 /// Records that the running green thread or task waits on `wait`. Out of
 /// line: the wait sites' ready paths stay small enough to inline.
+///
+/// A green thread's record is cleared at each resume, and a timer noted
+/// after another wait of the same resume (a timeout around that wait)
+/// does not replace it. A task's record lasts until its next note: a task
+/// that last waited on a primitive and now awaits a foreign future shows
+/// that older wait.
 #[inline(never)]
 pub(crate) fn note(wait: Wait) {
     let marker = 0u8;
