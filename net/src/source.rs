@@ -66,10 +66,15 @@ pub(crate) struct Registered<S: mio::event::Source> {
 }
 
 impl<S: mio::event::Source> Registered<S> {
-    /// Registers `io` (already non-blocking) with this thread's reactor.
-    pub(crate) fn new(mut io: S) -> io::Result<Registered<S>> {
+    /// Registers `io` (already non-blocking) with this thread's reactor,
+    /// naming its fd for dumps.
+    pub(crate) fn new(mut io: S) -> io::Result<Registered<S>>
+    where
+        S: std::os::fd::AsRawFd,
+    {
         let reactor = Reactor::try_current()?;
         let key = reactor.register(&mut io)?;
+        reactor.name_fd(key, io.as_raw_fd());
         Ok(Registered {
             io: Some(io),
             key,

@@ -49,6 +49,7 @@ pub(crate) fn route(fd: c_int, dir: Direction, for_poll: bool) -> Option<Green> 
         Some(_) => return None,
         None => {
             let key = reactor.register(&mut SourceFd(&fd)).ok()?;
+            reactor.name_fd(key, fd);
             let remote = reactor.remote().clone();
             entry.registration = Some(Registration { key, reactor: reactor.id(), remote });
             key

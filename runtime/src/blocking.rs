@@ -319,7 +319,7 @@ impl<T> Future for BlockingHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.slot.poll_take(cx)
+        crate::dump::noting(self.slot.poll_take(cx), || crate::dump::Wait::Blocking)
     }
 }
 

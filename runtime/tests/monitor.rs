@@ -1,5 +1,5 @@
 //! The blocked-loop monitor: one report per blocking episode, naming the
-//! task and its spawn site; none for an idle loop.
+//! task or green thread and its spawn site; none for an idle loop.
 
 mod watchdog;
 
@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use greenloop_runtime::monitor::{self, Culprit, Episode, Report};
-use greenloop_runtime::{Runtime, task, time};
+use greenloop_runtime::{Runtime, green, task, time};
 use watchdog::watchdog;
 
 /// The episodes the monitor reported from the loops of this test binary.
@@ -27,6 +27,7 @@ fn capture() -> Arc<Mutex<Vec<Episode>>> {
 fn blocking_task_reported_once_idle_loop_never() {
     let seen = capture();
     let runtime = Runtime::builder().monitor(Duration::from_millis(50)).build();
+    let green_runtime = Runtime::builder().monitor(Duration::from_millis(50)).build();
 
     // An idle loop: 1 s in epoll_wait, waiting for a timer.
     watchdog(Duration::from_secs(20), move || {
@@ -45,10 +46,10 @@ fn blocking_task_reported_once_idle_loop_never() {
             (line, file!())
         })
     });
-    let seen = seen.lock().unwrap();
-    let starts: Vec<_> = seen.iter().filter(|e| !e.ended).collect();
-    let ends: Vec<_> = seen.iter().filter(|e| e.ended).collect();
-    assert_eq!((starts.len(), ends.len()), (1, 1), "episodes: {seen:#?}");
+    let episodes = seen.lock().unwrap().clone();
+    let starts: Vec<_> = episodes.iter().filter(|e| !e.ended).collect();
+    let ends: Vec<_> = episodes.iter().filter(|e| e.ended).collect();
+    assert_eq!((starts.len(), ends.len()), (1, 1), "episodes: {episodes:#?}");
     for episode in [starts[0], ends[0]] {
         match &episode.culprit {
             Culprit::Task { site, .. } => {
@@ -58,4 +59,40 @@ fn blocking_task_reported_once_idle_loop_never() {
         }
     }
     assert!(ends[0].blocked_for >= Duration::from_millis(200), "{}", ends[0]);
+
+    // A named green thread that blocks its loop for 200 ms, after named
+    // and unnamed threads took turns on it.
+    seen.lock().unwrap().clear();
+    watchdog(Duration::from_secs(20), move || {
+        green_runtime.run(|| {
+            let others: Vec<_> = (0..4)
+                .map(|i| {
+                    let builder = green::Builder::new();
+                    let builder =
+                        if i % 2 == 0 { builder.name(format!("other-{i}")) } else { builder };
+                    builder.spawn(|| (0..3).for_each(|_| green::yield_now())).unwrap()
+                })
+                .collect();
+            let blocker = green::Builder::new()
+                .name("blocker".into())
+                .spawn(|| {
+                    green::yield_now();
+                    std::thread::sleep(Duration::from_millis(200));
+                })
+                .unwrap();
+            others.into_iter().for_each(|h| h.join().unwrap());
+            blocker.join().unwrap();
+            green::sleep(Duration::from_millis(100));
+        });
+    });
+    let episodes = seen.lock().unwrap().clone();
+    assert_eq!(episodes.len(), 2, "one start and one end: {episodes:#?}");
+    for episode in &episodes {
+        match &episode.culprit {
+            Culprit::Green { name: Some(name), site, .. } => {
+                assert_eq!((name.as_str(), site.file()), ("blocker", file!()), "{episode}");
+            }
+            other => panic!("culprit is not the blocker: {other:?}"),
+        }
+    }
 }

@@ -281,10 +281,39 @@ pub fn measure(cell: &Cell, load: &LoadSpec) -> io::Result<Run> {
 ///
 /// As [`measure`].
 pub fn measure_placed(cell: &Cell, load: &LoadSpec, placement: Placement) -> io::Result<Run> {
+    measure_env(cell, load, placement, &[]).map(|(run, _)| run)
+}
+
+/// [`measure_placed`] with the server's blocked-loop monitor on at
+/// `threshold` (`GREENLOOP_MONITOR_MS`); also returns the first lines the
+/// server wrote to stderr, where the monitor reports.
+///
+/// # Errors
+///
+/// As [`measure`].
+pub fn measure_monitored(
+    cell: &Cell,
+    load: &LoadSpec,
+    placement: Placement,
+    threshold: Duration,
+) -> io::Result<(Run, Vec<String>)> {
+    let ms = threshold.as_millis().max(1).to_string();
+    measure_env(cell, load, placement, &[("GREENLOOP_MONITOR_MS", &ms)])
+}
+
+/// [`measure_placed`] with `env` added to the server's environment; also
+/// returns the first lines of the server's stderr.
+fn measure_env(
+    cell: &Cell,
+    load: &LoadSpec,
+    placement: Placement,
+    env: &[(&str, &str)],
+) -> io::Result<(Run, Vec<String>)> {
     check_match(cell, load)?;
-    let server = ServerProc::spawn_placed(cell, placement)?;
+    let server = ServerProc::spawn_env(cell, placement, env)?;
     let pinned = server.pinned();
     let measured = measure_at(cell, server.addr(), Some(server.pid()), load);
+    let stderr = server.stderr_head();
     let status = server.stop();
     let mut run = measured?;
     let status = status?;
@@ -294,7 +323,7 @@ pub fn measure_placed(cell: &Cell, load: &LoadSpec, placement: Placement) -> io:
         )));
     }
     run.pinned = pinned;
-    Ok(run)
+    Ok((run, stderr))
 }
 
 /// Measures a server already listening on `addr`, which `cell` describes

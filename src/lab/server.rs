@@ -13,7 +13,8 @@
 //! ```
 //!
 //! The server's stdout after the first line is drained and dropped; its
-//! stderr is kept (the last lines) to explain a failure.
+//! stderr is kept (the first lines, where a blocked-loop monitor's first
+//! reports are, and the last lines, which explain a failure).
 
 use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Read};
@@ -37,7 +38,7 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// The first line a server prints, followed by its address.
 pub const LISTENING: &str = "listening on ";
-/// Lines of the server's stderr kept for error messages.
+/// Lines kept at each end of the server's stderr (see [`ServerProc::stderr_head`]).
 const STDERR_LINES: usize = 20;
 
 /// Where the server under test runs, relative to the load generator.
@@ -80,7 +81,7 @@ pub struct ServerProc {
     addr: SocketAddr,
     pinned: bool,
     label: String,
-    stderr: Arc<Mutex<VecDeque<String>>>,
+    stderr: Arc<Mutex<Stderr>>,
     stderr_reader: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -102,9 +103,23 @@ impl ServerProc {
     ///
     /// As [`spawn`](ServerProc::spawn).
     pub fn spawn_placed(cell: &Cell, placement: Placement) -> io::Result<ServerProc> {
+        ServerProc::spawn_env(cell, placement, &[])
+    }
+
+    /// [`spawn_placed`](ServerProc::spawn_placed) with `env` added to the
+    /// server's environment (e.g. `GREENLOOP_MONITOR_MS`).
+    ///
+    /// # Errors
+    ///
+    /// As [`spawn`](ServerProc::spawn).
+    pub fn spawn_env(
+        cell: &Cell,
+        placement: Placement,
+        env: &[(&str, &str)],
+    ) -> io::Result<ServerProc> {
         let exe = std::env::current_exe()?;
         let mut command = Command::new(exe);
-        command.arg("--serve").arg(cell.to_spec());
+        command.arg("--serve").arg(cell.to_spec()).envs(env.iter().copied());
         ServerProc::start(command, &cell.to_spec(), placement)
     }
 
@@ -158,14 +173,14 @@ impl ServerProc {
             }
             None => false,
         };
-        let stderr = Arc::new(Mutex::new(VecDeque::new()));
+        let stderr = Arc::new(Mutex::new(Stderr::default()));
         let stderr_reader = match child.stderr.take() {
             Some(pipe) => {
-                let tail = stderr.clone();
+                let kept = stderr.clone();
                 Some(
                     std::thread::Builder::new()
                         .name("lab-server-stderr".into())
-                        .spawn(move || keep_tail(pipe, &tail))?,
+                        .spawn(move || keep_lines(pipe, &kept))?,
                 )
             }
             None => None,
@@ -283,7 +298,12 @@ impl ServerProc {
     /// The last lines it wrote to stderr.
     pub fn stderr_tail(&self) -> String {
         let lines = self.stderr.lock().unwrap_or_else(PoisonError::into_inner);
-        lines.iter().map(String::as_str).collect::<Vec<_>>().join("\n")
+        lines.tail.iter().map(String::as_str).collect::<Vec<_>>().join("\n")
+    }
+
+    /// The first lines it wrote to stderr so far.
+    pub fn stderr_head(&self) -> Vec<String> {
+        self.stderr.lock().unwrap_or_else(PoisonError::into_inner).head.clone()
     }
 
     /// Stops it gracefully: SIGTERM, then waits up to [`STOP_TIMEOUT`];
@@ -322,15 +342,27 @@ impl Drop for ServerProc {
     }
 }
 
-/// Keeps the last [`STDERR_LINES`] lines of `pipe` in `tail`.
-fn keep_tail(pipe: impl Read, tail: &Mutex<VecDeque<String>>) {
+/// The lines of a server's stderr that are kept.
+#[derive(Debug, Default)]
+struct Stderr {
+    /// The first [`STDERR_LINES`].
+    head: Vec<String>,
+    /// The last [`STDERR_LINES`].
+    tail: VecDeque<String>,
+}
+
+/// Keeps the first and the last [`STDERR_LINES`] lines of `pipe`.
+fn keep_lines(pipe: impl Read, kept: &Mutex<Stderr>) {
     for line in BufReader::new(pipe).lines() {
         let Ok(line) = line else { return };
-        let mut tail = tail.lock().unwrap_or_else(PoisonError::into_inner);
-        if tail.len() == STDERR_LINES {
-            tail.pop_front();
+        let mut kept = kept.lock().unwrap_or_else(PoisonError::into_inner);
+        if kept.head.len() < STDERR_LINES {
+            kept.head.push(line.clone());
         }
-        tail.push_back(line);
+        if kept.tail.len() == STDERR_LINES {
+            kept.tail.pop_front();
+        }
+        kept.tail.push_back(line);
     }
 }
 

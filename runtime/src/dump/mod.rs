@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 pub use signal::dump_on_sigquit;
 pub use wait::Wait;
-pub(crate) use wait::{Noted, note};
+pub(crate) use wait::{Noted, note, noting, pending};
 
 use crate::context::Context;
 use crate::reactor::{Inject, Remote};

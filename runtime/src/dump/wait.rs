@@ -6,28 +6,51 @@
 //! thread, an approximate stack pointer for its stack use.
 
 use std::fmt;
+use std::os::fd::RawFd;
+use std::task::Poll;
 use std::time::Instant;
 
+use super::Model;
 use crate::context::Context;
 use crate::reactor::Direction;
 
 /// What a green thread or task waits on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Wait {
-    /// Readiness of a reactor registration (the reactor's key; the fd is
-    /// not known to the reactor) in one direction.
+    /// Readiness of a socket in one direction.
     Io {
         /// The registration's key in its reactor.
         key: usize,
+        /// The socket's fd, when its registration named it (the net
+        /// crate's sockets and the patch layer's fds do).
+        fd: Option<RawFd>,
         /// Which readiness.
         dir: Direction,
     },
     /// A timer, until this deadline.
     Timer(Instant),
-    /// A message on a channel.
+    /// A channel: a message (mpsc, oneshot, select) or room to send one.
     Channel,
-    /// Something that recorded no kind: a foreign future, or a primitive
-    /// without a wait record yet (mutex, semaphore, notify, join).
+    /// A `sync::Mutex`.
+    Mutex,
+    /// Permits of a `sync::Semaphore`.
+    Semaphore,
+    /// A `sync::Notify`.
+    Notify,
+    /// A `sync::WaitGroup` reaching zero.
+    WaitGroup,
+    /// The end of a green thread or a task: the join of that one.
+    Join {
+        /// Green thread or task.
+        model: Model,
+        /// Its id.
+        id: u64,
+    },
+    /// The result of a job on the `spawn_blocking` pool.
+    Blocking,
+    /// Something that recorded no kind: a foreign future, or a green
+    /// thread's own `park`.
     Future,
 }
 
@@ -38,6 +61,12 @@ impl Wait {
             Wait::Io { .. } => "io",
             Wait::Timer(_) => "timer",
             Wait::Channel => "channel",
+            Wait::Mutex => "mutex",
+            Wait::Semaphore => "semaphore",
+            Wait::Notify => "notify",
+            Wait::WaitGroup => "wait group",
+            Wait::Join { .. } => "join",
+            Wait::Blocking => "blocking pool",
             Wait::Future => "future",
         }
     }
@@ -46,13 +75,16 @@ impl Wait {
 impl fmt::Display for Wait {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Wait::Io { key, dir } => write!(f, "io registration {key} {dir:?}"),
+            Wait::Io { fd: Some(fd), dir, .. } => write!(f, "fd {fd} {dir:?}"),
+            Wait::Io { key, fd: None, dir } => write!(f, "io registration {key} {dir:?}"),
             Wait::Timer(deadline) => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 write!(f, "timer, {:.1} ms left", left.as_secs_f64() * 1e3)
             }
-            Wait::Channel => f.write_str("channel"),
+            Wait::Join { model: Model::Green, id } => write!(f, "join of green thread {id}"),
+            Wait::Join { model: Model::Task, id } => write!(f, "join of task {id}"),
             Wait::Future => f.write_str("a future"),
+            other => f.write_str(other.kind()),
         }
     }
 }
@@ -65,8 +97,15 @@ pub(crate) struct Noted {
     pub(crate) sp: usize,
 }
 
-/// Records that the running green thread or task waits on `wait`.
-#[inline]
+/// Records that the running green thread or task waits on `wait`. Out of
+/// line: the wait sites' ready paths stay small enough to inline.
+///
+/// A green thread's record is cleared at each resume, and a timer noted
+/// after another wait of the same resume (a timeout around that wait)
+/// does not replace it. A task's record lasts until its next note: a task
+/// that last waited on a primitive and now awaits a foreign future shows
+/// that older wait.
+#[inline(never)]
 pub(crate) fn note(wait: Wait) {
     let marker = 0u8;
     let sp = std::ptr::addr_of!(marker) as usize;
@@ -78,4 +117,20 @@ pub(crate) fn note(wait: Wait) {
             }
         }
     });
+}
+
+/// `Pending`, after noting `wait`: what a wait site returns.
+#[inline]
+pub(crate) fn pending<T>(wait: Wait) -> Poll<T> {
+    note(wait);
+    Poll::Pending
+}
+
+/// `poll`, after noting `wait` if it is `Pending`.
+#[inline]
+pub(crate) fn noting<T>(poll: Poll<T>, wait: impl FnOnce() -> Wait) -> Poll<T> {
+    if poll.is_pending() {
+        note(wait());
+    }
+    poll
 }

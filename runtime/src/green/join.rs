@@ -307,7 +307,9 @@ impl<T: Send + 'static> Future for JoinHandle<T> {
     type Output = Result<T>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
-        self.shared.join.poll_take(cx)
+        let id = || self.shared.control.id().as_u64().get();
+        let join = || crate::dump::Wait::Join { model: crate::dump::Model::Green, id: id() };
+        crate::dump::noting(self.shared.join.poll_take(cx), join)
     }
 }
 

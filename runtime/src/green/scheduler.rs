@@ -224,14 +224,19 @@ impl Scheduler {
         }
     }
 
-    /// Records the running thread's wait; `false` if none is running.
+    /// Records the running thread's wait; `false` if none is running. A
+    /// timer noted after another wait of the same resume is that wait's
+    /// timeout: the wait stays the record.
     pub(crate) fn note_wait(&self, noted: Noted) -> bool {
         let key = self.current.get();
         if key == NONE {
             return false;
         }
         if let Some(slot) = self.threads.borrow().get(key) {
-            slot.noted.set(Some(noted));
+            let timeout = matches!(noted.wait, dump::Wait::Timer(_)) && slot.noted.get().is_some();
+            if !timeout {
+                slot.noted.set(Some(noted));
+            }
         }
         true
     }

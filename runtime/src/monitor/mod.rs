@@ -4,7 +4,7 @@
 //! Off by default. It is turned on by `GREENLOOP_MONITOR_MS=N` (read once,
 //! when the first loop starts) or by [`enable`] (which the runtime
 //! [`Builder::monitor`](crate::Builder::monitor) calls). Once on, every loop
-//! that starts registers a [`LoopRecord`](record::LoopRecord) and publishes,
+//! that starts registers a `LoopRecord` and publishes,
 //! at each resume or poll, what it runs and since when. The monitor thread
 //! samples every record four times per threshold:
 //!
@@ -23,17 +23,23 @@
 //! [`REPORTS_PER_WINDOW`] printed per [`WINDOW`], then one summary line
 //! with the count of those not printed. The callback sees every episode.
 //!
-//! No backtrace: std captures only the calling thread's stack, and taking
-//! another thread's stack needs a signal handler that unwinds, which is
-//! not async-signal-safe in general. The spawn site names the code instead.
+//! No backtrace, not even opt-in: std captures only the calling thread's
+//! stack, and taking the blocked thread's stack from the monitor thread
+//! needs a signal handler on the blocked thread that unwinds it, which is
+//! not async-signal-safe in general (the unwinder takes locks and may
+//! allocate, and the interrupted code may hold those very locks). The
+//! report names the spawn site instead, recorded with `#[track_caller]`
+//! at each `spawn`, which points at the handler that blocked.
 //!
 //! The monitor thread runs no loop, so it never reports on itself; a
 //! callback that blocks delays the next samples, nothing else.
 //!
-//! Cost when off: the loop is compiled for the unmonitored [`Watch`] (`()`),
+//! Cost when off: the loop is compiled for the unmonitored `Watch` (`()`),
 //! whose hooks are empty; turning the monitor on takes effect for loops
 //! started afterwards. When on: one uncontended lock and one clock read per
-//! resume or poll.
+//! resume or poll, no allocation (callgrind: about 160 instructions more
+//! per green switch, 110 per task poll; echo servers' CPU per message
+//! within the noise of `lab --only E1`, see the README).
 
 mod record;
 

@@ -54,26 +54,40 @@ pub(crate) struct Snapshot {
 pub(crate) struct LoopRecord {
     /// The OS thread's name and id, for reports.
     pub(crate) thread: String,
-    state: Mutex<Snapshot>,
+    state: Mutex<Published>,
+}
+
+/// The snapshot as the loop keeps it, with a spare buffer for green
+/// thread names, so that publishing allocates nothing once warm.
+#[derive(Debug)]
+struct Published {
+    now: Snapshot,
+    spare: String,
 }
 
 impl LoopRecord {
     pub(crate) fn new(thread: String) -> LoopRecord {
-        let state = Snapshot { seq: 0, culprit: Culprit::Loop, since: Instant::now() };
-        LoopRecord { thread, state: Mutex::new(state) }
+        let now = Snapshot { seq: 0, culprit: Culprit::Loop, since: Instant::now() };
+        LoopRecord { thread, state: Mutex::new(Published { now, spare: String::new() }) }
     }
 
     /// A consistent copy of the record.
     pub(crate) fn snapshot(&self) -> Snapshot {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).now.clone()
     }
 
-    fn publish(&self, set: impl FnOnce(&mut Culprit)) {
+    /// Publishes the culprit `make` builds; a name's buffer comes from
+    /// `spare`, where the previous culprit's name goes back.
+    fn publish(&self, make: impl FnOnce(&mut String) -> Culprit) {
         let now = Instant::now();
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.seq = state.seq.wrapping_add(1);
-        state.since = now;
-        set(&mut state.culprit);
+        let Published { now: snapshot, spare } = &mut *state;
+        snapshot.seq = snapshot.seq.wrapping_add(1);
+        snapshot.since = now;
+        if let Culprit::Green { name: Some(name), .. } = &mut snapshot.culprit {
+            *spare = std::mem::take(name);
+        }
+        snapshot.culprit = make(spare);
     }
 }
 
@@ -111,31 +125,30 @@ impl Watch for LoopRecord {
     const ON: bool = true;
 
     fn green(&self, id: u64, name: Option<&str>, site: &'static Location<'static>) {
-        self.publish(|culprit| match culprit {
-            // Reuse the name's buffer: no allocation per resume.
-            Culprit::Green { id: i, name: Some(n), site: s } if name.is_some() => {
-                *i = id;
-                *s = site;
-                n.clear();
-                n.push_str(name.unwrap_or_default());
-            }
-            _ => *culprit = Culprit::Green { id, name: name.map(str::to_owned), site },
+        self.publish(|spare| {
+            let name = name.map(|name| {
+                let mut buffer = std::mem::take(spare);
+                buffer.clear();
+                buffer.push_str(name);
+                buffer
+            });
+            Culprit::Green { id, name, site }
         });
     }
 
     fn task(&self, id: u64, site: &'static Location<'static>) {
-        self.publish(|culprit| *culprit = Culprit::Task { id, site });
+        self.publish(|_| Culprit::Task { id, site });
     }
 
     fn main(&self) {
-        self.publish(|culprit| *culprit = Culprit::Main);
+        self.publish(|_| Culprit::Main);
     }
 
     fn idle(&self) {
-        self.publish(|culprit| *culprit = Culprit::Idle);
+        self.publish(|_| Culprit::Idle);
     }
 
     fn busy(&self) {
-        self.publish(|culprit| *culprit = Culprit::Loop);
+        self.publish(|_| Culprit::Loop);
     }
 }

@@ -66,6 +66,8 @@ impl DirState {
 /// The slab entry of one registered source.
 #[derive(Debug, Default)]
 pub(super) struct IoState {
+    /// The registered fd, once named (`Reactor::name_fd`), for dumps.
+    pub(super) fd: Option<std::os::fd::RawFd>,
     pub(super) read: DirState,
     pub(super) write: DirState,
 }

@@ -185,6 +185,14 @@ impl Reactor {
         Ok(IoKey(key))
     }
 
+    /// Names the fd that registration `key` watches, so that a dump shows
+    /// its waiters by fd (the reactor cannot learn it from a `Source`).
+    pub fn name_fd(&self, key: IoKey, fd: std::os::fd::RawFd) {
+        if let Some(state) = self.io.borrow_mut().get_mut(key.0) {
+            state.fd = Some(fd);
+        }
+    }
+
     /// Removes `source`'s registration; its waiters are dropped.
     ///
     /// # Errors
@@ -209,6 +217,7 @@ impl Reactor {
             // Deregistered: report ready so the caller's syscall reports the error.
             return Poll::Ready(ReadyEvent { dir, tick: u64::MAX });
         };
+        let fd = state.fd;
         let state = state.dir(dir);
         if let Some(tick) = state.ready {
             return Poll::Ready(ReadyEvent { dir, tick });
@@ -218,7 +227,7 @@ impl Reactor {
             slot => *slot = Some(cx.waker().clone()),
         }
         drop(io);
-        crate::dump::note(crate::dump::Wait::Io { key: key.0, dir });
+        crate::dump::note(crate::dump::Wait::Io { key: key.0, fd, dir });
         Poll::Pending
     }
 

@@ -172,7 +172,7 @@ impl<'a, T: ?Sized> Future for Lock<'a, T> {
         let this = self.get_mut();
         let mutex = this.mutex;
         match this.waiter.poll(&mutex.sem, cx) {
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => crate::dump::pending(crate::dump::Wait::Mutex),
             Poll::Ready(Ok(())) => Poll::Ready(MutexGuard { mutex, _marker: PhantomData }),
             Poll::Ready(Err(_)) => unreachable!("a mutex's semaphore is never closed"),
         }
@@ -206,7 +206,7 @@ impl<T: ?Sized> Future for LockOwned<T> {
         let this = self.get_mut();
         let mutex = this.mutex.as_ref().expect("LockOwned polled after completion");
         match this.waiter.poll(&mutex.sem, cx) {
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => crate::dump::pending(crate::dump::Wait::Mutex),
             Poll::Ready(Ok(())) => {
                 let mutex = this.mutex.take().expect("checked above");
                 Poll::Ready(OwnedMutexGuard { mutex, _marker: PhantomData })

@@ -167,7 +167,7 @@ impl Future for Notified<'_> {
                     inner.permit = false;
                 } else {
                     this.phase = Phase::Waiting(inner.waiters.push_back(Woken::No, cx.waker()));
-                    return Poll::Pending;
+                    return crate::dump::pending(crate::dump::Wait::Notify);
                 }
             }
             Phase::Waiting(key) => {
@@ -175,7 +175,7 @@ impl Future for Notified<'_> {
                     let displaced = inner.waiters.register(key, cx.waker());
                     drop(inner);
                     drop(displaced);
-                    return Poll::Pending;
+                    return crate::dump::pending(crate::dump::Wait::Notify);
                 }
                 let _ = inner.waiters.remove(key);
             }

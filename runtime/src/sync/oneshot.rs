@@ -166,7 +166,7 @@ impl<T> Future for Receiver<T> {
                 let displaced = register_slot(&mut state.waker, cx.waker());
                 drop(state);
                 drop(displaced);
-                Poll::Pending
+                crate::dump::pending(crate::dump::Wait::Channel)
             }
         }
     }

@@ -143,7 +143,7 @@ impl Future for Wait<'_> {
                     // Re-checked under the lock the final `done` takes.
                     if inner.count.load(Ordering::Acquire) != 0 {
                         this.phase = Phase::Waiting(waiters.push_back((), cx.waker()));
-                        return Poll::Pending;
+                        return crate::dump::pending(crate::dump::Wait::WaitGroup);
                     }
                 }
             }
@@ -153,7 +153,7 @@ impl Future for Wait<'_> {
                     let displaced = waiters.register(key, cx.waker());
                     drop(waiters);
                     drop(displaced);
-                    return Poll::Pending;
+                    return crate::dump::pending(crate::dump::Wait::WaitGroup);
                 }
                 let _ = waiters.remove(key);
             }

@@ -128,7 +128,9 @@ impl<T> Future for JoinHandle<T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // SAFETY: this is the task's handle reference, and `T` is its
         // future's output type (fixed at spawn).
-        unsafe { self.raw().poll_join::<T>(cx.waker()) }
+        let poll = unsafe { self.raw().poll_join::<T>(cx.waker()) };
+        let join = || crate::dump::Wait::Join { model: crate::dump::Model::Task, id: self.id() };
+        crate::dump::noting(poll, join)
     }
 }
 

@@ -34,6 +34,7 @@ mod costs;
 mod cpu;
 mod inproc;
 mod memory;
+mod monitored;
 mod multicore;
 mod options;
 mod patched;
@@ -250,6 +251,8 @@ pub struct Ctx<'a> {
     pub opts: &'a Options,
     bar: &'a indicatif::ProgressBar,
     claim: ClaimId,
+    /// The servers' blocked-loop monitor threshold, if on (`monitored.rs`).
+    monitor: Option<Duration>,
 }
 
 impl Ctx<'_> {
@@ -280,7 +283,11 @@ impl Ctx<'_> {
         placement: Placement,
     ) -> io::Result<Run> {
         self.step(&format!("{cell}, {}", load.describe()));
-        let run = measure_placed(cell, load, placement).map(|r| r.for_claim(self.claim.id()));
+        let run = match self.monitor {
+            None => measure_placed(cell, load, placement),
+            Some(threshold) => monitored::measure(cell, load, placement, threshold),
+        };
+        let run = run.map(|r| r.for_claim(self.claim.id()));
         self.done();
         run
     }
@@ -350,7 +357,7 @@ pub fn run_claims(opts: &Options, bar: &indicatif::ProgressBar) -> Outcome {
     };
     for id in ClaimId::ALL.into_iter().filter(|c| opts.selects(*c)) {
         let claim = id.claim();
-        let ctx = Ctx { opts, bar, claim: id };
+        let ctx = Ctx { opts, bar, claim: id, monitor: None };
         ctx.step("starting");
         let started = std::time::Instant::now();
         let measured = (claim.measure)(&ctx, &outcome.runs).map(|mut runs| {

@@ -10,7 +10,7 @@ use std::io;
 use std::time::Duration;
 
 use super::served::{Queueing, gate};
-use super::{Claim, Ctx, Holds, Verdict, errors_note, find, num, sleep_ms};
+use super::{Claim, Ctx, Holds, Verdict, errors_note, find, monitored, num, sleep_ms};
 use crate::lab::cell::Cell;
 use crate::lab::load::{LoadSpec, Workload};
 use crate::lab::measure::Run;
@@ -159,6 +159,10 @@ pub const C3_CELLS: [&str; 3] =
 pub const C3_SERIAL_SLACK: f64 = 1.25;
 /// C3: "not serialized" means req/s at least this fraction of conns / sleep.
 pub const C3_CONCURRENT: f64 = 0.7;
+/// C3: the inline cell runs with the blocked-loop monitor on at this
+/// share of the sleep, so that every blocking handler is an episode it
+/// reports (naming the task and its spawn site; see `monitored.rs`).
+pub const C3_MONITOR_SHARE: f64 = 0.25;
 
 /// C3: a blocking call inside a task serializes the executor; offloaded,
 /// or on green threads, it does not.
@@ -178,14 +182,19 @@ pub(super) const BLOCKING_IN_ASYNC: Claim = Claim {
 
 fn measure_blocking_in_async(ctx: &Ctx<'_>, _: &[Run]) -> io::Result<Vec<Run>> {
     let sleep = ctx.opts.scaled(C3_SLEEP);
+    let monitored = ctx.monitored(sleep.mul_f64(C3_MONITOR_SHARE));
     C3_CELLS
         .iter()
-        .map(|spec| sleep_close(ctx, spec, C3_CONNS, sleep, false, sleep, None))
+        .map(|spec| {
+            let ctx = if *spec == C3_CELLS[0] { &monitored } else { ctx };
+            sleep_close(ctx, spec, C3_CONNS, sleep, false, sleep, None)
+        })
         .collect()
 }
 
 /// C3's evaluation: inline, the executor serves one request at a time
-/// (req/s ≈ 1 / sleep); offloaded or on green threads, all at once.
+/// (req/s ≈ 1 / sleep); offloaded or on green threads, all at once. The
+/// summary quotes the monitor's first report on the inline cell.
 pub fn judge_blocking_in_async(runs: &[Run]) -> Verdict {
     let mut rows = Vec::new();
     for spec in C3_CELLS {
@@ -215,14 +224,15 @@ pub fn judge_blocking_in_async(runs: &[Run]) -> Verdict {
         holds,
         format!(
             "inline {} req/s (one at a time = {}), p50 {} ms; pool {} req/s, green {} req/s \
-             (all at once = {}){}",
+             (all at once = {}){}{}",
             num(inline.req_per_s),
             num(serial),
             num(inline.p50_ms),
             num(rows[1].req_per_s),
             num(rows[2].req_per_s),
             num(C3_CONNS as f64 * 1e3 / sleep),
-            errors_note(runs)
+            errors_note(runs),
+            monitored::report_note(inline)
         ),
     )
 }

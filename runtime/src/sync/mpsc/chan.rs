@@ -195,7 +195,7 @@ impl<T> Chan<T> {
                     let key =
                         inner.send_waiters.push_back(SendWaiter { closed: false }, cx.waker());
                     *phase = SlotPhase::Waiting(key);
-                    return Poll::Pending;
+                    return crate::dump::pending(crate::dump::Wait::Channel);
                 }
                 inner.reserved += 1;
             }
@@ -204,7 +204,7 @@ impl<T> Chan<T> {
                     let displaced = inner.send_waiters.register(key, cx.waker());
                     drop(inner);
                     drop(displaced);
-                    return Poll::Pending;
+                    return crate::dump::pending(crate::dump::Wait::Channel);
                 }
                 let (waiter, _, _) = inner.send_waiters.remove(key);
                 if waiter.closed {

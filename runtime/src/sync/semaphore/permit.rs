@@ -29,7 +29,8 @@ impl<'a> Future for Acquire<'a> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let sem = this.sem;
-        this.waiter.poll(sem, cx).map_ok(|()| SemaphorePermit { sem, permits: this.waiter.need() })
+        let poll = crate::dump::noting(this.waiter.poll(sem, cx), || crate::dump::Wait::Semaphore);
+        poll.map_ok(|()| SemaphorePermit { sem, permits: this.waiter.need() })
     }
 }
 
@@ -56,7 +57,7 @@ impl Future for AcquireOwned {
         let this = self.get_mut();
         let sem = this.sem.as_ref().expect("AcquireOwned polled after completion");
         match this.waiter.poll(sem, cx) {
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => crate::dump::pending(crate::dump::Wait::Semaphore),
             Poll::Ready(result) => {
                 let sem = this.sem.take().expect("checked above");
                 Poll::Ready(
