@@ -15,7 +15,7 @@ use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::Duration;
 
-use util::{LimitedChild, watchdog};
+use util::{LimitedChild, output_within, read_to_end, watchdog};
 
 const DONE: &str = r#"{"message":"Done"}"#;
 
@@ -54,6 +54,8 @@ fn example(name: &str) -> PathBuf {
 struct Proc {
     child: LimitedChild,
     addr: SocketAddr,
+    /// All it writes to stderr, once it exited.
+    stderr: thread::JoinHandle<Vec<u8>>,
 }
 
 impl Proc {
@@ -61,9 +63,10 @@ impl Proc {
     fn spawn(exe: &Path, args: &[&str]) -> Proc {
         let name = exe.display();
         let mut command = Command::new(exe);
-        command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null());
+        command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let child = LimitedChild::spawn(&mut command, SERVER_LIMIT)
             .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        let stderr = read_to_end(child.take_stderr());
         let stdout = child.take_stdout().expect("piped stdout");
         // Read the first line on a thread so a silent server cannot hang us.
         let (tx, rx) = mpsc::channel();
@@ -73,7 +76,7 @@ impl Proc {
             let _ = tx.send(line);
         });
         let line = rx.recv_timeout(Duration::from_secs(30));
-        let mut proc = Proc { child, addr: "0.0.0.0:0".parse().expect("placeholder") };
+        let mut proc = Proc { child, addr: "0.0.0.0:0".parse().expect("placeholder"), stderr };
         let line = line.unwrap_or_else(|_| panic!("{name}: no first line within 30 s"));
         let addr = line
             .strip_suffix('\n')
@@ -86,8 +89,15 @@ impl Proc {
 
     /// SIGTERM, then the exit status (within `limit`).
     fn terminate(self, limit: Duration) -> ExitStatus {
+        self.terminate_with_stderr(limit).0
+    }
+
+    /// SIGTERM, then the exit status (within `limit`) and all of stderr.
+    fn terminate_with_stderr(self, limit: Duration) -> (ExitStatus, String) {
         self.child.signal(libc::SIGTERM);
-        self.child.wait_within(limit)
+        let status = self.child.wait_within(limit);
+        let stderr = self.stderr.join().expect("stderr reader");
+        (status, String::from_utf8_lossy(&stderr).into_owned())
     }
 }
 
@@ -199,5 +209,53 @@ fn tokio_reference_per_core_answers_and_exits_0_on_sigterm() {
         }
         let status = server.terminate(Duration::from_secs(10));
         assert_eq!(status.code(), Some(0), "per-core: {status}");
+    });
+}
+
+/// `sleep_server --linger-bytes N --linger-ms M`: the flags are in `--help`,
+/// bad values are refused with the flag named, and good ones reach the
+/// service: its settings line says so, and the byte bound acts. A client
+/// that goes on sending after its 400 is cut off once the server has
+/// discarded about 1,000 bytes (it closes; the kernel answers the next
+/// bytes with a reset), far below the 64 KiB default; the linger time of
+/// 10 minutes cannot be what closed it.
+#[test]
+fn sleep_server_takes_the_linger_flags() {
+    let exe = example("sleep_server");
+    watchdog(LIMIT, move || {
+        let help = output_within(Command::new(&exe).arg("--help"), LIMIT);
+        let help = String::from_utf8_lossy(&help.stdout);
+        assert!(help.contains("--linger-bytes") && help.contains("--linger-ms"), "{help}");
+        for bad in [["--linger-ms", "soon"], ["--linger-ms", "600001"], ["--linger-bytes", "2GiB"]]
+        {
+            let out = output_within(Command::new(&exe).args(bad), LIMIT);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{bad:?}: {stderr}");
+            assert!(stderr.contains(bad[0]) && stderr.contains(bad[1]), "{bad:?}: {stderr}");
+        }
+
+        let args = ["--addr", "127.0.0.1:0", "--linger-bytes", "1000", "--linger-ms", "600000"];
+        let server = Proc::spawn(&exe, &args);
+        let mut client = connect(server.addr);
+        client.write_all(b"GARBAGE\r\n\r\n").expect("send garbage");
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).expect("the 400, then end of stream");
+        assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+        let mut sent = 0;
+        let cut_off = (0..6_000).find_map(|_| match client.write(&[b'x'; 10]) {
+            Ok(n) => {
+                sent += n;
+                thread::sleep(Duration::from_millis(5));
+                None
+            }
+            Err(e) => Some(e),
+        });
+        assert!(cut_off.is_some(), "still open after {sent} bytes");
+        assert!((1_000..64 * 1024).contains(&sent), "cut off after {sent} bytes: {cut_off:?}");
+        drop(client);
+        let (status, stderr) = server.terminate_with_stderr(Duration::from_secs(10));
+        assert_eq!(status.code(), Some(0), "{status}: {stderr}");
+        let settings = "linger_bytes: 1000, linger_time: 600s";
+        assert!(stderr.contains(settings), "no {settings:?} in: {stderr}");
     });
 }

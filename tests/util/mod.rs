@@ -4,8 +4,8 @@
 
 #![allow(dead_code, reason = "each test binary uses a part")]
 
-use std::io;
-use std::process::{Child, ChildStdout, Command, ExitStatus};
+use std::io::{self, Read};
+use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
@@ -55,6 +55,11 @@ impl LimitedChild {
         lock(&self.child).stdout.take()
     }
 
+    /// Its piped stderr, once.
+    pub fn take_stderr(&self) -> Option<ChildStderr> {
+        lock(&self.child).stderr.take()
+    }
+
     /// Sends `signal` unless it was reaped (so never to a reused pid).
     pub fn signal(&self, signal: libc::c_int) {
         let mut child = lock(&self.child);
@@ -77,6 +82,31 @@ impl LimitedChild {
             thread::sleep(Duration::from_millis(10));
         }
     }
+}
+
+/// Runs `command` to its end with stdout and stderr captured, killed after
+/// `limit` (the test then fails).
+pub fn output_within(command: &mut Command, limit: Duration) -> Output {
+    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = LimitedChild::spawn(command, limit).expect("spawn the command");
+    let stdout = read_to_end(child.take_stdout());
+    let stderr = read_to_end(child.take_stderr());
+    let status = child.wait_within(limit);
+    let stdout = stdout.join().expect("stdout reader");
+    let stderr = stderr.join().expect("stderr reader");
+    Output { status, stdout, stderr }
+}
+
+/// Everything `from` yields, read on its own thread (to its end: the
+/// writer exited, or was killed).
+pub fn read_to_end<R: Read + Send + 'static>(from: Option<R>) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut from) = from {
+            let _ = from.read_to_end(&mut bytes);
+        }
+        bytes
+    })
 }
 
 impl Drop for LimitedChild {
