@@ -4,7 +4,7 @@
 //! Off by default. It is turned on by `GREENLOOP_MONITOR_MS=N` (read once,
 //! when the first loop starts) or by [`enable`] (which the runtime
 //! [`Builder::monitor`](crate::Builder::monitor) calls). Once on, every loop
-//! that starts registers a [`LoopRecord`](record::LoopRecord) and publishes,
+//! that starts registers a `LoopRecord` and publishes,
 //! at each resume or poll, what it runs and since when. The monitor thread
 //! samples every record four times per threshold:
 //!
@@ -30,7 +30,7 @@
 //! The monitor thread runs no loop, so it never reports on itself; a
 //! callback that blocks delays the next samples, nothing else.
 //!
-//! Cost when off: the loop is compiled for the unmonitored [`Watch`] (`()`),
+//! Cost when off: the loop is compiled for the unmonitored `Watch` (`()`),
 //! whose hooks are empty; turning the monitor on takes effect for loops
 //! started afterwards. When on: one uncontended lock and one clock read per
 //! resume or poll.
