@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use greenloop_net::server::{Runtime, Style};
 use greenloop_net::service::{HttpConfig, SleepHttp};
 use reliability_util::eventually;
 use server_util::{Cell, Server, all_cells, connect, read_response, watchdog};
@@ -29,6 +30,17 @@ use server_util::{Cell, Server, all_cells, connect, read_response, watchdog};
 const DEFAULT_TRIES: usize = 100;
 /// Client threads per cell: at most this many hostile connections at once.
 const CLIENTS: usize = 4;
+
+/// Every cell of the matrix: the usual ones, the std-only handler without
+/// the patch (one connection at a time), and sharded green and stackless
+/// servers.
+fn linger_cells() -> Vec<Cell> {
+    let mut cells = all_cells();
+    cells.push(Cell::new("green-std", Runtime::GreenStd, Style::Blocking));
+    cells.push(Cell::new("green/blocking, 2 shards", Runtime::Green, Style::Blocking).cores(2));
+    cells.push(Cell::new("stackless/async, 2 shards", Runtime::Stackless, Style::Async).cores(2));
+    cells
+}
 
 /// What a hostile client sends, and the status it must read back.
 struct Case {
@@ -157,7 +169,7 @@ fn error_answers_then_end_of_stream_without_a_reset_on_every_cell() {
     // The bound a try needs is tiny (loopback, no sleeps); this only turns
     // a hang into a failure.
     watchdog(Duration::from_secs(120 + tries as u64 * 3), move || {
-        for cell in all_cells() {
+        for cell in linger_cells() {
             hammer(cell, &cases, tries);
         }
     });
@@ -174,7 +186,7 @@ fn input_within_the_bound_is_drained_and_the_close_is_clean_on_every_cell() {
     let linger_time = Duration::from_millis(200);
     let service = SleepHttp { config: HttpConfig { linger_time, ..HttpConfig::default() } };
     watchdog(Duration::from_secs(120), move || {
-        for cell in all_cells() {
+        for cell in linger_cells() {
             let server = Server::start(service, cell);
             let mut clients: Vec<TcpStream> = (0..AT_ONCE).map(|_| server.connect()).collect();
             for client in &mut clients {
@@ -217,7 +229,7 @@ fn shutdown_answers_the_request_in_flight_then_closes_without_a_reset_on_every_c
     /// Long enough that shutdown is surely triggered while it runs.
     const SLEEP_MS: u64 = 1_000;
     watchdog(Duration::from_secs(120), || {
-        let cells: Vec<_> = all_cells()
+        let cells: Vec<_> = linger_cells()
             .into_iter()
             .map(|cell| {
                 thread::spawn(move || {
