@@ -482,6 +482,21 @@ mod tests {
     }
 
     #[test]
+    fn draining_lingers_until_the_linger_time_if_the_peer_never_closes() {
+        let mut session = HttpSession::new();
+        session.drain();
+        let req = b"GET /nope HTTP/1.1\r\n\r\n";
+        assert_eq!(session.step(), Step::Read);
+        session.read_buf()[..req.len()].copy_from_slice(req);
+        session.filled(req.len());
+        assert_eq!(session.step(), Step::Write);
+        session.written();
+        assert_eq!(session.step(), Step::Discard);
+        session.timed_out();
+        assert_eq!(session.step(), Step::Close);
+    }
+
+    #[test]
     fn draining_a_close_the_peer_asked_for_is_plain() {
         let mut session = HttpSession::new();
         session.drain();
