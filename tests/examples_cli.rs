@@ -1,18 +1,32 @@
 //! The server examples as the lab and scripts use them: the first stdout
 //! line is `listening on ADDR` (with `--addr 127.0.0.1:0` the real port),
 //! they serve real clients, and SIGTERM stops them gracefully with exit
-//! status 0.
+//! status 0. Each test runs under a watchdog, each server and build with a
+//! time limit.
+
+mod util;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use util::{LimitedChild, output_within, read_to_end, watchdog};
 
 const DONE: &str = r#"{"message":"Done"}"#;
+
+/// A test's limit once its examples are built: a hang, not a pace.
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// A `cargo build --example`: a cold one on a busy machine takes minutes.
+const BUILD_LIMIT: Duration = Duration::from_secs(30 * 60);
+
+/// A server example is killed after this long whatever the test does.
+const SERVER_LIMIT: Duration = Duration::from_secs(180);
 
 /// The example binary `name`, built first (a no-op when it is fresh:
 /// `cargo test --test examples_cli` alone does not build examples).
@@ -27,29 +41,33 @@ fn example(name: &str) -> PathBuf {
     if profile_dir.file_name().is_some_and(|p| p == "release") {
         build.arg("--release");
     }
-    let status = build.status().expect("run cargo build");
+    let build = LimitedChild::spawn(&mut build, BUILD_LIMIT).expect("run cargo build");
+    let status = build.wait_within(BUILD_LIMIT);
     assert!(status.success(), "cargo build --example {name}: {status}");
     let path = profile_dir.join("examples").join(name);
     assert!(path.exists(), "{} missing after the build", path.display());
     path
 }
 
-/// A running example; killed if the test fails before it stopped.
+/// A running example; killed if the test fails before it stopped, or
+/// after [`SERVER_LIMIT`].
 struct Proc {
-    child: Child,
+    child: LimitedChild,
     addr: SocketAddr,
+    /// All it writes to stderr, once it exited.
+    stderr: thread::JoinHandle<Vec<u8>>,
 }
 
 impl Proc {
-    fn spawn(name: &str, args: &[&str]) -> Proc {
-        let mut child = Command::new(example(name))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
+    /// Starts the built example `exe` (see [`example`]).
+    fn spawn(exe: &Path, args: &[&str]) -> Proc {
+        let name = exe.display();
+        let mut command = Command::new(exe);
+        command.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let child = LimitedChild::spawn(&mut command, SERVER_LIMIT)
             .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
-        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = read_to_end(child.take_stderr());
+        let stdout = child.take_stdout().expect("piped stdout");
         // Read the first line on a thread so a silent server cannot hang us.
         let (tx, rx) = mpsc::channel();
         thread::spawn(move || {
@@ -58,7 +76,7 @@ impl Proc {
             let _ = tx.send(line);
         });
         let line = rx.recv_timeout(Duration::from_secs(30));
-        let mut proc = Proc { child, addr: "0.0.0.0:0".parse().expect("placeholder") };
+        let mut proc = Proc { child, addr: "0.0.0.0:0".parse().expect("placeholder"), stderr };
         let line = line.unwrap_or_else(|_| panic!("{name}: no first line within 30 s"));
         let addr = line
             .strip_suffix('\n')
@@ -70,28 +88,16 @@ impl Proc {
     }
 
     /// SIGTERM, then the exit status (within `limit`).
-    fn terminate(mut self, limit: Duration) -> ExitStatus {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
-        // SAFETY: kill(2) on our own child's pid; it has not been reaped
-        // (we have not waited on it), so the pid cannot have been reused.
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "kill");
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(start.elapsed() < limit, "still running {limit:?} after SIGTERM");
-            thread::sleep(Duration::from_millis(10));
-        }
+    fn terminate(self, limit: Duration) -> ExitStatus {
+        self.terminate_with_stderr(limit).0
     }
-}
 
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+    /// SIGTERM, then the exit status (within `limit`) and all of stderr.
+    fn terminate_with_stderr(self, limit: Duration) -> (ExitStatus, String) {
+        self.child.signal(libc::SIGTERM);
+        let status = self.child.wait_within(limit);
+        let stderr = self.stderr.join().expect("stderr reader");
+        (status, String::from_utf8_lossy(&stderr).into_owned())
     }
 }
 
@@ -113,83 +119,143 @@ fn get_and_close(addr: SocketAddr, target: &str) -> String {
 
 #[test]
 fn sleep_server_prints_its_address_serves_and_exits_0_on_sigterm() {
-    for cell in [
-        &["--runtime", "green", "--style", "blocking"][..],
-        &["--runtime", "green", "--style", "async"],
-        &["--runtime", "green-patched"],
-        &["--runtime", "stackless", "--style", "async"],
-        &["--runtime", "stackless", "--style", "blocking", "--offload", "pool"],
-        &["--runtime", "threads", "--style", "blocking", "--workers", "4"],
-        &["--runtime", "green", "--style", "blocking", "--cores", "2"],
-        &["--runtime", "stackless", "--style", "async", "--cores", "2"],
-    ] {
-        let args = [cell, &["--addr", "127.0.0.1:0"]].concat();
-        let server = Proc::spawn("sleep_server", &args);
-        let answer = get_and_close(server.addr, "/sleep?ms=10");
-        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{cell:?}: {answer}");
-        assert!(answer.contains("\r\nContent-Length: 18\r\n"), "{cell:?}: {answer}");
-        assert!(answer.ends_with(DONE), "{cell:?}: {answer}");
-        let status = server.terminate(Duration::from_secs(10));
-        assert_eq!(status.code(), Some(0), "{cell:?}: {status}");
-    }
+    let exe = example("sleep_server");
+    watchdog(LIMIT, move || {
+        for cell in [
+            &["--runtime", "green", "--style", "blocking"][..],
+            &["--runtime", "green", "--style", "async"],
+            &["--runtime", "green-patched"],
+            &["--runtime", "stackless", "--style", "async"],
+            &["--runtime", "stackless", "--style", "blocking", "--offload", "pool"],
+            &["--runtime", "threads", "--style", "blocking", "--workers", "4"],
+            &["--runtime", "green", "--style", "blocking", "--cores", "2"],
+            &["--runtime", "stackless", "--style", "async", "--cores", "2"],
+        ] {
+            let args = [cell, &["--addr", "127.0.0.1:0"]].concat();
+            let server = Proc::spawn(&exe, &args);
+            let answer = get_and_close(server.addr, "/sleep?ms=10");
+            assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{cell:?}: {answer}");
+            assert!(answer.contains("\r\nContent-Length: 18\r\n"), "{cell:?}: {answer}");
+            assert!(answer.ends_with(DONE), "{cell:?}: {answer}");
+            let status = server.terminate(Duration::from_secs(10));
+            assert_eq!(status.code(), Some(0), "{cell:?}: {status}");
+        }
+    });
 }
 
 #[test]
 fn sleep_server_finishes_the_request_in_flight_on_sigterm() {
-    let server = Proc::spawn("sleep_server", &["--addr", "127.0.0.1:0", "--grace", "5"]);
-    let mut stream = connect(server.addr);
-    // Pipelined: once the first answer is in, the second request is being
-    // served (it was parsed before the first answer was written).
-    stream
-        .write_all(
-            b"GET /sleep?ms=0 HTTP/1.1\r\nHost: t\r\n\r\n\
-              GET /sleep?ms=300 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-        )
-        .expect("send");
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line).expect("first status line");
-    assert_eq!(line, "HTTP/1.1 200 OK\r\n");
-    let pid = libc::pid_t::try_from(server.child.id()).expect("pid");
-    let waiter = thread::spawn(move || server.terminate(Duration::from_secs(10)));
-    let mut rest = String::new();
-    reader.read_to_string(&mut rest).expect("the rest");
-    assert_eq!(rest.matches("HTTP/1.1 200 OK\r\n").count(), 1, "{rest}");
-    assert!(rest.ends_with(DONE), "pid {pid}: {rest}");
-    let status = waiter.join().expect("waiter");
-    assert_eq!(status.code(), Some(0), "{status}");
+    let exe = example("sleep_server");
+    watchdog(LIMIT, move || {
+        let server = Proc::spawn(&exe, &["--addr", "127.0.0.1:0", "--grace", "5"]);
+        let mut stream = connect(server.addr);
+        // Pipelined: once the first answer is in, the second request is
+        // being served (it was parsed before the first answer was written).
+        stream
+            .write_all(
+                b"GET /sleep?ms=0 HTTP/1.1\r\nHost: t\r\n\r\n\
+                  GET /sleep?ms=300 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+            )
+            .expect("send");
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("first status line");
+        assert_eq!(line, "HTTP/1.1 200 OK\r\n");
+        let pid = server.child.id();
+        let waiter = thread::spawn(move || server.terminate(Duration::from_secs(10)));
+        let mut rest = String::new();
+        reader.read_to_string(&mut rest).expect("the rest");
+        assert_eq!(rest.matches("HTTP/1.1 200 OK\r\n").count(), 1, "{rest}");
+        assert!(rest.ends_with(DONE), "pid {pid}: {rest}");
+        let status = waiter.join().expect("waiter");
+        assert_eq!(status.code(), Some(0), "{status}");
+    });
 }
 
 #[test]
 fn echo_server_and_tokio_reference_print_their_address_and_exit_0_on_sigterm() {
-    let server = Proc::spawn("echo_server", &["--runtime", "stackless", "--addr", "127.0.0.1:0"]);
-    let mut stream = connect(server.addr);
-    stream.write_all(b"ping").expect("send");
-    let mut echoed = [0; 4];
-    stream.read_exact(&mut echoed).expect("echo");
-    assert_eq!(&echoed, b"ping");
-    drop(stream);
-    let status = server.terminate(Duration::from_secs(10));
-    assert_eq!(status.code(), Some(0), "echo_server: {status}");
+    let (echo, tokio) = (example("echo_server"), example("tokio_reference"));
+    watchdog(LIMIT, move || {
+        let server = Proc::spawn(&echo, &["--runtime", "stackless", "--addr", "127.0.0.1:0"]);
+        let mut stream = connect(server.addr);
+        stream.write_all(b"ping").expect("send");
+        let mut echoed = [0; 4];
+        stream.read_exact(&mut echoed).expect("echo");
+        assert_eq!(&echoed, b"ping");
+        drop(stream);
+        let status = server.terminate(Duration::from_secs(10));
+        assert_eq!(status.code(), Some(0), "echo_server: {status}");
 
-    let server = Proc::spawn("tokio_reference", &["--service", "sleep", "--addr", "127.0.0.1:0"]);
-    let answer = get_and_close(server.addr, "/sleep?ms=10");
-    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "tokio_reference: {answer}");
-    assert!(answer.ends_with(DONE), "tokio_reference: {answer}");
-    let status = server.terminate(Duration::from_secs(10));
-    assert_eq!(status.code(), Some(0), "tokio_reference: {status}");
+        let server = Proc::spawn(&tokio, &["--service", "sleep", "--addr", "127.0.0.1:0"]);
+        let answer = get_and_close(server.addr, "/sleep?ms=10");
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "tokio_reference: {answer}");
+        assert!(answer.ends_with(DONE), "tokio_reference: {answer}");
+        let status = server.terminate(Duration::from_secs(10));
+        assert_eq!(status.code(), Some(0), "tokio_reference: {status}");
+    });
 }
 
 #[test]
 fn tokio_reference_per_core_answers_and_exits_0_on_sigterm() {
-    let args = ["--service", "sleep", "--addr", "127.0.0.1:0", "--threads", "2", "--per-core"];
-    let server = Proc::spawn("tokio_reference", &args);
-    // Several connections: the kernel spreads them over the listeners.
-    for _ in 0..4 {
-        let answer = get_and_close(server.addr, "/sleep?ms=1");
-        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "per-core: {answer}");
-        assert!(answer.ends_with(DONE), "per-core: {answer}");
-    }
-    let status = server.terminate(Duration::from_secs(10));
-    assert_eq!(status.code(), Some(0), "per-core: {status}");
+    let exe = example("tokio_reference");
+    watchdog(LIMIT, move || {
+        let args = ["--service", "sleep", "--addr", "127.0.0.1:0", "--threads", "2", "--per-core"];
+        let server = Proc::spawn(&exe, &args);
+        // Several connections: the kernel spreads them over the listeners.
+        for _ in 0..4 {
+            let answer = get_and_close(server.addr, "/sleep?ms=1");
+            assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "per-core: {answer}");
+            assert!(answer.ends_with(DONE), "per-core: {answer}");
+        }
+        let status = server.terminate(Duration::from_secs(10));
+        assert_eq!(status.code(), Some(0), "per-core: {status}");
+    });
+}
+
+/// `sleep_server --linger-bytes N --linger-ms M`: the flags are in `--help`,
+/// bad values are refused with the flag named, and good ones reach the
+/// service: its settings line says so, and the byte bound acts. A client
+/// that goes on sending after its 400 is cut off once the server has
+/// discarded about 1,000 bytes (it closes; the kernel answers the next
+/// bytes with a reset), far below the 64 KiB default; the linger time of
+/// 10 minutes cannot be what closed it.
+#[test]
+fn sleep_server_takes_the_linger_flags() {
+    let exe = example("sleep_server");
+    watchdog(LIMIT, move || {
+        let help = output_within(Command::new(&exe).arg("--help"), LIMIT);
+        let help = String::from_utf8_lossy(&help.stdout);
+        assert!(help.contains("--linger-bytes") && help.contains("--linger-ms"), "{help}");
+        for bad in [["--linger-ms", "soon"], ["--linger-ms", "600001"], ["--linger-bytes", "2GiB"]]
+        {
+            let out = output_within(Command::new(&exe).args(bad), LIMIT);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{bad:?}: {stderr}");
+            assert!(stderr.contains(bad[0]) && stderr.contains(bad[1]), "{bad:?}: {stderr}");
+        }
+
+        let args = ["--addr", "127.0.0.1:0", "--linger-bytes", "1000", "--linger-ms", "600000"];
+        let server = Proc::spawn(&exe, &args);
+        let mut client = connect(server.addr);
+        client.write_all(b"GARBAGE\r\n\r\n").expect("send garbage");
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).expect("the 400, then end of stream");
+        assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+        let mut sent = 0;
+        let cut_off = (0..6_000).find_map(|_| match client.write(&[b'x'; 10]) {
+            Ok(n) => {
+                sent += n;
+                thread::sleep(Duration::from_millis(5));
+                None
+            }
+            Err(e) => Some(e),
+        });
+        assert!(cut_off.is_some(), "still open after {sent} bytes");
+        assert!((1_000..64 * 1024).contains(&sent), "cut off after {sent} bytes: {cut_off:?}");
+        drop(client);
+        let (status, stderr) = server.terminate_with_stderr(Duration::from_secs(10));
+        assert_eq!(status.code(), Some(0), "{status}: {stderr}");
+        let settings = "linger_bytes: 1000, linger_time: 600s";
+        assert!(stderr.contains(settings), "no {settings:?} in: {stderr}");
+    });
 }

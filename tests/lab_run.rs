@@ -4,10 +4,23 @@
 
 #![cfg(feature = "lab")]
 
+mod util;
+
+use std::time::Duration;
+
 use greenloop::lab::{self, ClaimId, Holds, Options};
+
+use util::watchdog;
+
+/// A hang, not a pace: the run takes about 2 s.
+const LIMIT: Duration = Duration::from_secs(300);
 
 #[test]
 fn only_c2_at_a_tiny_scale_writes_a_complete_report() {
+    watchdog(LIMIT, only_c2_at_a_tiny_scale_writes_a_complete_report_body);
+}
+
+fn only_c2_at_a_tiny_scale_writes_a_complete_report_body() {
     let out = std::env::temp_dir().join(format!("greenloop-lab-run-{}", std::process::id()));
     let opts = Options {
         scale: 0.05,

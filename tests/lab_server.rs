@@ -3,10 +3,17 @@
 
 #![cfg(feature = "lab")]
 
+mod util;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use greenloop::lab::ServerProc;
+
+use util::watchdog;
+
+/// A hang, not a pace: each test takes about a second.
+const LIMIT: Duration = Duration::from_secs(60);
 
 fn sh(script: &str) -> Command {
     let mut c = Command::new("sh");
@@ -16,6 +23,10 @@ fn sh(script: &str) -> Command {
 
 #[test]
 fn a_server_that_prints_its_address_is_started_read_and_stopped() {
+    watchdog(LIMIT, a_server_that_prints_its_address_is_started_read_and_stopped_body);
+}
+
+fn a_server_that_prints_its_address_is_started_read_and_stopped_body() {
     // `exec sleep`: SIGTERM ends it (sh would wait for its child first).
     let server =
         ServerProc::spawn_command(sh("echo 'listening on 127.0.0.1:9'; exec sleep 30"), "sleeper")
@@ -37,6 +48,10 @@ fn a_server_that_prints_its_address_is_started_read_and_stopped() {
 
 #[test]
 fn a_server_that_dies_first_is_reported_with_its_stderr() {
+    watchdog(LIMIT, a_server_that_dies_first_is_reported_with_its_stderr_body);
+}
+
+fn a_server_that_dies_first_is_reported_with_its_stderr_body() {
     let e =
         ServerProc::spawn_command(sh("echo 'no port for you' >&2; exit 3"), "quitter").unwrap_err();
     let msg = e.to_string();
@@ -48,6 +63,10 @@ fn a_server_that_dies_first_is_reported_with_its_stderr() {
 
 #[test]
 fn a_server_that_says_something_else_is_killed() {
+    watchdog(LIMIT, a_server_that_says_something_else_is_killed_body);
+}
+
+fn a_server_that_says_something_else_is_killed_body() {
     let e = ServerProc::spawn_command(sh("echo hello; exec sleep 30"), "chatty").unwrap_err();
     let msg = e.to_string();
     assert!(msg.contains("first line was \"hello\""), "{msg}");
@@ -55,6 +74,10 @@ fn a_server_that_says_something_else_is_killed() {
 
 #[test]
 fn a_missing_program_is_named() {
+    watchdog(LIMIT, a_missing_program_is_named_body);
+}
+
+fn a_missing_program_is_named_body() {
     let e = ServerProc::spawn_command(Command::new("/nonexistent/lab"), "ghost").unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
     assert!(e.to_string().contains("cannot start server 'ghost'"), "{e}");

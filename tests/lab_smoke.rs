@@ -4,12 +4,19 @@
 
 #![cfg(feature = "lab")]
 
+mod util;
+
 use std::net::{SocketAddr, TcpListener};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use greenloop::lab::{Cell, LoadSpec, measure_at, run_load, serve_cell};
 use greenloop::net::server::{ServeReport, Shutdown};
+
+use util::watchdog;
+
+/// A hang, not a pace: each test takes about half a second.
+const LIMIT: Duration = Duration::from_secs(60);
 
 /// A cell's server on a thread of this process.
 struct InProcess {
@@ -37,6 +44,10 @@ impl InProcess {
 
 #[test]
 fn sleep_service_under_20_connections() {
+    watchdog(LIMIT, sleep_service_under_20_connections_body);
+}
+
+fn sleep_service_under_20_connections_body() {
     let server = InProcess::start("green-blocking-sleep");
     let cell: Cell = "green-blocking-sleep".parse().unwrap();
     let load = LoadSpec::http("/sleep?ms=20", 20, Duration::from_millis(500))
@@ -59,6 +70,10 @@ fn sleep_service_under_20_connections() {
 
 #[test]
 fn echo_with_accounting_of_a_pid() {
+    watchdog(LIMIT, echo_with_accounting_of_a_pid_body);
+}
+
+fn echo_with_accounting_of_a_pid_body() {
     let server = InProcess::start("stackless-async-echo");
     let cell: Cell = "stackless-async-echo".parse().unwrap();
     let load = LoadSpec::echo(64, 8, Duration::from_millis(400)).warmup(Duration::from_millis(50));
@@ -90,6 +105,10 @@ fn echo_with_accounting_of_a_pid() {
 
 #[test]
 fn bad_statuses_are_counted_not_hidden() {
+    watchdog(LIMIT, bad_statuses_are_counted_not_hidden_body);
+}
+
+fn bad_statuses_are_counted_not_hidden_body() {
     let server = InProcess::start("green-async-sleep");
     let load =
         LoadSpec::http("/nope", 4, Duration::from_millis(300)).warmup(Duration::from_millis(50));
@@ -104,6 +123,10 @@ fn bad_statuses_are_counted_not_hidden() {
 
 #[test]
 fn refused_connections_are_counted() {
+    watchdog(LIMIT, refused_connections_are_counted_body);
+}
+
+fn refused_connections_are_counted_body() {
     // Bind, note the port, close: nothing listens there any more.
     let addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let load = LoadSpec::echo(8, 3, Duration::from_millis(200)).warmup(Duration::ZERO);
@@ -117,6 +140,10 @@ fn refused_connections_are_counted() {
 
 #[test]
 fn a_silent_server_cannot_hold_the_run() {
+    watchdog(LIMIT, a_silent_server_cannot_hold_the_run_body);
+}
+
+fn a_silent_server_cannot_hold_the_run_body() {
     // Accepts connections (the backlog does) but never answers.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();

@@ -17,12 +17,15 @@
 
 #![cfg(feature = "lab")]
 
+mod util;
+
 use std::net::TcpListener;
 use std::time::Duration;
 
 use greenloop::lab::rlimit::raise_nofile_limit;
 use greenloop::lab::{Cell, LoadSpec, measure_at, serve_cell};
 use greenloop::net::server::Shutdown;
+use util::watchdog;
 
 const CONNS: usize = 1_000;
 
@@ -37,6 +40,13 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 #[ignore = "soak: minutes of load and 2,000 descriptors; run by hand (see the file's docs)"]
 fn sleep_server_under_1000_connections() {
     let secs: u64 = env_or("GREENLOOP_SOAK_SECS", 10);
+    // The run takes `secs` and a second of warm-up; the rest is margin for
+    // a hang to be told from a slow finish.
+    watchdog(Duration::from_secs(secs + 120), move || soak(secs));
+}
+
+/// The soak itself, `secs` long.
+fn soak(secs: u64) {
     let ms: u64 = env_or("GREENLOOP_SOAK_MS", 10);
     let spec: String = env_or("GREENLOOP_SOAK_CELL", "green-blocking-sleep".to_string());
     let (soft, _) = raise_nofile_limit().expect("raise RLIMIT_NOFILE");

@@ -59,7 +59,7 @@ struct Args<E: clap::Args> {
 pub fn main<E, S>(name: &str, make: impl FnOnce(&E) -> S) -> ExitCode
 where
     E: clap::Args + std::fmt::Debug,
-    S: Service,
+    S: Service + std::fmt::Debug,
 {
     let args = Args::<E>::parse();
     match run(name, make(&args.service), &args) {
@@ -71,7 +71,11 @@ where
     }
 }
 
-fn run<E: clap::Args, S: Service>(name: &str, service: S, args: &Args<E>) -> std::io::Result<()> {
+fn run<E: clap::Args, S: Service + std::fmt::Debug>(
+    name: &str,
+    service: S,
+    args: &Args<E>,
+) -> std::io::Result<()> {
     if args.dump_on_signal {
         greenloop::dump::dump_on_sigquit()?;
     }
@@ -83,6 +87,8 @@ fn run<E: clap::Args, S: Service>(name: &str, service: S, args: &Args<E>) -> std
     let listener = crate::listen::bind(&args.addr, 1024, usize::from(args.cores))?;
     println!("listening on {}", listener.local_addr()?);
     std::io::stdout().flush()?;
+    // The settings in effect, so a run's log says what it measured.
+    eprintln!("{name}_server: serving {service:?}");
     let grace = Duration::try_from_secs_f64(args.grace).map_err(|e| {
         std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("--grace: {e}"))
     })?;

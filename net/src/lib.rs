@@ -20,6 +20,7 @@ pub mod server;
 pub mod service;
 mod source;
 mod tcp;
+mod tcp_state;
 mod udp;
 
 pub use addr::ToSocketAddrs;

@@ -281,6 +281,12 @@ impl TcpStream {
         self.inner.get_ref().shutdown(how)
     }
 
+    /// Whether the peer has ended its side (see [`crate::tcp_state`]).
+    pub(crate) fn peer_closed(&self) -> io::Result<bool> {
+        use std::os::fd::AsRawFd;
+        crate::tcp_state::peer_closed(self.inner.get_ref().as_raw_fd())
+    }
+
     /// Bounds blocking-style reads (`TimedOut` when exceeded); `None`
     /// waits forever.
     ///

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use greenloop_net::server::{Runtime, Style};
 use greenloop_net::service::{HttpConfig, SleepHttp};
 use reliability_util::eventually;
 use server_util::{Cell, Server, all_cells, connect, read_response, watchdog};
@@ -29,6 +30,17 @@ use server_util::{Cell, Server, all_cells, connect, read_response, watchdog};
 const DEFAULT_TRIES: usize = 100;
 /// Client threads per cell: at most this many hostile connections at once.
 const CLIENTS: usize = 4;
+
+/// Every cell of the matrix: the usual ones, the std-only handler without
+/// the patch (one connection at a time), and sharded green and stackless
+/// servers.
+fn linger_cells() -> Vec<Cell> {
+    let mut cells = all_cells();
+    cells.push(Cell::new("green-std", Runtime::GreenStd, Style::Blocking));
+    cells.push(Cell::new("green/blocking, 2 shards", Runtime::Green, Style::Blocking).cores(2));
+    cells.push(Cell::new("stackless/async, 2 shards", Runtime::Stackless, Style::Async).cores(2));
+    cells
+}
 
 /// What a hostile client sends, and the status it must read back.
 struct Case {
@@ -157,7 +169,7 @@ fn error_answers_then_end_of_stream_without_a_reset_on_every_cell() {
     // The bound a try needs is tiny (loopback, no sleeps); this only turns
     // a hang into a failure.
     watchdog(Duration::from_secs(120 + tries as u64 * 3), move || {
-        for cell in all_cells() {
+        for cell in linger_cells() {
             hammer(cell, &cases, tries);
         }
     });
@@ -174,7 +186,7 @@ fn input_within_the_bound_is_drained_and_the_close_is_clean_on_every_cell() {
     let linger_time = Duration::from_millis(200);
     let service = SleepHttp { config: HttpConfig { linger_time, ..HttpConfig::default() } };
     watchdog(Duration::from_secs(120), move || {
-        for cell in all_cells() {
+        for cell in linger_cells() {
             let server = Server::start(service, cell);
             let mut clients: Vec<TcpStream> = (0..AT_ONCE).map(|_| server.connect()).collect();
             for client in &mut clients {
@@ -206,15 +218,18 @@ fn input_within_the_bound_is_drained_and_the_close_is_clean_on_every_cell() {
 
 /// At shutdown too: a request in flight is answered with
 /// `Connection: close`, and the bytes the client sent meanwhile (queued in
-/// the kernel, unread) are drained, so the client reads the response and
-/// end of stream, not a reset. Cells run side by side: each waits out one
-/// sleep.
+/// the kernel, unread) are drained; so are bytes it sends after the
+/// response, until its own end of stream. The client reads the response
+/// and end of stream, not a reset: the server's read half was shut by the
+/// trigger, and had it sent its FIN before the client's, the kernel would
+/// have answered the late bytes with a reset. Cells run side by side: each
+/// waits out one sleep.
 #[test]
 fn shutdown_answers_the_request_in_flight_then_closes_without_a_reset_on_every_cell() {
     /// Long enough that shutdown is surely triggered while it runs.
     const SLEEP_MS: u64 = 1_000;
     watchdog(Duration::from_secs(120), || {
-        let cells: Vec<_> = all_cells()
+        let cells: Vec<_> = linger_cells()
             .into_iter()
             .map(|cell| {
                 thread::spawn(move || {
@@ -231,13 +246,14 @@ fn shutdown_answers_the_request_in_flight_then_closes_without_a_reset_on_every_c
                     assert_eq!(http.response().status, 200, "{cell}: first response");
                     http.send(&huge_head());
                     server.shutdown().trigger();
-                    let received = read_until_close(http.reader.get_mut())
-                        .map(|rest| [http.reader.buffer(), &rest].concat())
-                        .unwrap_or_else(|e| panic!("{cell}: {e}"));
-                    let mut rest = &received[..];
-                    let response = read_response(&mut rest).expect("the response in flight");
+                    let response = http.response();
                     assert_eq!(response.status, 200, "{cell}: {response:?}");
                     assert!(response.closes(), "{cell}: {response:?}");
+                    http.send(&huge_head());
+                    http.writer.shutdown(std::net::Shutdown::Write).expect("shutdown(WR)");
+                    let rest = read_until_close(http.reader.get_mut())
+                        .map(|rest| [http.reader.buffer(), &rest].concat())
+                        .unwrap_or_else(|e| panic!("{cell}: after the response: {e}"));
                     assert!(rest.is_empty(), "{cell}: more after the response: {rest:?}");
                     drop(http);
                     server.stop_expecting(1);
@@ -249,5 +265,38 @@ fn shutdown_answers_the_request_in_flight_then_closes_without_a_reset_on_every_c
                 std::panic::resume_unwind(panic);
             }
         }
+    });
+}
+
+/// The stackless cell that runs blocking handlers inline awaits a
+/// lingering close instead of blocking its loop on it: while one client
+/// keeps its connection open after an error answer (the server discarding
+/// and waiting for its end of stream, for up to an hour), another client's
+/// requests are all answered. A blocking linger would answer none of them
+/// before the client's read timeout.
+#[test]
+fn a_lingering_close_does_not_hold_the_inline_loop() {
+    const REQUESTS: usize = 5;
+    let linger_time = Duration::from_secs(3_600);
+    let service = SleepHttp { config: HttpConfig { linger_time, ..HttpConfig::default() } };
+    watchdog(Duration::from_secs(120), move || {
+        let server = Server::start(service, server_util::stackless_inline());
+        let mut lingering = server.connect();
+        lingering.write_all(b"GARBAGE\r\n\r\n").expect("send garbage");
+        let received = read_until_close(&mut lingering).expect("the error answer, then EOF");
+        let response = read_response(&mut &received[..]).expect("a response");
+        assert_eq!(response.status, 400, "{response:?}");
+
+        let mut other = server_util::Http::connect(server.addr);
+        let answered = (0..REQUESTS).filter(|_| other.get("/sleep?ms=0", "").status == 200).count();
+        assert_eq!(answered, REQUESTS);
+        assert_eq!(server.shutdown().open_connections(), 2, "the first one still lingers");
+
+        drop((lingering, other));
+        eventually(Duration::from_secs(10), || match server.shutdown().open_connections() {
+            0 => Ok(()),
+            n => Err(format!("{n} connections still served")),
+        });
+        server.stop_expecting(2);
     });
 }

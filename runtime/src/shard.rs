@@ -32,7 +32,7 @@
 //! are much busier than others, at the price of atomics on every wake and
 //! queue operation, tasks that must be `Send`, and data that migrates
 //! between cores' caches. Green threads cannot move at all (their stack
-//! holds `Rc`s and thread-locals, see [`green`](crate::green)). Shards keep
+//! holds `Rc`s and thread-locals, see [`green`]). Shards keep
 //! everything single-threaded and let the kernel balance *connections*
 //! (`SO_REUSEPORT`) instead of tasks: right when connections cost about the
 //! same, wrong when a few are hot (their shard saturates while others
@@ -85,8 +85,8 @@ impl Shard {
     }
 
     /// Runs `f` on the shard's thread, inside its next reactor turn; from
-    /// there `f` can [`green::spawn`](crate::green::spawn) or
-    /// [`task::spawn_local`](crate::task::spawn_local) onto the runtime
+    /// there `f` can [`green::spawn`] or
+    /// [`task::spawn_local`] onto the runtime
     /// that thread runs. Returns at once, with a handle to `f`'s result.
     ///
     /// If `f` panics, the panic is caught there (the shard keeps running)

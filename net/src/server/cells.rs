@@ -237,10 +237,11 @@ pub(super) fn stackless<S: Service>(
                 (Style::Blocking, Offload::Inline) => {
                     task::spawn_local(async move {
                         if let Ok(mut conn) = conn.serve_as(TcpStream::from_std) {
-                            // Blocks this executor until the connection ends.
-                            panics.catch(|| {
-                                let _ = service.serve_blocking(&mut conn.stream, &shutdown);
-                            });
+                            // Blocks this executor while the handler blocks.
+                            let serve = async {
+                                let _ = service.serve_inline(&mut conn.stream, &shutdown).await;
+                            };
+                            panics.catch_async(serve).await;
                         }
                     });
                 }

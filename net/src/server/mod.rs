@@ -7,7 +7,7 @@
 //! | [`Runtime::Green`] | a green thread per connection; blocking calls park it | a green thread per connection `block_on`s the handler |
 //! | [`Runtime::GreenPatched`] | a green thread per connection runs the std-only handler ([`Service::serve_std`]: a `std` stream, `std::thread::sleep`), which greenloop-patch turns into parks (the style is ignored) | — |
 //! | [`Runtime::GreenStd`] | the same std-only handler on green threads without the patch: each blocking call blocks the OS thread, so one connection is served at a time (the lab's baseline) | — |
-//! | [`Runtime::Stackless`] | [`Offload::Pool`]: `spawn_blocking` per connection; [`Offload::Inline`]: run inside the task, **blocking the loop** (kept on purpose: the lab shows it) | a task per connection |
+//! | [`Runtime::Stackless`] | [`Offload::Pool`]: `spawn_blocking` per connection; [`Offload::Inline`]: run inside the task ([`Service::serve_inline`]), **blocking the loop** (kept on purpose: the lab shows it) | a task per connection |
 //!
 //! Every cell accepts through the same loop (a connection limit like
 //! gevent's pool, back-off on `EMFILE`), and shuts down the same way: when
@@ -69,7 +69,8 @@ pub enum Offload {
     /// On a bounded pool of OS threads (`spawn_blocking`).
     #[default]
     Pool,
-    /// Inside the task: blocks the executor and every other connection.
+    /// Inside the task ([`Service::serve_inline`]): blocks the executor and
+    /// every other connection while the handler blocks.
     Inline,
 }
 

@@ -11,6 +11,10 @@
 //! triggering thread, reaches connections even when the loop that serves
 //! them is blocked (the stackless inline cell).
 //!
+//! A connection in a lingering close keeps its read half (see `shut_read`),
+//! and one that starts lingering after the trigger sends no FIN before its
+//! peer's (see [`HttpSession`](crate::service::HttpSession)).
+//!
 //! Descriptors are reused as soon as they are closed, so an entry is
 //! removed, under the lock `trigger` holds, *before* its descriptor closes
 //! (see `accept::Served`): `trigger` never touches a stranger's socket.
@@ -130,11 +134,19 @@ impl Shutdown {
     }
 }
 
-/// Half-closes `fd` for reading; errors (a peer already gone) are moot.
+/// Half-closes `fd` for reading, unless it is in a lingering close already
+/// (its FIN sent): that one waits only for its peer's FIN, bounded by the
+/// linger time, and with both halves shut the kernel would answer the
+/// peer's late bytes with a reset. Errors (a peer already gone) are moot.
+///
+/// `fd` is a recorded connection, and entries are removed under the lock
+/// held here before their descriptor closes, so it is still that
+/// connection's socket.
 fn shut_read(fd: RawFd) {
+    if crate::tcp_state::write_shut(fd).unwrap_or(false) {
+        return;
+    }
     // SAFETY: shutdown(2) takes any descriptor and only changes the socket's
-    // state. `fd` is a recorded connection, and entries are removed under
-    // the lock held here before their descriptor closes, so it is still
-    // that connection's socket.
+    // state; `fd` is still the recorded connection's (see above).
     unsafe { libc::shutdown(fd, libc::SHUT_RD) };
 }

@@ -14,7 +14,7 @@ mod sleep;
 
 pub use echo::{echo_async, echo_blocking};
 pub use session::{HttpSession, Step};
-pub use sleep::{HttpConfig, sleep_async, sleep_blocking, sleep_std};
+pub use sleep::{HttpConfig, sleep_async, sleep_blocking, sleep_inline, sleep_std};
 
 use std::future::Future;
 use std::io::{self, Read, Write};
@@ -39,6 +39,19 @@ pub trait BlockingStream: Read + Write {
     ///
     /// `shutdown` errors (`NotConnected` once the peer reset).
     fn shutdown_write(&mut self) -> io::Result<()>;
+
+    /// Whether the peer has ended its side (its FIN arrived, or the
+    /// connection is gone). A lingering close asks when a read returns end
+    /// of stream: after [`Shutdown::trigger`] shut down the read half, reads
+    /// end before the peer does. By default `true`: every end of stream is
+    /// the peer's.
+    ///
+    /// # Errors
+    ///
+    /// The socket's (a stream that is no TCP socket, for instance).
+    fn peer_closed(&self) -> io::Result<bool> {
+        Ok(true)
+    }
 }
 
 impl BlockingStream for std::net::TcpStream {
@@ -49,6 +62,11 @@ impl BlockingStream for std::net::TcpStream {
     fn shutdown_write(&mut self) -> io::Result<()> {
         self.shutdown(std::net::Shutdown::Write)
     }
+
+    fn peer_closed(&self) -> io::Result<bool> {
+        use std::os::fd::AsRawFd;
+        crate::tcp_state::peer_closed(self.as_raw_fd())
+    }
 }
 
 impl BlockingStream for TcpStream {
@@ -58,6 +76,10 @@ impl BlockingStream for TcpStream {
 
     fn shutdown_write(&mut self) -> io::Result<()> {
         self.shutdown(std::net::Shutdown::Write)
+    }
+
+    fn peer_closed(&self) -> io::Result<bool> {
+        TcpStream::peer_closed(self)
     }
 }
 
@@ -84,6 +106,24 @@ pub trait Service: Clone + Send + Sync + 'static {
         stream: &'a TcpStream,
         shutdown: &'a Shutdown,
     ) -> impl Future<Output = io::Result<()>> + 'a;
+
+    /// Serves one connection blocking-style inline in a stackless task (the
+    /// stackless cell with [`Offload::Inline`](crate::server::Offload)): the
+    /// handler blocks the executor, as blocking code in a task does. By
+    /// default the blocking-style handler; a service may await instead
+    /// where blocking serves no purpose (the sleep service's lingering
+    /// close), so that other connections on the loop go on.
+    ///
+    /// # Errors
+    ///
+    /// The connection's I/O errors.
+    fn serve_inline<'a>(
+        &'a self,
+        stream: &'a mut TcpStream,
+        shutdown: &'a Shutdown,
+    ) -> impl Future<Output = io::Result<()>> + 'a {
+        async move { self.serve_blocking(stream, shutdown) }
+    }
 
     /// Serves one connection with nothing but std: a `std` stream and
     /// `std::thread::sleep`, code that has never heard of greenloop (the
@@ -130,6 +170,10 @@ impl Service for SleepHttp {
 
     async fn serve_async(&self, stream: &TcpStream, shutdown: &Shutdown) -> io::Result<()> {
         sleep_async(stream, &self.config, shutdown).await.map(drop)
+    }
+
+    async fn serve_inline(&self, stream: &mut TcpStream, shutdown: &Shutdown) -> io::Result<()> {
+        sleep_inline(stream, &self.config, shutdown).await.map(drop)
     }
 
     fn serve_std(&self, stream: &mut std::net::TcpStream, shutdown: &Shutdown) -> io::Result<()> {

@@ -33,6 +33,17 @@
 //! with [`HttpConfig::linger_time`] and calls `timed_out` when it runs out.
 //! A close after the peer's end of stream, or after an idle timeout, or
 //! after a `Connection: close` exchange with nothing left over, is plain.
+//!
+//! During a shutdown the order differs: `Discard` first, then close, with
+//! no `CloseWrite`. The server may have shut the read half
+//! ([`Shutdown::trigger`](crate::server::Shutdown::trigger)), and once both
+//! halves are shut the kernel answers any byte the peer still sends with a
+//! reset. So the FIN waits until the peer's has come (the response says
+//! `Connection: close`, and a client closes on it) or the linger time ran
+//! out. Reads on a shut read half end at once, so the driver asks the
+//! socket whether an end of stream is the peer's
+//! ([`BlockingStream::peer_closed`](super::BlockingStream::peer_closed))
+//! and otherwise looks again a little later.
 
 use std::time::Duration;
 
@@ -66,6 +77,8 @@ pub enum Step {
     /// Read into [`HttpSession::read_buf`] and report with
     /// [`HttpSession::filled`]; the bytes are dropped. Bound the wait by
     /// [`HttpConfig::linger_time`], then call [`HttpSession::timed_out`].
+    /// Report an end of stream only if it is the peer's (see the module
+    /// docs); otherwise wait a little and read again.
     Discard,
     /// Close the connection.
     Close,
@@ -192,7 +205,7 @@ impl HttpSession {
     /// response then says `Connection: close`.)
     pub fn slept(&mut self) {
         if let Some(keep_alive) = self.sleeping.take() {
-            self.respond(&Action::Sleep(Duration::ZERO), keep_alive && !self.draining);
+            self.respond(&Action::Sleep(Duration::ZERO), keep_alive);
         }
     }
 
@@ -216,12 +229,17 @@ impl HttpSession {
         self.closing = true;
     }
 
-    fn respond(&mut self, action: &Action, keep_alive: bool) {
+    /// Answers a request whose peer asked to keep the connection alive or
+    /// not (`wanted_keep_alive`); a shutdown closes it either way.
+    fn respond(&mut self, action: &Action, wanted_keep_alive: bool) {
+        let keep_alive = wanted_keep_alive && !self.draining;
         action.write_to(&mut self.out, keep_alive);
         self.answered += 1;
         if !keep_alive {
             self.closing = true;
-            self.unread |= self.draining;
+            // The server ends a connection its peer meant to keep: the peer
+            // may be sending the next request.
+            self.unread |= wanted_keep_alive;
         }
     }
 
@@ -240,7 +258,8 @@ impl HttpSession {
             None if self.eof => Step::Close,
             None if self.unread || self.start < self.filled || self.skip > 0 => {
                 self.lingering = Some(self.linger_bytes);
-                Step::CloseWrite
+                // The FIN waits for the peer's during a shutdown.
+                if self.draining { Step::Discard } else { Step::CloseWrite }
             }
             None => Step::Close,
             Some(left) if left == 0 || self.eof => Step::Close,
@@ -273,7 +292,7 @@ impl HttpSession {
             let parsed = parse_request(&self.buf[self.start..self.filled]);
             match parsed {
                 Ok(Parsed::Complete { request, head_len }) => {
-                    let keep_alive = request.keep_alive() && !self.draining;
+                    let keep_alive = request.keep_alive();
                     let action = route_sleep(&request);
                     let body = request.content_length();
                     self.start += head_len;
@@ -452,11 +471,41 @@ mod tests {
         assert_eq!(session.step(), Step::Write);
         assert!(String::from_utf8_lossy(session.output()).contains("Connection: close"));
         session.written();
-        // Lingers until the peer's end of stream (after shutdown, the read
-        // half is shut: a read gives what is queued, then 0).
-        assert_eq!(session.step(), Step::CloseWrite);
+        // Lingers until the peer's end of stream, with no FIN before it (the
+        // read half may be shut: both halves shut, a late byte resets).
+        assert_eq!(session.step(), Step::Discard);
+        let n = session.read_buf().len().min(5);
+        session.filled(n);
         assert_eq!(session.step(), Step::Discard);
         session.filled(0);
+        assert_eq!(session.step(), Step::Close);
+    }
+
+    #[test]
+    fn draining_lingers_until_the_linger_time_if_the_peer_never_closes() {
+        let mut session = HttpSession::new();
+        session.drain();
+        let req = b"GET /nope HTTP/1.1\r\n\r\n";
+        assert_eq!(session.step(), Step::Read);
+        session.read_buf()[..req.len()].copy_from_slice(req);
+        session.filled(req.len());
+        assert_eq!(session.step(), Step::Write);
+        session.written();
+        assert_eq!(session.step(), Step::Discard);
+        session.timed_out();
+        assert_eq!(session.step(), Step::Close);
+    }
+
+    #[test]
+    fn draining_a_close_the_peer_asked_for_is_plain() {
+        let mut session = HttpSession::new();
+        session.drain();
+        let req = b"GET /nope HTTP/1.1\r\nConnection: close\r\n\r\n";
+        assert_eq!(session.step(), Step::Read);
+        session.read_buf()[..req.len()].copy_from_slice(req);
+        session.filled(req.len());
+        assert_eq!(session.step(), Step::Write);
+        session.written();
         assert_eq!(session.step(), Step::Close);
     }
 

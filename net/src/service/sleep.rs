@@ -86,6 +86,12 @@ impl ReadClock {
     }
 }
 
+/// How often a lingering close looks again for the peer's FIN when reads
+/// end before it (the server shut the read half: see
+/// [`BlockingStream::peer_closed`]). Only connections that linger during a
+/// shutdown poll, each for at most [`HttpConfig::linger_time`].
+const PEER_CLOSE_POLL: Duration = Duration::from_millis(10);
+
 /// Blocking-style sleep service on one connection: sleeps with
 /// [`green::sleep`] (parks the green thread; blocks an OS thread, or the
 /// executor when run inline in a task). Returns the requests answered
@@ -99,7 +105,9 @@ pub fn sleep_blocking<S: BlockingStream>(
     config: &HttpConfig,
     shutdown: &Shutdown,
 ) -> io::Result<u64> {
-    serve_sleeping(stream, config, shutdown, green::sleep)
+    let (mut session, mut clock) = (HttpSession::with_config(config), ReadClock::new(config));
+    drive_blocking(stream, &mut session, &mut clock, shutdown, green::sleep, Linger::Here)?;
+    Ok(session.answered())
 }
 
 /// The sleep service with nothing but std: a `std` stream, and
@@ -114,18 +122,50 @@ pub fn sleep_std(
     config: &HttpConfig,
     shutdown: &Shutdown,
 ) -> io::Result<u64> {
-    serve_sleeping(stream, config, shutdown, std::thread::sleep)
+    let (mut session, mut clock) = (HttpSession::with_config(config), ReadClock::new(config));
+    drive_blocking(stream, &mut session, &mut clock, shutdown, std::thread::sleep, Linger::Here)?;
+    Ok(session.answered())
 }
 
-/// The blocking-style session loop, sleeping with `sleep`.
-fn serve_sleeping<S: BlockingStream>(
-    stream: &mut S,
+/// Blocking-style sleep service inline in a stackless task: requests are
+/// served blocking-style (blocking the executor, as [`sleep_blocking`]
+/// does there), but the lingering close is awaited, so a peer that takes
+/// its time to close holds its connection, not the executor. Returns the
+/// requests answered.
+///
+/// # Errors
+///
+/// The stream's errors.
+pub async fn sleep_inline(
+    stream: &mut TcpStream,
     config: &HttpConfig,
     shutdown: &Shutdown,
-    sleep: fn(Duration),
 ) -> io::Result<u64> {
-    let mut session = HttpSession::with_config(config);
-    let mut clock = ReadClock::new(config);
+    let (mut session, mut clock) = (HttpSession::with_config(config), ReadClock::new(config));
+    drive_blocking(stream, &mut session, &mut clock, shutdown, green::sleep, Linger::HandBack)?;
+    drive_async(stream, &mut session, &mut clock, shutdown).await?;
+    Ok(session.answered())
+}
+
+/// Where the blocking driver's lingering close runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Linger {
+    /// In the blocking driver, like everything else.
+    Here,
+    /// Handed back to the caller at the first `Discard`.
+    HandBack,
+}
+
+/// The blocking-style session loop, sleeping with `sleep`, until the
+/// session closes (or, with [`Linger::HandBack`], starts discarding).
+fn drive_blocking<S: BlockingStream>(
+    stream: &mut S,
+    session: &mut HttpSession,
+    clock: &mut ReadClock,
+    shutdown: &Shutdown,
+    sleep: fn(Duration),
+    linger: Linger,
+) -> io::Result<()> {
     // The read timeout set on the socket: one syscall per connection unless
     // a request arrives in pieces.
     let mut read_timeout = None;
@@ -133,7 +173,8 @@ fn serve_sleeping<S: BlockingStream>(
         if shutdown.is_triggered() {
             session.drain();
         }
-        match clock.step(&mut session) {
+        match clock.step(session) {
+            Step::Discard if linger == Linger::HandBack => return Ok(()),
             step @ (Step::Read | Step::Discard) => {
                 let Some(left) = clock.remaining(step) else {
                     session.timed_out();
@@ -144,6 +185,9 @@ fn serve_sleeping<S: BlockingStream>(
                     read_timeout = Some(left);
                 }
                 match stream.read(session.read_buf()) {
+                    Ok(0) if step == Step::Discard && !stream.peer_closed().unwrap_or(true) => {
+                        sleep(PEER_CLOSE_POLL.min(left));
+                    }
                     Ok(n) => session.filled(n),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     // SO_RCVTIMEO on a std socket, or a greenloop socket's timeout.
@@ -170,7 +214,7 @@ fn serve_sleeping<S: BlockingStream>(
                 session.written();
             }
             Step::CloseWrite => stream.shutdown_write()?,
-            Step::Close => return Ok(session.answered()),
+            Step::Close => return Ok(()),
         }
     }
 }
@@ -186,19 +230,32 @@ pub async fn sleep_async(
     config: &HttpConfig,
     shutdown: &Shutdown,
 ) -> io::Result<u64> {
-    let mut session = HttpSession::with_config(config);
-    let mut clock = ReadClock::new(config);
+    let (mut session, mut clock) = (HttpSession::with_config(config), ReadClock::new(config));
+    drive_async(stream, &mut session, &mut clock, shutdown).await?;
+    Ok(session.answered())
+}
+
+/// The async-style session loop, until the session closes.
+async fn drive_async(
+    stream: &TcpStream,
+    session: &mut HttpSession,
+    clock: &mut ReadClock,
+    shutdown: &Shutdown,
+) -> io::Result<()> {
     loop {
         if shutdown.is_triggered() {
             session.drain();
         }
-        match clock.step(&mut session) {
+        match clock.step(session) {
             step @ (Step::Read | Step::Discard) => {
                 let Some(left) = clock.remaining(step) else {
                     session.timed_out();
                     continue;
                 };
                 match time::timeout(left, stream.read_async(session.read_buf())).await {
+                    Ok(Ok(0)) if step == Step::Discard && !stream.peer_closed().unwrap_or(true) => {
+                        time::sleep(PEER_CLOSE_POLL.min(left)).await;
+                    }
                     Ok(Ok(n)) => session.filled(n),
                     Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                     Ok(Err(e)) => return Err(e),
@@ -217,7 +274,7 @@ pub async fn sleep_async(
                 session.written();
             }
             Step::CloseWrite => stream.shutdown(std::net::Shutdown::Write)?,
-            Step::Close => return Ok(session.answered()),
+            Step::Close => return Ok(()),
         }
     }
 }

@@ -43,7 +43,7 @@
 //!   Accessing one is memory-safe (each access is a short borrow on one OS
 //!   thread) but it is shared state. For per-green-thread values use
 //!   [`green_local!`](crate::green_local) ([`Local`]).
-//! * Every green thread has a `Send + Sync` [`Waker`](std::task::Waker) that
+//! * Every green thread has a `Send + Sync` [`Waker`] that
 //!   unparks it: timers, sockets, channels and foreign OS threads all wake it
 //!   the same way. A wake from another OS thread goes through the
 //!   scheduler's remote queue and the reactor's `eventfd`.

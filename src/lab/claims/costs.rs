@@ -39,7 +39,7 @@ impl CostRuntime {
     pub const ALL: [CostRuntime; 3] =
         [CostRuntime::Threads, CostRuntime::Green, CostRuntime::Stackless];
 
-    /// Its name in the report (as [`Cell`]'s runtimes).
+    /// Its name in the report (as [`Cell`](crate::lab::Cell)'s runtimes).
     pub fn name(self) -> &'static str {
         match self {
             CostRuntime::Threads => "threads",

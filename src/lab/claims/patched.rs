@@ -47,8 +47,8 @@ fn measure_patched_blocking_code(ctx: &Ctx<'_>, _: &[Run]) -> io::Result<Vec<Run
 }
 
 /// C9's evaluation: unpatched, one request at a time (req/s at most
-/// [`C3_SERIAL_SLACK`] / sleep); patched and async, all at once (req/s at
-/// least [`C3_CONCURRENT`] × conns / sleep).
+/// `C3_SERIAL_SLACK` / sleep); patched and async, all at once (req/s at
+/// least `C3_CONCURRENT` × conns / sleep).
 pub fn judge_patched_blocking_code(runs: &[Run]) -> Verdict {
     let mut rows = Vec::new();
     for spec in C9_CELLS {
