@@ -9,9 +9,9 @@ use std::sync::Arc;
 use greenloop_runtime::reactor::{Inject, IoKey, Reactor};
 use libc::{c_int, c_ulong, c_void, socklen_t};
 
-use crate::fds::{self, Slot, USER_NONBLOCK};
+use crate::fds::{self, MANAGED, Slot, USER_NONBLOCK};
 use crate::manage::{duration_of, inherit};
-use crate::real;
+use crate::{owned, real};
 
 /// `close(2)`: a managed socket is deregistered and every green thread
 /// parked on it wakes with `EBADF`, before libc closes it.
@@ -22,36 +22,43 @@ use crate::real;
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn close(fd: c_int) -> c_int {
     if let Some(slot) = fds::managed(fd) {
-        forget(slot);
+        forget(fd, slot);
     }
     // SAFETY: the caller's contract is close(2)'s.
     unsafe { real::close(fd) }
 }
 
-/// Forgets a managed fd that is about to be closed or replaced: its
-/// registration is removed on its reactor's thread, its waiters woken.
-fn forget(slot: &Slot) {
-    let (registration, waiters) = slot.forget();
-    if let Some(registration) = registration {
-        // On the owner thread too: the removal runs in the reactor's next
-        // turn, which needs no access to the reactor's thread-local here
-        // (a close may run in a thread-local destructor).
-        registration.remote.inject(Arc::new(Deregister(registration.key)));
+/// Forgets the managed `fd`, which is about to be closed or replaced: its
+/// registration is removed on its reactor's thread, and the green threads
+/// parked on it wake (at once when this is that thread).
+fn forget(fd: c_int, slot: &Slot) {
+    let (generation, registration) = slot.forget();
+    let Some(registration) = registration else { return };
+    if Reactor::current_id() == Some(registration.remote.id()) {
+        owned::wake(owned::remove(fd, generation));
     }
-    for waker in waiters.into_iter().flatten() {
-        waker.wake();
-    }
+    // On the owner thread too: the removal runs in the reactor's next
+    // turn, which needs no access to the reactor's thread-local here (a
+    // close may run in a thread-local destructor).
+    let key = registration.key;
+    registration.remote.inject(Arc::new(Forget { fd, generation, key }));
 }
 
-/// Removes a closed fd's registration from its reactor.
-struct Deregister(IoKey);
+/// Removes a closed fd's registration from its reactor, on its thread, and
+/// wakes the green threads parked on it.
+struct Forget {
+    fd: c_int,
+    generation: u64,
+    key: IoKey,
+}
 
-impl Inject for Deregister {
+impl Inject for Forget {
     fn run(self: Arc<Self>) {
+        owned::wake(owned::remove(self.fd, self.generation));
         if let Some(reactor) = Reactor::existing() {
             // The fd is closed: the kernel dropped it from epoll already,
             // so only the reactor's own record goes.
-            let _ = reactor.deregister(self.0, &mut Closed);
+            let _ = reactor.deregister(self.key, &mut Closed);
         }
     }
 }
@@ -106,7 +113,7 @@ pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
     if old != new
         && let Some(slot) = fds::managed(new)
     {
-        forget(slot);
+        forget(new, slot);
     }
     // SAFETY: the caller's contract is dup2(2)'s.
     let new = unsafe { real::dup2(old, new) };
@@ -123,7 +130,7 @@ pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
     if old != new
         && let Some(slot) = fds::managed(new)
     {
-        forget(slot);
+        forget(new, slot);
     }
     // SAFETY: the caller's contract is dup3(2)'s.
     let new = unsafe { real::dup3(old, new, flags) };
@@ -136,6 +143,10 @@ fn duplicated(old: c_int, new: c_int) -> c_int {
         && new != old
         && let Some(slot) = fds::managed(old)
     {
+        if let Some(stale) = fds::managed(new) {
+            // Closed behind the patch's back (a raw syscall): forget it now.
+            forget(new, stale);
+        }
         inherit(slot, new);
     }
     new
@@ -237,11 +248,15 @@ pub unsafe extern "C" fn setsockopt(
     };
     if result == 0
         && len as usize >= size_of::<libc::timeval>()
-        && let Some(slot) = fds::managed(fd)
+        && let Some(slot) = fds::existing(fd)
     {
         // SAFETY: the kernel accepted `value` as a timeval.
         let timeval = unsafe { value.cast::<libc::timeval>().read_unaligned() };
-        slot.lock().timeouts[direction] = duration_of(&timeval);
+        // Under the lock that adopting takes, which reads the timeouts.
+        let _adopting = slot.lock();
+        if slot.state() & MANAGED != 0 {
+            slot.set_timeout(direction, duration_of(&timeval));
+        }
     }
     result
 }

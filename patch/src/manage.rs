@@ -3,7 +3,9 @@
 //! A green thread's blocking call on `fd` goes the green way only if `fd`
 //! is a socket the user believes blocking, registered with the caller's own
 //! reactor. [`route`] decides, adopting the socket on first sight
-//! ([`adopt`]) and registering it on first green use.
+//! ([`adopt`]) and registering it on first green use ([`register`]); after
+//! that it takes no lock: atomics in the fd's slot and this thread's own
+//! table (`owned`) answer.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -12,8 +14,8 @@ use greenloop_runtime::reactor::{Direction, IoKey, Reactor};
 use libc::{c_int, c_ulong};
 use mio::unix::SourceFd;
 
-use crate::fds::{self, MANAGED, Registration, Slot, index};
-use crate::real;
+use crate::fds::{self, MANAGED, Registration, Slot, owner_of};
+use crate::{owned, real};
 
 /// A managed socket on this thread's reactor: what a green park needs.
 pub(crate) struct Green {
@@ -31,6 +33,7 @@ pub(crate) struct Green {
 /// `None` when the call goes to libc as it is: `fd` is no socket, the
 /// user made it non-blocking (unless `for_poll`, which only needs its
 /// readiness), or another OS thread's reactor holds it.
+#[inline]
 pub(crate) fn route(fd: c_int, dir: Direction, for_poll: bool) -> Option<Green> {
     let slot = match fds::managed(fd) {
         Some(slot) => slot,
@@ -40,33 +43,46 @@ pub(crate) fn route(fd: c_int, dir: Direction, for_poll: bool) -> Option<Green> 
         return None;
     }
     let reactor = Reactor::try_current().ok()?;
-    let mut entry = slot.lock();
+    let generation = slot.generation();
+    let (key, generation) = match owned::key(fd, generation) {
+        Some(key) => (key, generation),
+        None => register(fd, slot, &reactor)?,
+    };
+    Some(Green { fd, slot, key, generation, timeout: slot.timeout(dir), reactor })
+}
+
+/// Registers the managed `fd` with `reactor` unless another reactor holds
+/// it; returns its key and the generation registered.
+#[cold]
+#[inline(never)]
+fn register(fd: c_int, slot: &Slot, reactor: &Reactor) -> Option<(IoKey, u64)> {
+    let mut registration = slot.lock();
     if slot.state() & MANAGED == 0 {
         return None;
     }
-    let key = match &entry.registration {
-        Some(registration) if registration.reactor == reactor.id() => registration.key,
-        Some(_) => return None,
-        None => {
+    let generation = slot.generation();
+    let mine = owner_of(reactor.id());
+    let key = match (&*registration, slot.owner()) {
+        (Some(registration), owner) if owner == mine => registration.key,
+        (Some(_), _) => return None,
+        (None, _) => {
             let key = reactor.register(&mut SourceFd(&fd)).ok()?;
             let remote = reactor.remote().clone();
-            entry.registration = Some(Registration { key, reactor: reactor.id(), remote });
+            *registration = Some(Registration { key, remote });
+            slot.set_owner(mine);
             key
         }
     };
-    Some(Green {
-        fd,
-        slot,
-        key,
-        generation: slot.generation(),
-        timeout: entry.timeouts[index(dir)],
-        reactor,
-    })
+    drop(registration);
+    owned::wake(owned::insert(fd, generation, key));
+    Some((key, generation))
 }
 
 /// Takes `fd` over if it is a socket: sets `O_NONBLOCK` on it (unless the
 /// user did) and records the user's view and its timeouts. `for_poll`
 /// also takes sockets the user made non-blocking.
+#[cold]
+#[inline(never)]
 fn adopt(fd: c_int, for_poll: bool) -> Option<&'static Slot> {
     // SAFETY: F_GETFL takes no argument; a bad fd answers EBADF.
     let flags = unsafe { real::fcntl(fd, libc::F_GETFL, 0) };
@@ -78,7 +94,7 @@ fn adopt(fd: c_int, for_poll: bool) -> Option<&'static Slot> {
         return None;
     }
     let slot = fds::slot(fd)?;
-    let mut entry = slot.lock();
+    let mut registration = slot.lock();
     if slot.state() & MANAGED != 0 {
         return Some(slot);
     }
@@ -89,9 +105,11 @@ fn adopt(fd: c_int, for_poll: bool) -> Option<&'static Slot> {
             return None;
         }
     }
-    entry.timeouts = [timeout(fd, libc::SO_RCVTIMEO), timeout(fd, libc::SO_SNDTIMEO)];
-    entry.registration = None;
-    slot.set_managed(user_nonblock);
+    *registration = None;
+    slot.set_managed(
+        user_nonblock,
+        [timeout(fd, libc::SO_RCVTIMEO), timeout(fd, libc::SO_SNDTIMEO)],
+    );
     Some(slot)
 }
 
@@ -100,11 +118,10 @@ fn adopt(fd: c_int, for_poll: bool) -> Option<&'static Slot> {
 /// timeouts. It registers on its first green use.
 pub(crate) fn inherit(old: &Slot, new: c_int) {
     let Some(slot) = fds::slot(new) else { return };
-    let timeouts = old.lock().timeouts;
-    let mut entry = slot.lock();
-    entry.timeouts = timeouts;
-    entry.registration = None;
-    slot.set_managed(old.state() & fds::USER_NONBLOCK != 0);
+    let timeouts = [old.timeout(Direction::Read), old.timeout(Direction::Write)];
+    let mut registration = slot.lock();
+    *registration = None;
+    slot.set_managed(old.state() & fds::USER_NONBLOCK != 0, timeouts);
 }
 
 /// Whether `fd` is a socket (regular files, pipes and ttys are not).
