@@ -49,27 +49,28 @@ pub(crate) enum Woken {
 /// Inlined into each interposed call, so that off green threads the call
 /// costs libc's plus one thread-local check; the rest is out of line.
 #[inline(always)]
-pub(crate) fn blocking(fd: c_int, dir: Direction, mut op: impl FnMut() -> ssize_t) -> ssize_t {
-    let route = gate::route();
-    if route != Route::Libc {
-        return green(fd, dir, route, op);
-    }
-    let result = op();
-    if result < 0 {
-        return failed(fd, dir, result, op);
-    }
-    result
+pub(crate) fn blocking(fd: c_int, dir: Direction, op: impl FnMut() -> ssize_t) -> ssize_t {
+    if gate::off_green() { libc_way(fd, dir, op) } else { in_green(fd, dir, op) }
 }
 
-/// [`blocking`] on a green thread (or one cancelled at shutdown).
+/// [`blocking`] in a green thread: the green route if it has one.
 #[inline(never)]
-fn green(fd: c_int, dir: Direction, route: Route, mut op: impl FnMut() -> ssize_t) -> ssize_t {
-    if route == Route::Cancelled {
-        return errno::fail(libc::ECANCELED);
+fn in_green(fd: c_int, dir: Direction, op: impl FnMut() -> ssize_t) -> ssize_t {
+    match gate::route() {
+        Route::Libc => {}
+        Route::Green => {
+            if let Some(green) = manage::route(fd, dir, false) {
+                return green.run(dir, op);
+            }
+        }
+        Route::Cancelled => return errno::fail(libc::ECANCELED),
     }
-    if let Some(green) = manage::route(fd, dir, false) {
-        return green.run(dir, op);
-    }
+    libc_way(fd, dir, op)
+}
+
+/// `op` as libc runs it, with the OS-thread wait of a managed fd after it.
+#[inline(always)]
+fn libc_way(fd: c_int, dir: Direction, mut op: impl FnMut() -> ssize_t) -> ssize_t {
     let result = op();
     if result < 0 {
         return failed(fd, dir, result, op);
