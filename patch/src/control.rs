@@ -21,7 +21,7 @@ use crate::{owned, real};
 /// As for `close(2)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn close(fd: c_int) -> c_int {
-    if let Some(slot) = fds::managed(fd) {
+    if let Some(slot) = fds::known(fd) {
         forget(fd, slot);
     }
     // SAFETY: the caller's contract is close(2)'s.
@@ -111,7 +111,7 @@ pub unsafe extern "C" fn dup(fd: c_int) -> c_int {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
     if old != new
-        && let Some(slot) = fds::managed(new)
+        && let Some(slot) = fds::known(new)
     {
         forget(new, slot);
     }
@@ -128,7 +128,7 @@ pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
     if old != new
-        && let Some(slot) = fds::managed(new)
+        && let Some(slot) = fds::known(new)
     {
         forget(new, slot);
     }
@@ -143,7 +143,7 @@ fn duplicated(old: c_int, new: c_int) -> c_int {
         && new != old
         && let Some(slot) = fds::managed(old)
     {
-        if let Some(stale) = fds::managed(new) {
+        if let Some(stale) = fds::known(new) {
             // Closed behind the patch's back (a raw syscall): forget it now.
             forget(new, stale);
         }
@@ -169,6 +169,12 @@ pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
     // SAFETY: the caller's contract is fcntl(2)'s.
     let call = |arg| unsafe { real::fcntl(fd, cmd, arg) };
     let Some(slot) = fds::managed(fd) else {
+        if cmd == libc::F_SETFL
+            && let Some(slot) = fds::known(fd)
+        {
+            // Its O_NONBLOCK may change: the next green call looks again.
+            forget(fd, slot);
+        }
         return call(arg);
     };
     match cmd {
@@ -220,6 +226,12 @@ pub unsafe extern "C" fn ioctl(fd: c_int, request: c_ulong, arg: *mut c_void) ->
         let on = unsafe { *arg.cast::<c_int>() } != 0;
         slot.set_user_nonblock(on);
         return 0;
+    }
+    if request == libc::FIONBIO
+        && let Some(slot) = fds::known(fd).filter(|slot| slot.state() & MANAGED == 0)
+    {
+        // As for F_SETFL: the next green call looks again.
+        forget(fd, slot);
     }
     // SAFETY: the caller's contract is ioctl(2)'s.
     unsafe { real::ioctl(fd, request, arg) }

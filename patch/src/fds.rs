@@ -35,6 +35,13 @@ const PAGES: usize = 1024;
 pub(crate) const MANAGED: u8 = 1;
 /// `state` bit: the user's view of `O_NONBLOCK` (meaningful when managed).
 pub(crate) const USER_NONBLOCK: u8 = 2;
+/// `state` bit, unmanaged fds: not a socket (a file, a pipe, a tty), so
+/// its calls are libc's until it is closed.
+pub(crate) const NOT_SOCKET: u8 = 4;
+/// `state` bit, unmanaged fds: a socket its user made non-blocking, so its
+/// calls are libc's until it is closed or its flags change (`poll` still
+/// adopts it).
+pub(crate) const OWN_NONBLOCK: u8 = 8;
 
 /// One fd number's record.
 #[derive(Debug, Default)]
@@ -84,6 +91,16 @@ impl Slot {
     #[inline]
     pub(crate) fn parks(&self) -> bool {
         self.state() & (MANAGED | USER_NONBLOCK) == MANAGED
+    }
+
+    /// Records what the green path found an unmanaged fd to be (`bit`:
+    /// [`NOT_SOCKET`] or [`OWN_NONBLOCK`]), unless it changed since
+    /// `generation` (closed, or its flags set) or was adopted. The caller
+    /// holds [`lock`](Slot::lock).
+    pub(crate) fn mark(&self, generation: u64, bit: u8) {
+        if self.generation() == generation && self.state() & MANAGED == 0 {
+            self.state.store(bit, Ordering::Release);
+        }
     }
 
     /// Sets or clears the user's view of `O_NONBLOCK`.
@@ -142,7 +159,8 @@ impl Slot {
         self.registration.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Forgets the fd (it is being closed): a new generation, no state.
+    /// Forgets the fd (it is being closed, or an unmanaged fd's flags
+    /// change): a new generation, no state.
     /// Returns the generation that ended and the registration, which the
     /// caller undoes on its owner's thread.
     pub(crate) fn forget(&self) -> (u64, Option<Registration>) {
@@ -173,6 +191,11 @@ pub(crate) fn existing(fd: c_int) -> Option<&'static Slot> {
     // SAFETY: a non-null page is a leaked allocation of `PAGE` slots that
     // is never freed, and `offset < PAGE`.
     (!base.is_null()).then(|| unsafe { &*base.add(offset) })
+}
+
+/// `fd`'s slot if it has any state (managed, or marked as passed).
+pub(crate) fn known(fd: c_int) -> Option<&'static Slot> {
+    existing(fd).filter(|slot| slot.state() != 0)
 }
 
 /// `fd`'s slot if the fd is managed.

@@ -14,7 +14,7 @@ use greenloop_runtime::reactor::{Direction, IoKey, Reactor};
 use libc::{c_int, c_ulong};
 use mio::unix::SourceFd;
 
-use crate::fds::{self, MANAGED, Registration, Slot, owner_of};
+use crate::fds::{self, MANAGED, NOT_SOCKET, OWN_NONBLOCK, Registration, Slot, owner_of};
 use crate::{owned, real};
 
 /// A managed socket on this thread's reactor: what a green park needs.
@@ -35,10 +35,14 @@ pub(crate) struct Green {
 /// readiness), or another OS thread's reactor holds it.
 #[inline]
 pub(crate) fn route(fd: c_int, dir: Direction, for_poll: bool) -> Option<Green> {
-    let slot = match fds::managed(fd) {
-        Some(slot) => slot,
-        None => adopt(fd, for_poll)?,
-    };
+    let slot = fds::slot(fd)?;
+    let state = slot.state();
+    if state & MANAGED == 0 {
+        if state & NOT_SOCKET != 0 || (state & OWN_NONBLOCK != 0 && !for_poll) {
+            return None;
+        }
+        adopt(fd, slot, for_poll)?;
+    }
     if !for_poll && !slot.parks() {
         return None;
     }
@@ -80,23 +84,35 @@ fn register(fd: c_int, slot: &Slot, reactor: &Reactor) -> Option<(IoKey, u64)> {
 
 /// Takes `fd` over if it is a socket: sets `O_NONBLOCK` on it (unless the
 /// user did) and records the user's view and its timeouts. `for_poll`
-/// also takes sockets the user made non-blocking.
+/// also takes sockets the user made non-blocking. An fd it does not take
+/// is marked, so that its next calls skip these checks.
 #[cold]
 #[inline(never)]
-fn adopt(fd: c_int, for_poll: bool) -> Option<&'static Slot> {
+fn adopt(fd: c_int, slot: &Slot, for_poll: bool) -> Option<()> {
+    let generation = slot.generation();
     // SAFETY: F_GETFL takes no argument; a bad fd answers EBADF.
     let flags = unsafe { real::fcntl(fd, libc::F_GETFL, 0) };
     if flags < 0 {
         return None;
     }
     let user_nonblock = flags & libc::O_NONBLOCK != 0;
-    if (user_nonblock && !for_poll) || !is_socket(fd) {
+    let passed = if !is_socket(fd) {
+        Some(NOT_SOCKET)
+    } else if user_nonblock && !for_poll {
+        Some(OWN_NONBLOCK)
+    } else {
+        None
+    };
+    let mut registration = slot.lock();
+    if let Some(bit) = passed {
+        slot.mark(generation, bit);
         return None;
     }
-    let slot = fds::slot(fd)?;
-    let mut registration = slot.lock();
     if slot.state() & MANAGED != 0 {
-        return Some(slot);
+        return Some(());
+    }
+    if slot.generation() != generation {
+        return None;
     }
     if !user_nonblock {
         let flags = c_ulong::try_from(flags | libc::O_NONBLOCK).ok()?;
@@ -110,7 +126,7 @@ fn adopt(fd: c_int, for_poll: bool) -> Option<&'static Slot> {
         user_nonblock,
         [timeout(fd, libc::SO_RCVTIMEO), timeout(fd, libc::SO_SNDTIMEO)],
     );
-    Some(slot)
+    Some(())
 }
 
 /// Marks `new`, a duplicate of the managed `old`, managed too: it shares
