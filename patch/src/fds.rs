@@ -205,10 +205,15 @@ pub(crate) fn managed(fd: c_int) -> Option<&'static Slot> {
 }
 
 /// `fd`'s slot, allocating its page on first use.
+#[inline]
 pub(crate) fn slot(fd: c_int) -> Option<&'static Slot> {
-    if let Some(slot) = existing(fd) {
-        return Some(slot);
-    }
+    existing(fd).or_else(|| allocate(fd))
+}
+
+/// `fd`'s slot, after allocating its page (unless a racing call did).
+#[cold]
+#[inline(never)]
+fn allocate(fd: c_int) -> Option<&'static Slot> {
     let (page, offset) = position(fd)?;
     let fresh: Box<[Slot]> = (0..PAGE).map(|_| Slot::default()).collect();
     let fresh = Box::into_raw(fresh).cast::<Slot>();
