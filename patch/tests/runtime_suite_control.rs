@@ -1,9 +1,9 @@
 //! The rest of the runtime's suites with greenloop-patch installed (see
 //! `runtime_suite.rs`), but `stack_capacity`, which parks up to 200,000
-//! green threads that make no interposed call: both models on one loop,
-//! green thread control (cancel, shield, timeout), the dump, the
-//! blocked-loop monitor, streams, primitives under foreign wakers
-//! (futures' and tokio's executors), and the public API's remaining
+//! green threads that make no interposed call, and the dump and monitor
+//! (`runtime_suite_dump.rs`): both models on one loop, green thread
+//! control (cancel, shield, timeout), streams, primitives under foreign
+//! wakers (futures' and tokio's executors), and the public API's remaining
 //! corners.
 
 #![allow(dead_code, unused_imports, reason = "the included suites' helpers")]
@@ -14,12 +14,8 @@ mod install;
 
 #[path = "../../runtime/tests/context.rs"]
 mod context;
-#[path = "../../runtime/tests/dump.rs"]
-mod dump;
 #[path = "../../runtime/tests/green_control.rs"]
 mod green_control;
-#[path = "../../runtime/tests/monitor.rs"]
-mod monitor;
 #[path = "../../runtime/tests/public_api.rs"]
 mod public_api;
 #[path = "../../runtime/tests/streams.rs"]
