@@ -9,9 +9,9 @@ use std::sync::Arc;
 use greenloop_runtime::reactor::{Inject, IoKey, Reactor};
 use libc::{c_int, c_ulong, c_void, socklen_t};
 
-use crate::fds::{self, Slot, USER_NONBLOCK};
+use crate::fds::{self, MANAGED, Slot, USER_NONBLOCK};
 use crate::manage::{duration_of, inherit};
-use crate::real;
+use crate::{owned, real};
 
 /// `close(2)`: a managed socket is deregistered and every green thread
 /// parked on it wakes with `EBADF`, before libc closes it.
@@ -21,37 +21,44 @@ use crate::real;
 /// As for `close(2)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn close(fd: c_int) -> c_int {
-    if let Some(slot) = fds::managed(fd) {
-        forget(slot);
+    if let Some(slot) = fds::known(fd) {
+        forget(fd, slot);
     }
     // SAFETY: the caller's contract is close(2)'s.
     unsafe { real::close(fd) }
 }
 
-/// Forgets a managed fd that is about to be closed or replaced: its
-/// registration is removed on its reactor's thread, its waiters woken.
-fn forget(slot: &Slot) {
-    let (registration, waiters) = slot.forget();
-    if let Some(registration) = registration {
-        // On the owner thread too: the removal runs in the reactor's next
-        // turn, which needs no access to the reactor's thread-local here
-        // (a close may run in a thread-local destructor).
-        registration.remote.inject(Arc::new(Deregister(registration.key)));
+/// Forgets the managed `fd`, which is about to be closed or replaced: its
+/// registration is removed on its reactor's thread, and the green threads
+/// parked on it wake (at once when this is that thread).
+fn forget(fd: c_int, slot: &Slot) {
+    let (generation, registration) = slot.forget();
+    let Some(registration) = registration else { return };
+    if Reactor::current_id() == Some(registration.remote.id()) {
+        owned::wake(owned::remove(fd, generation));
     }
-    for waker in waiters.into_iter().flatten() {
-        waker.wake();
-    }
+    // On the owner thread too: the removal runs in the reactor's next
+    // turn, which needs no access to the reactor's thread-local here (a
+    // close may run in a thread-local destructor).
+    let key = registration.key;
+    registration.remote.inject(Arc::new(Forget { fd, generation, key }));
 }
 
-/// Removes a closed fd's registration from its reactor.
-struct Deregister(IoKey);
+/// Removes a closed fd's registration from its reactor, on its thread, and
+/// wakes the green threads parked on it.
+struct Forget {
+    fd: c_int,
+    generation: u64,
+    key: IoKey,
+}
 
-impl Inject for Deregister {
+impl Inject for Forget {
     fn run(self: Arc<Self>) {
+        owned::wake(owned::remove(self.fd, self.generation));
         if let Some(reactor) = Reactor::existing() {
             // The fd is closed: the kernel dropped it from epoll already,
             // so only the reactor's own record goes.
-            let _ = reactor.deregister(self.0, &mut Closed);
+            let _ = reactor.deregister(self.key, &mut Closed);
         }
     }
 }
@@ -104,9 +111,9 @@ pub unsafe extern "C" fn dup(fd: c_int) -> c_int {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
     if old != new
-        && let Some(slot) = fds::managed(new)
+        && let Some(slot) = fds::known(new)
     {
-        forget(slot);
+        forget(new, slot);
     }
     // SAFETY: the caller's contract is dup2(2)'s.
     let new = unsafe { real::dup2(old, new) };
@@ -121,9 +128,9 @@ pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
     if old != new
-        && let Some(slot) = fds::managed(new)
+        && let Some(slot) = fds::known(new)
     {
-        forget(slot);
+        forget(new, slot);
     }
     // SAFETY: the caller's contract is dup3(2)'s.
     let new = unsafe { real::dup3(old, new, flags) };
@@ -136,6 +143,10 @@ fn duplicated(old: c_int, new: c_int) -> c_int {
         && new != old
         && let Some(slot) = fds::managed(old)
     {
+        if let Some(stale) = fds::known(new) {
+            // Closed behind the patch's back (a raw syscall): forget it now.
+            forget(new, stale);
+        }
         inherit(slot, new);
     }
     new
@@ -158,6 +169,12 @@ pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
     // SAFETY: the caller's contract is fcntl(2)'s.
     let call = |arg| unsafe { real::fcntl(fd, cmd, arg) };
     let Some(slot) = fds::managed(fd) else {
+        if cmd == libc::F_SETFL
+            && let Some(slot) = fds::known(fd)
+        {
+            // Its O_NONBLOCK may change: the next green call looks again.
+            forget(fd, slot);
+        }
         return call(arg);
     };
     match cmd {
@@ -210,6 +227,12 @@ pub unsafe extern "C" fn ioctl(fd: c_int, request: c_ulong, arg: *mut c_void) ->
         slot.set_user_nonblock(on);
         return 0;
     }
+    if request == libc::FIONBIO
+        && let Some(slot) = fds::known(fd).filter(|slot| slot.state() & MANAGED == 0)
+    {
+        // As for F_SETFL: the next green call looks again.
+        forget(fd, slot);
+    }
     // SAFETY: the caller's contract is ioctl(2)'s.
     unsafe { real::ioctl(fd, request, arg) }
 }
@@ -237,11 +260,15 @@ pub unsafe extern "C" fn setsockopt(
     };
     if result == 0
         && len as usize >= size_of::<libc::timeval>()
-        && let Some(slot) = fds::managed(fd)
+        && let Some(slot) = fds::existing(fd)
     {
         // SAFETY: the kernel accepted `value` as a timeval.
         let timeval = unsafe { value.cast::<libc::timeval>().read_unaligned() };
-        slot.lock().timeouts[direction] = duration_of(&timeval);
+        // Under the lock that adopting takes, which reads the timeouts.
+        let _adopting = slot.lock();
+        if slot.state() & MANAGED != 0 {
+            slot.set_timeout(direction, duration_of(&timeval));
+        }
     }
     result
 }

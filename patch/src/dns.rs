@@ -1,7 +1,8 @@
 //! The interposed `getaddrinfo`: in a green thread, the lookup runs on the
 //! blocking pool ([`spawn_blocking`]) and only the green thread waits, so
 //! a slow resolver never stalls the loop. `freeaddrinfo` is libc's, as the
-//! list comes from libc's `getaddrinfo` on the pool thread.
+//! list comes from libc's `getaddrinfo` on the pool thread; a list whose
+//! green thread was cancelled at shutdown meanwhile is freed with the job.
 
 use std::ffi::CStr;
 
@@ -57,7 +58,7 @@ pub unsafe extern "C" fn getaddrinfo(
     match gate::park(|| job.join()) {
         Some(Ok((code, list))) => {
             // SAFETY: `res` is non-null and writable (contract).
-            unsafe { *res = list as *mut addrinfo };
+            unsafe { *res = list.into_raw() };
             code
         }
         Some(Err(_)) => {
@@ -71,8 +72,33 @@ pub unsafe extern "C" fn getaddrinfo(
     }
 }
 
-/// libc's lookup, on a pool thread: its code and list (as an address).
-fn lookup(node: Option<&CStr>, service: Option<&CStr>, hints: Option<Hints>) -> (c_int, usize) {
+/// A list from libc's `getaddrinfo`, freed on drop unless handed on.
+struct AddrList(*mut addrinfo);
+
+// SAFETY: the list is plain heap memory that no other thread refers to;
+// whoever holds the `AddrList` owns it.
+unsafe impl Send for AddrList {}
+
+impl AddrList {
+    /// The list, now the caller's to free.
+    fn into_raw(self) -> *mut addrinfo {
+        let list = self.0;
+        std::mem::forget(self);
+        list
+    }
+}
+
+impl Drop for AddrList {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            // SAFETY: a list from getaddrinfo(3), owned here, freed once.
+            unsafe { libc::freeaddrinfo(self.0) };
+        }
+    }
+}
+
+/// libc's lookup, on a pool thread: its code and list.
+fn lookup(node: Option<&CStr>, service: Option<&CStr>, hints: Option<Hints>) -> (c_int, AddrList) {
     let as_ptr = |name: Option<&CStr>| name.map_or(std::ptr::null(), CStr::as_ptr);
     // SAFETY: all-zero is a valid addrinfo (null pointers, zero fields).
     let mut raw: addrinfo = unsafe { std::mem::zeroed() };
@@ -86,5 +112,5 @@ fn lookup(node: Option<&CStr>, service: Option<&CStr>, hints: Option<Hints>) -> 
     let mut list: *mut addrinfo = std::ptr::null_mut();
     // SAFETY: valid strings or null, valid hints or null, a writable `list`.
     let code = unsafe { real::getaddrinfo(as_ptr(node), as_ptr(service), hints, &raw mut list) };
-    (code, list as usize)
+    (code, AddrList(list))
 }

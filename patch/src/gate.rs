@@ -63,6 +63,14 @@ pub(crate) fn route() -> Route {
     }
 }
 
+/// Whether the caller is outside any green thread, where every call is
+/// libc's: the first half of [`route`], cheap enough to inline into each
+/// interposed call.
+#[inline(always)]
+pub(crate) fn off_green() -> bool {
+    green::hooks::state() == GreenState::Outside
+}
+
 /// The current green thread's id, 0 outside one.
 fn current_id() -> u64 {
     green::try_current().map_or(0, |thread| thread.id().as_u64().get())

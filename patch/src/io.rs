@@ -23,7 +23,7 @@ use crate::wait::blocking;
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, count: size_t) -> ssize_t {
     // SAFETY: the caller's contract is read(2)'s.
-    blocking(fd, Read, || unsafe { real::read(fd, buf, count) })
+    blocking(fd, Read, move || unsafe { real::read(fd, buf, count) })
 }
 
 /// `write(2)`, parking a green thread on a socket that would block.
@@ -34,7 +34,7 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, count: size_t) -> ssi
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, count: size_t) -> ssize_t {
     // SAFETY: the caller's contract is write(2)'s.
-    blocking(fd, Write, || unsafe { real::write(fd, buf, count) })
+    blocking(fd, Write, move || unsafe { real::write(fd, buf, count) })
 }
 
 /// `readv(2)`, parking a green thread on a socket that would block.
@@ -45,7 +45,7 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, count: size_t) -> 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, iovcnt: c_int) -> ssize_t {
     // SAFETY: the caller's contract is readv(2)'s.
-    blocking(fd, Read, || unsafe { real::readv(fd, iov, iovcnt) })
+    blocking(fd, Read, move || unsafe { real::readv(fd, iov, iovcnt) })
 }
 
 /// `writev(2)`, parking a green thread on a socket that would block.
@@ -56,7 +56,7 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, iovcnt: c_int) -> s
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, iovcnt: c_int) -> ssize_t {
     // SAFETY: the caller's contract is writev(2)'s.
-    blocking(fd, Write, || unsafe { real::writev(fd, iov, iovcnt) })
+    blocking(fd, Write, move || unsafe { real::writev(fd, iov, iovcnt) })
 }
 
 /// Whether `flags` ask a socket call not to block.
@@ -72,7 +72,7 @@ fn dontwait(flags: c_int) -> bool {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: size_t, flags: c_int) -> ssize_t {
     // SAFETY: the caller's contract is recv(2)'s.
-    let op = || unsafe { real::recv(fd, buf, len, flags) };
+    let op = move || unsafe { real::recv(fd, buf, len, flags) };
     if dontwait(flags) { op() } else { blocking(fd, Read, op) }
 }
 
@@ -84,7 +84,7 @@ pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: size_t, flags: c
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: size_t, flags: c_int) -> ssize_t {
     // SAFETY: the caller's contract is send(2)'s.
-    let op = || unsafe { real::send(fd, buf, len, flags) };
+    let op = move || unsafe { real::send(fd, buf, len, flags) };
     if dontwait(flags) { op() } else { blocking(fd, Write, op) }
 }
 
@@ -103,7 +103,7 @@ pub unsafe extern "C" fn recvfrom(
     addrlen: *mut socklen_t,
 ) -> ssize_t {
     // SAFETY: the caller's contract is recvfrom(2)'s.
-    let op = || unsafe { real::recvfrom(fd, buf, len, flags, addr, addrlen) };
+    let op = move || unsafe { real::recvfrom(fd, buf, len, flags, addr, addrlen) };
     if dontwait(flags) { op() } else { blocking(fd, Read, op) }
 }
 
@@ -122,7 +122,7 @@ pub unsafe extern "C" fn sendto(
     addrlen: socklen_t,
 ) -> ssize_t {
     // SAFETY: the caller's contract is sendto(2)'s.
-    let op = || unsafe { real::sendto(fd, buf, len, flags, addr, addrlen) };
+    let op = move || unsafe { real::sendto(fd, buf, len, flags, addr, addrlen) };
     if dontwait(flags) { op() } else { blocking(fd, Write, op) }
 }
 
@@ -134,7 +134,7 @@ pub unsafe extern "C" fn sendto(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
     // SAFETY: the caller's contract is recvmsg(2)'s.
-    let op = || unsafe { real::recvmsg(fd, msg, flags) };
+    let op = move || unsafe { real::recvmsg(fd, msg, flags) };
     if dontwait(flags) { op() } else { blocking(fd, Read, op) }
 }
 
@@ -146,7 +146,7 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> s
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
     // SAFETY: the caller's contract is sendmsg(2)'s.
-    let op = || unsafe { real::sendmsg(fd, msg, flags) };
+    let op = move || unsafe { real::sendmsg(fd, msg, flags) };
     if dontwait(flags) { op() } else { blocking(fd, Write, op) }
 }
 
@@ -158,7 +158,7 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) ->
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn accept(fd: c_int, addr: *mut sockaddr, addrlen: *mut socklen_t) -> c_int {
     // SAFETY: the caller's contract is accept(2)'s.
-    let op = || unsafe { real::accept(fd, addr, addrlen) } as ssize_t;
+    let op = move || unsafe { real::accept(fd, addr, addrlen) } as ssize_t;
     blocking(fd, Read, op) as c_int
 }
 
@@ -175,6 +175,6 @@ pub unsafe extern "C" fn accept4(
     flags: c_int,
 ) -> c_int {
     // SAFETY: the caller's contract is accept4(2)'s.
-    let op = || unsafe { real::accept4(fd, addr, addrlen, flags) } as ssize_t;
+    let op = move || unsafe { real::accept4(fd, addr, addrlen, flags) } as ssize_t;
     blocking(fd, Read, op) as c_int
 }

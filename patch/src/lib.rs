@@ -69,6 +69,7 @@ mod fds;
 mod gate;
 mod io;
 mod manage;
+mod owned;
 mod real;
 mod signal;
 mod sleep;

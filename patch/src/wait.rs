@@ -24,10 +24,10 @@ use greenloop_runtime::reactor::Direction;
 use greenloop_runtime::time::sleep_until;
 use libc::{c_int, ssize_t};
 
-use crate::fds::{Slot, index};
+use crate::fds::Slot;
 use crate::gate::Route;
-use crate::manage::{Green, route};
-use crate::{errno, fds, gate, real};
+use crate::manage::{self, Green};
+use crate::{errno, fds, gate, owned, real};
 
 /// Why a park ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,21 +45,45 @@ pub(crate) enum Woken {
 /// Runs the blocking socket call `op` on `fd` as its caller expects (see
 /// the module docs). `op` returns what libc's call returns, `-1` with
 /// `errno` on failure.
-pub(crate) fn blocking(fd: c_int, dir: Direction, mut op: impl FnMut() -> ssize_t) -> ssize_t {
+///
+/// Inlined into each interposed call, so that off green threads the call
+/// costs libc's plus one thread-local check; the rest is out of line.
+#[inline(always)]
+pub(crate) fn blocking(fd: c_int, dir: Direction, op: impl FnMut() -> ssize_t) -> ssize_t {
+    if gate::off_green() { libc_way(fd, dir, op) } else { in_green(fd, dir, op) }
+}
+
+/// [`blocking`] in a green thread: the green route if it has one.
+#[inline(never)]
+fn in_green(fd: c_int, dir: Direction, op: impl FnMut() -> ssize_t) -> ssize_t {
     match gate::route() {
         Route::Libc => {}
         Route::Green => {
-            if let Some(green) = route(fd, dir, false) {
+            if let Some(green) = manage::route(fd, dir, false) {
                 return green.run(dir, op);
             }
         }
         Route::Cancelled => return errno::fail(libc::ECANCELED),
     }
+    libc_way(fd, dir, op)
+}
+
+/// `op` as libc runs it, with the OS-thread wait of a managed fd after it.
+#[inline(always)]
+fn libc_way(fd: c_int, dir: Direction, mut op: impl FnMut() -> ssize_t) -> ssize_t {
     let result = op();
-    if result < 0 && errno::get() == libc::EAGAIN {
-        return os_wait(fd, dir, result, op);
+    if result < 0 {
+        return failed(fd, dir, result, op);
     }
     result
+}
+
+/// After `op` failed with `result` off the green path: a managed fd whose
+/// user believes it blocking waits for `dir` in `poll(2)` and retries.
+#[cold]
+#[inline(never)]
+fn failed(fd: c_int, dir: Direction, result: ssize_t, op: impl FnMut() -> ssize_t) -> ssize_t {
+    if errno::get() == libc::EAGAIN { os_wait(fd, dir, result, op) } else { result }
 }
 
 impl Green {
@@ -92,15 +116,11 @@ pub(crate) fn wait_any(waits: &[(&Green, Direction)], deadline: Option<Instant>)
     let woken = gate::park(|| {
         block_on(poll_fn(|cx| {
             for (green, dir) in waits {
-                let mut entry = green.slot.lock();
-                if green.slot.generation() != green.generation {
+                if !owned::set_waiter(green.fd, green.generation, *dir, cx.waker())
+                    || green.slot.generation() != green.generation
+                {
                     return Poll::Ready(Woken::Closed);
                 }
-                match &mut entry.waiters[index(*dir)] {
-                    Some(waker) if waker.will_wake(cx.waker()) => {}
-                    waiter => *waiter = Some(cx.waker().clone()),
-                }
-                drop(entry);
                 if green.reactor.poll_ready(green.key, *dir, cx).is_ready() {
                     return Poll::Ready(Woken::Ready);
                 }
@@ -113,10 +133,7 @@ pub(crate) fn wait_any(waits: &[(&Green, Direction)], deadline: Option<Instant>)
     })
     .unwrap_or(Woken::Cancelled);
     for (green, dir) in waits {
-        let mut entry = green.slot.lock();
-        if green.slot.generation() == green.generation {
-            entry.waiters[index(*dir)] = None;
-        }
+        owned::clear_waiter(green.fd, green.generation, *dir);
     }
     woken
 }
@@ -145,8 +162,7 @@ fn os_wait(fd: c_int, dir: Direction, result: ssize_t, mut op: impl FnMut() -> s
 
 /// The deadline of a call that starts now on `slot` in `dir`.
 pub(crate) fn deadline_of(slot: &Slot, dir: Direction) -> Option<Instant> {
-    let timeout = slot.lock().timeouts[index(dir)];
-    timeout.and_then(|timeout| Instant::now().checked_add(timeout))
+    slot.timeout(dir).and_then(|timeout| Instant::now().checked_add(timeout))
 }
 
 /// Blocks the OS thread in `poll(2)` until `fd` is ready for `dir`:

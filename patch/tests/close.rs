@@ -1,29 +1,42 @@
 //! `close` of a socket a green thread is parked on wakes it with `EBADF`,
 //! and a new socket under the same number starts with no stale readiness.
-//! Alone in its binary: it reuses an fd number on purpose, which other
-//! tests opening and closing fds at the same time would race with.
+//! In a binary of their own, one at a time: they close and reuse fd
+//! numbers on purpose, which other tests opening and closing fds at the
+//! same time would race with.
 
 mod util;
 
-use std::os::fd::{AsRawFd, IntoRawFd};
+use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use greenloop_runtime::green;
 use util::{pair, watchdog, write_later};
 
+/// Held by each test: one at a time.
+static ALONE: Mutex<()> = Mutex::new(());
+
+/// Spawns a green thread that reads a byte from `fd`: its `read`'s result
+/// and errno.
+fn reader(fd: RawFd) -> green::JoinHandle<(isize, Option<i32>)> {
+    green::spawn(move || {
+        let mut byte = 0u8;
+        // SAFETY: reads one byte into `byte` from `fd` (open, or closed
+        // meanwhile by the test: then EBADF).
+        let n = unsafe { libc::read(fd, (&raw mut byte).cast(), 1) };
+        (n, std::io::Error::last_os_error().raw_os_error())
+    })
+}
+
 #[test]
 fn close_wakes_a_parked_reader_and_a_reused_fd_starts_afresh() {
+    let _alone = ALONE.lock().unwrap_or_else(PoisonError::into_inner);
     greenloop_patch::install();
     watchdog(Duration::from_secs(30), || {
         let (server, client) = pair();
         let fd = server.into_raw_fd();
         green::run(move || {
-            let reader = green::spawn(move || {
-                let mut byte = 0u8;
-                // SAFETY: reads one byte into `byte` from an open fd.
-                let n = unsafe { libc::read(fd, (&raw mut byte).cast(), 1) };
-                (n, std::io::Error::last_os_error().raw_os_error())
-            });
+            let reader = reader(fd);
             green::sleep(Duration::from_millis(20));
             // SAFETY: closes the fd the reader waits on; nothing else owns it.
             assert_eq!(unsafe { libc::close(fd) }, 0);
@@ -41,6 +54,29 @@ fn close_wakes_a_parked_reader_and_a_reused_fd_starts_afresh() {
             // SAFETY: `fd` is the dup made above, owned here.
             assert_eq!(unsafe { libc::close(fd) }, 0);
             drop((peer.join().unwrap(), client, again));
+        });
+    });
+}
+
+#[test]
+fn close_on_another_os_thread_wakes_a_parked_reader() {
+    let _alone = ALONE.lock().unwrap_or_else(PoisonError::into_inner);
+    greenloop_patch::install();
+    watchdog(Duration::from_secs(30), || {
+        let (server, client) = pair();
+        let fd = server.into_raw_fd();
+        green::run(move || {
+            let reader = reader(fd);
+            green::sleep(Duration::from_millis(20));
+            let closer = std::thread::spawn(move || {
+                // SAFETY: closes the fd the reader waits on; nothing else owns it.
+                unsafe { libc::close(fd) }
+            });
+            // The reader wakes on this thread's reactor, from the closer's
+            // message; it must not wait for data that never comes.
+            assert_eq!(reader.join().unwrap(), (-1, Some(libc::EBADF)));
+            assert_eq!(closer.join().unwrap(), 0);
+            drop(client);
         });
     });
 }

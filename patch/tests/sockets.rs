@@ -90,9 +90,12 @@ fn a_socket_the_user_made_non_blocking_keeps_answering_eagain() {
 
             // Blocking: managed, parks.
             server.set_nonblocking(false).unwrap();
+            let (ticks, ticker) = ticker();
             let peer = write_later(client, Duration::from_millis(20), b"a");
             assert_eq!(server.read(&mut byte).unwrap(), 1);
+            assert!(ticks.get() > 0, "the read blocked the OS thread");
             assert!(!shows_nonblocking(fd));
+            ticker.join().unwrap();
 
             // Non-blocking again, while managed: EAGAIN, twice.
             server.set_nonblocking(true).unwrap();

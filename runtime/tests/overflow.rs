@@ -43,11 +43,20 @@ fn recurse(depth: u64) -> u64 {
     if std::hint::black_box(true) { recurse(depth + 1) + u64::from(frame[1]) } else { depth }
 }
 
+/// `name` as the test harness knows it: under this file's module when
+/// another crate includes it as one (greenloop-patch does).
+fn test_path(name: &str) -> String {
+    match module_path!().split_once("::") {
+        Some((_, module)) => format!("{module}::{name}"),
+        None => name.to_owned(),
+    }
+}
+
 /// Runs this test binary on test `name` only, as child `scenario`; returns
 /// its exit status and stderr. Kills it and fails after [`LIMIT`].
 fn run_child(name: &str, scenario: &str) -> (ExitStatus, String) {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .args(["--exact", &test_path(name), "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, scenario)
         .env("RUST_BACKTRACE", "0")
         .stdin(Stdio::null())
