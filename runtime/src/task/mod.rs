@@ -52,6 +52,7 @@ mod state;
 mod tests;
 
 pub use join::{JoinError, JoinHandle};
+pub(crate) use raw::RawTask;
 pub(crate) use raw::is_task_waker;
 pub(crate) use state::check_ref_overflow;
 
