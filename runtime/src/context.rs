@@ -42,6 +42,23 @@
 //! the remote path, and the inner context routes them to the outer's run
 //! queues.
 //!
+//! # What stays outside the context
+//!
+//! Two per-thread records keep thread-locals of their own. The reactor
+//! (`reactor/mod.rs`): plain `block_on` on a thread with no runtime needs
+//! it, and every context of the thread shares it, as do the executors that
+//! outlive a loop (`task::Runtime`). And the record of the running green
+//! thread that the `SIGSEGV` handler reads to name an overflow
+//! (`green/overflow.rs`): the handler runs at any instruction of this
+//! thread, so what it reads must be valid at every one of them. A
+//! const-initialised thread-local `Cell` of plain data, written with a
+//! signal fence around each resume, is; a field of the context would be
+//! reached through `CONTEXT` and would then be only as valid as the
+//! context's own lifetime rules (set and cleared by `Entered`, torn down
+//! with green threads still running destructors on their stacks), which
+//! the handler would have to re-argue. Keeping it separate costs
+//! `overflow::enter` and `leave` one thread-local access each per resume.
+//!
 //! # Unsafe invariants
 //!
 //! `CONTEXT` points at the context whose loop runs on this thread, and is
