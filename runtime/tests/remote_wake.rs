@@ -27,7 +27,7 @@ fn parked_green_thread_of_an_ended_loop() -> green::Thread {
     greenloop_runtime::run(|| {
         let handle = green::spawn(green::park);
         green::yield_now(); // let it start and park
-        handle.thread().clone()
+        handle.thread()
     })
 }
 
@@ -133,5 +133,36 @@ fn a_task_woken_as_its_runtime_shuts_down_is_dropped() {
         greenloop_runtime::run(|| green::sleep(Duration::from_millis(1)));
         assert!(dropped_wakes() > dropped, "the wake of the shut-down task was not dropped");
         assert!(greenloop_runtime::block_on(handle).unwrap_err().is_cancelled());
+    });
+}
+
+/// A closure and a green thread's wake sent in one burst share a drain of
+/// the mailbox: one eventfd write; the closure runs in the turn, and the
+/// wake is routed to the green thread.
+#[test]
+fn a_closure_and_a_wake_in_one_burst_are_both_delivered() {
+    use greenloop_runtime::shard::Shard;
+    watchdog(|| {
+        greenloop_runtime::run(|| {
+            let ran = Arc::new(AtomicBool::new(false));
+            let parked = green::spawn(green::park);
+            green::yield_now(); // it starts and parks
+            let (shard, thread) = (Shard::current().unwrap(), parked.thread());
+            let remote = Reactor::current().remote().clone();
+            let sent = remote.wakes_sent();
+            // This OS thread waits meanwhile: no drain between the two.
+            std::thread::spawn({
+                let ran = ran.clone();
+                move || {
+                    drop(shard.spawn(move || ran.store(true, Ordering::Release)));
+                    thread.unpark();
+                }
+            })
+            .join()
+            .unwrap();
+            assert_eq!(remote.wakes_sent() - sent, 1, "one burst, one eventfd write");
+            parked.join().unwrap();
+            assert!(ran.load(Ordering::Acquire), "the closure did not run");
+        });
     });
 }

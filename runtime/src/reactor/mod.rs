@@ -70,7 +70,6 @@ pub struct Reactor {
     /// Reused buffers, so a turn does not allocate in steady state.
     to_wake: RefCell<Vec<Waker>>,
     to_inject: RefCell<Vec<Arc<dyn Inject>>>,
-    drained: RefCell<Vec<Wake>>,
     /// Green and task wakes from the mailbox, for the context to route
     /// (`take_woken`); tasks of executors that run in no loop stay here.
     woken: RefCell<Vec<Wake>>,
@@ -103,7 +102,6 @@ impl Reactor {
             remote: Remote::new(waker, id),
             to_wake: RefCell::new(Vec::new()),
             to_inject: RefCell::new(Vec::new()),
-            drained: RefCell::new(Vec::new()),
             woken: RefCell::new(Vec::new()),
             executors: RefCell::new(Vec::new()),
         })
@@ -327,16 +325,21 @@ impl Reactor {
 
     // ----- remote wakes ----------------------------------------------------
 
-    /// Takes the mailbox: closures to `to_inject`, green and task wakes to
-    /// the `woken` list.
+    /// Takes the mailbox: green and task wakes to the `woken` list, and
+    /// closures, if any came, from there to `to_inject`.
     fn take_mailbox(&self, to_inject: &mut Vec<Arc<dyn Inject>>) {
-        let mut drained = self.drained.borrow_mut();
-        self.remote.drain_into(&mut drained);
         let mut woken = self.woken.borrow_mut();
-        for wake in drained.drain(..) {
-            match wake {
-                Wake::Run(item) => to_inject.push(item),
-                wake => woken.push(wake),
+        if !self.remote.drain_into(&mut woken) {
+            return;
+        }
+        let mut i = 0;
+        while i < woken.len() {
+            if matches!(woken[i], Wake::Run(_)) {
+                if let Wake::Run(item) = woken.remove(i) {
+                    to_inject.push(item);
+                }
+            } else {
+                i += 1;
             }
         }
     }

@@ -114,6 +114,9 @@ struct Inner {
     /// The owning reactor's id; `None` while the mailbox is in the pool.
     owner: Option<ReactorId>,
     wakes: Vec<Wake>,
+    /// Whether `wakes` holds a `Run` entry, so that the owner looks for
+    /// closures only when some came.
+    runs: bool,
     /// The owner's `Remote`, to notify after a push; `None` once closed.
     remote: Option<Arc<Remote>>,
 }
@@ -206,9 +209,16 @@ impl Remote {
     }
 
     /// Takes the queued wakes into `out` (owner side); re-arms `notify`.
-    pub(crate) fn drain_into(&self, out: &mut Vec<Wake>) {
+    /// Returns whether a closure (`Wake::Run`) came with them.
+    pub(crate) fn drain_into(&self, out: &mut Vec<Wake>) -> bool {
         self.notified.store(false, Ordering::Release);
-        out.append(&mut self.mailbox.lock().wakes);
+        let mut inner = self.mailbox.lock();
+        if out.is_empty() {
+            std::mem::swap(out, &mut inner.wakes); // buffers go round, no copy
+        } else {
+            out.append(&mut inner.wakes);
+        }
+        std::mem::take(&mut inner.runs)
     }
 
     /// Closes the mailbox as the reactor drops (owner side): drops what is
@@ -231,7 +241,8 @@ impl Mailbox {
 
     /// Makes `owner`, reached through `remote`, the mailbox's owner.
     fn open(&self, owner: ReactorId, remote: Arc<Remote>) {
-        *self.lock() = Inner { owner: Some(owner), wakes: Vec::new(), remote: Some(remote) };
+        *self.lock() =
+            Inner { owner: Some(owner), wakes: Vec::new(), runs: false, remote: Some(remote) };
     }
 
     /// Unowns the mailbox; drops (and counts) what was queued.
@@ -257,6 +268,7 @@ impl Mailbox {
         // mailbox meanwhile).
         let first = !remote.notified.swap(true, Ordering::AcqRel);
         let remote = first.then(|| remote.clone());
+        inner.runs |= matches!(wake, Wake::Run(_));
         inner.wakes.push(wake);
         drop(inner);
         if let Some(remote) = remote {
