@@ -29,7 +29,7 @@
 //! # When the target is gone
 //!
 //! One rule, for every entry: **a wake whose target no longer exists is
-//! dropped, and counted** ([`dropped`]).
+//! dropped, and counted** ([`dropped_wakes`]).
 //!
 //! * *The owner thread is gone* (its reactor dropped): the reactor closes
 //!   its mailbox as it drops, on the owner thread, dropping what was
