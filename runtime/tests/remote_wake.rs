@@ -170,3 +170,40 @@ fn a_closure_and_a_wake_in_one_burst_are_both_delivered() {
         });
     });
 }
+
+/// A wake for a green thread of an outer loop, arriving while an inner
+/// loop (`task::Runtime::block_on` inside a green thread) runs on the same
+/// OS thread, is routed by the inner loop to the outer loop's run queue,
+/// not dropped.
+#[test]
+fn a_wake_for_an_outer_loop_is_routed_by_the_inner_one() {
+    watchdog(|| {
+        let dropped = dropped_wakes();
+        greenloop_runtime::run(|| {
+            let parked = green::spawn(green::park);
+            green::yield_now(); // it starts and parks
+            let thread = parked.thread();
+            let unparked = Arc::new(AtomicBool::new(false));
+            let inner = task::Runtime::new().unwrap();
+            let waker = std::thread::spawn({
+                let unparked = unparked.clone();
+                move || {
+                    thread.unpark();
+                    unparked.store(true, Ordering::Release);
+                }
+            });
+            inner.block_on(async {
+                while !unparked.load(Ordering::Acquire) {
+                    task::yield_now().await;
+                }
+                // The wake is in the mailbox: this sleep's reactor turn
+                // drains and routes it, inside the inner loop.
+                greenloop_runtime::time::sleep(Duration::from_millis(1)).await;
+            });
+            waker.join().unwrap();
+            assert_eq!(dropped_wakes(), dropped, "the inner loop dropped the outer's wake");
+            drop(inner);
+            parked.join().unwrap();
+        });
+    });
+}
