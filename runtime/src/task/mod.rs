@@ -134,7 +134,7 @@ impl Runtime {
 /// / [`crate::run`] loop.
 ///
 /// The bound keeps tasks movable between executors (shards); a wake from
-/// any thread reaches the task through its executor's remote queue.
+/// any thread reaches the task through its reactor's mailbox.
 ///
 /// # Panics
 ///
