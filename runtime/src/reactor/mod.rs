@@ -442,9 +442,13 @@ impl Reactor {
 }
 
 impl Drop for Reactor {
-    /// Closes the mailbox: wakes for this thread are dropped from now on.
+    /// Closes the mailbox: wakes for this thread are dropped from now on,
+    /// and so are, counted, the ones no context routed yet.
     fn drop(&mut self) {
         self.remote.close();
+        for wake in self.woken.get_mut().drain(..) {
+            drop_wake(wake);
+        }
     }
 }
 
