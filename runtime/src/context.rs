@@ -21,8 +21,16 @@
 //! Green threads and tasks thus take turns in batches of at most `BUDGET`
 //! each: a green thread that yields in a loop delays tasks by one batch at
 //! most, and the reverse. `epoll_wait` blocks only when both queues are
-//! empty; the remote queues (wakes from other threads) are drained after
-//! every reactor turn, as they wake the reactor's eventfd.
+//! empty.
+//!
+//! Wakes from other threads arrive in the reactor's mailbox
+//! (`reactor/remote.rs`, which states the rule for wakes whose target is
+//! gone); after each reactor turn, and as a loop starts, the context
+//! routes each to the run queue it names: its own scheduler's or
+//! executor's, or those of an outer context on this thread (contexts
+//! nest, below). A wake whose scheduler or executor no longer lives is
+//! dropped there; a task of an executor that lives but runs in no loop
+//! now stays with the reactor for the next context that runs it.
 //!
 //! A wake on this thread of a green thread or task of this context is a push
 //! on its run queue: a green thread that `block_on`s a task's handle, or a
@@ -30,8 +38,26 @@
 //!
 //! Contexts nest: `task::Runtime::block_on` inside a green thread (or
 //! `green::run` inside a task of `block_on`) runs a new context until it
-//! returns, as the old per-model loops did; wakes of the outer context's
-//! threads and tasks meanwhile take its remote path.
+//! returns; wakes of the outer context's threads and tasks meanwhile take
+//! the remote path, and the inner context routes them to the outer's run
+//! queues.
+//!
+//! # What stays outside the context
+//!
+//! Two per-thread records keep thread-locals of their own. The reactor
+//! (`reactor/mod.rs`): plain `block_on` on a thread with no runtime needs
+//! it, and every context of the thread shares it, as do the executors that
+//! outlive a loop (`task::Runtime`). And the record of the running green
+//! thread that the `SIGSEGV` handler reads to name an overflow
+//! (`green/overflow.rs`): the handler runs at any instruction of this
+//! thread, so what it reads must be valid at every one of them. A
+//! const-initialised thread-local `Cell` of plain data, written with a
+//! signal fence around each resume, is; a field of the context would be
+//! reached through `CONTEXT` and would then be only as valid as the
+//! context's own lifetime rules (set and cleared by `Entered`, torn down
+//! with green threads still running destructors on their stacks), which
+//! the handler would have to re-argue. Keeping it separate costs
+//! `overflow::enter` and `leave` one thread-local access each per resume.
 //!
 //! # Unsafe invariants
 //!
@@ -41,7 +67,10 @@
 //! value before that frame ends, also when unwinding, after tearing down
 //! the context's green threads. Green threads and task polls run only
 //! inside `drive`, within that span, so every `&Context` obtained through
-//! [`Context::with`] is valid for the call.
+//! [`Context::with`] is valid for the call. A context's `outer` is the
+//! context `CONTEXT` pointed at when it was entered: it outlives the inner
+//! one (it is restored only when the inner one ends), so the chain of
+//! `outer`s from the running context holds live contexts only.
 
 use std::cell::Cell;
 use std::future::Future;
@@ -55,7 +84,7 @@ use crate::block_on::ThreadNotify;
 use crate::green::Config;
 use crate::green::scheduler::{NONE, Scheduler};
 use crate::monitor::{self, Watch};
-use crate::reactor::Reactor;
+use crate::reactor::{Reactor, Wake, drop_wake};
 use crate::task::Executor;
 
 /// Green resumes and task polls between two non-blocking reactor turns, so
@@ -84,6 +113,11 @@ pub(crate) struct Context<'a> {
     ticks: Cell<u32>,
     /// The id of the task being polled, for panic reports.
     running_task: Cell<Option<u64>>,
+    /// The context that was running on this thread when this one was
+    /// entered (module invariant), null if none.
+    outer: Cell<*const Context<'static>>,
+    /// Reused buffer for routing the reactor's woken list.
+    woken: std::cell::RefCell<Vec<Wake>>,
 }
 
 /// The main work of a loop: when the loop ends.
@@ -212,6 +246,8 @@ impl<'a> Context<'a> {
             task_entered: flags.1,
             ticks: Cell::new(0),
             running_task: Cell::new(None),
+            outer: Cell::new(ptr::null()),
+            woken: std::cell::RefCell::new(Vec::new()),
         }
     }
 
@@ -304,6 +340,7 @@ impl<'a> Context<'a> {
     fn drive_watched<W: Watch>(&self, main: &mut dyn Main, watch: &W) -> io::Result<()> {
         let main_key = main.green_key();
         let executor = self.executor;
+        self.route_woken();
         loop {
             if W::ON && main.is_woken() {
                 watch.main();
@@ -325,7 +362,6 @@ impl<'a> Context<'a> {
                 }
                 executor.run(task);
             }
-            executor.drain_remote();
             if self.green.is_idle() && executor.is_idle() && !main.is_woken() {
                 watch.idle();
                 self.turn(None)?;
@@ -380,9 +416,49 @@ impl<'a> Context<'a> {
     /// Turns the reactor, then queues what other threads woke meanwhile.
     fn turn(&self, timeout: Option<Duration>) -> io::Result<()> {
         self.reactor.turn(timeout)?;
-        self.green.drain_remote();
-        self.executor.drain_remote();
+        self.route_woken();
         Ok(())
+    }
+
+    /// Moves the green threads and tasks that other threads woke to the run
+    /// queues they name, in this context or an outer one (module docs).
+    #[inline]
+    fn route_woken(&self) {
+        let mut woken = self.woken.borrow_mut();
+        self.reactor.take_woken(&mut woken);
+        for wake in woken.drain(..) {
+            self.route(wake);
+        }
+    }
+
+    /// Queues one wake from another thread (see `route_woken`).
+    fn route(&self, wake: Wake) {
+        match wake {
+            Wake::Green(id, key) => match self.find(|c| c.green.id() == id) {
+                Some(c) => c.green.schedule(key),
+                None => drop_wake(wake),
+            },
+            Wake::Task(id, task) => match self.find(|c| c.executor.id() == id) {
+                Some(c) => c.executor.push(task),
+                None if self.reactor.has_executor(id) => {
+                    self.reactor.keep_woken(Wake::Task(id, task));
+                }
+                None => drop_wake(Wake::Task(id, task)),
+            },
+            Wake::Run(item) => item.run(),
+        }
+    }
+
+    /// The first context from this one outwards that `pred` accepts.
+    fn find(&self, pred: impl Fn(&Context<'_>) -> bool) -> Option<&Context<'_>> {
+        let mut context: &Context<'_> = self;
+        loop {
+            if pred(context) {
+                return Some(context);
+            }
+            // SAFETY: an outer context outlives this one (module invariant).
+            context = unsafe { context.outer.get().as_ref() }?;
+        }
     }
 }
 
@@ -400,6 +476,7 @@ impl<'a, 'e> Entered<'a, 'e> {
         // `context` ends (module invariant).
         let erased = ptr::from_ref(context).cast::<Context<'static>>();
         let outer = CONTEXT.with(|c| c.replace(erased));
+        context.outer.set(outer);
         Entered { context, outer }
     }
 }

@@ -1,12 +1,17 @@
-//! The atomics of the task and park state words, swappable for loom's.
+//! The atomics and locks of the task and park state words and of the
+//! remote wake queue, swappable for loom's.
 //!
 //! Normally these are std's. In the crate's unit tests built with
 //! `RUSTFLAGS="--cfg loom"` they are loom's, so the models in
-//! `task/loom_model.rs` and `green/park_state.rs` explore every interleaving
-//! of the real state-word code (see README.md, "loom models"). Only code
-//! the models exercise uses this module.
+//! `task/loom_model.rs`, `green/park_state.rs` and `reactor/remote/loom_model.rs`
+//! explore every interleaving of the real code (see README.md, "loom
+//! models"). Only code the models exercise uses this module.
 
 #[cfg(all(test, loom))]
-pub(crate) use loom::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+#[cfg(all(test, loom))]
+pub(crate) use loom::sync::{Mutex, MutexGuard};
 #[cfg(not(all(test, loom)))]
-pub(crate) use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+#[cfg(not(all(test, loom)))]
+pub(crate) use std::sync::{Mutex, MutexGuard};

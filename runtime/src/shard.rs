@@ -10,9 +10,10 @@
 //!   [`spawn`](Shard::spawn) runs a closure on that shard's thread, and
 //!   [`spawn_green`](Shard::spawn_green) / [`spawn_task`](Shard::spawn_task)
 //!   start a green thread or a task there; each returns a [`ShardHandle`]
-//!   to wait on. The closure goes through the reactor's remote path, the
-//!   same as a cross-thread wake, and runs inside a reactor turn of the
-//!   shard's loop, with its context current, so nothing else is shared.
+//!   to wait on. The closure goes through the shard's mailbox, the one
+//!   queue that cross-thread wakes of green threads and tasks take too
+//!   (`reactor/remote.rs`), and runs inside a reactor turn of the shard's
+//!   loop, with its context current, so nothing else is shared.
 //! * [`cpus`] and [`pin_current_thread`]: which cores this thread may use,
 //!   and `sched_setaffinity(2)` to keep a shard on its core (its caches,
 //!   its memory, its interrupts).
@@ -20,9 +21,9 @@
 //! ```text
 //!  shard 0 (CPU 0)                        shard 1 (CPU 1)
 //!  reactor + scheduler                    reactor + scheduler
-//!   shard1.spawn(f) ── Remote::inject ──▶  turn(): f() -> green::spawn / task::spawn_local
-//!   handle.join()   ◀── oneshot ────────  f's result
-//!   waker.wake()    ── Remote::inject ──▶  turn(): task or green thread queued
+//!   shard1.spawn(f) ── mailbox: Run(f) ──▶  turn(): f() -> green::spawn / task::spawn_local
+//!   handle.join()   ◀── oneshot ──────────  f's result
+//!   waker.wake()    ── mailbox: Green/Task ▶ after turn(): routed to its run queue
 //! ```
 //!
 //! # Why shards, not work stealing
@@ -91,8 +92,7 @@ impl Shard {
     ///
     /// If `f` panics, the panic is caught there (the shard keeps running)
     /// and the handle gives [`Lost`]. If the shard's thread has exited, `f`
-    /// never runs, is dropped with the last [`Shard`], and the handle gives
-    /// `Lost` then.
+    /// never runs: it is dropped here, and the handle gives `Lost`.
     pub fn spawn<F, T>(&self, f: F) -> ShardHandle<T>
     where
         F: FnOnce() -> T + Send + 'static,

@@ -357,8 +357,8 @@ fn unpark_from_foreign_os_thread() {
 
 /// A handle outliving its runtime: an unpark from another OS thread after
 /// the runtime ended goes nowhere, even though the next runtime on this OS
-/// thread has a parked thread in the same slot (and may reuse the first
-/// runtime's remote queue).
+/// thread has a parked thread in the same slot (and the same reactor's
+/// mailbox carries the wake to it).
 #[test]
 fn unpark_after_the_runtime_ended_goes_nowhere() {
     watchdog(|| {

@@ -1,7 +1,7 @@
 //! Stress on the cross-thread wake paths: four OS threads hammer tasks of
-//! one executor with wakes (the task state machine and the executor's
-//! remote queue) and green threads of one scheduler with unparks (the
-//! reactor's remote injection), racing every park and poll. Nothing may be
+//! one executor with wakes (the task state machine and the reactor's
+//! mailbox) and green threads of one scheduler with unparks (the same
+//! mailbox), racing every park and poll. Nothing may be
 //! lost (every waiter finishes: a lost wake is a watchdog timeout) and a
 //! burst of wakes must not queue a task twice (polls <= wakes + 1).
 //!

@@ -46,7 +46,7 @@
 //! * Every green thread has a `Send + Sync` [`Waker`] that
 //!   unparks it: timers, sockets, channels and foreign OS threads all wake it
 //!   the same way. A wake from another OS thread goes through the
-//!   scheduler's remote queue and the reactor's `eventfd`.
+//!   reactor's mailbox and its `eventfd`.
 //! * The scheduler is the green half of the thread's loop (see
 //!   [`crate::Runtime`]): tasks run beside green threads, in every entry
 //!   point, so a green thread can spawn and wait for tasks and back.

@@ -9,7 +9,8 @@
 //!
 //! A green thread leaves the queue by suspending in [`park`](super::park) and
 //! comes back when its waker runs [`Scheduler::schedule`], on this thread or,
-//! from another thread, through its remote queue.
+//! from another thread, through its reactor's mailbox, which the context
+//! routes (`reactor/remote.rs`).
 //!
 //! # Unsafe invariants
 //!
@@ -53,12 +54,12 @@ use corosensei::{Coroutine, CoroutineResult, Yielder};
 
 use super::join::{JoinHandle, Shared};
 use super::stack::{GreenStack, StackPool};
-use super::thread::{Control, RemoteQueue, Thread, ThreadId, WAKE, control_of};
+use super::thread::{Control, Thread, ThreadId, WAKE, control_of};
 use super::{Config, cancel, overflow};
 use crate::context::Context;
 use crate::dump::{self, Entry, Model, Noted, State};
 use crate::id::SchedulerId;
-use crate::reactor::Reactor;
+use crate::reactor::{MailboxRef, Reactor};
 use crate::slab::Slab;
 
 /// No green thread is running.
@@ -93,10 +94,9 @@ struct Slot {
 /// One OS thread's green scheduler.
 pub(crate) struct Scheduler {
     id: SchedulerId,
-    /// Keys of threads woken from other OS threads.
-    remote: &'static RemoteQueue,
-    /// Reused buffer for draining `remote`.
-    incoming: RefCell<Vec<usize>>,
+    /// The reactor's mailbox, which the threads' wakes from other OS
+    /// threads go through.
+    mailbox: MailboxRef,
     run_queue: RefCell<VecDeque<usize>>,
     threads: RefCell<Slab<Slot>>,
     stacks: RefCell<StackPool>,
@@ -131,8 +131,7 @@ impl Scheduler {
         let id = SchedulerId::next();
         Scheduler {
             id,
-            remote: RemoteQueue::acquire(id, reactor.remote().clone()),
-            incoming: RefCell::new(Vec::new()),
+            mailbox: reactor.remote().mailbox(),
             run_queue: RefCell::new(VecDeque::new()),
             threads: RefCell::new(Slab::new()),
             stacks: RefCell::new(StackPool::new(config.max_cached_stacks)),
@@ -155,13 +154,6 @@ impl Scheduler {
     #[inline]
     pub(crate) fn is_idle(&self) -> bool {
         self.run_queue.borrow().is_empty()
-    }
-
-    /// Moves threads woken on other OS threads to the run queue.
-    pub(crate) fn drain_remote(&self) {
-        let mut incoming = self.incoming.borrow_mut();
-        self.remote.drain_into(&mut incoming);
-        self.run_queue.borrow_mut().extend(incoming.drain(..));
     }
 
     /// Runs the thread at `key` until it suspends; `true` if it finished.
@@ -304,7 +296,7 @@ impl Scheduler {
         let (guard, usable) = (stack.guard(), stack.size());
         let mut threads = self.threads.borrow_mut();
         let key = threads.vacant_key();
-        let (shared, waker) = Shared::<T>::allocate(Control::new(name, key, self.id, self.remote));
+        let (shared, waker) = Shared::<T>::allocate(Control::new(name, key, self.id, self.mailbox));
         let done = CompleteOnDrop(ptr::from_ref(&*shared));
         let body = move |yielder: &Yielder<(), ()>, ()| {
             Scheduler::with(|s| s.map(|s| s.started(key, yielder)));
@@ -640,14 +632,6 @@ impl Drop for Running<'_> {
         self.0.current.set(NONE);
         self.0.current_waker.set(None);
         overflow::leave();
-    }
-}
-
-impl Drop for Scheduler {
-    /// Gives the remote queue back: later wakes for this scheduler are
-    /// dropped.
-    fn drop(&mut self) {
-        self.remote.release();
     }
 }
 

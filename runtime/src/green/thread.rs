@@ -27,7 +27,6 @@
 
 use std::fmt;
 use std::num::NonZeroU64;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::cancel::CancelState;
@@ -38,7 +37,7 @@ use super::scheduler::Scheduler;
 use std::task::Waker;
 
 use crate::id::SchedulerId;
-use crate::reactor::Remote;
+use crate::reactor::{MailboxRef, Wake};
 
 /// A unique identifier of a green thread, never reused in the process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -70,84 +69,13 @@ pub(crate) struct Control {
     /// The owning scheduler's id; a wake on its thread goes to its local
     /// queue directly.
     scheduler: SchedulerId,
-    /// The owning scheduler's cross-thread side (no reference count: see
-    /// [`RemoteQueue`]).
-    queue: &'static RemoteQueue,
+    /// The mailbox of the scheduler's reactor, for wakes from other threads
+    /// (no reference count: see `reactor/remote.rs`).
+    mailbox: MailboxRef,
     /// Cancel and timeout requests (see `cancel.rs`).
     cancel: CancelState,
     /// Green-thread-local values (see `local.rs`).
     locals: Locals,
-}
-
-/// The part of a green scheduler other threads reach: keys of threads
-/// woken from elsewhere, drained by the scheduler after each reactor turn.
-///
-/// Queues are never freed but reused: a scheduler takes one from a pool at
-/// start and returns it, emptied and unowned, at exit. Thread handles and
-/// wakers may outlive their scheduler, so they hold the queue with the
-/// scheduler's id, and a push for an id that no longer owns the queue is
-/// dropped (checked under the lock the scheduler takes to release it). So
-/// a spawn clones no `Arc`, and the memory kept is one queue per green
-/// runtime that ran at the same time as others, at most.
-#[derive(Debug)]
-pub(crate) struct RemoteQueue {
-    inner: Mutex<RemoteInner>,
-}
-
-#[derive(Debug, Default)]
-struct RemoteInner {
-    /// The owning scheduler's id; `None` while the queue is in the pool.
-    owner: Option<SchedulerId>,
-    keys: Vec<usize>,
-    /// The owner's reactor, woken after a push.
-    remote: Option<Arc<Remote>>,
-}
-
-/// Queues of finished schedulers, for reuse.
-static POOL: Mutex<Vec<&'static RemoteQueue>> = Mutex::new(Vec::new());
-
-impl RemoteQueue {
-    /// A queue owned by the scheduler `owner`, woken through `remote`.
-    pub(super) fn acquire(owner: SchedulerId, remote: Arc<Remote>) -> &'static RemoteQueue {
-        let pooled = POOL.lock().unwrap_or_else(PoisonError::into_inner).pop();
-        let queue = pooled.unwrap_or_else(|| {
-            Box::leak(Box::new(RemoteQueue { inner: Mutex::new(RemoteInner::default()) }))
-        });
-        *queue.lock() = RemoteInner { owner: Some(owner), keys: Vec::new(), remote: Some(remote) };
-        queue
-    }
-
-    /// Gives the queue back to the pool; later pushes for its owner are
-    /// dropped.
-    pub(super) fn release(&'static self) {
-        *self.lock() = RemoteInner::default();
-        POOL.lock().unwrap_or_else(PoisonError::into_inner).push(self);
-    }
-
-    /// Moves the queued keys to `keys` (which the owner passes in empty).
-    pub(super) fn drain_into(&self, keys: &mut Vec<usize>) {
-        std::mem::swap(keys, &mut self.lock().keys);
-    }
-
-    /// Queues `key` for `owner` and wakes its reactor, unless `owner` is
-    /// gone.
-    fn push(&self, owner: SchedulerId, key: usize) {
-        let remote = {
-            let mut inner = self.lock();
-            if inner.owner != Some(owner) {
-                return;
-            }
-            inner.keys.push(key);
-            inner.remote.clone()
-        };
-        if let Some(remote) = remote {
-            remote.notify();
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, RemoteInner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
-    }
 }
 
 impl Control {
@@ -155,7 +83,7 @@ impl Control {
         name: Option<String>,
         key: usize,
         scheduler: SchedulerId,
-        queue: &'static RemoteQueue,
+        mailbox: MailboxRef,
     ) -> Control {
         Control {
             state: ParkState::new(),
@@ -163,7 +91,7 @@ impl Control {
             name,
             key,
             scheduler,
-            queue,
+            mailbox,
             cancel: CancelState::default(),
             locals: Locals::default(),
         }
@@ -207,7 +135,7 @@ impl Control {
             _ => false,
         });
         if !queued {
-            self.queue.push(self.scheduler, self.key);
+            self.mailbox.push(Wake::Green(self.scheduler, self.key));
         }
     }
 

@@ -11,19 +11,22 @@
 //!            Reactor::turn(timeout)
 //!  ┌──────────────────────────────────────────────────────┐
 //!  │ epoll_wait(min(timeout, next timer))                 │
-//!  │   token = WAKE   -> run the injected closures        │
+//!  │   token = WAKE   -> take the mailbox (remote.rs)      │
 //!  │   token = k      -> io[k]: set readiness, take waker │
 //!  │ wheel.advance(now) -> take timer wakers              │
-//!  │ wake everything taken (no borrow held while waking)  │
+//!  │ wake everything taken (no borrow held while waking), │
+//!  │ run the injected closures, keep the green and task   │
+//!  │ wakes for the context to route                       │
 //!  └──────────────────────────────────────────────────────┘
 //! ```
 //!
 //! The reactor lives in a thread-local and is created on first use
 //! ([`Reactor::current`]). It is single-threaded (`!Send`); other threads
 //! reach it only through its [`Remote`] handle: its `eventfd` interrupts
-//! `epoll_wait`, after which the thread's loop drains the run queues'
-//! remote sides (see `context.rs`), and closures injected by
-//! [`Shard::spawn`](crate::shard::Shard::spawn) run inside the turn.
+//! `epoll_wait`, and its mailbox carries wakes of green threads and tasks,
+//! which the thread's context routes to their run queues (see
+//! `context.rs`), and closures injected by
+//! [`Shard::spawn`](crate::shard::Shard::spawn), run inside the turn.
 
 mod io;
 mod remote;
@@ -31,7 +34,8 @@ pub(crate) mod wheel;
 
 pub use crate::id::ReactorId;
 pub use io::{Direction, IoKey, ReadyEvent};
-pub use remote::{Inject, Remote};
+pub use remote::{Inject, Remote, dropped_wakes};
+pub(crate) use remote::{MailboxRef, Wake, drop_wake};
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -40,6 +44,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use std::{fmt, io as stdio};
 
+use crate::id::ExecutorId;
 use crate::slab::Slab;
 use io::IoState;
 use wheel::{TimerKey, Wheel};
@@ -65,6 +70,12 @@ pub struct Reactor {
     /// Reused buffers, so a turn does not allocate in steady state.
     to_wake: RefCell<Vec<Waker>>,
     to_inject: RefCell<Vec<Arc<dyn Inject>>>,
+    /// Green and task wakes from the mailbox, for the context to route
+    /// (`take_woken`); tasks of executors that run in no loop stay here.
+    woken: RefCell<Vec<Wake>>,
+    /// The executors alive on this thread: a remote wake of a task whose
+    /// executor is not listed is dropped (see `remote.rs`).
+    executors: RefCell<Vec<ExecutorId>>,
 }
 
 thread_local! {
@@ -88,9 +99,11 @@ impl Reactor {
             timers: RefCell::new(Wheel::new()),
             start: Instant::now(),
             turns: Cell::new(0),
-            remote: Arc::new(Remote::new(waker, id)),
+            remote: Remote::new(waker, id),
             to_wake: RefCell::new(Vec::new()),
             to_inject: RefCell::new(Vec::new()),
+            woken: RefCell::new(Vec::new()),
+            executors: RefCell::new(Vec::new()),
         })
     }
 
@@ -319,6 +332,69 @@ impl Reactor {
         Some(due.saturating_duration_since(Instant::now()))
     }
 
+    // ----- remote wakes ----------------------------------------------------
+
+    /// Takes the mailbox: green and task wakes to the `woken` list, and
+    /// closures, if any came, from there to `to_inject`.
+    fn take_mailbox(&self, to_inject: &mut Vec<Arc<dyn Inject>>) {
+        let mut woken = self.woken.borrow_mut();
+        if !self.remote.drain_into(&mut woken) {
+            return;
+        }
+        let mut i = 0;
+        while i < woken.len() {
+            if matches!(woken[i], Wake::Run(_)) {
+                if let Wake::Run(item) = woken.remove(i) {
+                    to_inject.push(item);
+                }
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Moves the green and task wakes that came from other threads to
+    /// `out` (owner side; the context routes them).
+    #[inline]
+    pub(crate) fn take_woken(&self, out: &mut Vec<Wake>) {
+        let mut woken = self.woken.borrow_mut();
+        if !woken.is_empty() {
+            std::mem::swap(&mut *woken, out);
+        }
+    }
+
+    /// Keeps a task's wake until a context runs its executor.
+    pub(crate) fn keep_woken(&self, wake: Wake) {
+        self.woken.borrow_mut().push(wake);
+    }
+
+    /// Lists a new executor of this thread.
+    pub(crate) fn add_executor(&self, id: ExecutorId) {
+        self.executors.borrow_mut().push(id);
+    }
+
+    /// Whether the executor `id` lives on this thread.
+    pub(crate) fn has_executor(&self, id: ExecutorId) -> bool {
+        self.executors.borrow().contains(&id)
+    }
+
+    /// Unlists an executor that shut down, dropping the wakes kept for it;
+    /// later ones are dropped when routed.
+    pub(crate) fn remove_executor(&self, id: ExecutorId) {
+        self.executors.borrow_mut().retain(|&e| e != id);
+        let kept = {
+            let mut woken = self.woken.borrow_mut();
+            let (kept, others) = std::mem::take(&mut *woken)
+                .into_iter()
+                .partition(|w| matches!(w, Wake::Task(e, _) if *e == id));
+            *woken = others;
+            kept
+        };
+        for wake in kept {
+            drop_wake(wake);
+        }
+    }
+
     // ----- the loop --------------------------------------------------------
 
     /// Waits for events for at most `timeout` (`None`: until something
@@ -346,7 +422,7 @@ impl Reactor {
                     let mut io = self.io.borrow_mut();
                     for event in events.iter() {
                         if event.token() == WAKE_TOKEN {
-                            self.remote.drain_into(&mut to_inject);
+                            self.take_mailbox(&mut to_inject);
                         } else if let Some(state) = io.get_mut(event.token().0) {
                             state.on_event(event, tick, &mut to_wake);
                         }
@@ -371,6 +447,17 @@ impl Reactor {
         *self.to_wake.borrow_mut() = to_wake;
         *self.to_inject.borrow_mut() = to_inject;
         polled.map(|()| ran)
+    }
+}
+
+impl Drop for Reactor {
+    /// Closes the mailbox: wakes for this thread are dropped from now on,
+    /// and so are, counted, the ones no context routed yet.
+    fn drop(&mut self) {
+        self.remote.close();
+        for wake in self.woken.get_mut().drain(..) {
+            drop_wake(wake);
+        }
     }
 }
 

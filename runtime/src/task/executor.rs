@@ -4,8 +4,9 @@
 //! them, beside green threads.
 //!
 //! A waker on this thread, while the executor is its context's, pushes onto
-//! the local queue; anywhere else it pushes onto `Shared::remote_queue` and
-//! wakes the reactor's `epoll_wait`.
+//! the local queue; anywhere else it pushes the task onto its reactor's
+//! mailbox (`reactor/remote.rs`), from which the context running this
+//! executor moves it to the local queue.
 //!
 //! # Unsafe invariants
 //!
@@ -23,8 +24,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::Location;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::{fmt, io};
 
 use super::JoinHandle;
@@ -32,19 +32,14 @@ use super::raw::{RawTask, Schedule};
 use crate::context::Context;
 use crate::dump::{self, Entry, Model, Noted, State};
 use crate::id::ExecutorId;
-use crate::reactor::{Reactor, Remote};
+use crate::reactor::{MailboxRef, Reactor, Wake};
 use crate::slab::Slab;
 
 /// The part of an executor that wakers on any thread reach.
 pub(crate) struct Shared {
     id: ExecutorId,
-    remote_queue: Mutex<Vec<RawTask>>,
-    /// Set (under the `remote_queue` lock) once the executor shut down.
-    closed: AtomicBool,
-    /// Whether `remote_queue` may hold tasks (set under its lock), so the
-    /// executor skips the lock when nothing came from other threads.
-    pending: AtomicBool,
-    remote: Arc<Remote>,
+    /// The reactor's mailbox, for wakes from other threads.
+    mailbox: MailboxRef,
 }
 
 impl Schedule for Shared {
@@ -64,16 +59,7 @@ impl Schedule for Shared {
             _ => Some(task),
         });
         if let Some(task) = task {
-            let mut queue = self.remote_queue.lock().unwrap_or_else(PoisonError::into_inner);
-            if self.closed.load(Ordering::Acquire) {
-                drop(queue);
-                drop(task); // the executor is gone; the future already was
-                return;
-            }
-            queue.push(task);
-            self.pending.store(true, Ordering::Release);
-            drop(queue);
-            self.remote.notify();
+            self.mailbox.push(Wake::Task(self.id, task));
         }
     }
 }
@@ -88,8 +74,6 @@ pub(crate) struct Executor {
     sites: RefCell<Vec<(&'static Location<'static>, Option<Noted>)>>,
     /// The registry key of the task being polled (`usize::MAX`: none).
     running: Cell<usize>,
-    /// Reused buffer for draining the remote queue.
-    incoming: RefCell<Vec<RawTask>>,
     /// Strong counts of `shared` that freed tasks gave back on this thread
     /// (module invariant 2), for the next spawns: a task's reference to
     /// the executor then costs no atomic operation in the steady state.
@@ -100,13 +84,9 @@ impl Executor {
     pub(crate) fn new() -> io::Result<Executor> {
         let reactor = Reactor::try_current()?;
         crate::panic::install_hook();
-        let shared = Arc::new(Shared {
-            id: ExecutorId::next(),
-            remote_queue: Mutex::new(Vec::new()),
-            closed: AtomicBool::new(false),
-            pending: AtomicBool::new(false),
-            remote: reactor.remote().clone(),
-        });
+        let shared =
+            Arc::new(Shared { id: ExecutorId::next(), mailbox: reactor.remote().mailbox() });
+        reactor.add_executor(shared.id);
         Ok(Executor {
             shared,
             reactor,
@@ -114,7 +94,6 @@ impl Executor {
             registry: RefCell::new(Slab::new()),
             sites: RefCell::new(Vec::new()),
             running: Cell::new(usize::MAX),
-            incoming: RefCell::new(Vec::new()),
             spare_refs: Cell::new(0),
         })
     }
@@ -233,20 +212,14 @@ impl Executor {
         self.queue.borrow().is_empty()
     }
 
-    /// Moves tasks woken on other threads to the local queue.
-    #[inline]
-    pub(crate) fn drain_remote(&self) {
-        if !self.shared.pending.load(Ordering::Acquire) {
-            return;
-        }
-        let mut incoming = self.incoming.borrow_mut();
-        {
-            let mut remote =
-                self.shared.remote_queue.lock().unwrap_or_else(PoisonError::into_inner);
-            self.shared.pending.store(false, Ordering::Relaxed);
-            std::mem::swap(&mut *incoming, &mut *remote);
-        }
-        self.queue.borrow_mut().extend(incoming.drain(..));
+    /// This executor's process-unique id.
+    pub(crate) fn id(&self) -> ExecutorId {
+        self.shared.id
+    }
+
+    /// Queues a task woken on another thread (the context routes it here).
+    pub(crate) fn push(&self, task: RawTask) {
+        self.queue.borrow_mut().push_back(task);
     }
 
     /// Cancels every live task, dropping its future on this thread, with
@@ -274,17 +247,10 @@ impl Executor {
         }
     }
 
-    /// Drops the queued tasks; wakes from other threads then drop theirs.
+    /// Drops the queued tasks and unlists the executor from its reactor:
+    /// wakes from other threads are dropped from now on (`remote.rs`).
     fn close_remote(&self) {
-        // From now on, wakes from other threads drop their reference
-        // instead of queueing on an executor that will never drain it.
-        let late = {
-            let mut remote =
-                self.shared.remote_queue.lock().unwrap_or_else(PoisonError::into_inner);
-            self.shared.closed.store(true, Ordering::Release);
-            std::mem::take(&mut *remote)
-        };
-        drop(late);
+        self.reactor.remove_executor(self.shared.id);
         let queued = std::mem::take(&mut *self.queue.borrow_mut());
         drop(queued);
     }

@@ -52,6 +52,7 @@ mod state;
 mod tests;
 
 pub use join::{JoinError, JoinHandle};
+pub(crate) use raw::RawTask;
 pub(crate) use raw::is_task_waker;
 pub(crate) use state::check_ref_overflow;
 
@@ -133,7 +134,7 @@ impl Runtime {
 /// / [`crate::run`] loop.
 ///
 /// The bound keeps tasks movable between executors (shards); a wake from
-/// any thread reaches the task through its executor's remote queue.
+/// any thread reaches the task through its reactor's mailbox.
 ///
 /// # Panics
 ///

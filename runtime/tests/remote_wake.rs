@@ -1,0 +1,209 @@
+//! Wakes from other OS threads go through the target thread's one mailbox
+//! (`reactor/remote.rs`), whose rule is: a wake whose target is gone is
+//! dropped, and counted (`reactor::dropped_wakes`). These tests send wakes
+//! after the target's loop, or its whole thread, ended, and one to a task
+//! runtime between two `block_on`s, whose wake must be kept.
+
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Poll, Waker};
+use std::time::Duration;
+
+use greenloop_runtime::reactor::{Reactor, dropped_wakes};
+use greenloop_runtime::{green, task};
+
+mod watchdog;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// Runs a test under the watchdog, one test at a time: `dropped_wakes` is
+/// process-wide, and each test here counts the drops it causes exactly.
+fn watchdog<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+    watchdog::watchdog(LIMIT, f)
+}
+
+/// Runs a green runtime whose one spawned green thread is parked when the
+/// runtime returns; gives back that thread's handle.
+fn parked_green_thread_of_an_ended_loop() -> green::Thread {
+    greenloop_runtime::run(|| {
+        let handle = green::spawn(green::park);
+        green::yield_now(); // let it start and park
+        handle.thread()
+    })
+}
+
+/// The loop that ran the green thread is gone but its OS thread lives: the
+/// wake reaches the thread's mailbox, and the next loop there drops it
+/// instead of running a stale slot.
+#[test]
+fn a_wake_after_its_loop_ended_is_dropped_by_the_next_loop() {
+    watchdog(|| {
+        let thread = parked_green_thread_of_an_ended_loop();
+        let remote = Reactor::current().remote().clone();
+        let (sent, dropped) = (remote.wakes_sent(), dropped_wakes());
+        std::thread::spawn(move || thread.unpark()).join().unwrap();
+        assert_eq!(remote.wakes_sent(), sent + 1, "the wake did not reach the mailbox");
+
+        // The next loop turns the reactor (the sleep) and routes the wake.
+        let ran = greenloop_runtime::run(|| {
+            green::sleep(Duration::from_millis(1));
+            7
+        });
+        assert_eq!(ran, 7);
+        assert_eq!(dropped_wakes(), dropped + 1, "the stale wake was not dropped");
+    });
+}
+
+/// The green thread's OS thread has exited: the wake is dropped on the
+/// waking thread, which neither panics nor writes a closed eventfd.
+#[test]
+fn a_wake_after_its_thread_exited_is_dropped_by_the_waker() {
+    watchdog(|| {
+        let (thread, remote) = std::thread::spawn(|| {
+            (parked_green_thread_of_an_ended_loop(), Reactor::current().remote().clone())
+        })
+        .join()
+        .unwrap();
+        let (sent, dropped) = (remote.wakes_sent(), dropped_wakes());
+        thread.unpark();
+        assert_eq!(dropped_wakes(), dropped + 1, "the wake for an exited thread was kept");
+        assert_eq!(remote.wakes_sent(), sent, "a closed mailbox wrote the eventfd");
+    });
+}
+
+/// A task runtime between two `block_on`s runs no loop, but its executor
+/// lives: a task woken from another thread then is kept and runs in the
+/// next `block_on`.
+#[test]
+fn a_task_woken_between_two_block_ons_runs_in_the_next() {
+    watchdog(|| {
+        let rt = task::Runtime::new().unwrap();
+        let ready = Arc::new(AtomicBool::new(false));
+        let (waker_tx, waker_rx) = std::sync::mpsc::channel::<Waker>();
+        let handle = rt
+            .block_on({
+                let ready = ready.clone();
+                async move {
+                    let handle = task::spawn_local(poll_fn(move |cx| {
+                        if ready.load(Ordering::Acquire) {
+                            return Poll::Ready(11);
+                        }
+                        let _ = waker_tx.send(cx.waker().clone());
+                        Poll::Pending
+                    }));
+                    task::yield_now().await; // the task polls once, pending
+                    Some(handle) // not bare: a returned future reads as a missing `.await`
+                }
+            })
+            .unwrap();
+        let waker = waker_rx.recv().unwrap();
+        let dropped = dropped_wakes();
+        std::thread::spawn(move || {
+            ready.store(true, Ordering::Release);
+            waker.wake();
+        })
+        .join()
+        .unwrap();
+        assert_eq!(rt.block_on(handle).unwrap(), 11);
+        assert_eq!(dropped_wakes(), dropped, "the kept task's wake was dropped");
+    });
+}
+
+/// A task runtime dropped with a task woken from another thread and not yet
+/// run: the task is cancelled, and the wake queued for it is dropped.
+#[test]
+fn a_task_woken_as_its_runtime_shuts_down_is_dropped() {
+    watchdog(|| {
+        let rt = task::Runtime::new().unwrap();
+        let (waker_tx, waker_rx) = std::sync::mpsc::channel::<Waker>();
+        let handle = rt
+            .block_on(async move {
+                let handle = task::spawn_local(poll_fn(move |cx| {
+                    let _ = waker_tx.send(cx.waker().clone());
+                    Poll::<()>::Pending
+                }));
+                task::yield_now().await;
+                Some(handle)
+            })
+            .unwrap();
+        let waker = waker_rx.recv().unwrap();
+        let dropped = dropped_wakes();
+        std::thread::spawn(move || waker.wake()).join().unwrap();
+        drop(rt);
+        // The wake sat in the mailbox; the next loop here routes it.
+        greenloop_runtime::run(|| green::sleep(Duration::from_millis(1)));
+        assert_eq!(dropped_wakes(), dropped + 1, "the shut-down task's wake was not dropped");
+        assert!(greenloop_runtime::block_on(handle).unwrap_err().is_cancelled());
+    });
+}
+
+/// A closure and a green thread's wake sent in one burst share a drain of
+/// the mailbox: one eventfd write; the closure runs in the turn, and the
+/// wake is routed to the green thread.
+#[test]
+fn a_closure_and_a_wake_in_one_burst_are_both_delivered() {
+    use greenloop_runtime::shard::Shard;
+    watchdog(|| {
+        greenloop_runtime::run(|| {
+            let ran = Arc::new(AtomicBool::new(false));
+            let parked = green::spawn(green::park);
+            green::yield_now(); // it starts and parks
+            let (shard, thread) = (Shard::current().unwrap(), parked.thread());
+            let remote = Reactor::current().remote().clone();
+            let sent = remote.wakes_sent();
+            // This OS thread waits meanwhile: no drain between the two.
+            std::thread::spawn({
+                let ran = ran.clone();
+                move || {
+                    drop(shard.spawn(move || ran.store(true, Ordering::Release)));
+                    thread.unpark();
+                }
+            })
+            .join()
+            .unwrap();
+            assert_eq!(remote.wakes_sent() - sent, 1, "one burst, one eventfd write");
+            parked.join().unwrap();
+            assert!(ran.load(Ordering::Acquire), "the closure did not run");
+        });
+    });
+}
+
+/// A wake for a green thread of an outer loop, arriving while an inner
+/// loop (`task::Runtime::block_on` inside a green thread) runs on the same
+/// OS thread, is routed by the inner loop to the outer loop's run queue,
+/// not dropped.
+#[test]
+fn a_wake_for_an_outer_loop_is_routed_by_the_inner_one() {
+    watchdog(|| {
+        let dropped = dropped_wakes();
+        greenloop_runtime::run(|| {
+            let parked = green::spawn(green::park);
+            green::yield_now(); // it starts and parks
+            let thread = parked.thread();
+            let unparked = Arc::new(AtomicBool::new(false));
+            let inner = task::Runtime::new().unwrap();
+            let waker = std::thread::spawn({
+                let unparked = unparked.clone();
+                move || {
+                    thread.unpark();
+                    unparked.store(true, Ordering::Release);
+                }
+            });
+            inner.block_on(async {
+                while !unparked.load(Ordering::Acquire) {
+                    task::yield_now().await;
+                }
+                // The wake is in the mailbox: this sleep's reactor turn
+                // drains and routes it, inside the inner loop.
+                greenloop_runtime::time::sleep(Duration::from_millis(1)).await;
+            });
+            waker.join().unwrap();
+            assert_eq!(dropped_wakes(), dropped, "the inner loop dropped the outer's wake");
+            drop(inner);
+            parked.join().unwrap();
+        });
+    });
+}
