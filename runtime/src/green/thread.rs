@@ -227,6 +227,12 @@ impl Control {
     pub(super) fn begin_wait(&self, tokens: u8) -> bool {
         self.state.begin_wait(tokens)
     }
+
+    /// Consumes `token` if it is set (see `ParkState::forget`).
+    #[inline]
+    pub(super) fn forget(&self, token: u8) {
+        self.state.forget(token);
+    }
 }
 
 /// A handle to a green thread: its id and name, and the way to unpark it.
