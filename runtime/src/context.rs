@@ -204,6 +204,12 @@ impl<'a> Context<'a> {
         self.executor
     }
 
+    /// The thread's reactor.
+    #[inline]
+    pub(crate) fn reactor(&self) -> &Reactor {
+        &self.reactor
+    }
+
     /// Whether a green entry point runs this context or an outer one.
     pub(crate) fn green_entered(&self) -> bool {
         self.green_entered

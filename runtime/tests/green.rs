@@ -1294,3 +1294,37 @@ fn waker_clones_will_wake_each_other() {
         });
     });
 }
+
+/// A burst of wakes resumes a waiting `block_on` once; the rest of the
+/// burst is no news to the re-poll that follows, so the next wait suspends
+/// instead of yielding and polling again for nothing: three polls, not four.
+#[test]
+fn a_burst_of_wakes_costs_one_re_poll() {
+    watchdog(|| {
+        green::run(|| {
+            let waker: Rc<RefCell<Option<Waker>>> = Rc::default();
+            let ready = Rc::new(Cell::new(false));
+            let polls = Rc::new(Cell::new(0));
+            let helper = {
+                let (waker, ready) = (waker.clone(), ready.clone());
+                green::spawn(move || {
+                    let burst = waker.borrow().clone().expect("the first poll stored its waker");
+                    for _ in 0..3 {
+                        burst.wake_by_ref();
+                    }
+                    green::yield_now();
+                    green::yield_now();
+                    ready.set(true);
+                    burst.wake();
+                })
+            };
+            block_on(poll_fn(|cx| {
+                polls.set(polls.get() + 1);
+                *waker.borrow_mut() = Some(cx.waker().clone());
+                if ready.get() { Poll::Ready(()) } else { Poll::Pending }
+            }));
+            helper.join().unwrap();
+            assert_eq!(polls.get(), 3, "pending, pending after the burst, ready");
+        });
+    });
+}

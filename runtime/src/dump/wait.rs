@@ -2,7 +2,8 @@
 //!
 //! A wait site notes its kind with [`note`] when its poll returns
 //! `Pending`: a plain write into the running green thread's slot or the
-//! running task's entry (no atomic), with the time and, for a green
+//! running task's entry (no atomic), with the loop's clock
+//! ([`Reactor::turn_time`](crate::reactor::Reactor::turn_time)) and, for a green
 //! thread, an approximate stack pointer for its stack use.
 
 use std::fmt;
@@ -111,7 +112,9 @@ pub(crate) fn note(wait: Wait) {
     let sp = std::ptr::addr_of!(marker) as usize;
     Context::with(|c| {
         if let Some(c) = c {
-            let noted = Noted { wait, since: Instant::now(), sp };
+            // The loop's clock, not a read of its own: at most one turn
+            // early, and free.
+            let noted = Noted { wait, since: c.reactor().turn_time(), sp };
             if !c.green().note_wait(noted) {
                 c.executor().note_wait(noted);
             }

@@ -7,18 +7,28 @@
 //! thread's (pooled) stack, and its coroutine in a box the scheduler reuses
 //! from finished threads.
 //!
+//! Every green thread's waker has the same vtable, whatever `T`: its
+//! functions see only the block's non-generic [`Header`] (control block,
+//! reference count, and the function that frees the whole block). So a
+//! green thread's waker is recognisable ([`is_green_waker`]), and the
+//! `sync` primitives may wake it in place under their lock, as they do
+//! task wakers (see `sync/spin.rs`): a green thread's wait takes no
+//! reference count.
+//!
 //! # Unsafe invariants
 //!
 //! 1. `Shared<T>` is a `Box` freed when its reference count `refs` drops to
-//!    zero. A count is owned by the [`JoinHandle`]'s [`SharedRef`] and by
-//!    each waker; the scheduler's slot holds one of the wakers. (A hand-made
-//!    count rather than an `Arc`: no weak count to release on the last drop,
-//!    and a spawn starts with both of its counts at once.)
+//!    zero, by its header's `free`, which is `Shared::<T>::free` for its
+//!    own `T`. A count is owned by the [`JoinHandle`]'s [`SharedRef`] and
+//!    by each waker; the scheduler's slot holds one of the wakers. (A
+//!    hand-made count rather than an `Arc`: no weak count to release on the
+//!    last drop, and a spawn starts with both of its counts at once.)
 //! 2. A green thread's waker is built here only, by [`Shared::allocate`] and
 //!    [`Shared::waker`]: its data pointer is the `Shared<T>` and owns one
-//!    count; the vtable functions are `Shared<T>`'s. `Shared<T>` is
-//!    `repr(C)` with its `Control` first, so the data pointer of such a
-//!    waker also points at a valid `Control` ([`Thread`] relies on this).
+//!    count; its vtable is [`VTABLE`]. `Shared<T>` and [`Header`] are
+//!    `repr(C)` with the header first in the block and the `Control` first
+//!    in the header, so the data pointer of such a waker points at a valid
+//!    `Header` and `Control` ([`Thread`] relies on this).
 
 use std::any::Any;
 use std::fmt;
@@ -41,10 +51,81 @@ pub type Result<T> = std::result::Result<T, Box<dyn Any + Send + 'static>>;
 /// One allocation per green thread: control block, waker and result slot.
 #[repr(C)]
 pub(super) struct Shared<T> {
+    header: Header,
+    join: Completion<Result<T>>,
+}
+
+/// The part of a [`Shared<T>`] that does not depend on `T`: what its
+/// wakers touch (invariant 2).
+#[repr(C)]
+pub(super) struct Header {
     control: Control,
     /// References: the handle's and the wakers' (invariant 1).
     refs: AtomicUsize,
-    join: Completion<Result<T>>,
+    /// Frees the whole block: `Shared::<T>::free` for the block's `T`.
+    free: unsafe fn(*const Header),
+}
+
+/// The one vtable of green threads' wakers (a `static`, so one address:
+/// `Waker::will_wake` and [`is_green_waker`] compare it).
+static VTABLE: RawWakerVTable = RawWakerVTable::new(
+    Header::waker_clone,
+    Header::waker_wake,
+    Header::waker_wake_by_ref,
+    Header::waker_drop,
+);
+
+/// Whether `waker` is a green thread's (made by this module), whose wake
+/// only sets its park word and queues the thread ([`Control::signal`]).
+/// The `sync` primitives wake such a waker in place under their lock and
+/// keep it registered, as they do task wakers (see `sync/spin.rs`).
+pub(crate) fn is_green_waker(waker: &Waker) -> bool {
+    ptr::eq(waker.vtable(), &VTABLE)
+}
+
+impl Header {
+    /// Releases one count, freeing the block on the last.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns a count of the live block at `this`.
+    unsafe fn release(this: *const Header) {
+        // SAFETY: our count keeps it alive until the decrement.
+        if unsafe { (*this).refs.fetch_sub(1, Ordering::Release) } != 1 {
+            return;
+        }
+        // Pairs with the other owners' releases: their uses of the block
+        // happen before the free, as in `Arc`.
+        atomic::fence(Ordering::Acquire);
+        // SAFETY: that was the last count; `free` is the block's own
+        // (invariant 1).
+        unsafe { ((*this).free)(this) }
+    }
+
+    unsafe fn waker_clone(data: *const ()) -> RawWaker {
+        // SAFETY: `data` is a live block's header (invariant 2).
+        let previous = unsafe { (*data.cast::<Header>()).refs.fetch_add(1, Ordering::Relaxed) };
+        check_ref_overflow(previous);
+        RawWaker::new(data, &VTABLE)
+    }
+
+    unsafe fn waker_wake(data: *const ()) {
+        // SAFETY: uses, then releases, the waker's count (invariant 2).
+        unsafe {
+            (*data.cast::<Header>()).control.signal(WAKE);
+            Header::release(data.cast());
+        }
+    }
+
+    unsafe fn waker_wake_by_ref(data: *const ()) {
+        // SAFETY: borrows the waker's count without releasing it.
+        unsafe { (*data.cast::<Header>()).control.signal(WAKE) };
+    }
+
+    unsafe fn waker_drop(data: *const ()) {
+        // SAFETY: releases the waker's count (invariant 2).
+        unsafe { Header::release(data.cast()) }
+    }
 }
 
 /// The [`JoinHandle`]'s counted reference to a `Shared<T>`.
@@ -68,8 +149,9 @@ impl<T> std::ops::Deref for SharedRef<T> {
 
 impl<T> Drop for SharedRef<T> {
     fn drop(&mut self) {
-        // SAFETY: we own one count (invariant 1).
-        unsafe { Shared::release(self.0.as_ptr()) }
+        // SAFETY: we own one count (invariant 1); the header is first in the
+        // `repr(C)` block.
+        unsafe { Header::release(self.0.as_ptr().cast()) }
     }
 }
 
@@ -77,38 +159,33 @@ impl<T: Send + 'static> Shared<T> {
     /// Allocates the block with two counts: the handle's reference and the
     /// waker for the scheduler's slot.
     pub(super) fn allocate(control: Control) -> (SharedRef<T>, Waker) {
-        let shared =
-            Box::new(Shared { control, refs: AtomicUsize::new(2), join: Completion::new() });
+        let header = Header { control, refs: AtomicUsize::new(2), free: Self::free };
+        let shared = Box::new(Shared { header, join: Completion::new() });
         let ptr = NonNull::from(Box::leak(shared));
         // SAFETY: the second count is the waker's (invariants 1 and 2).
-        let waker = unsafe { Waker::from_raw(RawWaker::new(ptr.as_ptr().cast(), Self::vtable())) };
+        let waker = unsafe { Waker::from_raw(RawWaker::new(ptr.as_ptr().cast(), &VTABLE)) };
         (SharedRef(ptr), waker)
     }
 }
 
 impl<T> Shared<T> {
-    /// Releases one count, freeing the block on the last.
+    /// Frees the block whose header is at `this`: a `Header`'s `free`.
     ///
     /// # Safety
     ///
-    /// The caller owns a count of the live `Shared<T>` at `this`.
-    unsafe fn release(this: *const Shared<T>) {
-        // SAFETY: our count keeps it alive until the decrement.
-        if unsafe { (*this).refs.fetch_sub(1, Ordering::Release) } != 1 {
-            return;
-        }
-        // Pairs with the other owners' releases: their uses of the block
-        // happen before the free, as in `Arc`.
-        atomic::fence(Ordering::Acquire);
-        // SAFETY: that was the last count, and the block is a leaked `Box`.
-        drop(unsafe { Box::from_raw(this.cast_mut()) });
+    /// `this` is the header of a leaked `Box<Shared<T>>` (this `T`), whose
+    /// last count was just released.
+    unsafe fn free(this: *const Header) {
+        // SAFETY: per the contract; the header is first in the `repr(C)`
+        // block, so the pointers are the same.
+        drop(unsafe { Box::from_raw(this.cast::<Shared<T>>().cast_mut()) });
     }
 }
 
 impl<T: Send + 'static> Shared<T> {
     /// The thread's control block.
     pub(super) fn control(&self) -> &Control {
-        &self.control
+        &self.header.control
     }
 
     /// Stores the result and wakes the joiner.
@@ -116,55 +193,13 @@ impl<T: Send + 'static> Shared<T> {
         self.join.complete(result);
     }
 
-    const VTABLE: RawWakerVTable = RawWakerVTable::new(
-        Self::waker_clone,
-        Self::waker_wake,
-        Self::waker_wake_by_ref,
-        Self::waker_drop,
-    );
-
-    /// The one vtable of `Shared<T>` wakers. Every waker and clone must
-    /// point at the same address, or `Waker::will_wake` (which compares
-    /// addresses) fails and waiters re-clone wakers needlessly: each `&CONST`
-    /// expression may be promoted to its own static, so all of them go
-    /// through this one non-inlined function.
-    #[inline(never)]
-    fn vtable() -> &'static RawWakerVTable {
-        &Self::VTABLE
-    }
-
     /// A new waker (one count) that wakes this thread's `block_on`.
     pub(super) fn waker(&self) -> Waker {
         // Relaxed, as in `Arc::clone`: the caller's count keeps it alive.
-        check_ref_overflow(self.refs.fetch_add(1, Ordering::Relaxed));
-        // SAFETY: the vtable functions below treat `data` as owning the
-        // count just taken (invariant 2), as RawWaker requires.
-        unsafe { Waker::from_raw(RawWaker::new(ptr::from_ref(self).cast(), Self::vtable())) }
-    }
-
-    unsafe fn waker_clone(data: *const ()) -> RawWaker {
-        // SAFETY: `data` is a live `Shared<T>` (invariant 2).
-        let previous = unsafe { (*data.cast::<Self>()).refs.fetch_add(1, Ordering::Relaxed) };
-        check_ref_overflow(previous);
-        RawWaker::new(data, Self::vtable())
-    }
-
-    unsafe fn waker_wake(data: *const ()) {
-        // SAFETY: uses, then releases, the waker's count (invariant 2).
-        unsafe {
-            (*data.cast::<Self>()).control.signal(WAKE);
-            Self::release(data.cast());
-        }
-    }
-
-    unsafe fn waker_wake_by_ref(data: *const ()) {
-        // SAFETY: borrows the waker's count without releasing it.
-        unsafe { (*data.cast::<Self>()).control.signal(WAKE) };
-    }
-
-    unsafe fn waker_drop(data: *const ()) {
-        // SAFETY: releases the waker's count (invariant 2).
-        unsafe { Self::release(data.cast()) }
+        check_ref_overflow(self.header.refs.fetch_add(1, Ordering::Relaxed));
+        // SAFETY: the vtable functions treat `data` as owning the count
+        // just taken (invariant 2), as RawWaker requires.
+        unsafe { Waker::from_raw(RawWaker::new(ptr::from_ref(self).cast(), &VTABLE)) }
     }
 }
 
@@ -273,7 +308,7 @@ impl<T: Send + 'static> JoinHandle<T> {
 
     /// The slot key of the thread in its scheduler.
     pub(super) fn key(&self) -> usize {
-        self.shared.control.key()
+        self.shared.header.control.key()
     }
 
     /// The result, if the thread finished and nobody took it yet.
@@ -294,7 +329,7 @@ impl<T: Send + 'static> JoinHandle<T> {
     /// [`shield`](super::shield) and the module docs of `green` for what
     /// happens to a running thread or one inside a foreign future.
     pub fn cancel(&self) {
-        super::cancel::cancel(&self.shared.control);
+        super::cancel::cancel(&self.shared.header.control);
     }
 
     /// Whether the thread has finished (its result is ready).
@@ -316,8 +351,8 @@ impl<T: Send + 'static> Future for JoinHandle<T> {
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinHandle")
-            .field("id", &self.shared.control.id())
-            .field("name", &self.shared.control.name())
+            .field("id", &self.shared.header.control.id())
+            .field("name", &self.shared.header.control.name())
             .finish_non_exhaustive()
     }
 }

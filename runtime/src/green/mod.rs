@@ -83,6 +83,7 @@ mod timeout;
 
 pub use cancel::{Cancelled, is_cancelled, shield};
 pub use group::{Group, Pool};
+pub(crate) use join::is_green_waker;
 pub use join::{Builder, JoinHandle, Result, spawn};
 pub use local::Local;
 pub use scope::{Scope, ScopedJoinHandle, scope};

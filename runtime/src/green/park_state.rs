@@ -68,6 +68,20 @@ impl ParkState {
     }
 }
 
+impl ParkState {
+    /// Consumes `token` if it is set, for a caller about to look at what it
+    /// waits for (a token set before that look is no news to it). A token
+    /// set concurrently is either cleared here, and the caller's look
+    /// (ordered after this exchange) sees what the signaller published
+    /// before it, or kept for the next wait.
+    #[inline]
+    pub(crate) fn forget(&self, token: u8) {
+        if self.0.load(Ordering::Relaxed) & token != 0 {
+            self.0.fetch_and(!token, Ordering::AcqRel);
+        }
+    }
+}
+
 /// `RUSTFLAGS="--cfg loom" cargo test -p greenloop-runtime --release --lib
 /// loom_model` (see README.md).
 #[cfg(all(test, loom))]

@@ -417,12 +417,22 @@ impl Scheduler {
     /// `block_on`'s wait for its waker: like `wait_current(WAKE)`, but a
     /// wake that already happened (a future that woke itself) yields to the
     /// other threads before the re-poll instead of spinning on the future.
+    ///
+    /// Wakes that come while the thread is queued or runs (the first wake
+    /// resumes it, the others of a burst set the token) are no news to the
+    /// re-poll that follows, so the token is forgotten before it: left set,
+    /// it would make the next wait yield and re-poll for nothing.
     pub(super) fn wait_wake_current(&self) -> bool {
-        match self.wait(WAKE) {
+        let waited = match self.wait(WAKE) {
             Some(true) => true,
             Some(false) => self.yield_current(),
-            None => false,
+            None => return false,
+        };
+        if let Some(control) = self.current_control() {
+            // SAFETY: the running thread's control block, alive while it runs.
+            unsafe { &*control }.forget(WAKE);
         }
+        waited
     }
 
     /// Waits for one of `tokens`: `Some(true)` after suspending,

@@ -119,6 +119,14 @@ impl Control {
 
     /// Sets `token` (UNPARK or WAKE); schedules the thread if it is
     /// suspended waiting for that token.
+    ///
+    /// It only sets the park word and queues the thread (on this thread's
+    /// run queue, or on its scheduler's remote queue): never user code,
+    /// never a `sync` primitive. The `sync` primitives wake a green
+    /// thread's waker under their lock ([`is_green_waker`]), which relies
+    /// on this.
+    ///
+    /// [`is_green_waker`]: super::is_green_waker
     pub(super) fn signal(&self, token: u8) {
         if self.state.signal(token) {
             self.schedule();
@@ -146,6 +154,12 @@ impl Control {
     #[inline]
     pub(super) fn begin_wait(&self, tokens: u8) -> bool {
         self.state.begin_wait(tokens)
+    }
+
+    /// Consumes `token` if it is set (see `ParkState::forget`).
+    #[inline]
+    pub(super) fn forget(&self, token: u8) {
+        self.state.forget(token);
     }
 }
 

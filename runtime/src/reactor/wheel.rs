@@ -57,6 +57,20 @@ const SLOT_MASK: u64 = SLOTS as u64 - 1;
 /// Number of levels; together they span `64^LEVELS = 2^36` ticks.
 const LEVELS: usize = 6;
 
+/// A list of timers, as an index into [`Wheel::heads`]: slot `s` of level
+/// `l` is `l * SLOTS + s`; then come the due and the overflow list.
+type List = u16;
+/// Deadline already reached at insertion; fires at the next advance.
+const DUE: List = (LEVELS * SLOTS) as List;
+/// Deadlines beyond the top level's range.
+const OVERFLOW: List = DUE + 1;
+/// Number of lists.
+const LISTS: usize = OVERFLOW as usize + 1;
+/// The "list" of a vacant entry, which is on the free list instead.
+const VACANT: List = OVERFLOW + 1;
+/// No entry: the end of a list.
+const NIL: u32 = u32::MAX;
+
 /// Identifies one inserted timer. Stale keys (fired or cancelled timers, or a
 /// slot reused later) are harmless: cancel/get_mut return None.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -67,44 +81,23 @@ pub(crate) struct TimerKey {
     generation: u32,
 }
 
-/// The intrusive list a timer is linked into.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum List {
-    /// Deadline already reached at insertion; fires at the next advance.
-    Due,
-    /// Slot `slot` of level `level`.
-    Slot {
-        /// Level index, `0..LEVELS`.
-        level: u8,
-        /// Slot index, `0..SLOTS`.
-        slot: u8,
-    },
-    /// Deadline beyond the top level's range.
-    Overflow,
-}
-
-/// A pending timer stored in the slab.
-struct Node<T> {
+/// One slab entry: a pending timer, or a vacant entry on the free list.
+/// Its generation outlives the timers occupying it.
+struct Entry<T> {
     /// Tick at which the timer is due.
     deadline: u64,
     /// Insertion sequence number, breaking ties between equal deadlines.
     seq: u64,
-    /// The list this node is linked into.
-    list: List,
-    /// Previous node in that list.
-    prev: Option<u32>,
-    /// Next node in that list.
-    next: Option<u32>,
-    /// The caller's payload.
-    value: T,
-}
-
-/// One slab slot; its generation outlives the timer occupying it.
-struct Entry<T> {
-    /// Bumped each time the slot is freed, invalidating older keys.
+    /// Bumped each time the entry is freed, invalidating older keys.
     generation: u32,
-    /// The timer, or `None` while the slot is on the free list.
-    node: Option<Node<T>>,
+    /// The list the timer is linked into; `VACANT` when free.
+    list: List,
+    /// Previous entry in that list (`NIL` at its head).
+    prev: u32,
+    /// Next entry in that list, or in the free list when vacant.
+    next: u32,
+    /// The caller's payload; `None` when vacant.
+    value: Option<T>,
 }
 
 /// A collected timer waiting to be fired: `(deadline, seq, key, value)`.
@@ -120,18 +113,14 @@ pub(crate) struct Wheel<T> {
     next_seq: u64,
     /// Slab of timer entries.
     entries: Vec<Entry<T>>,
-    /// Indices of vacant entries.
-    free: Vec<u32>,
-    /// Head of each slot's list, per level.
-    slots: [[Option<u32>; SLOTS]; LEVELS],
+    /// Head of the list of vacant entries (threaded through `next`).
+    free: u32,
+    /// Head of each list (see [`List`]).
+    heads: [u32; LISTS],
     /// Per-level bitmap of non-empty slots.
     occupied: [u64; LEVELS],
-    /// Head of the due list.
-    due: Option<u32>,
     /// Lower bound of the due list's deadlines (`u64::MAX` when empty).
     due_min: u64,
-    /// Head of the overflow list.
-    overflow: Option<u32>,
     /// Lower bound of the overflow list's deadlines, `> elapsed` (`u64::MAX` when empty).
     overflow_min: u64,
     /// Reused buffer of timers collected by `advance`.
@@ -155,12 +144,10 @@ impl<T> Wheel<T> {
             len: 0,
             next_seq: 0,
             entries: Vec::new(),
-            free: Vec::new(),
-            slots: [[None; SLOTS]; LEVELS],
+            free: NIL,
+            heads: [NIL; LISTS],
             occupied: [0; LEVELS],
-            due: None,
             due_min: u64::MAX,
-            overflow: None,
             overflow_min: u64::MAX,
             fired: Vec::new(),
         }
@@ -184,31 +171,38 @@ impl<T> Wheel<T> {
     /// Inserts a timer due at tick `deadline` (ticks are milliseconds for the
     /// caller, but the wheel is unit-agnostic). A deadline `<= elapsed()`
     /// fires at the next advance.
+    #[inline]
     pub(crate) fn insert(&mut self, deadline: u64, value: T) -> TimerKey {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let index =
-            self.alloc(Node { deadline, seq, list: List::Due, prev: None, next: None, value });
-        self.link(index);
-        self.key(index)
+        let index = self.alloc();
+        let entry = &mut self.entries[index as usize];
+        entry.deadline = deadline;
+        entry.seq = seq;
+        entry.value = Some(value);
+        let key = TimerKey { index, generation: entry.generation };
+        self.link(index, deadline);
+        key
     }
 
     /// Removes a pending timer in O(1) and returns its value; `None` for a
     /// stale key.
+    #[inline]
     pub(crate) fn cancel(&mut self, key: TimerKey) -> Option<T> {
         self.get_mut(key)?;
         self.unlink(key.index);
-        Some(self.release(key.index).value)
+        Some(self.release(key.index))
     }
 
     /// Mutable access to a pending timer's value (e.g. to replace a stored
     /// `Waker`); `None` for a stale key.
+    #[inline]
     pub(crate) fn get_mut(&mut self, key: TimerKey) -> Option<&mut T> {
         let entry = self.entries.get_mut(key.index as usize)?;
-        if entry.generation != key.generation {
+        if entry.generation != key.generation || entry.list == VACANT {
             return None;
         }
-        entry.node.as_mut().map(|node| &mut node.value)
+        entry.value.as_mut()
     }
 
     /// The earliest tick at which some timer may be due, `None` when empty.
@@ -218,7 +212,7 @@ impl<T> Wheel<T> {
     /// It is `> elapsed()` unless a timer is already due. Cost: at most one
     /// bitmap test per level.
     pub(crate) fn next_deadline(&self) -> Option<u64> {
-        let due = self.due.map(|_| self.due_min);
+        let due = (self.heads[DUE as usize] != NIL).then_some(self.due_min);
         let wheel = self.next_expiration().map(|(when, _)| when);
         due.into_iter().chain(wheel).min()
     }
@@ -231,7 +225,7 @@ impl<T> Wheel<T> {
     /// with a deadline `<= elapsed()` still fire.
     pub(crate) fn advance(&mut self, now: u64, fire: &mut impl FnMut(TimerKey, T)) {
         let now = now.max(self.elapsed);
-        let due = self.take(List::Due);
+        let due = self.take(DUE);
         self.collect(due, now);
         while let Some((when, list)) = self.next_expiration().filter(|&(when, _)| when <= now) {
             self.elapsed = self.elapsed.max(when);
@@ -249,7 +243,8 @@ impl<T> Wheel<T> {
     /// ignoring the due list.
     fn next_expiration(&self) -> Option<(u64, List)> {
         let level = (0..LEVELS).find_map(|level| self.next_in_level(level));
-        let overflow = self.overflow.map(|_| (self.overflow_min, List::Overflow));
+        let overflow =
+            (self.heads[OVERFLOW as usize] != NIL).then_some((self.overflow_min, OVERFLOW));
         level.into_iter().chain(overflow).min_by_key(|&(when, _)| when)
     }
 
@@ -263,136 +258,136 @@ impl<T> Wheel<T> {
         let shift = LEVEL_BITS * level as u32;
         debug_assert!(slot > (self.elapsed >> shift) & SLOT_MASK);
         let base = self.elapsed & !((1u64 << (shift + LEVEL_BITS)) - 1);
-        let list = List::Slot { level: level as u8, slot: slot as u8 };
+        let list = (level * SLOTS) as List + slot as List;
         Some((base | (slot << shift), list))
     }
 
     /// Walks a detached list: timers due by `now` are freed into the fire
     /// buffer, the others are re-linked relative to `elapsed`.
-    fn collect(&mut self, mut cursor: Option<u32>, now: u64) {
-        while let Some(index) = cursor {
-            let node = self.node(index);
-            cursor = node.next;
-            if node.deadline <= now {
-                let key = self.key(index);
-                let node = self.release(index);
-                self.fired.push((node.deadline, node.seq, key, node.value));
+    fn collect(&mut self, mut cursor: u32, now: u64) {
+        while cursor != NIL {
+            let index = cursor;
+            let entry = &self.entries[index as usize];
+            let deadline = entry.deadline;
+            cursor = entry.next;
+            if deadline <= now {
+                let key = TimerKey { index, generation: entry.generation };
+                let seq = entry.seq;
+                let value = self.release(index);
+                self.fired.push((deadline, seq, key, value));
             } else {
-                self.link(index);
+                self.link(index, deadline);
             }
         }
     }
 
     /// The list a timer due at `deadline` belongs to, relative to `elapsed`.
+    #[inline]
     fn list_for(&self, deadline: u64) -> List {
         if deadline <= self.elapsed {
-            return List::Due;
+            return DUE;
         }
         let level = ((self.elapsed ^ deadline) | SLOT_MASK).ilog2() / LEVEL_BITS;
         if level as usize >= LEVELS {
-            return List::Overflow;
+            return OVERFLOW;
         }
         let slot = (deadline >> (level * LEVEL_BITS)) & SLOT_MASK;
-        List::Slot { level: level as u8, slot: slot as u8 }
+        (level as usize * SLOTS) as List + slot as List
     }
 
-    /// Pushes node `index` onto the front of the list its deadline selects.
-    fn link(&mut self, index: u32) {
-        let deadline = self.node(index).deadline;
+    /// Pushes entry `index`, due at `deadline`, onto the front of the list
+    /// its deadline selects.
+    #[inline]
+    fn link(&mut self, index: u32, deadline: u64) {
         let list = self.list_for(deadline);
         match list {
-            List::Due => self.due_min = self.due_min.min(deadline),
-            List::Overflow => self.overflow_min = self.overflow_min.min(deadline),
-            List::Slot { level, slot } => self.occupied[level as usize] |= 1 << slot,
+            DUE => self.due_min = self.due_min.min(deadline),
+            OVERFLOW => self.overflow_min = self.overflow_min.min(deadline),
+            slot => self.occupied[usize::from(slot) / SLOTS] |= 1 << (usize::from(slot) % SLOTS),
         }
-        let next = self.head_mut(list).replace(index);
-        if let Some(next) = next {
-            self.node_mut(next).prev = Some(index);
+        let next = std::mem::replace(&mut self.heads[usize::from(list)], index);
+        if next != NIL {
+            self.entries[next as usize].prev = index;
         }
-        let node = self.node_mut(index);
-        node.list = list;
-        node.prev = None;
-        node.next = next;
+        let entry = &mut self.entries[index as usize];
+        entry.list = list;
+        entry.prev = NIL;
+        entry.next = next;
     }
 
-    /// Unlinks node `index` from its list in O(1).
+    /// Unlinks entry `index` from its list in O(1).
+    #[inline]
     fn unlink(&mut self, index: u32) {
-        let node = self.node(index);
-        let (list, prev, next) = (node.list, node.prev, node.next);
-        match prev {
-            Some(prev) => self.node_mut(prev).next = next,
-            None => *self.head_mut(list) = next,
+        let entry = &self.entries[index as usize];
+        let (list, prev, next) = (entry.list, entry.prev, entry.next);
+        if prev == NIL {
+            self.heads[usize::from(list)] = next;
+        } else {
+            self.entries[prev as usize].next = next;
         }
-        match next {
-            Some(next) => self.node_mut(next).prev = prev,
-            None if prev.is_none() => self.mark_empty(list),
-            None => {}
+        if next != NIL {
+            self.entries[next as usize].prev = prev;
+        } else if prev == NIL {
+            self.mark_empty(list);
         }
     }
 
     /// Detaches a whole list, returning its former head.
-    fn take(&mut self, list: List) -> Option<u32> {
+    fn take(&mut self, list: List) -> u32 {
         self.mark_empty(list);
-        self.head_mut(list).take()
+        std::mem::replace(&mut self.heads[usize::from(list)], NIL)
     }
 
     /// Records that `list` is now empty: clears its bit or resets its bound.
+    #[inline]
     fn mark_empty(&mut self, list: List) {
         match list {
-            List::Due => self.due_min = u64::MAX,
-            List::Overflow => self.overflow_min = u64::MAX,
-            List::Slot { level, slot } => self.occupied[level as usize] &= !(1 << slot),
+            DUE => self.due_min = u64::MAX,
+            OVERFLOW => self.overflow_min = u64::MAX,
+            slot => self.occupied[usize::from(slot) / SLOTS] &= !(1 << (usize::from(slot) % SLOTS)),
         }
     }
 
-    /// The head pointer of `list`.
-    fn head_mut(&mut self, list: List) -> &mut Option<u32> {
-        match list {
-            List::Due => &mut self.due,
-            List::Overflow => &mut self.overflow,
-            List::Slot { level, slot } => &mut self.slots[level as usize][slot as usize],
-        }
-    }
-
-    /// Stores `node` in a vacant slab entry (reusing freed ones first).
-    fn alloc(&mut self, node: Node<T>) -> u32 {
+    /// A vacant entry (reusing freed ones first), counted as pending.
+    #[inline]
+    fn alloc(&mut self) -> u32 {
         self.len += 1;
-        if let Some(index) = self.free.pop() {
-            self.entries[index as usize].node = Some(node);
-            return index;
+        if self.free == NIL {
+            self.grow();
         }
-        let index = u32::try_from(self.entries.len()).expect("too many timers");
-        let node = Some(node);
-        self.entries.push(Entry { generation: 0, node });
+        let index = self.free;
+        self.free = self.entries[index as usize].next;
         index
     }
 
-    /// Frees entry `index` (already unlinked), invalidating its keys (the
-    /// generation wraps, so a key could only alias after 2^32 reuses).
-    fn release(&mut self, index: u32) -> Node<T> {
+    /// Adds a vacant entry to the slab and the free list (empty before).
+    #[cold]
+    fn grow(&mut self) {
+        let index = u32::try_from(self.entries.len()).ok().filter(|&i| i != NIL);
+        self.free = index.expect("too many timers");
+        self.entries.push(Entry {
+            deadline: 0,
+            seq: 0,
+            generation: 0,
+            list: VACANT,
+            prev: NIL,
+            next: NIL,
+            value: None,
+        });
+    }
+
+    /// Frees entry `index` (already unlinked) and returns its value,
+    /// invalidating its keys (the generation wraps, so a key could only
+    /// alias after 2^32 reuses).
+    #[inline]
+    fn release(&mut self, index: u32) -> T {
         let entry = &mut self.entries[index as usize];
         entry.generation = entry.generation.wrapping_add(1);
-        self.free.push(index);
+        entry.list = VACANT;
+        entry.next = self.free;
+        self.free = index;
         self.len -= 1;
-        entry.node.take().expect("released a vacant entry")
-    }
-
-    /// The current key of entry `index`.
-    fn key(&self, index: u32) -> TimerKey {
-        let generation = self.entries[index as usize].generation;
-        TimerKey { index, generation }
-    }
-
-    /// The node stored at `index`, which must be occupied.
-    fn node(&self, index: u32) -> &Node<T> {
-        let node = self.entries[index as usize].node.as_ref();
-        node.expect("linked entry is occupied")
-    }
-
-    /// Mutable access to the node stored at `index`, which must be occupied.
-    fn node_mut(&mut self, index: u32) -> &mut Node<T> {
-        let node = self.entries[index as usize].node.as_mut();
-        node.expect("linked entry is occupied")
+        entry.value.take().expect("released a vacant entry")
     }
 
     /// Length of the slab: bounded by the peak number of live timers.
@@ -418,8 +413,8 @@ mod tests {
 
     /// The true earliest deadline, by scanning the slab.
     fn scan_min<T>(wheel: &Wheel<T>) -> Option<u64> {
-        let nodes = wheel.entries.iter().filter_map(|e| e.node.as_ref());
-        nodes.map(|node| node.deadline).min()
+        let live = wheel.entries.iter().filter(|e| e.list != VACANT);
+        live.map(|entry| entry.deadline).min()
     }
 
     /// Checks `next_deadline` against a scan of all timers.
@@ -594,7 +589,7 @@ mod tests {
         wheel.advance(u64::MAX, &mut |_, _| fired += 1);
         assert_eq!(fired, 100_000);
         assert!(wheel.slab_capacity() <= 10, "{}", wheel.slab_capacity());
-        assert!(wheel.free.len() <= 10 && wheel.fired.capacity() <= 10);
+        assert!(wheel.fired.capacity() <= 10);
     }
 
     /// One step of the model-based test.

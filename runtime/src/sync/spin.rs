@@ -18,9 +18,11 @@
 //! Two calls that leave this module stay under the lock. `Waker::clone`,
 //! when a waiter registers a new waker, as in async-io and tokio: a clone
 //! that blocks or touches the primitive it waits on would break this lock.
-//! And the wake of this crate's own task wakers (`task::is_task_waker`),
-//! which only queue their task (`Schedule::schedule` promises it): woken in
-//! place, they stay registered and a task's wait takes no reference count.
+//! And the wake of this crate's own wakers, a task's (`task::is_task_waker`)
+//! or a green thread's (`green::is_green_waker`), which only queue their
+//! task or thread (`Schedule::schedule` and `Control::signal` promise it):
+//! woken in place, they stay registered and a wait takes no reference
+//! count.
 //!
 //! # Why not `std::sync::Mutex`
 //!

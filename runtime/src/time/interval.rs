@@ -84,12 +84,17 @@ impl Interval {
     }
 
     /// Polls for the next tick.
+    ///
+    /// It reads the clock, so a tick that is due is ready at once, also
+    /// when the loop has not turned since it fell due (a missed tick, or a
+    /// caller late by more than a period): a [`Sleep`] alone would complete
+    /// only at the next turn.
     pub fn poll_tick(&mut self, cx: &mut Context<'_>) -> Poll<Instant> {
-        if Pin::new(&mut self.sleep).poll(cx).is_pending() {
-            return Poll::Pending;
-        }
         let scheduled = self.sleep.deadline();
         let now = Instant::now();
+        if now < scheduled && Pin::new(&mut self.sleep).poll(cx).is_pending() {
+            return Poll::Pending;
+        }
         let next = match self.missed {
             _ if now < scheduled + self.period => scheduled + self.period,
             MissedTickBehavior::Burst => scheduled + self.period,

@@ -6,6 +6,13 @@
 //! resolution and never fire early: a deadline is rounded up to the next
 //! millisecond tick.
 //!
+//! Only [`sleep`] reads the clock (its deadline is now plus the duration).
+//! A poll reads none: it compares the deadline with the loop's clock
+//! ([`Reactor::turn_time`], the instant of the last reactor turn) and arms
+//! the timer if it is later; once armed, the timer's firing is what says
+//! the deadline passed. So a deadline that passes between two turns
+//! completes at the next turn, as if its timer had been armed earlier.
+//!
 //! Blocking-style code uses [`green::sleep`](crate::green::sleep),
 //! [`block_on_timeout`] and [`Interval::tick_blocking`], which park only the
 //! calling green thread (or block a plain OS thread).
@@ -70,11 +77,39 @@ impl Sleep {
     /// Cancels the armed timer, if it lives in this thread's reactor. A
     /// timer armed on another thread fires there harmlessly and is freed.
     fn cancel(&mut self) {
-        if let Some((reactor_id, key)) = self.timer.take()
-            && let Some(reactor) = Reactor::existing()
-            && reactor.id() == reactor_id
-        {
-            reactor.cancel_timer(key);
+        if let Some((reactor_id, key)) = self.timer.take() {
+            Reactor::with_existing(|reactor| {
+                if reactor.id() == reactor_id {
+                    reactor.cancel_timer(key);
+                }
+            });
+        }
+    }
+
+    /// [`Future::poll`] on this thread's reactor. It reads no clock: the
+    /// timer's own state tells whether the deadline passed (see the module
+    /// docs).
+    fn poll_on(&mut self, reactor: &Reactor, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some((reactor_id, key)) = self.timer {
+            if reactor_id == reactor.id() {
+                if reactor.set_timer_waker(key, cx.waker()) {
+                    crate::dump::note(crate::dump::Wait::Timer(self.deadline));
+                    return Poll::Pending;
+                }
+                // Fired: the wheel's clock passed the deadline.
+                self.timer = None;
+                return Poll::Ready(());
+            }
+            // Armed on another thread, whose reactor fires it harmlessly.
+            self.timer = None;
+        }
+        match reactor.arm_timer(self.deadline, cx.waker()) {
+            Some(key) => {
+                self.timer = Some((reactor.id(), key));
+                crate::dump::note(crate::dump::Wait::Timer(self.deadline));
+                Poll::Pending
+            }
+            None => Poll::Ready(()),
         }
     }
 }
@@ -83,23 +118,8 @@ impl Future for Sleep {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if Instant::now() >= self.deadline {
-            self.cancel();
-            return Poll::Ready(());
-        }
-        let reactor = Reactor::current();
-        if let Some((reactor_id, key)) = self.timer {
-            if reactor_id == reactor.id() && reactor.set_timer_waker(key, cx.waker()) {
-                crate::dump::note(crate::dump::Wait::Timer(self.deadline));
-                return Poll::Pending;
-            }
-            // Fired early by an outside wake, or moved to another thread.
-            self.cancel();
-        }
-        let key = reactor.insert_timer(self.deadline, cx.waker().clone());
-        self.timer = Some((reactor.id(), key));
-        crate::dump::note(crate::dump::Wait::Timer(self.deadline));
-        Poll::Pending
+        let this = &mut *self;
+        Reactor::with_current(|reactor| this.poll_on(reactor, cx))
     }
 }
 

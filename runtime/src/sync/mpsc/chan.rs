@@ -120,7 +120,10 @@ impl<T> Chan<T> {
     /// Hands a free slot to the first waiting sender (lock held); returns
     /// its waker.
     fn grant_next(&self, inner: &mut Inner<T>) -> Option<Waker> {
-        if inner.rx_closed || inner.queue.len() + inner.reserved >= self.bound {
+        if inner.send_waiters.is_empty()
+            || inner.rx_closed
+            || inner.queue.len() + inner.reserved >= self.bound
+        {
             return None;
         }
         let waker = inner.send_waiters.pop_front(|_| {})?;
