@@ -342,7 +342,7 @@ impl<T: Send + 'static> Future for JoinHandle<T> {
     type Output = Result<T>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
-        let id = || self.shared.control.id().as_u64().get();
+        let id = || self.shared.header.control.id().as_u64().get();
         let join = || crate::dump::Wait::Join { model: crate::dump::Model::Green, id: id() };
         crate::dump::noting(self.shared.join.poll_take(cx), join)
     }
