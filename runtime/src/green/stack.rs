@@ -62,6 +62,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use corosensei::stack::{MIN_STACK_SIZE, Stack, StackPointer};
 
+use crate::syscall;
+
 mod guard;
 mod pool;
 
@@ -171,7 +173,7 @@ impl GreenStack {
         }
         // SAFETY: madvise(2) on exactly the mapping just made; MADV_NOHUGEPAGE
         // only changes how the kernel backs it. Failure leaves it as it was.
-        unsafe { libc::madvise(raw, len, libc::MADV_NOHUGEPAGE) };
+        let _ = syscall!(unsafe { libc::madvise(raw, len, libc::MADV_NOHUGEPAGE) });
         let first = raw.cast::<u8>();
         // SAFETY: the guard page at the bottom of each slot: page-aligned
         // (mmap returns page-aligned memory and `slot` is whole pages), in
@@ -179,11 +181,11 @@ impl GreenStack {
         // uses yet.
         let (guarded, error) = unsafe { guard::install_each(first, slot, count, page) };
         if guarded < count {
+            let rest = first.wrapping_add(guarded * slot).cast();
             // SAFETY: munmap(2) on the slots from the first unguarded one to
-            // the end of the mapping made above: none is handed out.
-            unsafe {
-                libc::munmap(first.wrapping_add(guarded * slot).cast(), len - guarded * slot)
-            };
+            // the end of the mapping made above: none is handed out. On
+            // failure they stay mapped, unused, with the address space.
+            let _ = syscall!(unsafe { libc::munmap(rest, len - guarded * slot) });
         }
         if let (0, Some(error)) = (guarded, error) {
             return Err(map_error(error, usable));
@@ -235,11 +237,9 @@ impl GreenStack {
                 // protection and their guard markers (each guard stays a
                 // guard). No coroutine runs on these stacks, so no frame or
                 // reference lives in those bytes.
-                unsafe { libc::madvise(from.cast(), len, advice) }
+                syscall!(unsafe { libc::madvise(from.cast(), len, advice) })
             };
-            if advise(libc::MADV_FREE) != 0 && advise(libc::MADV_DONTNEED) != 0 {
-                return Err(io::Error::last_os_error());
-            }
+            advise(libc::MADV_FREE).or_else(|_| advise(libc::MADV_DONTNEED))?;
         }
         Ok(())
     }
@@ -257,7 +257,7 @@ impl GreenStack {
             // exclusively; they are never dropped after this succeeds, so
             // nothing unmaps the range again. No coroutine runs on them
             // (`&mut`, taken by value from the caller).
-            if unsafe { libc::munmap(first.start.as_ptr().cast(), len) } == 0 {
+            if syscall!(unsafe { libc::munmap(first.start.as_ptr().cast(), len) }).is_ok() {
                 MAPPED.fetch_sub(run.len(), Ordering::Relaxed);
                 #[cfg(test)]
                 count_mapped(-(run.len() as isize));
@@ -308,10 +308,10 @@ impl Drop for GreenStack {
         // SAFETY: munmap(2) on exactly the slot this value exclusively owns
         // and unmaps only here; no coroutine frame is live in it (corosensei
         // owns the stack while code runs on it).
-        if unsafe { libc::munmap(start, self.len) } != 0 {
+        if syscall!(unsafe { libc::munmap(start, self.len) }).is_err() {
             // SAFETY: madvise(2) on the same owned, unused, still mapped slot;
             // MADV_DONTNEED only discards its pages' contents.
-            unsafe { libc::madvise(start, self.len, libc::MADV_DONTNEED) };
+            let _ = syscall!(unsafe { libc::madvise(start, self.len, libc::MADV_DONTNEED) });
         }
         MAPPED.fetch_sub(1, Ordering::Relaxed);
         #[cfg(test)]

@@ -47,6 +47,8 @@
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
+use crate::syscall;
+
 /// `MADV_GUARD_INSTALL` from `<linux/mman.h>` (Linux 6.13); not in `libc` yet.
 const MADV_GUARD_INSTALL: libc::c_int = 102;
 
@@ -118,7 +120,7 @@ pub(super) unsafe fn install_each(
         // SAFETY: process_madvise(2) on this process reads `n` iovecs from a
         // valid array; each names a range that meets `install`'s contract
         // (the caller's), and MADV_GUARD_INSTALL is what `install` does.
-        let advised = unsafe {
+        let advised = syscall!(unsafe {
             libc::syscall(
                 libc::SYS_process_madvise,
                 PIDFD_SELF,
@@ -127,9 +129,10 @@ pub(super) unsafe fn install_each(
                 MADV_GUARD_INSTALL,
                 0,
             )
-        };
+        });
         // It advises the ranges in order and returns the bytes it covered.
-        let covered = usize::try_from(advised).map_or(0, |bytes| bytes / len);
+        let covered =
+            advised.ok().and_then(|bytes| usize::try_from(bytes).ok()).map_or(0, |b| b / len);
         if covered == 0 {
             VECTORED_OK.store(false, Ordering::Relaxed);
         }
@@ -167,11 +170,11 @@ pub(super) unsafe fn install(page: *mut u8, len: usize) -> io::Result<()> {
         // SAFETY: madvise(2) on a page-aligned range of a private anonymous
         // mapping the caller owns and no one uses (the contract above);
         // MADV_GUARD_INSTALL only zaps those pages and marks their entries.
-        if unsafe { libc::madvise(page.cast(), len, MADV_GUARD_INSTALL) } == 0 {
+        let Err(error) = syscall!(unsafe { libc::madvise(page.cast(), len, MADV_GUARD_INSTALL) })
+        else {
             MODE.store(MARKERS, Ordering::Relaxed);
             return Ok(());
-        }
-        let error = io::Error::last_os_error();
+        };
         if error.raw_os_error() != Some(libc::EINVAL) {
             return Err(error);
         }
@@ -181,11 +184,7 @@ pub(super) unsafe fn install(page: *mut u8, len: usize) -> io::Result<()> {
     }
     // SAFETY: mprotect(2) on a page-aligned range inside a mapping the caller
     // owns exclusively and no one uses (the contract above).
-    if unsafe { libc::mprotect(page.cast(), len, libc::PROT_NONE) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    syscall!(unsafe { libc::mprotect(page.cast(), len, libc::PROT_NONE) }).map(drop)
 }
 
 /// Whether every page of `range` (page-aligned) is a guard: a guard marker
