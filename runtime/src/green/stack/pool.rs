@@ -32,8 +32,9 @@
 //!
 //! When the cache has no stack of the wanted size, [`StackPool::take`] maps
 //! [`MAP_BATCH`] at once (fewer if the caps leave less room), hands out one
-//! and shelves the others cold: they were never touched, so they cost
-//! address space only, and the next spawns take them without a system call.
+//! and shelves the others cold: they were never used, so they cost address
+//! space and their top page only (faulted in with the batch, see `stack`),
+//! and the next spawns take them without a system call.
 //! If mapping fails with `ENOMEM` while this thread's cache holds stacks (of
 //! other sizes), the cache is emptied and one stack is mapped instead.
 
@@ -220,8 +221,9 @@ impl Cache {
         max_cached.saturating_sub(self.len()).min(process + self.quota - self.len())
     }
 
-    /// Shelves freshly mapped, never used stacks cold (no page of theirs was
-    /// touched, so none needs releasing); the lowest address is taken first.
+    /// Shelves freshly mapped, never used stacks cold (nothing of theirs
+    /// needs releasing: only their top page is resident, and it is the
+    /// page a spawn uses first); the lowest address is taken first.
     fn stock(&mut self, fresh: &mut Vec<GreenStack>) {
         let Some(size) = fresh.first().map(GreenStack::size) else { return };
         // `room` counted them in already.
