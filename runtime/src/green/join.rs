@@ -3,17 +3,20 @@
 //!
 //! A spawn makes one allocation: the `Shared<T>` block below, which is at
 //! once the thread's [`Control`] (park state, id, name), its `Waker` and
-//! the slot its result lands in. The closure itself lives on the green
+//! the slot its result lands in, recycled per OS thread (`block.rs`). The closure itself lives on the green
 //! thread's (pooled) stack, and its coroutine in a box the scheduler reuses
 //! from finished threads.
 //!
 //! # Unsafe invariants
 //!
-//! 1. `Shared<T>` is a `Box` freed when its reference count `refs` drops to
-//!    zero. A count is owned by the [`JoinHandle`]'s [`SharedRef`] and by
-//!    each waker; the scheduler's slot holds one of the wakers. (A hand-made
-//!    count rather than an `Arc`: no weak count to release on the last drop,
-//!    and a spawn starts with both of its counts at once.)
+//! 1. A `Shared<T>` lives in memory from `block::alloc::<Shared<T>>`,
+//!    written once by [`Shared::allocate`]; when its reference count `refs`
+//!    drops to zero it is dropped in place and the memory goes back through
+//!    `block::free::<Shared<T>>` (recycled per OS thread). A count is owned
+//!    by the [`JoinHandle`]'s [`SharedRef`] and by each waker; the
+//!    scheduler's slot holds one of the wakers. (A hand-made count rather
+//!    than an `Arc`: no weak count to release on the last drop, a spawn
+//!    starts with both of its counts at once, and the memory is recycled.)
 //! 2. A green thread's waker is built here only, by [`Shared::allocate`] and
 //!    [`Shared::waker`]: its data pointer is the `Shared<T>` and owns one
 //!    count; the vtable functions are `Shared<T>`'s. `Shared<T>` is
@@ -30,6 +33,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{self, AtomicUsize, Ordering};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
+use super::block;
 use super::scheduler::Scheduler;
 use super::thread::{Control, Thread, WAKE};
 use crate::completion::Completion;
@@ -77,9 +81,16 @@ impl<T: Send + 'static> Shared<T> {
     /// Allocates the block with two counts: the handle's reference and the
     /// waker for the scheduler's slot.
     pub(super) fn allocate(control: Control) -> (SharedRef<T>, Waker) {
-        let shared =
-            Box::new(Shared { control, refs: AtomicUsize::new(2), join: Completion::new() });
-        let ptr = NonNull::from(Box::leak(shared));
+        let ptr = block::alloc::<Shared<T>>();
+        let raw = ptr.as_ptr();
+        // SAFETY: `raw` is fresh memory for one `Shared<T>` (`block::alloc`);
+        // each field is written once, in place, so the block is initialised
+        // before the first use below.
+        unsafe {
+            ptr::addr_of_mut!((*raw).control).write(control);
+            ptr::addr_of_mut!((*raw).refs).write(AtomicUsize::new(2));
+            ptr::addr_of_mut!((*raw).join).write(Completion::new());
+        }
         // SAFETY: the second count is the waker's (invariants 1 and 2).
         let waker = unsafe { Waker::from_raw(RawWaker::new(ptr.as_ptr().cast(), Self::vtable())) };
         (SharedRef(ptr), waker)
@@ -100,8 +111,14 @@ impl<T> Shared<T> {
         // Pairs with the other owners' releases: their uses of the block
         // happen before the free, as in `Arc`.
         atomic::fence(Ordering::Acquire);
-        // SAFETY: that was the last count, and the block is a leaked `Box`.
-        drop(unsafe { Box::from_raw(this.cast_mut()) });
+        let this = this.cast_mut();
+        // SAFETY: that was the last count: no one else reaches the block.
+        // Its value, written by `allocate`, is dropped once, then its memory
+        // goes back to where it came from (invariant 1).
+        unsafe {
+            ptr::drop_in_place(this);
+            block::free(NonNull::new_unchecked(this));
+        }
     }
 }
 
