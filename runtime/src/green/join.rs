@@ -3,9 +3,9 @@
 //!
 //! A spawn makes one allocation: the `Shared<T>` block below, which is at
 //! once the thread's [`Control`] (park state, id, name), its `Waker` and
-//! the slot its result lands in. The closure itself lives on the green
-//! thread's (pooled) stack, and its coroutine in a box the scheduler reuses
-//! from finished threads.
+//! the slot its result lands in, recycled per OS thread (`block.rs`). The
+//! closure itself lives on the green thread's (pooled) stack, and its
+//! coroutine in a box the scheduler reuses from finished threads.
 //!
 //! Every green thread's waker has the same vtable, whatever `T`: its
 //! functions see only the block's non-generic [`Header`] (control block,
@@ -17,12 +17,15 @@
 //!
 //! # Unsafe invariants
 //!
-//! 1. `Shared<T>` is a `Box` freed when its reference count `refs` drops to
-//!    zero, by its header's `free`, which is `Shared::<T>::free` for its
-//!    own `T`. A count is owned by the [`JoinHandle`]'s [`SharedRef`] and
-//!    by each waker; the scheduler's slot holds one of the wakers. (A
-//!    hand-made count rather than an `Arc`: no weak count to release on the
-//!    last drop, and a spawn starts with both of its counts at once.)
+//! 1. A `Shared<T>` lives in memory from `block::alloc::<Shared<T>>`,
+//!    written once by [`Shared::allocate`]; when its reference count `refs`
+//!    drops to zero its header's `free` (which is `Shared::<T>::free` for
+//!    its own `T`) drops it in place and gives the memory back through
+//!    `block::free::<Shared<T>>` (recycled per OS thread). A count is owned
+//!    by the [`JoinHandle`]'s [`SharedRef`] and by each waker; the
+//!    scheduler's slot holds one of the wakers. (A hand-made count rather
+//!    than an `Arc`: no weak count to release on the last drop, a spawn
+//!    starts with both of its counts at once, and the memory is recycled.)
 //! 2. A green thread's waker is built here only, by [`Shared::allocate`] and
 //!    [`Shared::waker`]: its data pointer is the `Shared<T>` and owns one
 //!    count; its vtable is [`VTABLE`]. `Shared<T>` and [`Header`] are
@@ -40,6 +43,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{self, AtomicUsize, Ordering};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
+use super::block;
 use super::scheduler::Scheduler;
 use super::thread::{Control, Thread, WAKE};
 use crate::completion::Completion;
@@ -159,9 +163,16 @@ impl<T: Send + 'static> Shared<T> {
     /// Allocates the block with two counts: the handle's reference and the
     /// waker for the scheduler's slot.
     pub(super) fn allocate(control: Control) -> (SharedRef<T>, Waker) {
+        let ptr = block::alloc::<Shared<T>>();
+        let raw = ptr.as_ptr();
         let header = Header { control, refs: AtomicUsize::new(2), free: Self::free };
-        let shared = Box::new(Shared { header, join: Completion::new() });
-        let ptr = NonNull::from(Box::leak(shared));
+        // SAFETY: `raw` is fresh memory for one `Shared<T>` (`block::alloc`);
+        // each field is written once, in place, so the block is initialised
+        // before the first use below.
+        unsafe {
+            ptr::addr_of_mut!((*raw).header).write(header);
+            ptr::addr_of_mut!((*raw).join).write(Completion::new());
+        }
         // SAFETY: the second count is the waker's (invariants 1 and 2).
         let waker = unsafe { Waker::from_raw(RawWaker::new(ptr.as_ptr().cast(), &VTABLE)) };
         (SharedRef(ptr), waker)
@@ -173,12 +184,19 @@ impl<T> Shared<T> {
     ///
     /// # Safety
     ///
-    /// `this` is the header of a leaked `Box<Shared<T>>` (this `T`), whose
-    /// last count was just released.
+    /// `this` is the header of a `Shared<T>` (this `T`) made by
+    /// [`Shared::allocate`], whose last count was just released.
     unsafe fn free(this: *const Header) {
-        // SAFETY: per the contract; the header is first in the `repr(C)`
-        // block, so the pointers are the same.
-        drop(unsafe { Box::from_raw(this.cast::<Shared<T>>().cast_mut()) });
+        // The header is first in the `repr(C)` block: the pointers are the
+        // same.
+        let this = this.cast::<Shared<T>>().cast_mut();
+        // SAFETY: that was the last count, so no one else reaches the block.
+        // Its value, written by `allocate`, is dropped once, then its memory
+        // goes back to where it came from (invariant 1).
+        unsafe {
+            ptr::drop_in_place(this);
+            block::free(NonNull::new_unchecked(this));
+        }
     }
 }
 

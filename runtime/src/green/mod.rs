@@ -68,6 +68,7 @@
 //!   values.
 //! * [`Group`] joins or cancels many threads; [`Pool`] bounds how many run.
 
+mod block;
 mod cancel;
 mod group;
 pub mod hooks;

@@ -47,6 +47,9 @@
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
+use super::advise::advise_each;
+use crate::syscall;
+
 /// `MADV_GUARD_INSTALL` from `<linux/mman.h>` (Linux 6.13); not in `libc` yet.
 const MADV_GUARD_INSTALL: libc::c_int = 102;
 
@@ -70,23 +73,15 @@ pub(super) fn mappings_per_stack() -> usize {
     }
 }
 
-/// `PIDFD_SELF_THREAD_GROUP` from `<linux/pidfd.h>` (Linux 6.15): "this
-/// process" for pidfd calls, without opening a pidfd (one opened once would
-/// name the parent in a forked child).
-const PIDFD_SELF: libc::c_int = -10001;
-
-/// Guards installed by one `process_madvise` call at most (below `IOV_MAX`).
-const VECTORED: usize = 64;
-
-/// Whether `process_madvise` may be tried on this process (cleared when the
-/// kernel rejects it).
+/// Whether guard markers may be installed with `process_madvise` (cleared
+/// when the kernel rejects it).
 static VECTORED_OK: AtomicBool = AtomicBool::new(true);
 
 /// Installs a guard of `len` bytes at `first + i * stride` for each `i` in
 /// `0..count`, in that order, and returns how many were installed, with
-/// the error that stopped it short. With guard markers, up to [`VECTORED`]
-/// are installed per system call (`process_madvise` on this process, Linux
-/// 6.15+); otherwise, or where that is refused, one [`install`] each.
+/// the error that stopped it short. With guard markers, a batch of them
+/// per system call (`advise_each`, Linux 6.15+); otherwise, or where that
+/// is refused, one [`install`] each.
 ///
 /// # Safety
 ///
@@ -106,37 +101,13 @@ pub(super) unsafe fn install_each(
         }
         done = 1;
     }
-    while done < count
-        && MODE.load(Ordering::Relaxed) == MARKERS
-        && VECTORED_OK.load(Ordering::Relaxed)
-    {
-        let n = (count - done).min(VECTORED);
-        let mut iov = [libc::iovec { iov_base: std::ptr::null_mut(), iov_len: len }; VECTORED];
-        for (i, v) in iov[..n].iter_mut().enumerate() {
-            v.iov_base = first.wrapping_add((done + i) * stride).cast();
-        }
-        // SAFETY: process_madvise(2) on this process reads `n` iovecs from a
-        // valid array; each names a range that meets `install`'s contract
-        // (the caller's), and MADV_GUARD_INSTALL is what `install` does.
-        let advised = unsafe {
-            libc::syscall(
-                libc::SYS_process_madvise,
-                PIDFD_SELF,
-                iov.as_ptr(),
-                n,
-                MADV_GUARD_INSTALL,
-                0,
-            )
+    if MODE.load(Ordering::Relaxed) == MARKERS {
+        let rest = first.wrapping_add(done * stride);
+        // SAFETY: each range meets `install`'s contract (the caller's), and
+        // MADV_GUARD_INSTALL on it is what `install` does.
+        done += unsafe {
+            advise_each(rest, stride, count - done, len, MADV_GUARD_INSTALL, &VECTORED_OK)
         };
-        // It advises the ranges in order and returns the bytes it covered.
-        let covered = usize::try_from(advised).map_or(0, |bytes| bytes / len);
-        if covered == 0 {
-            VECTORED_OK.store(false, Ordering::Relaxed);
-        }
-        done += covered;
-        if covered < n {
-            break;
-        }
     }
     while done < count {
         // SAFETY: the caller's contract covers every range.
@@ -167,11 +138,11 @@ pub(super) unsafe fn install(page: *mut u8, len: usize) -> io::Result<()> {
         // SAFETY: madvise(2) on a page-aligned range of a private anonymous
         // mapping the caller owns and no one uses (the contract above);
         // MADV_GUARD_INSTALL only zaps those pages and marks their entries.
-        if unsafe { libc::madvise(page.cast(), len, MADV_GUARD_INSTALL) } == 0 {
+        let Err(error) = syscall!(unsafe { libc::madvise(page.cast(), len, MADV_GUARD_INSTALL) })
+        else {
             MODE.store(MARKERS, Ordering::Relaxed);
             return Ok(());
-        }
-        let error = io::Error::last_os_error();
+        };
         if error.raw_os_error() != Some(libc::EINVAL) {
             return Err(error);
         }
@@ -181,11 +152,7 @@ pub(super) unsafe fn install(page: *mut u8, len: usize) -> io::Result<()> {
     }
     // SAFETY: mprotect(2) on a page-aligned range inside a mapping the caller
     // owns exclusively and no one uses (the contract above).
-    if unsafe { libc::mprotect(page.cast(), len, libc::PROT_NONE) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    syscall!(unsafe { libc::mprotect(page.cast(), len, libc::PROT_NONE) }).map(drop)
 }
 
 /// Whether every page of `range` (page-aligned) is a guard: a guard marker

@@ -32,8 +32,9 @@
 //!
 //! When the cache has no stack of the wanted size, [`StackPool::take`] maps
 //! [`MAP_BATCH`] at once (fewer if the caps leave less room), hands out one
-//! and shelves the others cold: they were never touched, so they cost
-//! address space only, and the next spawns take them without a system call.
+//! and shelves the others cold: they were never used, so they cost address
+//! space and their top page only (faulted in with the batch, see `stack`),
+//! and the next spawns take them without a system call.
 //! If mapping fails with `ENOMEM` while this thread's cache holds stacks (of
 //! other sizes), the cache is emptied and one stack is mapped instead.
 
@@ -67,8 +68,16 @@ const RELEASE_BATCH: usize = 64;
 /// Stacks mapped together, with one `mmap`, when the cache has none to give.
 const MAP_BATCH: usize = 64;
 
-/// Stacks cached by all threads' caches together.
+/// Cache places claimed by all threads' caches together (each cache's
+/// `quota`): at least the stacks they hold.
 static PROCESS_CACHED: AtomicUsize = AtomicUsize::new(0);
+
+/// Places a cache claims from [`PROCESS_CACHED`] at once when it needs one,
+/// and keeps unused up to this many: the shared counter is touched about
+/// once per this many stacks taken or given, not per stack. A thread's
+/// cache may so hold up to this many places more than [`PROCESS_MAX_CACHED`]
+/// allows in all, once.
+const QUOTA_STEP: usize = 64;
 
 thread_local! {
     /// This thread's cache while no scheduler holds it.
@@ -92,7 +101,8 @@ impl Shelf {
     }
 }
 
-/// One thread's cached stacks, by size, counted in [`PROCESS_CACHED`].
+/// One thread's cached stacks, by size, counted in [`PROCESS_CACHED`]
+/// through its `quota`.
 #[derive(Default)]
 struct Cache {
     /// One shelf per size in use; no empty shelves.
@@ -107,12 +117,21 @@ struct Cache {
     /// Stacks to unmap, not counted as cached: unmapped [`RELEASE_BATCH`]
     /// at a time, one `munmap` per run of adjacent ones.
     doomed: Vec<GreenStack>,
+    /// Places of [`PROCESS_CACHED`] this cache holds: at least `len()`.
+    quota: usize,
 }
 
 impl Cache {
     /// An empty cache.
     const fn new() -> Self {
-        Cache { shelves: Vec::new(), pending: Vec::new(), warm: 0, cold: 0, doomed: Vec::new() }
+        Cache {
+            shelves: Vec::new(),
+            pending: Vec::new(),
+            warm: 0,
+            cold: 0,
+            doomed: Vec::new(),
+            quota: 0,
+        }
     }
 
     /// Number of stacks held.
@@ -140,8 +159,38 @@ impl Cache {
         {
             self.shelves.swap_remove(i);
         }
-        PROCESS_CACHED.fetch_sub(1, Ordering::Relaxed);
+        self.settle();
         Some(stack)
+    }
+
+    /// Makes the quota cover `n` more stacks, claiming whole
+    /// [`QUOTA_STEP`]s from [`PROCESS_CACHED`]; `false` (nothing claimed)
+    /// if `capped` and the process cache is full.
+    fn claim(&mut self, n: usize, capped: bool) -> bool {
+        let want = self.len() + n;
+        if want <= self.quota {
+            return true;
+        }
+        let step = (want - self.quota).next_multiple_of(QUOTA_STEP);
+        if PROCESS_CACHED.fetch_add(step, Ordering::Relaxed) >= PROCESS_MAX_CACHED && capped {
+            PROCESS_CACHED.fetch_sub(step, Ordering::Relaxed);
+            return false;
+        }
+        self.quota += step;
+        true
+    }
+
+    /// Gives back unused quota once it reaches two [`QUOTA_STEP`]s, keeping one.
+    fn settle(&mut self) {
+        if self.quota >= self.len() + 2 * QUOTA_STEP {
+            self.give_back(self.quota - self.len() - QUOTA_STEP);
+        }
+    }
+
+    /// Gives `places` of the quota back to [`PROCESS_CACHED`].
+    fn give_back(&mut self, places: usize) {
+        PROCESS_CACHED.fetch_sub(places, Ordering::Relaxed);
+        self.quota -= places;
     }
 
     /// Caches `stack` (warm while fewer than `max_warm` are), or dooms it to
@@ -150,8 +199,7 @@ impl Cache {
         if self.len() >= max_cached {
             return self.doom(stack);
         }
-        if PROCESS_CACHED.fetch_add(1, Ordering::Relaxed) >= PROCESS_MAX_CACHED {
-            PROCESS_CACHED.fetch_sub(1, Ordering::Relaxed);
+        if !self.claim(1, true) {
             return self.doom(stack);
         }
         if self.warm < max_warm {
@@ -170,14 +218,16 @@ impl Cache {
     /// (other threads may fill the latter meanwhile: a hint).
     fn room(&self, max_cached: usize) -> usize {
         let process = PROCESS_MAX_CACHED.saturating_sub(PROCESS_CACHED.load(Ordering::Relaxed));
-        max_cached.saturating_sub(self.len()).min(process)
+        max_cached.saturating_sub(self.len()).min(process + self.quota - self.len())
     }
 
-    /// Shelves freshly mapped, never used stacks cold (no page of theirs was
-    /// touched, so none needs releasing); the lowest address is taken first.
+    /// Shelves freshly mapped, never used stacks cold (nothing of theirs
+    /// needs releasing: only their top page is resident, and it is the
+    /// page a spawn uses first); the lowest address is taken first.
     fn stock(&mut self, fresh: &mut Vec<GreenStack>) {
         let Some(size) = fresh.first().map(GreenStack::size) else { return };
-        PROCESS_CACHED.fetch_add(fresh.len(), Ordering::Relaxed);
+        // `room` counted them in already.
+        self.claim(fresh.len(), false);
         self.cold += fresh.len();
         self.shelf(size).cold.extend(fresh.drain(..).rev());
     }
@@ -192,6 +242,7 @@ impl Cache {
     }
 
     /// The shelf for stacks of `size` usable bytes, added if missing.
+    #[inline]
     fn shelf(&mut self, size: usize) -> &mut Shelf {
         let i = match self.shelves.iter().position(|s| s.size == size) {
             Some(i) => i,
@@ -209,7 +260,7 @@ impl Cache {
         let mut batch = mem::take(&mut self.pending);
         if GreenStack::release_pages(&mut batch).is_err() {
             self.cold -= batch.len();
-            PROCESS_CACHED.fetch_sub(batch.len(), Ordering::Relaxed);
+            self.settle();
             return;
         }
         for stack in batch.drain(..) {
@@ -220,13 +271,12 @@ impl Cache {
     }
 
     /// Unmaps pending, cold, then warm, stacks until at most `max_cached`
-    /// are left, and the doomed ones.
+    /// are left, and the doomed ones; gives back the unused quota.
     fn trim(&mut self, max_cached: usize) {
         while self.len() > max_cached
             && let Some(stack) = self.pending.pop()
         {
             self.cold -= 1;
-            PROCESS_CACHED.fetch_sub(1, Ordering::Relaxed);
             self.doom(stack);
         }
         while self.len() > max_cached {
@@ -242,6 +292,7 @@ impl Cache {
             self.forget_one(i, stack);
         }
         GreenStack::unmap_all(&mut self.doomed);
+        self.give_back(self.quota - self.len());
     }
 
     /// Dooms a stack just taken off shelf `i` and removes the shelf if it is
@@ -250,7 +301,6 @@ impl Cache {
         if let Some(stack) = stack {
             self.doom(stack);
         }
-        PROCESS_CACHED.fetch_sub(1, Ordering::Relaxed);
         if self.shelves[i].is_empty() {
             self.shelves.swap_remove(i);
         }
@@ -259,9 +309,9 @@ impl Cache {
 
 impl Drop for Cache {
     /// Unmaps every cached stack, a run of adjacent ones at a time, and
-    /// takes them out of the process count.
+    /// gives the quota back to the process count.
     fn drop(&mut self) {
-        PROCESS_CACHED.fetch_sub(self.len(), Ordering::Relaxed);
+        PROCESS_CACHED.fetch_sub(self.quota, Ordering::Relaxed);
         let mut all = mem::take(&mut self.doomed);
         all.append(&mut self.pending);
         for shelf in &mut self.shelves {
@@ -297,11 +347,19 @@ impl StackPool {
     /// A stack of at least `size` usable bytes: a cached one of exactly the
     /// rounded size if any (warm first, the most recently returned first),
     /// else one of a new batch, whose others are cached.
+    #[inline]
     pub(crate) fn take(&mut self, size: usize) -> io::Result<GreenStack> {
         let want = usable_size(size)?;
-        if let Some(stack) = self.cache.pop(want) {
-            return Ok(stack);
+        match self.cache.pop(want) {
+            Some(stack) => Ok(stack),
+            None => self.map_more(want),
         }
+    }
+
+    /// A stack of a new batch of `want` usable bytes each; the others are
+    /// cached. Out of line: the cached path of `take` stays short.
+    #[inline(never)]
+    fn map_more(&mut self, want: usize) -> io::Result<GreenStack> {
         let count = 1 + self.cache.room(self.max_cached).min(self.batch.saturating_sub(1));
         let mut fresh = Vec::new();
         if let Err(e) = GreenStack::map_batch(want, count, &mut fresh) {
@@ -320,6 +378,7 @@ impl StackPool {
 
     /// Returns a finished thread's stack to the cache, or unmaps it if the
     /// cache is full.
+    #[inline]
     pub(crate) fn give(&mut self, stack: GreenStack) {
         self.cache.push(stack, self.max_cached, self.max_warm);
     }
@@ -603,6 +662,7 @@ mod tests {
                 }
                 let cache = &pool.cache;
                 prop_assert!(cache.len() <= max_cached);
+                prop_assert!(cache.len() <= cache.quota && cache.quota <= cache.len() + 2 * QUOTA_STEP);
                 prop_assert!(cache.warm <= pool.max_warm);
                 let mut per_size: HashMap<usize, usize> = HashMap::new();
                 for shelf in &cache.shelves {
