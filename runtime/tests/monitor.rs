@@ -21,6 +21,16 @@ fn capture() -> Arc<Mutex<Vec<Episode>>> {
     seen
 }
 
+/// Keeps the calling OS thread busy for `duration` without a syscall that
+/// `greenloop-patch` would turn into a park (its tests include this file):
+/// under the patch, a green thread's `std::thread::sleep` parks only itself.
+fn hold_the_loop(duration: Duration) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < duration {
+        std::hint::spin_loop();
+    }
+}
+
 // One test function: the monitor and its callback are process-wide, and
 // the two cases must not see each other's episodes.
 #[test]
@@ -77,7 +87,7 @@ fn blocking_task_reported_once_idle_loop_never() {
                 .name("blocker".into())
                 .spawn(|| {
                     green::yield_now();
-                    std::thread::sleep(Duration::from_millis(200));
+                    hold_the_loop(Duration::from_millis(200));
                 })
                 .unwrap();
             others.into_iter().for_each(|h| h.join().unwrap());
