@@ -76,14 +76,17 @@ fn every_libc_sleep_parks_the_green_thread() {
 #[test]
 fn invalid_sleeps_fail_as_libc_does() {
     greenloop_patch::install();
-    green::run(|| {
-        let bad = libc::timespec { tv_sec: 0, tv_nsec: 1_000_000_000 };
-        // SAFETY: a valid pointer to an out-of-range timespec.
-        assert_eq!(unsafe { libc::nanosleep(&bad, std::ptr::null_mut()) }, -1);
-        assert_eq!(std::io::Error::last_os_error().raw_os_error(), Some(libc::EINVAL));
-        // SAFETY: as above; clock_nanosleep returns the error number.
-        let rc =
-            unsafe { libc::clock_nanosleep(libc::CLOCK_MONOTONIC, 0, &bad, std::ptr::null_mut()) };
-        assert_eq!(rc, libc::EINVAL);
+    watchdog(Duration::from_secs(30), || {
+        green::run(|| {
+            let bad = libc::timespec { tv_sec: 0, tv_nsec: 1_000_000_000 };
+            // SAFETY: a valid pointer to an out-of-range timespec.
+            assert_eq!(unsafe { libc::nanosleep(&bad, std::ptr::null_mut()) }, -1);
+            assert_eq!(std::io::Error::last_os_error().raw_os_error(), Some(libc::EINVAL));
+            // SAFETY: as above; clock_nanosleep returns the error number.
+            let rc = unsafe {
+                libc::clock_nanosleep(libc::CLOCK_MONOTONIC, 0, &bad, std::ptr::null_mut())
+            };
+            assert_eq!(rc, libc::EINVAL);
+        });
     });
 }

@@ -44,7 +44,9 @@ fn two_hundred_green_threads_wait_on_ureq_at_once() {
             in_flight.max()
         })
     });
-    shutdown.trigger();
-    server.join().unwrap().expect("sleep server");
+    watchdog(Duration::from_secs(30), move || {
+        shutdown.trigger();
+        server.join().unwrap().expect("sleep server");
+    });
     assert_eq!(max, FETCHES, "only {max} fetches were in flight at once");
 }

@@ -313,25 +313,27 @@ fn cancelling_many_parked_threads_leaves_the_runtime_idle() {
 
 #[test]
 fn a_running_thread_unwinds_at_its_next_park() {
-    green::run(|| {
-        let reached = Rc::new(Cell::new(0));
-        let r = reached.clone();
-        let slot: Rc<Cell<Option<JoinHandle<()>>>> = Rc::new(Cell::new(None));
-        let own = slot.clone();
-        let victim = green::spawn(move || {
-            let me = own.take().expect("handle passed in");
-            me.cancel();
-            r.set(2); // still running: no park yet
+    watchdog::watchdog(LIMIT, || {
+        green::run(|| {
+            let reached = Rc::new(Cell::new(0));
+            let r = reached.clone();
+            let slot: Rc<Cell<Option<JoinHandle<()>>>> = Rc::new(Cell::new(None));
+            let own = slot.clone();
+            let victim = green::spawn(move || {
+                let me = own.take().expect("handle passed in");
+                me.cancel();
+                r.set(2); // still running: no park yet
+                green::yield_now();
+                r.set(3);
+            });
+            // The victim cancels itself through its own handle, then joins.
+            slot.set(Some(victim));
             green::yield_now();
-            r.set(3);
+            green::yield_now();
+            assert_eq!(reached.get(), 2);
+            assert_eq!(green::stats().unwrap().live_threads, 1);
+            assert_eq!(reached.get(), 2);
         });
-        // The victim cancels itself through its own handle, then joins.
-        slot.set(Some(victim));
-        green::yield_now();
-        green::yield_now();
-        assert_eq!(reached.get(), 2);
-        assert_eq!(green::stats().unwrap().live_threads, 1);
-        assert_eq!(reached.get(), 2);
     });
 }
 
@@ -362,43 +364,49 @@ fn a_cancel_from_another_os_thread_wakes_the_thread() {
 
 #[test]
 fn shield_delays_the_cancel_to_its_end() {
-    green::run(|| {
-        let steps = Rc::new(Cell::new(0));
-        let s = steps.clone();
-        let victim = green::spawn(move || {
-            green::shield(|| {
-                green::sleep(Duration::from_millis(2));
-                s.set(1);
+    watchdog::watchdog(LIMIT, || {
+        green::run(|| {
+            let steps = Rc::new(Cell::new(0));
+            let s = steps.clone();
+            let victim = green::spawn(move || {
+                green::shield(|| {
+                    green::sleep(Duration::from_millis(2));
+                    s.set(1);
+                    green::yield_now();
+                    s.set(2);
+                });
                 green::yield_now();
-                s.set(2);
+                s.set(3);
             });
             green::yield_now();
-            s.set(3);
+            victim.cancel();
+            assert_cancelled(victim);
+            assert_eq!(steps.get(), 2);
         });
-        green::yield_now();
-        victim.cancel();
-        assert_cancelled(victim);
-        assert_eq!(steps.get(), 2);
     });
 }
 
 #[test]
 fn a_cancel_after_the_end_keeps_the_result() {
-    green::run(|| {
-        let done = green::spawn(|| 5);
-        green::yield_now();
-        assert!(done.is_finished());
-        done.cancel();
-        assert_eq!(done.join().unwrap(), 5);
+    watchdog::watchdog(LIMIT, || {
+        green::run(|| {
+            let done = green::spawn(|| 5);
+            green::yield_now();
+            assert!(done.is_finished());
+            done.cancel();
+            assert_eq!(done.join().unwrap(), 5);
+        });
     });
 }
 
 #[test]
 fn a_panic_is_not_a_cancel() {
-    green::run(|| {
-        let panicked = green::spawn(|| std::panic::resume_unwind(Box::new("boom")));
-        let payload = panicked.join().unwrap_err();
-        assert!(!green::is_cancelled(&*payload));
+    watchdog::watchdog(LIMIT, || {
+        green::run(|| {
+            let panicked = green::spawn(|| std::panic::resume_unwind(Box::new("boom")));
+            let payload = panicked.join().unwrap_err();
+            assert!(!green::is_cancelled(&*payload));
+        });
     });
 }
 
@@ -450,15 +458,17 @@ fn nested_timeouts_fire_innermost_shorter_first() {
 
 #[test]
 fn timeout_then_cancel() {
-    green::run(|| {
-        let victim = green::spawn(|| {
-            let _ = green::timeout(Duration::from_millis(1), || green::sleep(FOREVER));
-            green::sleep(FOREVER);
+    watchdog::watchdog(LIMIT, || {
+        green::run(|| {
+            let victim = green::spawn(|| {
+                let _ = green::timeout(Duration::from_millis(1), || green::sleep(FOREVER));
+                green::sleep(FOREVER);
+            });
+            green::sleep(Duration::from_millis(5));
+            assert!(!victim.is_finished());
+            victim.cancel();
+            assert_cancelled(victim);
         });
-        green::sleep(Duration::from_millis(5));
-        assert!(!victim.is_finished());
-        victim.cancel();
-        assert_cancelled(victim);
     });
 }
 
@@ -466,74 +476,80 @@ fn timeout_then_cancel() {
 
 #[test]
 fn scoped_threads_mutate_disjoint_parts_of_a_local_vec() {
-    green::run(|| {
-        let mut cells = vec![0u32; 64];
-        let max_parked = Cell::new(0);
-        let parked = Cell::new(0);
-        green::scope(|s| {
-            for (i, chunk) in cells.chunks_mut(8).enumerate() {
-                let (parked, max_parked) = (&parked, &max_parked);
-                s.spawn(move || {
-                    for cell in chunk.iter_mut() {
-                        parked.set(parked.get() + 1);
-                        max_parked.set(max_parked.get().max(parked.get()));
-                        green::yield_now();
-                        parked.set(parked.get() - 1);
-                        *cell = i as u32;
-                    }
-                });
-            }
+    watchdog::watchdog(LIMIT, || {
+        green::run(|| {
+            let mut cells = vec![0u32; 64];
+            let max_parked = Cell::new(0);
+            let parked = Cell::new(0);
+            green::scope(|s| {
+                for (i, chunk) in cells.chunks_mut(8).enumerate() {
+                    let (parked, max_parked) = (&parked, &max_parked);
+                    s.spawn(move || {
+                        for cell in chunk.iter_mut() {
+                            parked.set(parked.get() + 1);
+                            max_parked.set(max_parked.get().max(parked.get()));
+                            green::yield_now();
+                            parked.set(parked.get() - 1);
+                            *cell = i as u32;
+                        }
+                    });
+                }
+            });
+            let expected: Vec<u32> = (0..64).map(|i| i / 8).collect();
+            assert_eq!(cells, expected);
+            assert_eq!(max_parked.get(), 8, "the scoped threads did not interleave");
         });
-        let expected: Vec<u32> = (0..64).map(|i| i / 8).collect();
-        assert_eq!(cells, expected);
-        assert_eq!(max_parked.get(), 8, "the scoped threads did not interleave");
     });
 }
 
 #[test]
 fn a_scoped_panic_propagates_after_all_threads_ended() {
-    green::run(|| {
-        let ended = Cell::new(0);
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            green::scope(|s| {
-                s.spawn(|| panic!("scoped boom"));
-                s.spawn(|| {
-                    green::sleep(Duration::from_millis(2));
-                    ended.set(1);
-                });
-            })
-        }));
-        assert!(result.is_err());
-        assert_eq!(ended.get(), 1, "scope returned before its threads ended");
-        // A panic that was joined does not propagate.
-        let joined = green::scope(|s| s.spawn(|| panic!("joined boom")).join().is_err());
-        assert!(joined);
+    watchdog::watchdog(LIMIT, || {
+        green::run(|| {
+            let ended = Cell::new(0);
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                green::scope(|s| {
+                    s.spawn(|| panic!("scoped boom"));
+                    s.spawn(|| {
+                        green::sleep(Duration::from_millis(2));
+                        ended.set(1);
+                    });
+                })
+            }));
+            assert!(result.is_err());
+            assert_eq!(ended.get(), 1, "scope returned before its threads ended");
+            // A panic that was joined does not propagate.
+            let joined = green::scope(|s| s.spawn(|| panic!("joined boom")).join().is_err());
+            assert!(joined);
+        });
     });
 }
 
 #[test]
 fn cancelling_a_scope_owner_cancels_its_threads_first() {
-    green::run(|| {
-        let drops = Rc::new(Cell::new(0));
-        let d = drops.clone();
-        let owner = green::spawn(move || {
-            let local = DropCount(d.clone());
-            green::scope(|s| {
-                for _ in 0..3 {
-                    let local = &local;
-                    let d = d.clone();
-                    s.spawn(move || {
-                        let _guard = DropCount(d);
-                        green::sleep(FOREVER);
-                        assert_eq!(local.0.get(), 0);
-                    });
-                }
+    watchdog::watchdog(LIMIT, || {
+        green::run(|| {
+            let drops = Rc::new(Cell::new(0));
+            let d = drops.clone();
+            let owner = green::spawn(move || {
+                let local = DropCount(d.clone());
+                green::scope(|s| {
+                    for _ in 0..3 {
+                        let local = &local;
+                        let d = d.clone();
+                        s.spawn(move || {
+                            let _guard = DropCount(d);
+                            green::sleep(FOREVER);
+                            assert_eq!(local.0.get(), 0);
+                        });
+                    }
+                });
             });
+            green::yield_now();
+            owner.cancel();
+            assert_cancelled(owner);
+            assert_eq!(drops.get(), 4);
         });
-        green::yield_now();
-        owner.cancel();
-        assert_cancelled(owner);
-        assert_eq!(drops.get(), 4);
     });
 }
 
@@ -588,23 +604,25 @@ fn shutdown_unwinds_scoped_threads_before_their_owner() {
             }
         }
     }
-    green::run(|| {
-        green::spawn(|| {
-            let env = Env(Cell::new(true));
-            green::scope(|s| {
-                for _ in 0..2 {
-                    let env = &env;
-                    s.spawn(move || {
-                        let _reads = ReadsEnv(env);
-                        green::sleep(FOREVER);
-                    });
-                }
+    watchdog::watchdog(LIMIT, || {
+        green::run(|| {
+            green::spawn(|| {
+                let env = Env(Cell::new(true));
+                green::scope(|s| {
+                    for _ in 0..2 {
+                        let env = &env;
+                        s.spawn(move || {
+                            let _reads = ReadsEnv(env);
+                            green::sleep(FOREVER);
+                        });
+                    }
+                });
             });
+            green::yield_now();
+            green::yield_now();
         });
-        green::yield_now();
-        green::yield_now();
+        assert_eq!(ENV_ALIVE_AT_CHILD_DROP.load(std::sync::atomic::Ordering::SeqCst), 2);
     });
-    assert_eq!(ENV_ALIVE_AT_CHILD_DROP.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
 
 // ----- locals ----------------------------------------------------------------
@@ -636,35 +654,37 @@ greenloop_runtime::green_local! {
 
 #[test]
 fn locals_are_per_thread_lazy_and_dropped_on_exit_and_cancel() {
-    green::run(|| {
-        let before = (LOCAL_INITS.with(Cell::get), LOCAL_DROPS.with(Cell::get));
-        let workers: Vec<_> = (1..=3u32)
-            .map(|i| {
-                green::spawn(move || {
-                    TRACKED.with(|t| t.0.set(i));
-                    green::yield_now();
-                    TRACKED.with(|t| t.0.get())
+    watchdog::watchdog(LIMIT, || {
+        green::run(|| {
+            let before = (LOCAL_INITS.with(Cell::get), LOCAL_DROPS.with(Cell::get));
+            let workers: Vec<_> = (1..=3u32)
+                .map(|i| {
+                    green::spawn(move || {
+                        TRACKED.with(|t| t.0.set(i));
+                        green::yield_now();
+                        TRACKED.with(|t| t.0.get())
+                    })
                 })
-            })
-            .collect();
-        let values: Vec<u32> = workers.into_iter().map(|w| w.join().unwrap()).collect();
-        assert_eq!(values, [1, 2, 3], "green threads shared a local");
-        assert_eq!(LOCAL_INITS.with(Cell::get) - before.0, 3);
-        assert_eq!(LOCAL_DROPS.with(Cell::get) - before.1, 3, "not dropped on exit");
+                .collect();
+            let values: Vec<u32> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+            assert_eq!(values, [1, 2, 3], "green threads shared a local");
+            assert_eq!(LOCAL_INITS.with(Cell::get) - before.0, 3);
+            assert_eq!(LOCAL_DROPS.with(Cell::get) - before.1, 3, "not dropped on exit");
 
-        let victim = green::spawn(|| {
-            TRACKED.with(|t| t.0.set(7));
-            green::sleep(FOREVER);
+            let victim = green::spawn(|| {
+                TRACKED.with(|t| t.0.set(7));
+                green::sleep(FOREVER);
+            });
+            green::yield_now();
+            victim.cancel();
+            assert_cancelled(victim);
+            assert_eq!(LOCAL_DROPS.with(Cell::get) - before.1, 4, "not dropped on cancel");
+            // Only a first use creates a value: one more, for this thread.
+            green::spawn(|| UNUSED.try_with(|_| ()).is_some()).join().unwrap();
+            assert_eq!(LOCAL_INITS.with(Cell::get) - before.0, 5);
         });
-        green::yield_now();
-        victim.cancel();
-        assert_cancelled(victim);
-        assert_eq!(LOCAL_DROPS.with(Cell::get) - before.1, 4, "not dropped on cancel");
-        // Only a first use creates a value: one more, for this thread.
-        green::spawn(|| UNUSED.try_with(|_| ()).is_some()).join().unwrap();
-        assert_eq!(LOCAL_INITS.with(Cell::get) - before.0, 5);
+        assert!(TRACKED.try_with(|_| ()).is_none(), "a local outside a green thread");
     });
-    assert!(TRACKED.try_with(|_| ()).is_none(), "a local outside a green thread");
 }
 
 // ----- groups and pools ------------------------------------------------------

@@ -108,29 +108,33 @@ fn bounded_senders_wait_in_fifo_order() {
 
 #[test]
 fn dropped_send_passes_its_slot_on() {
-    let (tx, mut rx) = mpsc::channel(1);
-    tx.try_send(0).unwrap();
-    let mut a = tx.send(1);
-    let mut b = tx.send(2);
-    assert!(poll_once(&mut a).is_pending());
-    assert!(poll_once(&mut b).is_pending());
-    assert_eq!(rx.try_recv(), Ok(0)); // the free slot goes to `a`...
-    drop(a); // ...which gives it to `b`
-    assert!(matches!(poll_once(&mut b), Poll::Ready(Ok(()))));
-    assert_eq!(rx.try_recv(), Ok(2));
-    assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    watchdog(LIMIT, || {
+        let (tx, mut rx) = mpsc::channel(1);
+        tx.try_send(0).unwrap();
+        let mut a = tx.send(1);
+        let mut b = tx.send(2);
+        assert!(poll_once(&mut a).is_pending());
+        assert!(poll_once(&mut b).is_pending());
+        assert_eq!(rx.try_recv(), Ok(0)); // the free slot goes to `a`...
+        drop(a); // ...which gives it to `b`
+        assert!(matches!(poll_once(&mut b), Poll::Ready(Ok(()))));
+        assert_eq!(rx.try_recv(), Ok(2));
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    });
 }
 
 #[test]
 fn dropped_recv_does_not_keep_a_handoff_open() {
-    let (tx, mut rx) = mpsc::channel(1);
-    {
-        let mut recv = rx.recv();
-        assert!(poll_once(&mut recv).is_pending());
-    }
-    tx.try_send(1).unwrap();
-    assert!(tx.try_send(2).unwrap_err().is_full(), "capacity 1 holds one message");
-    assert_eq!(rx.try_recv(), Ok(1));
+    watchdog(LIMIT, || {
+        let (tx, mut rx) = mpsc::channel(1);
+        {
+            let mut recv = rx.recv();
+            assert!(poll_once(&mut recv).is_pending());
+        }
+        tx.try_send(1).unwrap();
+        assert!(tx.try_send(2).unwrap_err().is_full(), "capacity 1 holds one message");
+        assert_eq!(rx.try_recv(), Ok(1));
+    });
 }
 
 #[test]
@@ -271,32 +275,36 @@ fn semaphore_semantics() {
 
 #[test]
 fn cancelled_head_waiter_lets_the_next_fit() {
-    let sem = Semaphore::new(2);
-    let held = sem.try_acquire_many(2).unwrap();
-    let mut three = sem.acquire_many(3);
-    let mut one = sem.acquire();
-    assert!(poll_once(&mut three).is_pending());
-    assert!(poll_once(&mut one).is_pending());
-    drop(held);
-    assert!(poll_once(&mut one).is_pending(), "FIFO: behind the waiter for 3");
-    drop(three);
-    assert!(matches!(poll_once(&mut one), Poll::Ready(Ok(_))));
+    watchdog(LIMIT, || {
+        let sem = Semaphore::new(2);
+        let held = sem.try_acquire_many(2).unwrap();
+        let mut three = sem.acquire_many(3);
+        let mut one = sem.acquire();
+        assert!(poll_once(&mut three).is_pending());
+        assert!(poll_once(&mut one).is_pending());
+        drop(held);
+        assert!(poll_once(&mut one).is_pending(), "FIFO: behind the waiter for 3");
+        drop(three);
+        assert!(matches!(poll_once(&mut one), Poll::Ready(Ok(_))));
+    });
 }
 
 #[test]
 fn dropped_acquire_passes_handed_permits_on() {
-    let sem = Semaphore::new(1);
-    let held = sem.try_acquire().unwrap();
-    let mut a = sem.acquire();
-    let mut b = sem.acquire();
-    assert!(poll_once(&mut a).is_pending());
-    assert!(poll_once(&mut b).is_pending());
-    drop(held); // handed to `a`
-    assert_eq!(sem.available_permits(), 0);
-    drop(a); // passed on to `b`
-    assert!(matches!(poll_once(&mut b), Poll::Ready(Ok(_))));
-    drop(b);
-    assert_eq!(sem.available_permits(), 1);
+    watchdog(LIMIT, || {
+        let sem = Semaphore::new(1);
+        let held = sem.try_acquire().unwrap();
+        let mut a = sem.acquire();
+        let mut b = sem.acquire();
+        assert!(poll_once(&mut a).is_pending());
+        assert!(poll_once(&mut b).is_pending());
+        drop(held); // handed to `a`
+        assert_eq!(sem.available_permits(), 0);
+        drop(a); // passed on to `b`
+        assert!(matches!(poll_once(&mut b), Poll::Ready(Ok(_))));
+        drop(b);
+        assert_eq!(sem.available_permits(), 1);
+    });
 }
 
 #[test]
@@ -323,22 +331,24 @@ fn mutex_hands_the_lock_over_in_fifo_order() {
 
 #[test]
 fn mutex_unlock_does_not_let_the_unlocker_barge() {
-    let mutex = Mutex::new(0);
-    let guard = mutex.try_lock().unwrap();
-    let mut waiter = mutex.lock();
-    assert!(poll_once(&mut waiter).is_pending());
-    drop(guard);
-    assert!(mutex.try_lock().is_err(), "handed to the waiter, not back to the pool");
-    let mut got = match poll_once(&mut waiter) {
-        Poll::Ready(g) => g,
-        Poll::Pending => panic!("the waiter owns the lock"),
-    };
-    *got += 1;
-    drop(got);
-    assert_eq!(*mutex.try_lock().unwrap(), 1);
-    let mut m = Mutex::new(5);
-    *m.get_mut() += 1;
-    assert_eq!(m.into_inner(), 6);
+    watchdog(LIMIT, || {
+        let mutex = Mutex::new(0);
+        let guard = mutex.try_lock().unwrap();
+        let mut waiter = mutex.lock();
+        assert!(poll_once(&mut waiter).is_pending());
+        drop(guard);
+        assert!(mutex.try_lock().is_err(), "handed to the waiter, not back to the pool");
+        let mut got = match poll_once(&mut waiter) {
+            Poll::Ready(g) => g,
+            Poll::Pending => panic!("the waiter owns the lock"),
+        };
+        *got += 1;
+        drop(got);
+        assert_eq!(*mutex.try_lock().unwrap(), 1);
+        let mut m = Mutex::new(5);
+        *m.get_mut() += 1;
+        assert_eq!(m.into_inner(), 6);
+    });
 }
 
 #[test]
@@ -360,15 +370,17 @@ fn owned_guards_move_across_threads() {
 
 #[test]
 fn notify_one_stores_one_permit() {
-    let notify = Notify::new();
-    notify.notify_one();
-    notify.notify_one();
-    let mut first = notify.notified();
-    assert!(poll_once(&mut first).is_ready(), "the stored permit");
-    let mut second = notify.notified();
-    assert!(poll_once(&mut second).is_pending(), "permits do not accumulate");
-    notify.notify_one();
-    assert!(poll_once(&mut second).is_ready());
+    watchdog(LIMIT, || {
+        let notify = Notify::new();
+        notify.notify_one();
+        notify.notify_one();
+        let mut first = notify.notified();
+        assert!(poll_once(&mut first).is_ready(), "the stored permit");
+        let mut second = notify.notified();
+        assert!(poll_once(&mut second).is_pending(), "permits do not accumulate");
+        notify.notify_one();
+        assert!(poll_once(&mut second).is_ready());
+    });
 }
 
 #[test]
@@ -396,21 +408,23 @@ fn notify_waiters_wakes_all_current_waiters_and_stores_nothing() {
 
 #[test]
 fn dropped_notified_passes_its_notification_on() {
-    let notify = Notify::new();
-    let mut a = notify.notified();
-    let mut b = notify.notified();
-    assert!(poll_once(&mut a).is_pending());
-    assert!(poll_once(&mut b).is_pending());
-    notify.notify_one(); // chooses `a`
-    drop(a); // passes it to `b`
-    assert!(poll_once(&mut b).is_ready());
-    let c = notify.notified();
-    let mut c = c;
-    assert!(poll_once(&mut c).is_pending());
-    drop(c);
-    notify.notify_one();
-    let mut d = notify.notified();
-    assert!(poll_once(&mut d).is_ready(), "stored while nobody waits");
+    watchdog(LIMIT, || {
+        let notify = Notify::new();
+        let mut a = notify.notified();
+        let mut b = notify.notified();
+        assert!(poll_once(&mut a).is_pending());
+        assert!(poll_once(&mut b).is_pending());
+        notify.notify_one(); // chooses `a`
+        drop(a); // passes it to `b`
+        assert!(poll_once(&mut b).is_ready());
+        let c = notify.notified();
+        let mut c = c;
+        assert!(poll_once(&mut c).is_pending());
+        drop(c);
+        notify.notify_one();
+        let mut d = notify.notified();
+        assert!(poll_once(&mut d).is_ready(), "stored while nobody waits");
+    });
 }
 
 #[test]
@@ -445,7 +459,9 @@ fn wait_group_waits_for_every_context() {
 #[test]
 #[should_panic(expected = "more times than add")]
 fn wait_group_done_below_zero_panics() {
-    WaitGroup::new().done();
+    watchdog(LIMIT, || {
+        WaitGroup::new().done();
+    });
 }
 
 #[test]

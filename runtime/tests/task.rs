@@ -491,17 +491,17 @@ impl Future for Hammered {
 fn four_threads_waking_a_task_never_lose_the_last_wake() {
     // The task completes only if it is polled after the last increment,
     // which precedes the last wake: a lost wake hangs, and the watchdog fails.
-    let (polls, threads) = watchdog(|| {
+    let polls = watchdog(|| {
         let rt = Runtime::new().unwrap();
         let sent = Arc::new(AtomicUsize::new(0));
         let future = Hammered { sent, waker: Arc::default(), threads: Vec::new(), polls: 0 };
-        let out = rt.block_on(async { task::spawn(future).await.unwrap() });
+        let (polls, threads) = rt.block_on(async { task::spawn(future).await.unwrap() });
         assert_eq!(rt.live_tasks(), 0);
-        out
+        for t in threads {
+            t.join().unwrap();
+        }
+        polls
     });
-    for t in threads {
-        t.join().unwrap();
-    }
     // One poll if every wake landed during the first (a loaded machine may
     // run the wakers to the end before the first poll reads `sent`).
     assert!((1..=HAMMER_THREADS * HAMMER_WAKES + 1).contains(&polls), "{polls} polls");
