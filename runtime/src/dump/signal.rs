@@ -48,13 +48,9 @@ fn set_of(signals: &[libc::c_int]) -> io::Result<libc::sigset_t> {
     // SAFETY: sigemptyset(3) initialises the set it is given; sigaddset
     // adds signal numbers to that initialised set and reports invalid ones.
     unsafe {
-        if libc::sigemptyset(set.as_mut_ptr()) != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        crate::syscall!(libc::sigemptyset(set.as_mut_ptr()))?;
         for &signal in signals {
-            if libc::sigaddset(set.as_mut_ptr(), signal) != 0 {
-                return Err(io::Error::last_os_error());
-            }
+            crate::syscall!(libc::sigaddset(set.as_mut_ptr(), signal))?;
         }
         Ok(set.assume_init())
     }
@@ -67,9 +63,7 @@ fn all_asynchronous() -> io::Result<libc::sigset_t> {
     // SAFETY: sigfillset(3) initialises the set; sigdelset removes valid
     // signal numbers from that initialised set.
     unsafe {
-        if libc::sigfillset(set.as_mut_ptr()) != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        crate::syscall!(libc::sigfillset(set.as_mut_ptr()))?;
         for signal in [libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL] {
             libc::sigdelset(set.as_mut_ptr(), signal);
         }
