@@ -81,6 +81,33 @@ fn a_green_thread_and_a_task_on_another_shard_share_a_channel() {
     });
 }
 
+/// The shutdown order that the test above reaches only by chance: the
+/// shard stops while its task is parked in `rx.recv()`, so the task is
+/// cancelled with its `Recv` alive. That `Recv` borrows the receiver the
+/// `async` block holds, inside the task's cell: the cancel must drop the
+/// future where it lies (it once moved it out first, and the `Recv`'s drop
+/// then read the receiver from reused memory: SIGSEGV).
+#[test]
+fn a_task_parked_on_a_channel_is_cancelled_when_its_shard_stops() {
+    watchdog(LIMIT, || {
+        let (tasks, stop, tasks_thread) = stackless_shard();
+        let (tx, mut rx) = mpsc::channel::<u64>(1);
+        let (parked_tx, parked_rx) = std_mpsc::channel();
+        tasks.spawn(move || {
+            task::spawn_local(async move {
+                // Sent in the poll that parks on `recv`: the shard runs
+                // nothing else before that poll returns.
+                parked_tx.send(()).unwrap();
+                rx.recv().await
+            });
+        });
+        parked_rx.recv().unwrap();
+        stop.send(()).unwrap();
+        tasks_thread.join().unwrap();
+        assert!(tx.try_send(1).is_err(), "the cancelled task dropped its receiver");
+    });
+}
+
 #[test]
 fn spawn_onto_a_green_shard_runs_there_and_survives_a_panic() {
     watchdog(LIMIT, || {

@@ -36,6 +36,11 @@
 //!    by reference), and only after it set `COMPLETE` while `JOIN_WAKER`
 //!    was set. Concurrent accesses are therefore reads. The waker stays in
 //!    the slot until the cell is freed.
+//! 6. The future is pinned in the cell from its first poll: it is dropped
+//!    where it lies, by assigning the next stage over it
+//!    ([`end_future`]), never moved out first. An `async` block awaiting a
+//!    borrow of its own captures (`rx.recv()`) holds a pointer into the
+//!    cell, which its drop follows.
 
 use crate::loom::{AtomicUsize, Ordering};
 use std::cell::UnsafeCell;
@@ -541,7 +546,7 @@ unsafe fn poll<F: Future>(ptr: NonNull<Header>) -> bool {
     let stage = unsafe { &mut *cell.stage.get() };
     let Stage::Running(future) = stage else { return true };
     // SAFETY: the future never moves: it stays in the heap cell until
-    // dropped in place.
+    // dropped in place (invariant 6).
     let future = unsafe { Pin::new_unchecked(future) };
     // The queue reference held by `run` keeps the cell alive during the poll.
     let waker = waker_ref(ptr);
@@ -553,8 +558,7 @@ unsafe fn poll<F: Future>(ptr: NonNull<Header>) -> bool {
         Ok(Poll::Ready(output)) => Ok(output),
         Err(payload) => Err(JoinError::Panicked(payload)),
     };
-    let old = mem::replace(stage, Stage::Finished(result));
-    no_unwind(|| drop(old));
+    end_future(stage, result);
     true
 }
 
@@ -565,9 +569,17 @@ unsafe fn cancel<F: Future>(ptr: NonNull<Header>) {
     // SAFETY: per the contract, exclusive access to the stage.
     let stage = unsafe { &mut *ptr.cast::<Cell<F>>().as_ref().stage.get() };
     if let Stage::Running(_) = stage {
-        let old = mem::replace(stage, Stage::Finished(Err(JoinError::Cancelled)));
-        no_unwind(|| drop(old));
+        end_future(stage, Err(JoinError::Cancelled));
     }
+}
+
+/// Drops the future of a `Running` stage in place and stores `result`
+/// (invariant 6): the assignment drops the old value where it lies. During
+/// that drop the stage is unusable; nothing reads it, as COMPLETE is not
+/// set yet and only this executor thread touches the stage (invariant 2).
+fn end_future<F: Future>(stage: &mut Stage<F>, result: Result<F::Output, JoinError>) {
+    debug_assert!(matches!(stage, Stage::Running(_)));
+    no_unwind(|| *stage = Stage::Finished(result));
 }
 
 /// # Safety

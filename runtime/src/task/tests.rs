@@ -787,6 +787,75 @@ fn shutdown_cancels_live_tasks_like_the_executor() {
     assert_eq!(Arc::strong_count(&cells), 1, "every cell freed");
 }
 
+/// A future that must stay where it was pinned: it records its address at
+/// its first poll and at its drop, and is ready at its `ready_on`-th poll.
+struct AddressProbe {
+    ready_on: usize,
+    polls: usize,
+    /// (address at the first poll, address at the drop).
+    seen: Arc<Mutex<(usize, usize)>>,
+    _pinned: std::marker::PhantomPinned,
+}
+
+impl AddressProbe {
+    fn new(ready_on: usize) -> (AddressProbe, Arc<Mutex<(usize, usize)>>) {
+        let seen = Arc::new(Mutex::new((0, 0)));
+        let probe = AddressProbe {
+            ready_on,
+            polls: 0,
+            seen: seen.clone(),
+            _pinned: std::marker::PhantomPinned,
+        };
+        (probe, seen)
+    }
+}
+
+impl Future for AddressProbe {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+        let address = &*self as *const AddressProbe as usize;
+        // SAFETY: only a counter changes; the future is not moved.
+        let this = unsafe { self.get_unchecked_mut() };
+        this.polls += 1;
+        if this.polls == 1 {
+            lock(&this.seen).0 = address;
+        }
+        if this.polls == this.ready_on { Poll::Ready(()) } else { Poll::Pending }
+    }
+}
+
+impl Drop for AddressProbe {
+    fn drop(&mut self) {
+        lock(&self.seen).1 = self as *const AddressProbe as usize;
+    }
+}
+
+/// Pin's drop guarantee: a polled future is dropped where it was pinned,
+/// whether it completed, was aborted or was cancelled at shutdown. A future
+/// that borrows itself (an `async` block awaiting `rx.recv()`) would
+/// otherwise drop its borrow of memory the cell has reused.
+#[test]
+fn a_polled_future_is_dropped_where_it_was_pinned() {
+    let mut h = Harness::new();
+    let (completing, completed) = AddressProbe::new(1);
+    let (aborting, aborted) = AddressProbe::new(0);
+    let (parked, cancelled) = AddressProbe::new(0);
+    let completing = h.spawn(completing);
+    let aborting = h.spawn(aborting);
+    let _parked = h.spawn(parked);
+    h.run_until_idle();
+    aborting.abort();
+    h.run_until_idle();
+    drop(h);
+    for (path, seen) in [("completed", completed), ("aborted", aborted), ("cancelled", cancelled)] {
+        let (polled_at, dropped_at) = *lock(&seen);
+        assert_ne!(polled_at, 0, "the {path} future was polled");
+        assert_eq!(dropped_at, polled_at, "the {path} future moved before its drop");
+    }
+    drop((completing, aborting));
+}
+
 #[test]
 fn handles_and_wakers_are_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
