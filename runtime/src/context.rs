@@ -184,12 +184,31 @@ impl<F: Future> Main for FutureMain<'_, F> {
 
 impl<'a> Context<'a> {
     /// Runs `f` with this thread's running context, if any.
-    #[inline]
+    ///
+    /// Always inlined: a yield or park reached through it switches stacks,
+    /// and the switch clobbers every callee-saved register. Left out of line
+    /// (its closures make it large), it would save and restore them all on
+    /// each switch; inlined, the caller's frame saves them once.
+    #[inline(always)]
     pub(crate) fn with<R>(f: impl FnOnce(Option<&Context<'_>>) -> R) -> R {
         let ptr = CONTEXT.with(Cell::get);
         // SAFETY: non-null only while `Entered` keeps the context alive on
         // its frame (module invariant); `as_ref` maps null to `None`.
         f(unsafe { ptr.as_ref() })
+    }
+
+    /// `green::yield_now` in a green thread of this thread's running
+    /// context; `false` if none runs. Written without closures, which the
+    /// compiler may keep out of line: the switch then stays in the caller's
+    /// frame (see `with`).
+    #[inline(always)]
+    pub(crate) fn yield_green() -> bool {
+        let ptr = CONTEXT.with(Cell::get);
+        // SAFETY: as in `with`; the reference ends with this call.
+        match unsafe { ptr.as_ref() } {
+            Some(context) => context.green.yield_current(),
+            None => false,
+        }
     }
 
     /// The green scheduler.

@@ -117,8 +117,8 @@ pub(crate) struct Scheduler {
 
 impl Scheduler {
     /// Runs `f` with the green scheduler of this OS thread's context, if a
-    /// context is running.
-    #[inline]
+    /// context is running. Always inlined, as `Context::with` is: see there.
+    #[inline(always)]
     pub(crate) fn with<R>(f: impl FnOnce(Option<&Scheduler>) -> R) -> R {
         Context::with(|c| f(c.map(Context::green)))
     }
@@ -395,7 +395,7 @@ impl Scheduler {
     }
 
     /// Suspends the running green thread (the caller queued it or parked it).
-    #[inline]
+    #[inline(always)]
     fn suspend(&self) {
         let yielder = self.yielder.get();
         if yielder.is_null() {
@@ -453,23 +453,22 @@ impl Scheduler {
     }
 
     /// `yield_now` for the running green thread; `false` if none is running.
-    #[inline]
-    pub(super) fn yield_current(&self) -> bool {
-        let key = self.current.get();
-        if key == NONE {
-            return false;
-        }
-        self.schedule(key);
+    /// Always inlined into the yielding frame, whose prologue then saves the
+    /// registers that the switch clobbers once for all its yields.
+    #[inline(always)]
+    pub(crate) fn yield_current(&self) -> bool {
+        let Some(control) = self.current_control() else { return false };
+        self.schedule(self.current.get());
         self.suspend();
-        if let Some(control) = self.current_control() {
-            // SAFETY: the running thread's control block, alive while it runs.
-            cancel::check(unsafe { &*control });
-        }
+        // SAFETY: the thread resumed here is the one that suspended, running
+        // again, so its control block is alive (module invariant 6).
+        cancel::check(unsafe { &*control });
         true
     }
 
     /// The running green thread's control block, `None` if none runs. The
     /// pointer is valid while that thread runs (module invariant 6).
+    #[inline]
     pub(super) fn current_control(&self) -> Option<*const Control> {
         self.current_waker.get().map(|(data, _)| data.cast::<Control>())
     }

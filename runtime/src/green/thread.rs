@@ -36,6 +36,7 @@ pub(super) use super::park_state::{UNPARK, WAKE};
 use super::scheduler::Scheduler;
 use std::task::Waker;
 
+use crate::context::Context;
 use crate::id::SchedulerId;
 use crate::reactor::{MailboxRef, Wake};
 
@@ -276,7 +277,7 @@ pub fn park_timeout(timeout: Duration) {
 /// others first. Outside a green thread it is `std::thread::yield_now`.
 #[inline]
 pub fn yield_now() {
-    if !Scheduler::with(|s| s.is_some_and(Scheduler::yield_current)) {
+    if !Context::yield_green() {
         std::thread::yield_now();
     }
 }
