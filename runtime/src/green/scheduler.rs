@@ -43,7 +43,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::mem::{ManuallyDrop, MaybeUninit};
+use std::mem::{self, ManuallyDrop, MaybeUninit};
 use std::ops::Range;
 use std::panic::{self, AssertUnwindSafe, Location};
 use std::ptr::{self, NonNull};
@@ -189,15 +189,31 @@ impl Scheduler {
         match result {
             CoroutineResult::Yield(()) => false,
             CoroutineResult::Return(()) => {
-                let slot = self.threads.borrow_mut().remove(key);
-                if let Some(coroutine) = slot.and_then(|mut slot| slot.coroutine.take()) {
-                    let (coroutine, allocation) = coroutine.into_inner();
-                    self.boxes.borrow_mut().push(allocation);
-                    self.stacks.borrow_mut().give(coroutine.into_stack());
-                }
+                self.finish(key);
                 true
             }
         }
+    }
+
+    /// Frees the slot of the thread at `key`, whose coroutine returned: its
+    /// box and stack go back for reuse. The slot is emptied in place, not
+    /// moved out of the slab. What it owns is taken out first: the box
+    /// (`None` after the take) and the waker (a no-op waker is left, which
+    /// owns nothing), so the rest of the slot needs no drop. The waker is
+    /// dropped after the slab's borrow ended: it may free the thread's
+    /// `Shared` and with it a result whose drop runs user code.
+    #[inline(always)]
+    fn finish(&self, key: usize) {
+        let taken = self.threads.borrow_mut().vacate_with(key, |slot| {
+            (slot.coroutine.take(), mem::replace(&mut slot.waker, Waker::noop().clone()))
+        });
+        let Some((coroutine, waker)) = taken else { return };
+        if let Some(coroutine) = coroutine {
+            let (coroutine, allocation) = coroutine.into_inner();
+            self.boxes.borrow_mut().push(allocation);
+            self.stacks.borrow_mut().give(coroutine.into_stack());
+        }
+        drop(waker);
     }
 
     /// The identity of the thread at `key` (id, name, spawn site), given to
