@@ -82,7 +82,7 @@ use std::{fmt, io, panic, ptr};
 
 use crate::block_on::ThreadNotify;
 use crate::green::Config;
-use crate::green::scheduler::{NONE, Scheduler};
+use crate::green::scheduler::{NONE, Scheduler, Switch};
 use crate::monitor::{self, Watch};
 use crate::reactor::{Reactor, Wake, drop_wake};
 use crate::task::Executor;
@@ -197,16 +197,16 @@ impl<'a> Context<'a> {
         f(unsafe { ptr.as_ref() })
     }
 
-    /// `green::yield_now` in a green thread of this thread's running
-    /// context; `false` if none runs. Written without closures, which the
-    /// compiler may keep out of line: the switch then stays in the caller's
-    /// frame (see `with`).
+    /// Makes the running green thread of this thread's running context
+    /// `switch` away; `false` if none runs. Written without closures, which
+    /// the compiler may keep out of line: the switch then stays in the
+    /// caller's frame (see `with`).
     #[inline(always)]
-    pub(crate) fn yield_green() -> bool {
+    pub(crate) fn switch_green(switch: Switch) -> bool {
         let ptr = CONTEXT.with(Cell::get);
         // SAFETY: as in `with`; the reference ends with this call.
         match unsafe { ptr.as_ref() } {
-            Some(context) => context.green.yield_current(),
+            Some(context) => context.green.switch(switch),
             None => false,
         }
     }

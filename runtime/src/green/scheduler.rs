@@ -65,6 +65,15 @@ use crate::slab::Slab;
 /// No green thread is running.
 pub(crate) const NONE: usize = usize::MAX;
 
+/// How the running green thread leaves the CPU (see `Scheduler::switch`).
+#[derive(Clone, Copy)]
+pub(crate) enum Switch {
+    /// `yield_now`: requeued behind the runnable threads.
+    Yield,
+    /// `block_on`'s wait for its waker (`wait_wake_current`).
+    WaitWake,
+}
+
 type GreenCoroutine = Coroutine<(), (), (), GreenStack>;
 
 /// A waker's data pointer and vtable, without its reference count.
@@ -438,6 +447,7 @@ impl Scheduler {
     /// resumes it, the others of a burst set the token) are no news to the
     /// re-poll that follows, so the token is forgotten before it: left set,
     /// it would make the next wait yield and re-poll for nothing.
+    #[inline(always)]
     pub(super) fn wait_wake_current(&self) -> bool {
         let waited = match self.wait(WAKE) {
             Some(true) => true,
@@ -453,7 +463,7 @@ impl Scheduler {
 
     /// Waits for one of `tokens`: `Some(true)` after suspending,
     /// `Some(false)` if a token was already there, `None` outside a thread.
-    #[inline]
+    #[inline(always)]
     fn wait(&self, tokens: u8) -> Option<bool> {
         let (data, _) = self.current_waker.get()?;
         // SAFETY: the running thread's waker points at its `Control` (see
@@ -468,11 +478,22 @@ impl Scheduler {
         Some(must_suspend)
     }
 
+    /// Makes the running green thread `switch` away; `false` if none runs.
+    /// Always inlined, with what it calls, into the frame that switches
+    /// (see `Context::switch_green`).
+    #[inline(always)]
+    pub(crate) fn switch(&self, switch: Switch) -> bool {
+        match switch {
+            Switch::Yield => self.yield_current(),
+            Switch::WaitWake => self.wait_wake_current(),
+        }
+    }
+
     /// `yield_now` for the running green thread; `false` if none is running.
     /// Always inlined into the yielding frame, whose prologue then saves the
     /// registers that the switch clobbers once for all its yields.
     #[inline(always)]
-    pub(crate) fn yield_current(&self) -> bool {
+    pub(super) fn yield_current(&self) -> bool {
         let Some(control) = self.current_control() else { return false };
         self.schedule(self.current.get());
         self.suspend();

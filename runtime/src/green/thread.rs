@@ -33,7 +33,7 @@ use super::cancel::CancelState;
 use super::local::Locals;
 use super::park_state::ParkState;
 pub(super) use super::park_state::{UNPARK, WAKE};
-use super::scheduler::Scheduler;
+use super::scheduler::{Scheduler, Switch};
 use std::task::Waker;
 
 use crate::context::Context;
@@ -277,7 +277,7 @@ pub fn park_timeout(timeout: Duration) {
 /// others first. Outside a green thread it is `std::thread::yield_now`.
 #[inline]
 pub fn yield_now() {
-    if !Context::yield_green() {
+    if !Context::switch_green(Switch::Yield) {
         std::thread::yield_now();
     }
 }
