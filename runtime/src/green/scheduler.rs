@@ -44,7 +44,6 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::mem::{self, ManuallyDrop, MaybeUninit};
-use std::ops::Range;
 use std::panic::{self, AssertUnwindSafe, Location};
 use std::ptr::{self, NonNull};
 use std::task::{RawWaker, RawWakerVTable, Waker};
@@ -86,14 +85,13 @@ fn parts_of(waker: &Waker) -> WakerParts {
 /// A green thread as the scheduler holds it.
 struct Slot {
     /// The coroutine, boxed so it stays in place while it runs (the slab
-    /// may grow meanwhile); `None` once `teardown` took it.
+    /// may grow meanwhile), with the thread's overflow record; `None` once
+    /// `teardown` took it.
     coroutine: Option<CoroutineBox>,
     /// Set by the thread when it starts (see the module's invariants).
     yielder: Cell<*const Yielder<(), ()>>,
     /// The thread's waker; also its `Thread` handle and `Control`.
     waker: Waker,
-    guard: Range<usize>,
-    stack_size: usize,
     /// Where the thread was spawned (`#[track_caller]`).
     site: &'static Location<'static>,
     /// What the thread last recorded it waits on (for dumps).
@@ -111,7 +109,7 @@ pub(crate) struct Scheduler {
     stacks: RefCell<StackPool>,
     /// Allocations of finished threads' coroutine boxes, for reuse.
     #[allow(clippy::vec_box, reason = "the boxes themselves are reused, unmoved")]
-    boxes: RefCell<Vec<Box<MaybeUninit<GreenCoroutine>>>>,
+    boxes: RefCell<Vec<Box<MaybeUninit<Boxed>>>>,
     current: Cell<usize>,
     /// The running thread's waker as raw parts (data, vtable), cached from
     /// its slot while `current` is set (module invariant 6), so that waits
@@ -173,20 +171,15 @@ impl Scheduler {
         let coroutine = {
             let threads = self.threads.borrow();
             let Some(slot) = threads.get(key) else { return false };
-            let Some(coroutine) = slot.coroutine.as_ref().map(CoroutineBox::as_ptr) else {
-                return false;
-            };
-            // SAFETY: a slot's waker is the one `Shared::allocate` made in
-            // `spawn_unchecked`, a green thread's waker.
-            let control = unsafe { control_of(&slot.waker) };
-            let (name, id) = (control.name(), control.id().as_u64().get());
-            // SAFETY: `name` lives in the thread's `Control`, which its slot
-            // keeps alive until after `Running` below calls `leave` (the slot
-            // is removed only once `resume` returned), unwinding included.
-            unsafe { overflow::enter(slot.guard.clone(), slot.stack_size, name, id) };
+            let Some(boxed) = slot.coroutine.as_ref() else { return false };
+            // SAFETY: the record's name lives in the thread's `Control`,
+            // which its slot keeps alive until after `Running` below calls
+            // `leave` (the slot is removed only once `resume` returned),
+            // unwinding included; a `Control`'s name never changes.
+            unsafe { overflow::enter(boxed.overflow()) };
             self.yielder.set(slot.yielder.get());
             slot.noted.set(None);
-            (coroutine, parts_of(&slot.waker))
+            (boxed.as_ptr(), parts_of(&slot.waker))
         };
         let (coroutine, waker) = coroutine;
         let result = {
@@ -275,8 +268,8 @@ impl Scheduler {
             };
             let identity =
                 (control.id().as_u64().get(), control.name().map(str::to_owned), slot.site);
-            let top = slot.guard.end + slot.stack_size;
-            out.push(dump::entry(Model::Green, identity, state, slot.noted.get(), Some(top)));
+            let top = slot.coroutine.as_ref().map(|boxed| boxed.overflow().stack_top());
+            out.push(dump::entry(Model::Green, identity, state, slot.noted.get(), top));
         }
     }
 
@@ -323,6 +316,9 @@ impl Scheduler {
         let key = threads.vacant_key();
         let (shared, waker) = Shared::<T>::allocate(Control::new(name, key, self.id, self.mailbox));
         let done = CompleteOnDrop(ptr::from_ref(&*shared));
+        let control = shared.control();
+        let overflow =
+            overflow::Record::new(guard, usable, control.name(), control.id().as_u64().get());
         let body = move |yielder: &Yielder<(), ()>, ()| {
             Scheduler::with(|s| s.map(|s| s.started(key, yielder)));
             // SAFETY: the slot's waker keeps `Shared` alive (invariant 4).
@@ -349,11 +345,9 @@ impl Scheduler {
         let coroutine = unsafe { Coroutine::with_stack_unchecked(stack, body) };
         let allocation = self.boxes.borrow_mut().pop();
         threads.insert(Slot {
-            coroutine: Some(CoroutineBox::new(coroutine, allocation)),
+            coroutine: Some(CoroutineBox::new(Boxed { coroutine, overflow }, allocation)),
             yielder: Cell::new(ptr::null()),
             waker,
-            guard,
-            stack_size: usable,
             site,
             noted: Cell::new(None),
         });
@@ -585,34 +579,52 @@ impl Scheduler {
     }
 }
 
+/// What a thread's [`CoroutineBox`] holds: its coroutine, and the record
+/// the overflow handler is given while it runs (made once, at its spawn,
+/// and kept beside the coroutine so that each resume only copies it).
+struct Boxed {
+    coroutine: GreenCoroutine,
+    overflow: overflow::Record,
+}
+
 /// An owned, heap-allocated coroutine reached through a raw pointer only
 /// (module invariant 5), whose allocation is reused by the next spawn.
-struct CoroutineBox(NonNull<GreenCoroutine>);
+struct CoroutineBox(NonNull<Boxed>);
 
 impl CoroutineBox {
-    /// Boxes `coroutine`, in `allocation` if one is given.
-    fn new(
-        coroutine: GreenCoroutine,
-        allocation: Option<Box<MaybeUninit<GreenCoroutine>>>,
-    ) -> CoroutineBox {
+    /// Boxes `boxed`, in `allocation` if one is given.
+    fn new(boxed: Boxed, allocation: Option<Box<MaybeUninit<Boxed>>>) -> CoroutineBox {
         let boxed = match allocation {
-            Some(allocation) => Box::write(allocation, coroutine),
-            None => Box::new(coroutine),
+            Some(allocation) => Box::write(allocation, boxed),
+            None => Box::new(boxed),
         };
         CoroutineBox(NonNull::from(Box::leak(boxed)))
     }
 
     fn as_ptr(&self) -> *mut GreenCoroutine {
-        self.0.as_ptr()
+        // SAFETY: from `Box::leak` in `new`, owned by us alone: a valid
+        // place, projected to a field without making a reference.
+        unsafe { &raw mut (*self.0.as_ptr()).coroutine }
+    }
+
+    /// The thread's overflow record.
+    fn overflow(&self) -> overflow::Record {
+        // SAFETY: from `Box::leak` in `new`, owned by us alone. The record is
+        // written once, by `new`; a resume's exclusive access (through
+        // `as_ptr`) reaches the coroutine field only.
+        unsafe { (*self.0.as_ptr()).overflow }
     }
 
     /// The coroutine, and its emptied allocation for reuse.
-    fn into_inner(self) -> (GreenCoroutine, Box<MaybeUninit<GreenCoroutine>>) {
+    fn into_inner(self) -> (GreenCoroutine, Box<MaybeUninit<Boxed>>) {
         let ptr = ManuallyDrop::new(self).0.as_ptr();
         // SAFETY: `ptr` came from `Box::leak` and is owned by us alone; the
-        // value is moved out once and the allocation is returned as
-        // uninitialised, so it is neither dropped nor freed twice.
-        unsafe { (ptr.read(), Box::from_raw(ptr.cast::<MaybeUninit<GreenCoroutine>>())) }
+        // coroutine is moved out once (the record is plain data) and the
+        // allocation is returned as uninitialised, so neither is dropped
+        // nor freed twice.
+        unsafe {
+            ((&raw const (*ptr).coroutine).read(), Box::from_raw(ptr.cast::<MaybeUninit<Boxed>>()))
+        }
     }
 }
 
