@@ -35,11 +35,11 @@
 //!   `resume` on `Return`, or by `teardown`, which runs outside any resume.
 //!   Resumes never nest (`drive` runs on the OS thread's own stack), and
 //!   nothing else dereferences the pointer, so the access is exclusive.
-//! * `current_waker` holds the raw parts of the slot waker of the thread at
-//!   `current` and is `None` when `current` is `NONE`; both are set and
-//!   cleared together by `Running`. The slot, and so the count its waker
-//!   owns, outlives every span in which the thread is current, so the parts
-//!   are a valid waker then.
+//! * `current_waker` holds the raw parts of the slot waker of the running
+//!   thread and is `None` when none runs; `Running` sets and clears it. The
+//!   slot, and so the count its waker owns, outlives every span in which
+//!   the thread is current, so the parts are a valid waker then, and its
+//!   data points at the thread's `Control` (which names its key).
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -110,10 +110,9 @@ pub(crate) struct Scheduler {
     /// Allocations of finished threads' coroutine boxes, for reuse.
     #[allow(clippy::vec_box, reason = "the boxes themselves are reused, unmoved")]
     boxes: RefCell<Vec<Box<MaybeUninit<Boxed>>>>,
-    current: Cell<usize>,
     /// The running thread's waker as raw parts (data, vtable), cached from
-    /// its slot while `current` is set (module invariant 6), so that waits
-    /// and `block_on` need no slab lookup.
+    /// its slot while it runs (module invariant 6), so that waits and
+    /// `block_on` need no slab lookup; `None` when no thread runs.
     current_waker: Cell<Option<WakerParts>>,
     /// The running thread's yielder (null before it started), cached from
     /// its slot so that suspending needs no slab lookup.
@@ -143,7 +142,6 @@ impl Scheduler {
             threads: RefCell::new(Slab::new()),
             stacks: RefCell::new(StackPool::new(config.max_cached_stacks)),
             boxes: RefCell::new(Vec::new()),
-            current: Cell::new(NONE),
             current_waker: Cell::new(None),
             yielder: Cell::new(ptr::null()),
             shutting_down: Cell::new(false),
@@ -183,7 +181,7 @@ impl Scheduler {
         };
         let (coroutine, waker) = coroutine;
         let result = {
-            let _running = Running::new(self, key, waker);
+            let _running = Running::new(self, waker);
             // SAFETY: the box stays in the slot, unmoved and unaliased,
             // until the resume returned (module invariant 5).
             unsafe { (*coroutine).resume(()) }
@@ -238,7 +236,7 @@ impl Scheduler {
     /// timer noted after another wait of the same resume is that wait's
     /// timeout: the wait stays the record.
     pub(crate) fn note_wait(&self, noted: Noted) -> bool {
-        let key = self.current.get();
+        let key = self.current_key();
         if key == NONE {
             return false;
         }
@@ -256,13 +254,14 @@ impl Scheduler {
         let queued: std::collections::HashSet<usize> =
             self.run_queue.borrow().iter().copied().collect();
         let threads = self.threads.borrow();
+        let current = self.current_key();
         for key in 0..threads.capacity() {
             let Some(slot) = threads.get(key) else { continue };
             // SAFETY: a slot's waker is the one `Shared::allocate` made in
             // `spawn_unchecked`, a green thread's waker.
             let control = unsafe { control_of(&slot.waker) };
             let state = match key {
-                _ if key == self.current.get() => State::Running,
+                _ if key == current => State::Running,
                 _ if queued.contains(&key) => State::Runnable,
                 _ => State::Parked,
             };
@@ -388,7 +387,7 @@ impl Scheduler {
             if let Some((coroutine, waker)) = coroutine {
                 // Destructors run on the thread's stack and may call into
                 // the scheduler: make the thread current while they do.
-                let running = Running::new(self, key, waker);
+                let running = Running::new(self, waker);
                 drop(coroutine);
                 drop(running);
             }
@@ -489,12 +488,19 @@ impl Scheduler {
     #[inline(always)]
     pub(super) fn yield_current(&self) -> bool {
         let Some(control) = self.current_control() else { return false };
-        self.schedule(self.current.get());
+        // SAFETY: the running thread's control block (module invariant 6).
+        self.schedule(unsafe { &*control }.key());
         self.suspend();
         // SAFETY: the thread resumed here is the one that suspended, running
         // again, so its control block is alive (module invariant 6).
         cancel::check(unsafe { &*control });
         true
+    }
+
+    /// The running green thread's key, `NONE` if none runs.
+    fn current_key(&self) -> usize {
+        // SAFETY: the running thread's control block (module invariant 6).
+        self.current_control().map_or(NONE, |control| unsafe { &*control }.key())
     }
 
     /// The running green thread's control block, `None` if none runs. The
@@ -506,7 +512,7 @@ impl Scheduler {
 
     /// Whether a green thread (not the scheduler itself) is running.
     pub(super) fn is_running_thread(&self) -> bool {
-        self.current.get() != NONE
+        self.current_waker.get().is_some()
     }
 
     /// The running green thread's handle.
@@ -672,14 +678,13 @@ impl Drop for ClearLocals<'_> {
     }
 }
 
-/// Marks a green thread as running (its key and its slot's waker, module
-/// invariant 6); on drop (also when unwinding) clears them and the overflow
-/// handler's record of it.
+/// Marks a green thread as running (its slot's waker, module invariant 6);
+/// on drop (also when unwinding) clears it and the overflow handler's
+/// record of the thread.
 struct Running<'a>(&'a Scheduler);
 
 impl<'a> Running<'a> {
-    fn new(scheduler: &'a Scheduler, key: usize, waker: WakerParts) -> Running<'a> {
-        scheduler.current.set(key);
+    fn new(scheduler: &'a Scheduler, waker: WakerParts) -> Running<'a> {
         scheduler.current_waker.set(Some(waker));
         Running(scheduler)
     }
@@ -687,7 +692,6 @@ impl<'a> Running<'a> {
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        self.0.current.set(NONE);
         self.0.current_waker.set(None);
         overflow::leave();
     }
