@@ -109,8 +109,8 @@ pub(crate) struct Context<'a> {
     /// `task::Runtime::block_on` runs this context or an outer one: another
     /// `block_on` here panics.
     task_entered: bool,
-    /// Resumes and polls, counted for the reactor's zero-timeout turns.
-    ticks: Cell<u32>,
+    /// Resumes and polls left before the reactor's next zero-timeout turn.
+    ticks_left: Cell<u32>,
     /// The id of the task being polled, for panic reports.
     running_task: Cell<Option<u64>>,
     /// The context that was running on this thread when this one was
@@ -269,7 +269,7 @@ impl<'a> Context<'a> {
             executor,
             green_entered: flags.0,
             task_entered: flags.1,
-            ticks: Cell::new(0),
+            ticks_left: Cell::new(POLL_EVERY),
             running_task: Cell::new(None),
             outer: Cell::new(ptr::null()),
             woken: std::cell::RefCell::new(Vec::new()),
@@ -433,9 +433,10 @@ impl<'a> Context<'a> {
     /// reactor is due a turn without blocking.
     #[inline(always)]
     fn tick(&self) -> bool {
-        let ticks = self.ticks.get().wrapping_add(1);
-        self.ticks.set(ticks);
-        ticks.is_multiple_of(POLL_EVERY)
+        let left = self.ticks_left.get() - 1;
+        let due = left == 0;
+        self.ticks_left.set(if due { POLL_EVERY } else { left });
+        due
     }
 
     /// Turns the reactor, then queues what other threads woke meanwhile.
