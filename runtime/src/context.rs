@@ -82,7 +82,7 @@ use std::{fmt, io, panic, ptr};
 
 use crate::block_on::ThreadNotify;
 use crate::green::Config;
-use crate::green::scheduler::{NONE, Scheduler};
+use crate::green::scheduler::{NONE, Scheduler, Switch};
 use crate::monitor::{self, Watch};
 use crate::reactor::{Reactor, Wake, drop_wake};
 use crate::task::Executor;
@@ -109,8 +109,8 @@ pub(crate) struct Context<'a> {
     /// `task::Runtime::block_on` runs this context or an outer one: another
     /// `block_on` here panics.
     task_entered: bool,
-    /// Resumes and polls, counted for the reactor's zero-timeout turns.
-    ticks: Cell<u32>,
+    /// Resumes and polls left before the reactor's next zero-timeout turn.
+    ticks_left: Cell<u32>,
     /// The id of the task being polled, for panic reports.
     running_task: Cell<Option<u64>>,
     /// The context that was running on this thread when this one was
@@ -184,12 +184,31 @@ impl<F: Future> Main for FutureMain<'_, F> {
 
 impl<'a> Context<'a> {
     /// Runs `f` with this thread's running context, if any.
-    #[inline]
+    ///
+    /// Always inlined: a yield or park reached through it switches stacks,
+    /// and the switch clobbers every callee-saved register. Left out of line
+    /// (its closures make it large), it would save and restore them all on
+    /// each switch; inlined, the caller's frame saves them once.
+    #[inline(always)]
     pub(crate) fn with<R>(f: impl FnOnce(Option<&Context<'_>>) -> R) -> R {
         let ptr = CONTEXT.with(Cell::get);
         // SAFETY: non-null only while `Entered` keeps the context alive on
         // its frame (module invariant); `as_ref` maps null to `None`.
         f(unsafe { ptr.as_ref() })
+    }
+
+    /// Makes the running green thread of this thread's running context
+    /// `switch` away; `false` if none runs. Written without closures, which
+    /// the compiler may keep out of line: the switch then stays in the
+    /// caller's frame (see `with`).
+    #[inline(always)]
+    pub(crate) fn switch_green(switch: Switch) -> bool {
+        let ptr = CONTEXT.with(Cell::get);
+        // SAFETY: as in `with`; the reference ends with this call.
+        match unsafe { ptr.as_ref() } {
+            Some(context) => context.green.switch(switch),
+            None => false,
+        }
     }
 
     /// The green scheduler.
@@ -250,7 +269,7 @@ impl<'a> Context<'a> {
             executor,
             green_entered: flags.0,
             task_entered: flags.1,
-            ticks: Cell::new(0),
+            ticks_left: Cell::new(POLL_EVERY),
             running_task: Cell::new(None),
             outer: Cell::new(ptr::null()),
             woken: std::cell::RefCell::new(Vec::new()),
@@ -414,9 +433,10 @@ impl<'a> Context<'a> {
     /// reactor is due a turn without blocking.
     #[inline(always)]
     fn tick(&self) -> bool {
-        let ticks = self.ticks.get().wrapping_add(1);
-        self.ticks.set(ticks);
-        ticks.is_multiple_of(POLL_EVERY)
+        let left = self.ticks_left.get() - 1;
+        let due = left == 0;
+        self.ticks_left.set(if due { POLL_EVERY } else { left });
+        due
     }
 
     /// Turns the reactor, then queues what other threads woke meanwhile.

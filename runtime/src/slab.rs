@@ -72,6 +72,22 @@ impl<T> Slab<T> {
         }
     }
 
+    /// Vacates the slot at `key` once `f` took what it needs out of its
+    /// value, in place; the rest of the value is forgotten, not dropped (so
+    /// it should own nothing by then). `None` if the slot was vacant. For
+    /// large values, which `remove` would copy out whole.
+    #[inline]
+    pub(crate) fn vacate_with<R>(&mut self, key: usize, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+        let free = self.free;
+        let slot = self.slots.get_mut(key)?;
+        let Slot::Occupied(value) = slot else { return None };
+        let taken = f(value);
+        std::mem::forget(std::mem::replace(slot, Slot::Vacant { next_free: free }));
+        self.free = key;
+        self.len -= 1;
+        Some(taken)
+    }
+
     /// The value at `key`, if occupied.
     pub(crate) fn get(&self, key: usize) -> Option<&T> {
         match self.slots.get(key) {

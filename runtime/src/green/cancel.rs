@@ -155,10 +155,23 @@ impl CancelState {
 
     /// The interrupt to deliver now, if one is pending, unshielded and not
     /// yet delivered; marks it delivered.
+    ///
+    /// Every park and yield asks, and nearly always nothing was requested:
+    /// that answer is one load and one test, inlined; the rest is cold.
     #[inline]
     fn take(&self) -> Option<Interrupt> {
         let word = self.word.load(Ordering::Acquire);
-        if word & (KILL | LEVEL) == 0 || word & (THROWN | SHIELD) != 0 {
+        if word & (KILL | LEVEL) == 0 {
+            return None;
+        }
+        self.take_requested(word)
+    }
+
+    /// `take` once a kill or an elapsed timeout is recorded in `word`.
+    #[cold]
+    #[inline(never)]
+    fn take_requested(&self, word: u32) -> Option<Interrupt> {
+        if word & (THROWN | SHIELD) != 0 {
             return None;
         }
         if std::thread::panicking() {

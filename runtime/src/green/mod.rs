@@ -233,8 +233,9 @@ pub(crate) fn current_waker() -> Option<Waker> {
 
 /// `block_on`'s wait in a green thread: until the thread's waker fires;
 /// yields first if it already fired. `false` outside a green thread.
+#[inline(always)]
 pub(crate) fn wait_for_wake() -> bool {
-    Scheduler::with(|s| s.is_some_and(Scheduler::wait_wake_current))
+    crate::context::Context::switch_green(scheduler::Switch::WaitWake)
 }
 
 /// The current green thread's waker without taking a reference count, for

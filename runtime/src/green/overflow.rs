@@ -229,23 +229,46 @@ impl Drop for AltStack {
     }
 }
 
-/// Records the green thread about to run on this OS thread: its guard page
-/// range, usable stack size, name (`None` = unnamed) and numeric id. Call it
-/// before every resume.
+/// What [`enter`] records of a green thread: its guard page range, usable
+/// stack size, name (`None` = unnamed) and numeric id. Made once, when the
+/// thread is spawned, so that each resume only copies it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Record(Current);
+
+impl Record {
+    /// The record of a thread. Only a pointer to and the length of `name`
+    /// are kept (see [`enter`]'s contract).
+    pub(crate) fn new(
+        guard: Range<usize>,
+        stack_size: usize,
+        name: Option<&str>,
+        id: u64,
+    ) -> Record {
+        let (name_ptr, name_len) = match name {
+            Some(n) => (n.as_ptr(), n.len()),
+            None => (ptr::null(), 0),
+        };
+        Record(Current { guard: (guard.start, guard.end), stack_size, name_ptr, name_len, id })
+    }
+
+    /// The address just above the thread's usable stack.
+    pub(crate) fn stack_top(&self) -> usize {
+        self.0.guard.1 + self.0.stack_size
+    }
+}
+
+/// Records the green thread about to run on this OS thread. Call it before
+/// every resume.
 ///
 /// # Safety
 ///
-/// Only a pointer to and the length of `name` are stored, so its bytes must
-/// stay valid and unchanged until [`leave`] (or the next `enter`) is called on
-/// this thread, on every path, unwinding included: the fault handler may read
-/// them at any moment in between.
-pub(crate) unsafe fn enter(guard: Range<usize>, stack_size: usize, name: Option<&str>, id: u64) {
-    let (name_ptr, name_len) = match name {
-        Some(n) => (n.as_ptr(), n.len()),
-        None => (ptr::null(), 0),
-    };
-    let current = Current { guard: (guard.start, guard.end), stack_size, name_ptr, name_len, id };
-    CURRENT.with(|c| c.set(Some(current)));
+/// Only a pointer to and the length of the name `record` was made from are
+/// stored, so its bytes must stay valid and unchanged until [`leave`] (or
+/// the next `enter`) is called on this thread, on every path, unwinding
+/// included: the fault handler may read them at any moment in between.
+#[inline]
+pub(crate) unsafe fn enter(record: Record) {
+    CURRENT.with(|c| c.set(Some(record.0)));
     compiler_fence(Ordering::SeqCst);
 }
 
@@ -602,7 +625,7 @@ mod tests {
             let (guard, size) = (stack.guard(), stack.size());
             let mut co = Coroutine::with_stack(stack, |_: &Yielder<(), ()>, ()| recurse(0));
             // SAFETY: the name is a 'static str, valid until `leave`.
-            unsafe { enter(guard, size, Some("conn-17"), 17) };
+            unsafe { enter(Record::new(guard, size, Some("conn-17"), 17)) };
             co.resume(());
             leave();
             unreachable!("the green thread returned from infinite recursion");
@@ -680,7 +703,7 @@ mod tests {
             child_setup();
             let stack = GreenStack::new(64 * 1024).unwrap();
             // SAFETY: the name is a 'static str.
-            unsafe { enter(stack.guard(), stack.size(), Some("conn-17"), 17) };
+            unsafe { enter(Record::new(stack.guard(), stack.size(), Some("conn-17"), 17)) };
             leave();
             let guard = stack.limit().get() as *mut u8;
             // SAFETY: deliberately faults: the guard page is PROT_NONE.

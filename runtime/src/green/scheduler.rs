@@ -35,16 +35,15 @@
 //!   `resume` on `Return`, or by `teardown`, which runs outside any resume.
 //!   Resumes never nest (`drive` runs on the OS thread's own stack), and
 //!   nothing else dereferences the pointer, so the access is exclusive.
-//! * `current_waker` holds the raw parts of the slot waker of the thread at
-//!   `current` and is `None` when `current` is `NONE`; both are set and
-//!   cleared together by `Running`. The slot, and so the count its waker
-//!   owns, outlives every span in which the thread is current, so the parts
-//!   are a valid waker then.
+//! * `current_waker` holds the raw parts of the slot waker of the running
+//!   thread and is `None` when none runs; `Running` sets and clears it. The
+//!   slot, and so the count its waker owns, outlives every span in which
+//!   the thread is current, so the parts are a valid waker then, and its
+//!   data points at the thread's `Control` (which names its key).
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::mem::{ManuallyDrop, MaybeUninit};
-use std::ops::Range;
+use std::mem::{self, ManuallyDrop, MaybeUninit};
 use std::panic::{self, AssertUnwindSafe, Location};
 use std::ptr::{self, NonNull};
 use std::task::{RawWaker, RawWakerVTable, Waker};
@@ -65,6 +64,15 @@ use crate::slab::Slab;
 /// No green thread is running.
 pub(crate) const NONE: usize = usize::MAX;
 
+/// How the running green thread leaves the CPU (see `Scheduler::switch`).
+#[derive(Clone, Copy)]
+pub(crate) enum Switch {
+    /// `yield_now`: requeued behind the runnable threads.
+    Yield,
+    /// `block_on`'s wait for its waker (`wait_wake_current`).
+    WaitWake,
+}
+
 type GreenCoroutine = Coroutine<(), (), (), GreenStack>;
 
 /// A waker's data pointer and vtable, without its reference count.
@@ -77,14 +85,13 @@ fn parts_of(waker: &Waker) -> WakerParts {
 /// A green thread as the scheduler holds it.
 struct Slot {
     /// The coroutine, boxed so it stays in place while it runs (the slab
-    /// may grow meanwhile); `None` once `teardown` took it.
+    /// may grow meanwhile), with the thread's overflow record; `None` once
+    /// `teardown` took it.
     coroutine: Option<CoroutineBox>,
     /// Set by the thread when it starts (see the module's invariants).
     yielder: Cell<*const Yielder<(), ()>>,
     /// The thread's waker; also its `Thread` handle and `Control`.
     waker: Waker,
-    guard: Range<usize>,
-    stack_size: usize,
     /// Where the thread was spawned (`#[track_caller]`).
     site: &'static Location<'static>,
     /// What the thread last recorded it waits on (for dumps).
@@ -102,11 +109,10 @@ pub(crate) struct Scheduler {
     stacks: RefCell<StackPool>,
     /// Allocations of finished threads' coroutine boxes, for reuse.
     #[allow(clippy::vec_box, reason = "the boxes themselves are reused, unmoved")]
-    boxes: RefCell<Vec<Box<MaybeUninit<GreenCoroutine>>>>,
-    current: Cell<usize>,
+    boxes: RefCell<Vec<Box<MaybeUninit<Boxed>>>>,
     /// The running thread's waker as raw parts (data, vtable), cached from
-    /// its slot while `current` is set (module invariant 6), so that waits
-    /// and `block_on` need no slab lookup.
+    /// its slot while it runs (module invariant 6), so that waits and
+    /// `block_on` need no slab lookup; `None` when no thread runs.
     current_waker: Cell<Option<WakerParts>>,
     /// The running thread's yielder (null before it started), cached from
     /// its slot so that suspending needs no slab lookup.
@@ -117,8 +123,8 @@ pub(crate) struct Scheduler {
 
 impl Scheduler {
     /// Runs `f` with the green scheduler of this OS thread's context, if a
-    /// context is running.
-    #[inline]
+    /// context is running. Always inlined, as `Context::with` is: see there.
+    #[inline(always)]
     pub(crate) fn with<R>(f: impl FnOnce(Option<&Scheduler>) -> R) -> R {
         Context::with(|c| f(c.map(Context::green)))
     }
@@ -136,7 +142,6 @@ impl Scheduler {
             threads: RefCell::new(Slab::new()),
             stacks: RefCell::new(StackPool::new(config.max_cached_stacks)),
             boxes: RefCell::new(Vec::new()),
-            current: Cell::new(NONE),
             current_waker: Cell::new(None),
             yielder: Cell::new(ptr::null()),
             shutting_down: Cell::new(false),
@@ -164,24 +169,19 @@ impl Scheduler {
         let coroutine = {
             let threads = self.threads.borrow();
             let Some(slot) = threads.get(key) else { return false };
-            let Some(coroutine) = slot.coroutine.as_ref().map(CoroutineBox::as_ptr) else {
-                return false;
-            };
-            // SAFETY: a slot's waker is the one `Shared::allocate` made in
-            // `spawn_unchecked`, a green thread's waker.
-            let control = unsafe { control_of(&slot.waker) };
-            let (name, id) = (control.name(), control.id().as_u64().get());
-            // SAFETY: `name` lives in the thread's `Control`, which its slot
-            // keeps alive until after `Running` below calls `leave` (the slot
-            // is removed only once `resume` returned), unwinding included.
-            unsafe { overflow::enter(slot.guard.clone(), slot.stack_size, name, id) };
+            let Some(boxed) = slot.coroutine.as_ref() else { return false };
+            // SAFETY: the record's name lives in the thread's `Control`,
+            // which its slot keeps alive until after `Running` below calls
+            // `leave` (the slot is removed only once `resume` returned),
+            // unwinding included; a `Control`'s name never changes.
+            unsafe { overflow::enter(boxed.overflow()) };
             self.yielder.set(slot.yielder.get());
             slot.noted.set(None);
-            (coroutine, parts_of(&slot.waker))
+            (boxed.as_ptr(), parts_of(&slot.waker))
         };
         let (coroutine, waker) = coroutine;
         let result = {
-            let _running = Running::new(self, key, waker);
+            let _running = Running::new(self, waker);
             // SAFETY: the box stays in the slot, unmoved and unaliased,
             // until the resume returned (module invariant 5).
             unsafe { (*coroutine).resume(()) }
@@ -189,15 +189,31 @@ impl Scheduler {
         match result {
             CoroutineResult::Yield(()) => false,
             CoroutineResult::Return(()) => {
-                let slot = self.threads.borrow_mut().remove(key);
-                if let Some(coroutine) = slot.and_then(|mut slot| slot.coroutine.take()) {
-                    let (coroutine, allocation) = coroutine.into_inner();
-                    self.boxes.borrow_mut().push(allocation);
-                    self.stacks.borrow_mut().give(coroutine.into_stack());
-                }
+                self.finish(key);
                 true
             }
         }
+    }
+
+    /// Frees the slot of the thread at `key`, whose coroutine returned: its
+    /// box and stack go back for reuse. The slot is emptied in place, not
+    /// moved out of the slab. What it owns is taken out first: the box
+    /// (`None` after the take) and the waker (a no-op waker is left, which
+    /// owns nothing), so the rest of the slot needs no drop. The waker is
+    /// dropped after the slab's borrow ended: it may free the thread's
+    /// `Shared` and with it a result whose drop runs user code.
+    #[inline(always)]
+    fn finish(&self, key: usize) {
+        let taken = self.threads.borrow_mut().vacate_with(key, |slot| {
+            (slot.coroutine.take(), mem::replace(&mut slot.waker, Waker::noop().clone()))
+        });
+        let Some((coroutine, waker)) = taken else { return };
+        if let Some(coroutine) = coroutine {
+            let (coroutine, allocation) = coroutine.into_inner();
+            self.boxes.borrow_mut().push(allocation);
+            self.stacks.borrow_mut().give(coroutine.into_stack());
+        }
+        drop(waker);
     }
 
     /// The identity of the thread at `key` (id, name, spawn site), given to
@@ -220,7 +236,7 @@ impl Scheduler {
     /// timer noted after another wait of the same resume is that wait's
     /// timeout: the wait stays the record.
     pub(crate) fn note_wait(&self, noted: Noted) -> bool {
-        let key = self.current.get();
+        let key = self.current_key();
         if key == NONE {
             return false;
         }
@@ -238,20 +254,21 @@ impl Scheduler {
         let queued: std::collections::HashSet<usize> =
             self.run_queue.borrow().iter().copied().collect();
         let threads = self.threads.borrow();
+        let current = self.current_key();
         for key in 0..threads.capacity() {
             let Some(slot) = threads.get(key) else { continue };
             // SAFETY: a slot's waker is the one `Shared::allocate` made in
             // `spawn_unchecked`, a green thread's waker.
             let control = unsafe { control_of(&slot.waker) };
             let state = match key {
-                _ if key == self.current.get() => State::Running,
+                _ if key == current => State::Running,
                 _ if queued.contains(&key) => State::Runnable,
                 _ => State::Parked,
             };
             let identity =
                 (control.id().as_u64().get(), control.name().map(str::to_owned), slot.site);
-            let top = slot.guard.end + slot.stack_size;
-            out.push(dump::entry(Model::Green, identity, state, slot.noted.get(), Some(top)));
+            let top = slot.coroutine.as_ref().map(|boxed| boxed.overflow().stack_top());
+            out.push(dump::entry(Model::Green, identity, state, slot.noted.get(), top));
         }
     }
 
@@ -298,6 +315,9 @@ impl Scheduler {
         let key = threads.vacant_key();
         let (shared, waker) = Shared::<T>::allocate(Control::new(name, key, self.id, self.mailbox));
         let done = CompleteOnDrop(ptr::from_ref(&*shared));
+        let control = shared.control();
+        let overflow =
+            overflow::Record::new(guard, usable, control.name(), control.id().as_u64().get());
         let body = move |yielder: &Yielder<(), ()>, ()| {
             Scheduler::with(|s| s.map(|s| s.started(key, yielder)));
             // SAFETY: the slot's waker keeps `Shared` alive (invariant 4).
@@ -324,11 +344,9 @@ impl Scheduler {
         let coroutine = unsafe { Coroutine::with_stack_unchecked(stack, body) };
         let allocation = self.boxes.borrow_mut().pop();
         threads.insert(Slot {
-            coroutine: Some(CoroutineBox::new(coroutine, allocation)),
+            coroutine: Some(CoroutineBox::new(Boxed { coroutine, overflow }, allocation)),
             yielder: Cell::new(ptr::null()),
             waker,
-            guard,
-            stack_size: usable,
             site,
             noted: Cell::new(None),
         });
@@ -369,7 +387,7 @@ impl Scheduler {
             if let Some((coroutine, waker)) = coroutine {
                 // Destructors run on the thread's stack and may call into
                 // the scheduler: make the thread current while they do.
-                let running = Running::new(self, key, waker);
+                let running = Running::new(self, waker);
                 drop(coroutine);
                 drop(running);
             }
@@ -395,7 +413,7 @@ impl Scheduler {
     }
 
     /// Suspends the running green thread (the caller queued it or parked it).
-    #[inline]
+    #[inline(always)]
     fn suspend(&self) {
         let yielder = self.yielder.get();
         if yielder.is_null() {
@@ -422,6 +440,7 @@ impl Scheduler {
     /// resumes it, the others of a burst set the token) are no news to the
     /// re-poll that follows, so the token is forgotten before it: left set,
     /// it would make the next wait yield and re-poll for nothing.
+    #[inline(always)]
     pub(super) fn wait_wake_current(&self) -> bool {
         let waited = match self.wait(WAKE) {
             Some(true) => true,
@@ -437,7 +456,7 @@ impl Scheduler {
 
     /// Waits for one of `tokens`: `Some(true)` after suspending,
     /// `Some(false)` if a token was already there, `None` outside a thread.
-    #[inline]
+    #[inline(always)]
     fn wait(&self, tokens: u8) -> Option<bool> {
         let (data, _) = self.current_waker.get()?;
         // SAFETY: the running thread's waker points at its `Control` (see
@@ -452,31 +471,48 @@ impl Scheduler {
         Some(must_suspend)
     }
 
+    /// Makes the running green thread `switch` away; `false` if none runs.
+    /// Always inlined, with what it calls, into the frame that switches
+    /// (see `Context::switch_green`).
+    #[inline(always)]
+    pub(crate) fn switch(&self, switch: Switch) -> bool {
+        match switch {
+            Switch::Yield => self.yield_current(),
+            Switch::WaitWake => self.wait_wake_current(),
+        }
+    }
+
     /// `yield_now` for the running green thread; `false` if none is running.
-    #[inline]
+    /// Always inlined into the yielding frame, whose prologue then saves the
+    /// registers that the switch clobbers once for all its yields.
+    #[inline(always)]
     pub(super) fn yield_current(&self) -> bool {
-        let key = self.current.get();
-        if key == NONE {
-            return false;
-        }
-        self.schedule(key);
+        let Some(control) = self.current_control() else { return false };
+        // SAFETY: the running thread's control block (module invariant 6).
+        self.schedule(unsafe { &*control }.key());
         self.suspend();
-        if let Some(control) = self.current_control() {
-            // SAFETY: the running thread's control block, alive while it runs.
-            cancel::check(unsafe { &*control });
-        }
+        // SAFETY: the thread resumed here is the one that suspended, running
+        // again, so its control block is alive (module invariant 6).
+        cancel::check(unsafe { &*control });
         true
+    }
+
+    /// The running green thread's key, `NONE` if none runs.
+    fn current_key(&self) -> usize {
+        // SAFETY: the running thread's control block (module invariant 6).
+        self.current_control().map_or(NONE, |control| unsafe { &*control }.key())
     }
 
     /// The running green thread's control block, `None` if none runs. The
     /// pointer is valid while that thread runs (module invariant 6).
+    #[inline]
     pub(super) fn current_control(&self) -> Option<*const Control> {
         self.current_waker.get().map(|(data, _)| data.cast::<Control>())
     }
 
     /// Whether a green thread (not the scheduler itself) is running.
     pub(super) fn is_running_thread(&self) -> bool {
-        self.current.get() != NONE
+        self.current_waker.get().is_some()
     }
 
     /// The running green thread's handle.
@@ -549,34 +585,52 @@ impl Scheduler {
     }
 }
 
+/// What a thread's [`CoroutineBox`] holds: its coroutine, and the record
+/// the overflow handler is given while it runs (made once, at its spawn,
+/// and kept beside the coroutine so that each resume only copies it).
+struct Boxed {
+    coroutine: GreenCoroutine,
+    overflow: overflow::Record,
+}
+
 /// An owned, heap-allocated coroutine reached through a raw pointer only
 /// (module invariant 5), whose allocation is reused by the next spawn.
-struct CoroutineBox(NonNull<GreenCoroutine>);
+struct CoroutineBox(NonNull<Boxed>);
 
 impl CoroutineBox {
-    /// Boxes `coroutine`, in `allocation` if one is given.
-    fn new(
-        coroutine: GreenCoroutine,
-        allocation: Option<Box<MaybeUninit<GreenCoroutine>>>,
-    ) -> CoroutineBox {
+    /// Boxes `boxed`, in `allocation` if one is given.
+    fn new(boxed: Boxed, allocation: Option<Box<MaybeUninit<Boxed>>>) -> CoroutineBox {
         let boxed = match allocation {
-            Some(allocation) => Box::write(allocation, coroutine),
-            None => Box::new(coroutine),
+            Some(allocation) => Box::write(allocation, boxed),
+            None => Box::new(boxed),
         };
         CoroutineBox(NonNull::from(Box::leak(boxed)))
     }
 
     fn as_ptr(&self) -> *mut GreenCoroutine {
-        self.0.as_ptr()
+        // SAFETY: from `Box::leak` in `new`, owned by us alone: a valid
+        // place, projected to a field without making a reference.
+        unsafe { &raw mut (*self.0.as_ptr()).coroutine }
+    }
+
+    /// The thread's overflow record.
+    fn overflow(&self) -> overflow::Record {
+        // SAFETY: from `Box::leak` in `new`, owned by us alone. The record is
+        // written once, by `new`; a resume's exclusive access (through
+        // `as_ptr`) reaches the coroutine field only.
+        unsafe { (*self.0.as_ptr()).overflow }
     }
 
     /// The coroutine, and its emptied allocation for reuse.
-    fn into_inner(self) -> (GreenCoroutine, Box<MaybeUninit<GreenCoroutine>>) {
+    fn into_inner(self) -> (GreenCoroutine, Box<MaybeUninit<Boxed>>) {
         let ptr = ManuallyDrop::new(self).0.as_ptr();
         // SAFETY: `ptr` came from `Box::leak` and is owned by us alone; the
-        // value is moved out once and the allocation is returned as
-        // uninitialised, so it is neither dropped nor freed twice.
-        unsafe { (ptr.read(), Box::from_raw(ptr.cast::<MaybeUninit<GreenCoroutine>>())) }
+        // coroutine is moved out once (the record is plain data) and the
+        // allocation is returned as uninitialised, so neither is dropped
+        // nor freed twice.
+        unsafe {
+            ((&raw const (*ptr).coroutine).read(), Box::from_raw(ptr.cast::<MaybeUninit<Boxed>>()))
+        }
     }
 }
 
@@ -624,14 +678,13 @@ impl Drop for ClearLocals<'_> {
     }
 }
 
-/// Marks a green thread as running (its key and its slot's waker, module
-/// invariant 6); on drop (also when unwinding) clears them and the overflow
-/// handler's record of it.
+/// Marks a green thread as running (its slot's waker, module invariant 6);
+/// on drop (also when unwinding) clears it and the overflow handler's
+/// record of the thread.
 struct Running<'a>(&'a Scheduler);
 
 impl<'a> Running<'a> {
-    fn new(scheduler: &'a Scheduler, key: usize, waker: WakerParts) -> Running<'a> {
-        scheduler.current.set(key);
+    fn new(scheduler: &'a Scheduler, waker: WakerParts) -> Running<'a> {
         scheduler.current_waker.set(Some(waker));
         Running(scheduler)
     }
@@ -639,7 +692,6 @@ impl<'a> Running<'a> {
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        self.0.current.set(NONE);
         self.0.current_waker.set(None);
         overflow::leave();
     }

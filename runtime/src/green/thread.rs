@@ -33,9 +33,10 @@ use super::cancel::CancelState;
 use super::local::Locals;
 use super::park_state::ParkState;
 pub(super) use super::park_state::{UNPARK, WAKE};
-use super::scheduler::Scheduler;
+use super::scheduler::{Scheduler, Switch};
 use std::task::Waker;
 
+use crate::context::Context;
 use crate::id::SchedulerId;
 use crate::reactor::{MailboxRef, Wake};
 
@@ -276,7 +277,7 @@ pub fn park_timeout(timeout: Duration) {
 /// others first. Outside a green thread it is `std::thread::yield_now`.
 #[inline]
 pub fn yield_now() {
-    if !Scheduler::with(|s| s.is_some_and(Scheduler::yield_current)) {
+    if !Context::switch_green(Switch::Yield) {
         std::thread::yield_now();
     }
 }
