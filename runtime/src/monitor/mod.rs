@@ -5,8 +5,9 @@
 //! when the first loop starts) or by [`enable`] (which the runtime
 //! [`Builder::monitor`](crate::Builder::monitor) calls). Once on, every loop
 //! that starts registers a `LoopRecord` and publishes,
-//! at each resume or poll, what it runs and since when. The monitor thread
-//! samples every record four times per threshold:
+//! at each resume or poll, what it runs and a count of units run. The monitor
+//! thread samples every record four times per threshold, and times a unit
+//! by its samples:
 //!
 //! ```text
 //!  record runs one unit (not Idle) for >= threshold   -> episode starts: report
