@@ -1,15 +1,15 @@
 //! What a loop publishes for the monitor: which green thread or task it
-//! runs, since when, and a counter of units run.
+//! runs, and a counter of units run.
 //!
 //! The loop writes its [`LoopRecord`] at the start of every resume or poll
 //! and around its blocking `epoll_wait`; the monitor thread copies it out
-//! under the same short lock, so a copy is never torn. The loop is generic
+//! as a seqlock reader, so a copy it keeps is never torn. The loop is generic
 //! over [`Watch`]: unmonitored, the hooks are empty functions and the loop
 //! compiles to what it was without a monitor (no atomic, no branch).
 
 use std::panic::Location;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, Ordering, fence};
 use std::sync::{Mutex, PoisonError};
-use std::time::Instant;
 
 /// What a loop runs, as a monitor report names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,56 +38,113 @@ pub enum Culprit {
     Idle,
 }
 
-/// The loop's state as last published.
+/// The loop's state as the monitor thread copied it out.
 #[derive(Debug, Clone)]
 pub(crate) struct Snapshot {
-    /// Units started so far; unchanged while one unit runs.
+    /// Changes each time the loop starts a unit; unchanged while one runs.
     pub(crate) seq: u64,
     /// What runs now.
     pub(crate) culprit: Culprit,
-    /// When it started.
-    pub(crate) since: Instant,
 }
 
+/// `kind` values of a [`LoopRecord`].
+const GREEN: u8 = 0;
+const TASK: u8 = 1;
+const MAIN: u8 = 2;
+const LOOP: u8 = 3;
+const IDLE: u8 = 4;
+
 /// One loop's published state, shared with the monitor thread.
+///
+/// A seqlock of atomics: the loop (the only writer) makes `seq` odd,
+/// stores the fields, and makes it even again; the monitor thread keeps a
+/// copy only if it read one even `seq` before and after the fields. Per
+/// resume that is a handful of plain stores: no lock, no clock read, no
+/// copy of an unnamed thread's name. The monitor thread times episodes
+/// by its own samples. A green thread's name is copied into `name`,
+/// under its lock, only for a named thread other than the one whose name
+/// is there already (green thread ids are never reused, names never
+/// change).
 #[derive(Debug)]
 pub(crate) struct LoopRecord {
     /// The OS thread's name and id, for reports.
     pub(crate) thread: String,
-    state: Mutex<Published>,
-}
-
-/// The snapshot as the loop keeps it, with a spare buffer for green
-/// thread names, so that publishing allocates nothing once warm.
-#[derive(Debug)]
-struct Published {
-    now: Snapshot,
-    spare: String,
+    seq: AtomicU64,
+    kind: AtomicU8,
+    id: AtomicU64,
+    site: AtomicPtr<Location<'static>>,
+    /// Whether the green thread has a name (then `name` holds it).
+    named: AtomicBool,
+    name: Mutex<String>,
+    /// The id of the green thread whose name `name` holds (0: none);
+    /// written and read by the loop only.
+    name_of: AtomicU64,
 }
 
 impl LoopRecord {
     pub(crate) fn new(thread: String) -> LoopRecord {
-        let now = Snapshot { seq: 0, culprit: Culprit::Loop, since: Instant::now() };
-        LoopRecord { thread, state: Mutex::new(Published { now, spare: String::new() }) }
-    }
-
-    /// A consistent copy of the record.
-    pub(crate) fn snapshot(&self) -> Snapshot {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner).now.clone()
-    }
-
-    /// Publishes the culprit `make` builds; a name's buffer comes from
-    /// `spare`, where the previous culprit's name goes back.
-    fn publish(&self, make: impl FnOnce(&mut String) -> Culprit) {
-        let now = Instant::now();
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let Published { now: snapshot, spare } = &mut *state;
-        snapshot.seq = snapshot.seq.wrapping_add(1);
-        snapshot.since = now;
-        if let Culprit::Green { name: Some(name), .. } = &mut snapshot.culprit {
-            *spare = std::mem::take(name);
+        LoopRecord {
+            thread,
+            seq: AtomicU64::new(0),
+            kind: AtomicU8::new(LOOP),
+            id: AtomicU64::new(0),
+            site: AtomicPtr::new(std::ptr::null_mut()),
+            named: AtomicBool::new(false),
+            name: Mutex::new(String::new()),
+            name_of: AtomicU64::new(0),
         }
-        snapshot.culprit = make(spare);
+    }
+
+    /// A consistent copy of the record; `None` if the loop was writing it
+    /// (the next sample tries again).
+    pub(crate) fn snapshot(&self) -> Option<Snapshot> {
+        let seq = self.seq.load(Ordering::Acquire);
+        if seq % 2 == 1 {
+            return None;
+        }
+        let (kind, id) = (self.kind.load(Ordering::Relaxed), self.id.load(Ordering::Relaxed));
+        let site = self.site.load(Ordering::Relaxed);
+        let name = self
+            .named
+            .load(Ordering::Relaxed)
+            .then(|| self.name.lock().unwrap_or_else(PoisonError::into_inner).clone());
+        fence(Ordering::Acquire);
+        if self.seq.load(Ordering::Relaxed) != seq {
+            return None;
+        }
+        // SAFETY: every non-null pointer `site` ever held was stored by
+        // `publish` from a `&'static Location`, so it is valid for ever.
+        let site = unsafe { site.cast_const().as_ref() };
+        let culprit = match (kind, site) {
+            (GREEN, Some(site)) => Culprit::Green { id, name, site },
+            (TASK, Some(site)) => Culprit::Task { id, site },
+            (MAIN, _) => Culprit::Main,
+            (IDLE, _) => Culprit::Idle,
+            _ => Culprit::Loop,
+        };
+        Some(Snapshot { seq, culprit })
+    }
+
+    /// Publishes one unit: `site` is null for kinds without one; `name`
+    /// only for a named green thread, whose `id` is never 0.
+    #[inline]
+    fn publish(&self, kind: u8, id: u64, site: *const Location<'static>, name: Option<&str>) {
+        let seq = self.seq.load(Ordering::Relaxed);
+        self.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
+        fence(Ordering::Release);
+        self.kind.store(kind, Ordering::Relaxed);
+        self.id.store(id, Ordering::Relaxed);
+        self.site.store(site.cast_mut(), Ordering::Relaxed);
+        self.named.store(name.is_some(), Ordering::Relaxed);
+        if let Some(name) = name
+            && self.name_of.load(Ordering::Relaxed) != id
+        {
+            self.name_of.store(id, Ordering::Relaxed);
+            let mut buffer = self.name.lock().unwrap_or_else(PoisonError::into_inner);
+            buffer.clear();
+            buffer.push_str(name);
+        }
+        self.seq.store(seq.wrapping_add(2), Ordering::Release);
     }
 }
 
@@ -124,31 +181,28 @@ impl Watch for () {
 impl Watch for LoopRecord {
     const ON: bool = true;
 
+    #[inline]
     fn green(&self, id: u64, name: Option<&str>, site: &'static Location<'static>) {
-        self.publish(|spare| {
-            let name = name.map(|name| {
-                let mut buffer = std::mem::take(spare);
-                buffer.clear();
-                buffer.push_str(name);
-                buffer
-            });
-            Culprit::Green { id, name, site }
-        });
+        self.publish(GREEN, id, site, name);
     }
 
+    #[inline]
     fn task(&self, id: u64, site: &'static Location<'static>) {
-        self.publish(|_| Culprit::Task { id, site });
+        self.publish(TASK, id, site, None);
     }
 
+    #[inline]
     fn main(&self) {
-        self.publish(|_| Culprit::Main);
+        self.publish(MAIN, 0, std::ptr::null(), None);
     }
 
+    #[inline]
     fn idle(&self) {
-        self.publish(|_| Culprit::Idle);
+        self.publish(IDLE, 0, std::ptr::null(), None);
     }
 
+    #[inline]
     fn busy(&self) {
-        self.publish(|_| Culprit::Loop);
+        self.publish(LOOP, 0, std::ptr::null(), None);
     }
 }
