@@ -359,7 +359,8 @@ pub fn measure_at(
     Ok(Run::new(cell, &result?, usage.as_ref(), false))
 }
 
-/// Reads `pid`'s CPU time and context switches at the window's
+/// Reads `pid`'s CPU time (exact from its CPU clock, split into user and
+/// system as its ticks are) and context switches at the window's
 /// `measure_from` (once the timeline has fixed it) and at its `stop`, and
 /// its RSS at the start and at the stop. The CPU time is read first, on
 /// the edge; the switches right after (a server with many threads takes a
@@ -368,13 +369,14 @@ fn sample(pid: u32, timeline: &Timeline) -> io::Result<ServerUsage> {
     let rss_kib_start = procfs::rss_kib(pid)?;
     let window = timeline.wait();
     sleep_until(window.measure_from);
-    let before = procfs::cpu_times(pid)?;
+    let (clock_before, before) = (procfs::cpu_clock(pid)?, procfs::cpu_times(pid)?);
     let switches_before = procfs::context_switches(pid)?;
     sleep_until(window.stop);
-    let after = procfs::cpu_times(pid)?;
+    let (clock_after, after) = (procfs::cpu_clock(pid)?, procfs::cpu_times(pid)?);
     let switches = procfs::context_switches(pid)? - switches_before;
     let rss_kib = procfs::rss_kib(pid)?;
-    Ok(ServerUsage { cpu: after - before, rss_kib, rss_kib_start, switches })
+    let cpu = (after - before).with_total(clock_after.saturating_sub(clock_before));
+    Ok(ServerUsage { cpu, rss_kib, rss_kib_start, switches })
 }
 
 fn sleep_until(when: Instant) {
