@@ -285,7 +285,7 @@ pub fn measure_placed(cell: &Cell, load: &LoadSpec, placement: Placement) -> io:
 }
 
 /// [`measure_placed`] with the server's blocked-loop monitor on at
-/// `threshold` (`GREENLOOP_MONITOR_MS`); also returns the first lines the
+/// `threshold` ([`MONITOR_ENV`]); also returns the first lines the
 /// server wrote to stderr, where the monitor reports.
 ///
 /// # Errors
@@ -298,8 +298,12 @@ pub fn measure_monitored(
     threshold: Duration,
 ) -> io::Result<(Run, Vec<String>)> {
     let ms = threshold.as_millis().max(1).to_string();
-    measure_env(cell, load, placement, &[("GREENLOOP_MONITOR_MS", &ms)])
+    measure_env(cell, load, placement, &[(MONITOR_ENV, &ms)])
 }
+
+/// The server's environment variable that turns its blocked-loop monitor
+/// on, at a threshold in milliseconds.
+pub const MONITOR_ENV: &str = "GREENLOOP_MONITOR_MS";
 
 /// [`measure_placed`] with `env` added to the server's environment; also
 /// returns the first lines of the server's stderr.
