@@ -73,6 +73,15 @@ pub struct ContextSwitches {
     pub involuntary: u64,
 }
 
+impl ContextSwitches {
+    /// Both counts multiplied by `factor` (rounded): counts over part of a
+    /// window, scaled to all of it.
+    pub fn scaled(self, factor: f64) -> ContextSwitches {
+        let scale = |n: u64| (n as f64 * factor).round() as u64;
+        ContextSwitches { voluntary: scale(self.voluntary), involuntary: scale(self.involuntary) }
+    }
+}
+
 impl Sub for ContextSwitches {
     type Output = ContextSwitches;
 
@@ -261,6 +270,8 @@ mod tests {
         let later = ContextSwitches { voluntary: 15, involuntary: 1 };
         let since = later - ContextSwitches { voluntary: 12, involuntary: 3 };
         assert_eq!(since, ContextSwitches { voluntary: 3, involuntary: 0 });
+        let scaled = ContextSwitches { voluntary: 9, involuntary: 1 }.scaled(1.0 / 0.9);
+        assert_eq!(scaled, ContextSwitches { voluntary: 10, involuntary: 1 });
     }
 
     #[test]
