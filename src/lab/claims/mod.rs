@@ -38,6 +38,7 @@ mod monitored;
 mod multicore;
 mod options;
 mod patched;
+mod rounds;
 mod seeded;
 mod served;
 mod servers;

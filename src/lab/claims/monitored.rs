@@ -19,7 +19,7 @@
 use std::io;
 use std::time::Duration;
 
-use super::{Ctx, num};
+use super::{Ctx, num, rounds};
 use crate::lab::cell::Cell;
 use crate::lab::load::LoadSpec;
 use crate::lab::measure::{Run, measure_monitored};
@@ -53,13 +53,18 @@ pub(super) fn measure(
     threshold: Duration,
 ) -> io::Result<Run> {
     let (mut run, stderr) = measure_monitored(cell, load, placement, threshold)?;
-    run.variant = Some(VARIANT.into());
+    label(&mut run, threshold);
     run.note = first_report(&stderr);
-    run.extra.insert(MONITOR_MS.into(), threshold.as_secs_f64() * 1e3);
     if let Some(ms) = first_blocked_ms(&stderr) {
         run.extra.insert(FIRST_BLOCKED_MS.into(), ms);
     }
     Ok(run)
+}
+
+/// Labels `run` as measured with the monitor on at `threshold`.
+pub(super) fn label(run: &mut Run, threshold: Duration) {
+    run.variant = Some(VARIANT.into());
+    run.extra.insert(MONITOR_MS.into(), threshold.as_secs_f64() * 1e3);
 }
 
 /// Whether `run` was measured with the monitor on.
@@ -102,16 +107,23 @@ pub(super) fn report_note(run: &Run) -> String {
     }
 }
 
-/// E1's part: each monitored run's server CPU per message against the
-/// same cell's unmonitored run.
+/// E1's part: each monitored cell's server CPU per message against the
+/// same cell's unmonitored runs: the medians over rounds of its CPU and of
+/// its ratio to the unmonitored run of the same round (see `rounds.rs`).
 pub(super) fn cost_note(runs: &[Run]) -> String {
-    let parts: Vec<String> = runs
+    let mut cells: Vec<&Run> = Vec::new();
+    for on in runs.iter().filter(|r| is_monitored(r)) {
+        if !cells.iter().any(|c| c.cell == on.cell) {
+            cells.push(on);
+        }
+    }
+    let parts: Vec<String> = cells
         .iter()
-        .filter(|r| is_monitored(r))
         .filter_map(|on| {
-            let off = runs.iter().find(|r| r.cell == on.cell && !is_monitored(r))?;
-            let (on_us, off_us) = (super::cpu::cpu_us(on)?, super::cpu::cpu_us(off)?);
-            let ratio = on_us / off_us;
+            let is_on = |r: &Run| r.cell == on.cell && is_monitored(r);
+            let is_off = |r: &Run| r.cell == on.cell && !is_monitored(r);
+            let on_us = rounds::median_of(runs, is_on, super::cpu::cpu_us)?;
+            let ratio = rounds::median_ratio(runs, is_on, is_off, super::cpu::cpu_us)?;
             Some(format!("{} {} µs = {:.3}× off", on.runtime, num(on_us), ratio))
         })
         .collect();

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::rounds::ROUND;
 use super::*;
 use crate::lab::report::{ClaimReport, Machine, Report};
 
@@ -261,6 +262,39 @@ fn e1_cpu_per_message() {
     let mut no_cpu = e1(4000.0);
     no_cpu[0].server_user_ns_per_req = None;
     assert_eq!(judge_echo_cpu(&no_cpu).holds, Holds::Unknown);
+}
+
+/// E1 in rounds: round `k` runs threads at `threads_ns[k]` and every
+/// other cell at `others_ns[k]` server CPU per message.
+fn e1_rounds(threads_ns: &[f64], others_ns: &[f64]) -> Vec<Run> {
+    let mut runs = Vec::new();
+    for (round, (&t, &o)) in threads_ns.iter().zip(others_ns).enumerate() {
+        for mut r in e1(o) {
+            if r.cell == cpu::E1_CELLS[0] {
+                (r.server_user_ns_per_req, r.server_sys_ns_per_req) = (Some(t), Some(0.0));
+            }
+            r.extra.insert(ROUND.into(), round as f64);
+            runs.push(r);
+        }
+    }
+    runs
+}
+
+#[test]
+fn e1_compares_cells_within_a_round() {
+    // The host runs 1.4× slower in rounds 1 and 2, and its speed changes
+    // inside round 3 (threads measured fast, the others slow): cells of
+    // one round compare at 0.8×, and the median outvotes round 3.
+    let threads = [7900.0, 11_060.0, 11_060.0, 7900.0, 7900.0];
+    let others = [6320.0, 8850.0, 8850.0, 8000.0, 6320.0];
+    let v = judge_echo_cpu(&e1_rounds(&threads, &others));
+    assert_eq!(v.holds, Holds::Yes, "{}", v.summary);
+    assert!(v.summary.starts_with("median of 5 rounds: threads"), "{}", v.summary);
+    assert!(v.summary.contains("µs = 0.80×"), "{}", v.summary);
+    // A cell at 0.95× the threads of its round does not hold, whatever
+    // the round's speed.
+    let close: Vec<f64> = threads.iter().map(|t| t * 0.95).collect();
+    assert_eq!(judge_echo_cpu(&e1_rounds(&threads, &close)).holds, Holds::No);
 }
 
 #[test]
