@@ -191,7 +191,7 @@ impl<T> Wheel<T> {
     /// Inserts a timer due at tick `deadline` (ticks are milliseconds for the
     /// caller, but the wheel is unit-agnostic). A deadline `<= elapsed()`
     /// fires at the next advance.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn insert(&mut self, deadline: u64, value: T) -> TimerKey {
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -207,7 +207,7 @@ impl<T> Wheel<T> {
 
     /// Removes a pending timer in O(1) and returns its value; `None` for a
     /// stale key.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn cancel(&mut self, key: TimerKey) -> Option<T> {
         self.get_mut(key)?;
         self.unlink(key.index);
