@@ -45,7 +45,8 @@
 //! **Firing order.** Timers fire in order of `(deadline, insertion sequence
 //! number)`. Lists append at the tail, so each holds its timers oldest first,
 //! and a cascade keeps that order as it splits a list into lower slots, which
-//! are empty at that moment (they all start before the cascaded slot). Level
+//! are empty at that moment (their timers were all due before the cascaded
+//! slot starts, and have been collected). Level
 //! 0 has one deadline per slot, visited in tick order, so its timers come out
 //! in firing order; so do those a higher slot yields at once, as long as its
 //! older timers are not due later than its newer ones: true of timers armed
