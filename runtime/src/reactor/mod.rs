@@ -30,6 +30,7 @@
 
 mod io;
 mod remote;
+mod ticks;
 pub(crate) mod wheel;
 
 pub use crate::id::ReactorId;
@@ -47,6 +48,7 @@ use std::{fmt, io as stdio};
 use crate::id::ExecutorId;
 use crate::slab::Slab;
 use io::IoState;
+use ticks::Ticks;
 use wheel::{TimerKey, Wheel};
 
 /// The token reserved for the remote `mio::Waker`.
@@ -62,8 +64,9 @@ pub struct Reactor {
     events: RefCell<mio::Events>,
     io: RefCell<Slab<IoState>>,
     timers: RefCell<Wheel<Waker>>,
-    /// Tick 0 of the timing wheel; ticks are whole milliseconds after it.
-    start: Instant,
+    /// The wheel's clock: ticks are whole milliseconds after the reactor's
+    /// creation.
+    ticks: Ticks,
     /// The loop's clock: the instant the last turn read (see [`Reactor::turn_time`]).
     turn_time: Cell<Instant>,
     /// Number of completed turns, used to date readiness (see `io`).
@@ -100,7 +103,7 @@ impl Reactor {
             events: RefCell::new(mio::Events::with_capacity(EVENTS_CAPACITY)),
             io: RefCell::new(Slab::new()),
             timers: RefCell::new(Wheel::new()),
-            start,
+            ticks: Ticks::new(start),
             turn_time: Cell::new(start),
             turns: Cell::new(0),
             remote: Remote::new(waker, id),
@@ -312,21 +315,6 @@ impl Reactor {
 
     // ----- timers ----------------------------------------------------------
 
-    /// The wheel tick of `deadline`, rounded up: a timer never fires early.
-    fn tick_of(&self, deadline: Instant) -> u64 {
-        let since = deadline.saturating_duration_since(self.start);
-        let ms = since.as_secs().saturating_mul(1_000);
-        let ms = ms.saturating_add(u64::from(since.subsec_nanos().div_ceil(1_000_000)));
-        ms.min(u64::MAX / 2)
-    }
-
-    /// The wheel tick of `now`, rounded down.
-    fn tick_floor(&self, now: Instant) -> u64 {
-        let since = now.saturating_duration_since(self.start);
-        let ms = since.as_secs().saturating_mul(1_000);
-        ms.saturating_add(u64::from(since.subsec_millis())).min(u64::MAX / 2)
-    }
-
     /// The loop's clock: the instant the last turn read, or the reactor's
     /// creation before the first turn. Never later than now, and at most
     /// one turn old while the loop runs: what timers and wait records use
@@ -339,7 +327,7 @@ impl Reactor {
 
     /// Arms a timer that wakes `waker` at or after `deadline`.
     pub(crate) fn insert_timer(&self, deadline: Instant, waker: Waker) -> TimerKey {
-        let tick = self.tick_of(deadline);
+        let tick = self.ticks.ceil(deadline);
         self.timers.borrow_mut().insert(tick, waker)
     }
 
@@ -353,12 +341,13 @@ impl Reactor {
         if deadline <= self.turn_time.get() {
             return None;
         }
-        let tick = self.tick_of(deadline);
+        let tick = self.ticks.ceil(deadline);
         let waker = waker.clone();
         Some(self.timers.borrow_mut().insert(tick, waker))
     }
 
     /// Cancels a timer; `false` if it already fired (or was cancelled).
+    #[inline]
     pub(crate) fn cancel_timer(&self, key: TimerKey) -> bool {
         self.timers.borrow_mut().cancel(key).is_some()
     }
@@ -380,7 +369,7 @@ impl Reactor {
     /// no timer.
     fn next_timer_in(&self, now: Instant) -> Option<Duration> {
         let next = self.timers.borrow().next_deadline()?;
-        let due = self.start + Duration::from_millis(next);
+        let due = self.ticks.instant(next);
         Some(due.saturating_duration_since(now))
     }
 
@@ -496,7 +485,7 @@ impl Reactor {
             _ => Instant::now(),
         };
         self.turn_time.set(now);
-        let tick = self.tick_floor(now);
+        let tick = self.ticks.floor(now);
         self.timers.borrow_mut().advance(tick, &mut |_, waker| to_wake.push(waker));
 
         let ran = to_wake.len() + to_inject.len();

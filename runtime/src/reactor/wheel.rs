@@ -13,11 +13,11 @@
 //!   ...
 //!  level 1  [ .  .  .  #  .  .  .  . ... ]   1 slot = 64 ticks
 //!                     |
-//!                     +--> A <--> B <--> C      intrusive doubly-linked list
-//!  level 0  [ .  #  .  .  .  #  .  . ... ]   1 slot = 1 tick     threaded
-//!                                                                 through the
-//!  overflow: A <--> B    deadlines beyond the top level           slab of
-//!  due:      A           deadlines already <= elapsed             entries
+//!                     +--> A <--> B <--> C      intrusive doubly-linked list,
+//!  level 0  [ .  #  .  .  .  #  .  . ... ]   1 slot = 1 tick     oldest first,
+//!                                                                 threaded
+//!  overflow: A <--> B    deadlines beyond the top level           through the
+//!  due:      A           deadlines already <= elapsed             slab of entries
 //! ```
 //!
 //! **Placement.** Write ticks in base 64: digit `k` of a deadline selects the
@@ -42,9 +42,22 @@
 //! at insertion go to a due list, emptied by the next advance. Both keep a
 //! lower bound of their earliest deadline for [`Wheel::next_deadline`].
 //!
-//! **Firing.** Collected timers are freed from the slab, sorted by
-//! `(deadline, insertion sequence number)` in a reused buffer and only then
-//! handed to the callback, so steady state does not allocate.
+//! **Firing order.** Timers fire in order of `(deadline, insertion sequence
+//! number)`. Lists append at the tail, so each holds its timers oldest first,
+//! and a cascade keeps that order as it splits a list into lower slots, which
+//! are empty at that moment (their timers were all due before the cascaded
+//! slot starts, and have been collected). Level
+//! 0 has one deadline per slot, visited in tick order, so its timers come out
+//! in firing order; so do those a higher slot yields at once, as long as its
+//! older timers are not due later than its newer ones: true of timers armed
+//! with one delay, like a burst of `sleep(1 ms)`. Whatever breaks the order
+//! (mixed delays in one higher slot, past deadlines in the due list, an
+//! overflow cascade merging old timers into slots that newer ones reached
+//! directly) is caught by one pass that checks the collected timers, and
+//! only then are they sorted.
+//!
+//! **Firing.** Collected timers are freed from the slab into a reused buffer
+//! and only then handed to the callback, so steady state does not allocate.
 
 use std::fmt;
 
@@ -115,8 +128,10 @@ pub(crate) struct Wheel<T> {
     entries: Vec<Entry<T>>,
     /// Head of the list of vacant entries (threaded through `next`).
     free: u32,
-    /// Head of each list (see [`List`]).
+    /// Head (oldest entry) of each list (see [`List`]).
     heads: [u32; LISTS],
+    /// Tail (newest entry) of each list, where insertion appends.
+    tails: [u32; LISTS],
     /// Per-level bitmap of non-empty slots.
     occupied: [u64; LEVELS],
     /// Lower bound of the due list's deadlines (`u64::MAX` when empty).
@@ -125,6 +140,9 @@ pub(crate) struct Wheel<T> {
     overflow_min: u64,
     /// Reused buffer of timers collected by `advance`.
     fired: Vec<Fired<T>>,
+    /// How many times `advance` had to sort its collected timers.
+    #[cfg(test)]
+    sorts: usize,
 }
 
 impl<T> fmt::Debug for Wheel<T> {
@@ -146,10 +164,13 @@ impl<T> Wheel<T> {
             entries: Vec::new(),
             free: NIL,
             heads: [NIL; LISTS],
+            tails: [NIL; LISTS],
             occupied: [0; LEVELS],
             due_min: u64::MAX,
             overflow_min: u64::MAX,
             fired: Vec::new(),
+            #[cfg(test)]
+            sorts: 0,
         }
     }
 
@@ -171,7 +192,7 @@ impl<T> Wheel<T> {
     /// Inserts a timer due at tick `deadline` (ticks are milliseconds for the
     /// caller, but the wheel is unit-agnostic). A deadline `<= elapsed()`
     /// fires at the next advance.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn insert(&mut self, deadline: u64, value: T) -> TimerKey {
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -187,7 +208,7 @@ impl<T> Wheel<T> {
 
     /// Removes a pending timer in O(1) and returns its value; `None` for a
     /// stale key.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn cancel(&mut self, key: TimerKey) -> Option<T> {
         self.get_mut(key)?;
         self.unlink(key.index);
@@ -233,7 +254,14 @@ impl<T> Wheel<T> {
             self.collect(head, now);
         }
         self.elapsed = now;
-        self.fired.sort_unstable_by_key(|&(deadline, seq, _, _)| (deadline, seq));
+        let order = |&(deadline, seq, _, _): &Fired<T>| (deadline, seq);
+        if !self.fired.is_sorted_by_key(order) {
+            self.fired.sort_unstable_by_key(order);
+            #[cfg(test)]
+            {
+                self.sorts += 1;
+            }
+        }
         for (_, _, key, value) in self.fired.drain(..) {
             fire(key, value);
         }
@@ -295,7 +323,7 @@ impl<T> Wheel<T> {
         (level as usize * SLOTS) as List + slot as List
     }
 
-    /// Pushes entry `index`, due at `deadline`, onto the front of the list
+    /// Appends entry `index`, due at `deadline`, to the tail of the list
     /// its deadline selects.
     #[inline]
     fn link(&mut self, index: u32, deadline: u64) {
@@ -305,14 +333,16 @@ impl<T> Wheel<T> {
             OVERFLOW => self.overflow_min = self.overflow_min.min(deadline),
             slot => self.occupied[usize::from(slot) / SLOTS] |= 1 << (usize::from(slot) % SLOTS),
         }
-        let next = std::mem::replace(&mut self.heads[usize::from(list)], index);
-        if next != NIL {
-            self.entries[next as usize].prev = index;
+        let prev = std::mem::replace(&mut self.tails[usize::from(list)], index);
+        if prev == NIL {
+            self.heads[usize::from(list)] = index;
+        } else {
+            self.entries[prev as usize].next = index;
         }
         let entry = &mut self.entries[index as usize];
         entry.list = list;
-        entry.prev = NIL;
-        entry.next = next;
+        entry.prev = prev;
+        entry.next = NIL;
     }
 
     /// Unlinks entry `index` from its list in O(1).
@@ -327,14 +357,18 @@ impl<T> Wheel<T> {
         }
         if next != NIL {
             self.entries[next as usize].prev = prev;
-        } else if prev == NIL {
-            self.mark_empty(list);
+        } else {
+            self.tails[usize::from(list)] = prev;
+            if prev == NIL {
+                self.mark_empty(list);
+            }
         }
     }
 
     /// Detaches a whole list, returning its former head.
     fn take(&mut self, list: List) -> u32 {
         self.mark_empty(list);
+        self.tails[usize::from(list)] = NIL;
         std::mem::replace(&mut self.heads[usize::from(list)], NIL)
     }
 
@@ -466,6 +500,56 @@ mod tests {
         wheel.insert(50, 5); // already due: fires first by deadline
         assert_eq!(wheel.next_deadline(), Some(50));
         assert_eq!(advance(&mut wheel, 100), vec![5, 0, 1, 2, 4]);
+    }
+
+    #[test]
+    fn overflow_cascade_keeps_insertion_order() {
+        let mut wheel = Wheel::new();
+        let deadline = (1 << 36) + 5;
+        wheel.insert(deadline, "old"); // overflow relative to tick 0
+        advance(&mut wheel, 1 << 36);
+        wheel.insert(deadline, "new"); // level 0 relative to tick 2^36
+        wheel.insert(deadline - 1, "earlier");
+        assert_eq!(advance(&mut wheel, deadline), ["earlier", "old", "new"]);
+    }
+
+    /// Timers armed with one delay (whatever the clock's jumps and the
+    /// cancellations) come out of the lists in firing order: `advance`
+    /// never sorts them.
+    #[test]
+    fn one_delay_fires_in_order_without_a_sort() {
+        let mut wheel = Wheel::new();
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut keys = Vec::new();
+        let mut fired = Vec::new();
+        for round in 0..50_000 {
+            let r = next();
+            let delay = [1, 3, 100, 5_000, 1 << 30][round / 10_000];
+            match r % 8 {
+                0..=3 => {
+                    let deadline = wheel.elapsed() + delay;
+                    keys.push(wheel.insert(deadline, deadline));
+                }
+                4 if !keys.is_empty() => {
+                    wheel.cancel(keys.swap_remove((r >> 8) as usize % keys.len()));
+                }
+                _ => {
+                    let by = next() % [2, 70, 5_000, 1 << 31][(r >> 8) as usize % 4];
+                    let now = wheel.elapsed() + by;
+                    wheel.advance(now, &mut |_, deadline| fired.push(deadline));
+                }
+            }
+        }
+        wheel.advance(u64::MAX / 4, &mut |_, deadline| fired.push(deadline));
+        assert!(fired.len() > 10_000, "{}", fired.len());
+        assert!(fired.is_sorted(), "fired out of deadline order");
+        assert_eq!(wheel.sorts, 0);
     }
 
     #[test]
