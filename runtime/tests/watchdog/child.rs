@@ -4,7 +4,9 @@
 #![allow(dead_code, reason = "each test binary uses a part")]
 
 use std::io::{self, Read};
-use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Output, Stdio};
+use std::process::{
+    Child, ChildStderr, ChildStdin, ChildStdout, Command, ExitStatus, Output, Stdio,
+};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
@@ -43,6 +45,11 @@ impl LimitedChild {
     /// Its process id.
     pub fn id(&self) -> u32 {
         lock(&self.child).id()
+    }
+
+    /// Its piped stdin, once.
+    pub fn take_stdin(&self) -> Option<ChildStdin> {
+        lock(&self.child).stdin.take()
     }
 
     /// Its piped stdout, once.
