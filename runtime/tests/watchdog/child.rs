@@ -62,6 +62,11 @@ impl LimitedChild {
         lock(&self.child).stderr.take()
     }
 
+    /// Whether it has not exited yet.
+    pub fn is_running(&self) -> bool {
+        lock(&self.child).try_wait().expect("try_wait").is_none()
+    }
+
     /// Sends `signal` unless it was reaped (so never to a reused pid).
     pub fn signal(&self, signal: libc::c_int) {
         let mut child = lock(&self.child);
