@@ -14,6 +14,12 @@
 //!  a name, on a plain OS thread ───────────────────────▶ on the calling thread
 //! ```
 //!
+//! Lookups share the global blocking pool: a burst runs
+//! [`DEFAULT_MAX_THREADS`](greenloop_runtime::blocking::DEFAULT_MAX_THREADS)
+//! at a time and queues the rest; past the pool's queue bound a green
+//! thread's lookup parks until there is room, and a task's blocks its
+//! executor thread (see the pool's back-pressure docs).
+//!
 //! The trait is greenloop's own (like tokio's and async-net's) because the
 //! pool needs an owned, `Send` name, and `std::net::ToSocketAddrs` offers
 //! no way to tell a literal from a name before resolving it. It is
