@@ -12,6 +12,8 @@
 
 #[path = "common/listen.rs"]
 mod listen;
+#[path = "common/tokio_accept.rs"]
+mod tokio_accept;
 
 use std::io;
 use std::process::ExitCode;
@@ -21,7 +23,6 @@ use greenloop::net::hyper::serve_request;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::signal::unix::{SignalKind, signal};
 
 /// Serve the hyper sleep service on tokio (the reference).
 #[derive(Parser, Debug)]
@@ -49,25 +50,12 @@ async fn run(args: &Args) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
     println!("listening on {}", listener.local_addr()?);
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                tokio::spawn(async move {
-                    if stream.set_nodelay(true).is_err() {
-                        return;
-                    }
-                    let service = service_fn(|req| serve_request(req, tokio::time::sleep));
-                    let _ = http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-            _ = interrupt.recv() => return Ok(()),
-            _ = terminate.recv() => return Ok(()),
-        }
-    }
+    tokio_accept::accept_until_signal(listener, true, |stream| async move {
+        let service = service_fn(|req| serve_request(req, tokio::time::sleep));
+        let _ = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .serve_connection(TokioIo::new(stream), service)
+            .await;
+    })
+    .await
 }

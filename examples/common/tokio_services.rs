@@ -3,11 +3,15 @@
 //! service runs greenloop's own sans-IO `HttpSession`), so only the
 //! runtime differs.
 
+#[path = "tokio_accept.rs"]
+mod tokio_accept;
+
 use std::io;
 
 use greenloop::net::service::{HttpConfig, HttpSession, Step};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_accept::accept_until_signal;
 
 /// Which service to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,27 +29,13 @@ pub async fn serve_until_signal(
     kind: Kind,
     nodelay: bool,
 ) -> io::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                tokio::spawn(async move {
-                    if nodelay && stream.set_nodelay(true).is_err() {
-                        return;
-                    }
-                    let _ = match kind {
-                        Kind::Echo => echo(stream).await,
-                        Kind::Sleep => sleep(stream).await,
-                    };
-                });
-            }
-            _ = interrupt.recv() => return Ok(()),
-            _ = terminate.recv() => return Ok(()),
-        }
-    }
+    accept_until_signal(listener, nodelay, move |stream| async move {
+        let _ = match kind {
+            Kind::Echo => echo(stream).await,
+            Kind::Sleep => sleep(stream).await,
+        };
+    })
+    .await
 }
 
 /// Serves on one OS thread per listener, each running its own

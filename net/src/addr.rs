@@ -14,6 +14,12 @@
 //!  a name, on a plain OS thread ───────────────────────▶ on the calling thread
 //! ```
 //!
+//! Lookups share the global blocking pool: a burst runs
+//! [`DEFAULT_MAX_THREADS`](greenloop_runtime::blocking::DEFAULT_MAX_THREADS)
+//! at a time and queues the rest; past the pool's queue bound a green
+//! thread's lookup parks until there is room, and a task's blocks its
+//! executor thread (see the pool's back-pressure docs).
+//!
 //! The trait is greenloop's own (like tokio's and async-net's) because the
 //! pool needs an owned, `Send` name, and `std::net::ToSocketAddrs` offers
 //! no way to tell a literal from a name before resolving it. It is
@@ -152,9 +158,42 @@ fn on_a_scheduler() -> bool {
     green::in_green_thread() || task::live_tasks().is_some()
 }
 
-/// Looks `host:port` up on the calling thread (`getaddrinfo(3)`).
+/// Looks `host:port` up on the calling thread: `getaddrinfo(3)`, or the
+/// resolver a test installed (feature `test-resolver`).
 fn lookup_here(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+    #[cfg(feature = "test-resolver")]
+    if let Some(resolve) = test_resolver::installed() {
+        return resolve(host, port);
+    }
     std::net::ToSocketAddrs::to_socket_addrs(&(host, port)).map(Iterator::collect)
+}
+
+/// A seam for greenloop's own tests: a resolver that replaces
+/// `getaddrinfo(3)` for every lookup of the process, so a test can make
+/// lookups slow and count where they run. Built only with the
+/// `test-resolver` feature; not a stable API.
+#[cfg(feature = "test-resolver")]
+#[doc(hidden)]
+pub mod test_resolver {
+    use std::io;
+    use std::net::SocketAddr;
+    use std::sync::OnceLock;
+
+    /// A resolver: a host and a port to their addresses.
+    pub type Resolve = fn(&str, u16) -> io::Result<Vec<SocketAddr>>;
+
+    static INSTALLED: OnceLock<Resolve> = OnceLock::new();
+
+    /// Makes `resolve` answer every later lookup of this process; `false`
+    /// (and no change) if a resolver is installed already.
+    pub fn install(resolve: Resolve) -> bool {
+        INSTALLED.set(resolve).is_ok()
+    }
+
+    /// The installed resolver, if any.
+    pub(crate) fn installed() -> Option<Resolve> {
+        INSTALLED.get().copied()
+    }
 }
 
 /// Looks `host:port` up: on the blocking pool from a scheduler's thread,

@@ -24,6 +24,9 @@ mod tcp_state;
 mod udp;
 
 pub use addr::ToSocketAddrs;
+#[cfg(feature = "test-resolver")]
+#[doc(hidden)]
+pub use addr::test_resolver;
 pub use incoming::Incoming;
 pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;

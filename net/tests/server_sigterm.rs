@@ -11,7 +11,7 @@ mod server_util;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, ChildStdout, Command, ExitCode, ExitStatus, Stdio};
+use std::process::{ChildStdout, Command, ExitCode, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -20,11 +20,18 @@ use greenloop_net::server::{ServerConfig, Shutdown, serve, shutdown_on_signals};
 use greenloop_net::service::SleepHttp;
 use server_util::{Http, watchdog};
 
+#[path = "../../runtime/tests/watchdog/child.rs"]
+mod child;
+use child::LimitedChild;
+
 /// Set in the child: the cell it serves, as `runtime style offload`.
 const CHILD: &str = "GREENLOOP_SIGTERM_CHILD";
 const CLIENTS: usize = 50;
 /// Long enough that the listener is seen closed while the process lives.
 const SLEEP_MS: u64 = 2000;
+/// The server process is killed after this long (it also exits on its own
+/// after 120 s without SIGTERM).
+const SERVER_LIMIT: Duration = Duration::from_secs(150);
 
 fn main() -> ExitCode {
     match std::env::var(CHILD) {
@@ -77,9 +84,10 @@ fn child(cell: &str) -> ExitCode {
     }
 }
 
-/// The server process for `cell`; killed if the test fails before it exits.
+/// The server process for `cell`; killed if the test fails before it
+/// exits, or after [`SERVER_LIMIT`].
 struct Server {
-    child: Child,
+    child: LimitedChild,
     lines: mpsc::Receiver<String>,
     addr: SocketAddr,
 }
@@ -87,13 +95,11 @@ struct Server {
 impl Server {
     fn spawn(cell: &str) -> Server {
         let exe = std::env::current_exe().expect("current_exe");
-        let mut child = Command::new(exe)
-            .env(CHILD, cell)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn the server process");
-        let lines = read_lines(child.stdout.take().expect("piped stdout"));
+        let mut command = Command::new(exe);
+        command.env(CHILD, cell).stdin(Stdio::null()).stdout(Stdio::piped());
+        let child =
+            LimitedChild::spawn(&mut command, SERVER_LIMIT).expect("spawn the server process");
+        let lines = read_lines(child.take_stdout().expect("piped stdout"));
         let mut server = Server { child, lines, addr: ([0, 0, 0, 0], 0).into() };
         let line = server.line();
         let addr = line.strip_prefix("listening on ").unwrap_or_else(|| panic!("{cell}: {line:?}"));
@@ -104,38 +110,6 @@ impl Server {
     /// The next stdout line (within 30 s).
     fn line(&self) -> String {
         self.lines.recv_timeout(Duration::from_secs(30)).expect("a line from the server")
-    }
-
-    fn sigterm(&self) {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
-        // SAFETY: kill(2) on our own child, not yet reaped (we have not
-        // waited on it), so the pid cannot have been reused.
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "kill");
-    }
-
-    fn running(&mut self) -> bool {
-        self.child.try_wait().expect("try_wait").is_none()
-    }
-
-    /// Its exit status, within `limit`.
-    fn wait(&mut self, limit: Duration) -> ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(start.elapsed() < limit, "still running {limit:?} after SIGTERM");
-            thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if self.running() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 
@@ -166,7 +140,7 @@ fn turned_away(addr: SocketAddr) -> bool {
 }
 
 fn sigterm_under_load(cell: &str) {
-    let mut server = Server::spawn(cell);
+    let server = Server::spawn(cell);
     // Pipelined: once the first answer is in, the long request is being
     // served (it was parsed before the first answer was written).
     let requests = format!(
@@ -181,13 +155,16 @@ fn sigterm_under_load(cell: &str) {
         })
         .collect();
 
-    server.sigterm();
+    server.child.signal(libc::SIGTERM);
     let start = Instant::now();
     while !turned_away(server.addr) {
         assert!(start.elapsed() < Duration::from_secs(10), "{cell}: still accepting after SIGTERM");
         thread::sleep(Duration::from_millis(5));
     }
-    assert!(server.running(), "{cell}: exited before its {CLIENTS} requests were answered");
+    assert!(
+        server.child.is_running(),
+        "{cell}: exited before its {CLIENTS} requests were answered"
+    );
 
     for (i, http) in clients.iter_mut().enumerate() {
         let response = http.response();
@@ -195,7 +172,7 @@ fn sigterm_under_load(cell: &str) {
         assert_eq!(response.body_str(), r#"{"message":"Done"}"#, "{cell}: client {i}");
         assert!(response.closes(), "{cell}: client {i}: kept alive while shutting down");
     }
-    let status = server.wait(Duration::from_secs(30));
+    let status = server.child.wait_within(Duration::from_secs(30));
     assert_eq!(status.code(), Some(0), "{cell}: {status}");
     let report = server.line();
     let accepted: usize = report

@@ -5,13 +5,16 @@
 //! [`CHILD_ENV`] set; in that child the test body overflows for real. The
 //! parent asserts on the child's exit signal and stderr.
 
-use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use greenloop_runtime::green::{self, Builder};
+
+#[path = "watchdog/child.rs"]
+mod child;
+use child::{LimitedChild, read_to_end};
 
 /// Names the child scenario to run; unset in the parent.
 const CHILD_ENV: &str = "GREENLOOP_OVERFLOW_CHILD";
@@ -55,34 +58,22 @@ fn test_path(name: &str) -> String {
 /// Runs this test binary on test `name` only, as child `scenario`; returns
 /// its exit status and stderr. Kills it and fails after [`LIMIT`].
 fn run_child(name: &str, scenario: &str) -> (ExitStatus, String) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
         .args(["--exact", &test_path(name), "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, scenario)
         .env("RUST_BACKTRACE", "0")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cannot re-execute the test binary");
-    let mut stderr = child.stderr.take().unwrap();
-    let reader = thread::spawn(move || {
-        let mut text = Vec::new();
-        let _ = stderr.read_to_end(&mut text);
-        String::from_utf8_lossy(&text).into_owned()
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("child '{scenario}' did not exit within {LIMIT:?}");
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
-    (status, reader.join().unwrap())
+        .stderr(Stdio::piped());
+    let child =
+        LimitedChild::spawn(&mut command, LIMIT).expect("cannot re-execute the test binary");
+    let stderr = read_to_end(child.take_stderr());
+    let status = child.wait_within(LIMIT);
+    let stderr = String::from_utf8_lossy(&stderr.join().unwrap()).into_owned();
+    let killed = status.signal() == Some(libc::SIGKILL);
+    assert!(!killed, "child '{scenario}' did not exit within {LIMIT:?}; stderr:\n{stderr}");
+    (status, stderr)
 }
 
 /// Asserts that the child died of `SIGABRT` and printed `expected`.

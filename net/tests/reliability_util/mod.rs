@@ -5,11 +5,14 @@
 #![allow(dead_code)]
 
 use std::io::Read;
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
+
+#[path = "../../../runtime/tests/watchdog/child.rs"]
+mod child;
+use child::{LimitedChild, read_to_end};
 
 /// Names the child role to play; unset in the parent.
 pub const ROLE_ENV: &str = "GREENLOOP_RELIABILITY_CHILD";
@@ -24,17 +27,11 @@ pub fn child_role() -> Option<String> {
 /// out: a child that hangs ends, so a parent reading its output or waiting
 /// for it fails instead of hanging too.
 pub struct ChildRun {
-    /// Shared with the killer thread, which kills it only while it is not
-    /// reaped (so never a process that reused its pid).
-    child: Arc<Mutex<Child>>,
+    child: LimitedChild,
     limit: Duration,
-    /// Tells the killer that the child was reaped.
-    reaped: Option<mpsc::Sender<()>>,
-    killer: Option<JoinHandle<bool>>,
     stdin: Option<ChildStdin>,
-    stdout: Option<std::process::ChildStdout>,
-    stdout_text: Option<JoinHandle<String>>,
-    stderr: Option<JoinHandle<String>>,
+    stdout: Option<ChildStdout>,
+    stderr: JoinHandle<Vec<u8>>,
 }
 
 /// What a child left when it exited.
@@ -54,33 +51,9 @@ impl Exit {
     }
 }
 
-fn read_all<R: Read + Send + 'static>(mut from: R) -> JoinHandle<String> {
-    thread::spawn(move || {
-        let mut text = Vec::new();
-        let _ = from.read_to_end(&mut text);
-        String::from_utf8_lossy(&text).into_owned()
-    })
-}
-
-/// Kills `child` with SIGKILL after `limit` unless told first that it was
-/// reaped; returns whether it killed it.
-fn killer(
-    child: Arc<Mutex<Child>>,
-    limit: Duration,
-    reaped: mpsc::Receiver<()>,
-) -> JoinHandle<bool> {
-    thread::spawn(move || match reaped.recv_timeout(limit) {
-        Err(RecvTimeoutError::Timeout) => {
-            let mut child = lock(&child);
-            // Not reaped: `wait` reaps under this lock and says so first.
-            child.try_wait().ok().flatten().is_none() && child.kill().is_ok()
-        }
-        Ok(()) | Err(RecvTimeoutError::Disconnected) => false,
-    })
-}
-
-fn lock(child: &Mutex<Child>) -> MutexGuard<'_, Child> {
-    child.lock().unwrap_or_else(PoisonError::into_inner)
+/// All the text a reader thread read.
+fn text(reader: JoinHandle<Vec<u8>>) -> String {
+    String::from_utf8_lossy(&reader.join().expect("reader thread")).into_owned()
 }
 
 impl ChildRun {
@@ -88,34 +61,22 @@ impl ChildRun {
     /// line through [`line_after`](ChildRun::line_after) until
     /// [`wait`](ChildRun::wait).
     pub fn start(test: &str, role: &str, limit: Duration) -> ChildRun {
-        let mut child = Command::new(std::env::current_exe().expect("current_exe"))
+        let mut command = Command::new(std::env::current_exe().expect("current_exe"));
+        command
             .args(["--exact", test, "--nocapture", "--test-threads=1"])
             .env(ROLE_ENV, role)
             .env("RUST_BACKTRACE", "0")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("re-run the test binary");
-        let stderr = read_all(child.stderr.take().expect("stderr"));
-        let (stdin, stdout) = (child.stdin.take(), child.stdout.take());
-        let child = Arc::new(Mutex::new(child));
-        let (reaped, told) = mpsc::channel();
-        let killer = killer(child.clone(), limit, told);
-        ChildRun {
-            child,
-            limit,
-            reaped: Some(reaped),
-            killer: Some(killer),
-            stdin,
-            stdout,
-            stdout_text: None,
-            stderr: Some(stderr),
-        }
+            .stderr(Stdio::piped());
+        let child = LimitedChild::spawn(&mut command, limit).expect("re-run the test binary");
+        let stderr = read_to_end(child.take_stderr());
+        let (stdin, stdout) = (child.take_stdin(), child.take_stdout());
+        ChildRun { child, limit, stdin, stdout, stderr }
     }
 
     pub fn pid(&self) -> u32 {
-        lock(&self.child).id()
+        self.child.id()
     }
 
     /// The child's stdin; dropping it (see [`close_stdin`](ChildRun::close_stdin))
@@ -157,32 +118,13 @@ impl ChildRun {
 
     /// Waits for the child to exit (at most its time limit: then it is
     /// killed and this fails, with its stderr).
-    pub fn wait(mut self) -> Exit {
-        self.stdout_text = Some(read_all(self.stdout.take().expect("stdout")));
-        let status = loop {
-            let mut child = lock(&self.child);
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                break status;
-            }
-            drop(child);
-            thread::sleep(Duration::from_millis(10));
-        };
-        // Reaped: the killer must not kill (it checks under the same lock).
-        drop(self.reaped.take());
-        let killed = self.killer.take().expect("killer").join().expect("killer thread");
-        let stdout = self.stdout_text.take().expect("stdout reader").join().expect("stdout reader");
-        let stderr = self.stderr.take().expect("stderr reader").join().expect("stderr reader");
+    pub fn wait(self) -> Exit {
+        let stdout = read_to_end(self.stdout);
+        let status = self.child.wait_within(self.limit);
+        let (stdout, stderr) = (text(stdout), text(self.stderr));
+        let killed = status.signal() == Some(libc::SIGKILL);
         assert!(!killed, "child did not exit within {:?}; stderr:\n{stderr}", self.limit);
         Exit { status, stdout, stderr }
-    }
-}
-
-impl Drop for ChildRun {
-    fn drop(&mut self) {
-        // A failed test: do not leave the child behind.
-        let mut child = lock(&self.child);
-        let _ = child.kill();
-        let _ = child.wait();
     }
 }
 

@@ -1,6 +1,6 @@
 //! Shared by the `server_*` integration tests: every cell of the matrix
-//! started in-process on `127.0.0.1:0`, a watchdog that turns a hang into a
-//! failure, and a tiny HTTP/1.1 client on `std` sockets (so the clients owe
+//! started in-process on `127.0.0.1:0`, the runtime tests' watchdog (a hang
+//! becomes a failure), and a tiny HTTP/1.1 client on `std` sockets (so the clients owe
 //! nothing to the runtime under test).
 
 #![allow(dead_code)]
@@ -8,7 +8,6 @@
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -17,30 +16,13 @@ use greenloop_net::server::{
 };
 use greenloop_net::service::Service;
 
+#[path = "../../../runtime/tests/watchdog/mod.rs"]
+mod watchdog_impl;
+#[allow(unused_imports, reason = "not every test binary uses it")]
+pub use watchdog_impl::watchdog;
+
 /// Client sockets give up after this long: a bound, never a pace.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Runs `body` on its own thread and fails if it does not finish within
-/// `limit` (a hang becomes a failure instead of a stuck test run). A panic
-/// in `body` is resumed here.
-pub fn watchdog<F: FnOnce() + Send + 'static>(limit: Duration, body: F) {
-    let (done_tx, done_rx) = mpsc::channel();
-    let handle = thread::Builder::new()
-        .name("test-body".into())
-        .spawn(move || {
-            body();
-            let _ = done_tx.send(());
-        })
-        .expect("spawn the test body");
-    match done_rx.recv_timeout(limit) {
-        Ok(()) => handle.join().expect("test body"),
-        Err(RecvTimeoutError::Disconnected) => match handle.join() {
-            Err(panic) => std::panic::resume_unwind(panic),
-            Ok(()) => unreachable!("body ended without reporting"),
-        },
-        Err(RecvTimeoutError::Timeout) => panic!("test body hung: not done after {limit:?}"),
-    }
-}
 
 /// One cell of the matrix, with a name for messages.
 #[derive(Clone, Copy, Debug)]
