@@ -33,9 +33,9 @@
 //! is printed, after the callback saw the episode: a callback returning
 //! [`Report::PrintWithoutBacktrace`] or [`Report::Quiet`] vetoes it, and
 //! no signal is sent. The episode's end carries the backtrace taken at
-//! its start, so the callback receives it there. Without it, the report
-//! names the spawn site, recorded with `#[track_caller]` at each `spawn`,
-//! which points at the handler that blocked.
+//! its start, so the callback receives it there. With or without it, the
+//! report names the spawn site, recorded with `#[track_caller]` at each
+//! `spawn`, which points at the handler that blocked.
 //!
 //! The monitor thread runs no loop, so it never reports on itself; a
 //! callback that blocks delays the next samples, nothing else.
@@ -45,7 +45,9 @@
 //! started afterwards. When on: a few plain stores per resume or poll (a
 //! seqlock of atomics: no lock, no clock read, no allocation; a named
 //! green thread's name is also copied, under an uncontended lock). The
-//! monitor thread times episodes by its own samples.
+//! monitor thread times episodes by its own samples. Backtraces add
+//! nothing per resume: a loop records its thread once, as it starts, and
+//! pays only when signalled (a walk of at most 64 frames).
 
 pub mod backtrace;
 mod record;
