@@ -421,11 +421,17 @@ impl<'a> Context<'a> {
         self.reactor.remote()
     }
 
-    /// An entry per live green thread and task of this context.
+    /// An entry per live green thread and task of this context and of the
+    /// contexts it nests in: the one loop of this thread, as a dump lists it.
     pub(crate) fn snapshot(&self) -> Vec<crate::dump::Entry> {
         let mut out = Vec::new();
-        self.green.snapshot(&mut out);
-        self.executor.snapshot(&mut out);
+        let mut context = Some(self);
+        while let Some(c) = context {
+            c.green.snapshot(&mut out);
+            c.executor.snapshot(&mut out);
+            // SAFETY: an outer context outlives this one (module invariant).
+            context = unsafe { c.outer.get().as_ref() };
+        }
         out
     }
 

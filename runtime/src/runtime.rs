@@ -72,6 +72,15 @@ impl Builder {
         self
     }
 
+    /// Turns on the monitor's best-effort backtrace of a blocked loop
+    /// thread, for loops started from now on (see
+    /// [`monitor::backtrace`](crate::monitor::backtrace); same as
+    /// `GREENLOOP_MONITOR_BACKTRACE=1`). It signals the blocked thread.
+    pub fn monitor_backtrace(self) -> Builder {
+        crate::monitor::backtrace::enable();
+        self
+    }
+
     /// The runtime with these settings.
     pub fn build(self) -> Runtime {
         Runtime { config: self.config }

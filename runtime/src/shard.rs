@@ -42,7 +42,7 @@
 use std::future::Future;
 use std::io;
 use std::mem;
-use std::panic::{self, AssertUnwindSafe};
+use std::panic::{self, AssertUnwindSafe, Location};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -108,16 +108,23 @@ impl Shard {
     /// Starts `f` as a green thread on the shard's runtime; the handle
     /// gives its result, or the payload it panicked with. `Lost` if the
     /// shard runs no green runtime or its thread has exited.
+    ///
+    /// The thread's spawn site (in dumps and monitor reports) is the
+    /// caller of this function.
+    #[track_caller]
     pub fn spawn_green<F, T>(&self, f: F) -> ShardHandle<green::Result<T>>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        let site = Location::caller();
         let (tx, rx) = oneshot::channel();
         self.inject(move || {
-            green::spawn(move || {
+            let body = move || {
                 let _ = tx.send(panic::catch_unwind(AssertUnwindSafe(f)));
-            });
+            };
+            // Outside a green runtime `tx` is dropped: the handle gives `Lost`.
+            let _ = green::Builder::new().spawn_at(site, body);
         });
         ShardHandle { rx }
     }
@@ -125,18 +132,24 @@ impl Shard {
     /// Starts the future `make` builds as a task on the shard's runtime
     /// (built there, so it need not be `Send`); the handle gives its output
     /// or its [`JoinError`](task::JoinError). `Lost` if the shard runs no
-    /// runtime or its thread has exited.
+    /// runtime or its thread has exited. The task's spawn site is the
+    /// caller of this function.
+    #[track_caller]
     pub fn spawn_task<F, Fut>(&self, make: F) -> ShardHandle<Result<Fut::Output, task::JoinError>>
     where
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future + 'static,
         Fut::Output: Send + 'static,
     {
+        let site = Location::caller();
         let (tx, rx) = oneshot::channel();
         self.inject(move || {
-            let handle = task::spawn_local(make());
-            task::spawn_local(async move {
-                let _ = tx.send(handle.await);
+            // Outside a runtime `tx` is dropped: the handle gives `Lost`.
+            task::Executor::with(|e| {
+                if let Some(e) = e {
+                    let handle = e.spawn(make(), site);
+                    e.spawn(async move { tx.send(handle.await) }, site);
+                }
             });
         });
         ShardHandle { rx }

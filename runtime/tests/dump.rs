@@ -363,3 +363,41 @@ fn a_green_wait_under_a_timeout_shows_the_wait() {
         });
     });
 }
+
+#[test]
+fn a_nested_loop_is_listed_once_with_its_outer_one() {
+    watchdog(Duration::from_secs(60), || {
+        green::run(|| {
+            let parker = green::spawn(|| green::park_timeout(Duration::from_secs(30)));
+            green::yield_now();
+            let executor = task::Runtime::new().unwrap();
+            // Nested: an executor's loop inside a green thread of this one.
+            let (all, task_id) = executor.block_on(async {
+                let sleeper = task::spawn(time::sleep(Duration::from_secs(30)));
+                task::yield_now().await;
+                let all = dump::dump();
+                sleeper.abort();
+                (all, sleeper.id())
+            });
+            let parker_id = parker.thread().id().as_u64().get();
+            parker.thread().unpark();
+            parker.join().unwrap();
+            let dump = loop_of(&all, std::thread::current().id()).expect("own loop listed");
+            assert_eq!(dump.loops.len(), 1, "{dump}");
+            let entries: Vec<_> = dump.entries().collect();
+            let mut keys: Vec<_> = entries.iter().map(|e| (e.model, e.id)).collect();
+            keys.sort();
+            keys.dedup();
+            assert_eq!(keys.len(), entries.len(), "an entry listed twice: {dump}");
+            let parked_green =
+                entries.iter().find(|e| (e.model, e.id) == (Model::Green, parker_id));
+            let parked_green = parked_green.unwrap_or_else(|| panic!("parker missing: {dump}"));
+            assert!(matches!(parked_green.wait, Some(Wait::Timer(_))), "{dump}");
+            let sleeper = entries.iter().find(|e| (e.model, e.id) == (Model::Task, task_id));
+            assert!(sleeper.is_some(), "the nested loop's task missing: {dump}");
+            // The green thread that runs the nested loop, and the main one.
+            let running = entries.iter().filter(|e| e.state == State::Running).count();
+            assert!(running >= 1, "{dump}");
+        });
+    });
+}

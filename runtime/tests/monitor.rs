@@ -97,6 +97,20 @@ fn blocking_task_reported_once_idle_loop_never() {
     });
     let episodes = seen.lock().unwrap().clone();
     assert_eq!(episodes.len(), 2, "one start and one end: {episodes:#?}");
+    // Backtraces are off: none taken, no signal handler installed.
+    assert!(episodes.iter().all(|e| e.backtrace.is_none()), "{episodes:#?}");
+    assert_eq!(monitor::backtrace::signal(), None);
+    assert_eq!(monitor::backtrace::answered(), 0);
+    for signal in libc::SIGRTMIN()..=libc::SIGRTMAX() {
+        // SAFETY: an all-zero sigaction is a valid value; a null new
+        // action only queries the disposition.
+        let handler = unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            assert_eq!(libc::sigaction(signal, std::ptr::null(), &mut old), 0);
+            old.sa_sigaction
+        };
+        assert_eq!(handler, libc::SIG_DFL, "a handler for real-time signal {signal}");
+    }
     for episode in &episodes {
         match &episode.culprit {
             Culprit::Green { name: Some(name), site, .. } => {

@@ -168,3 +168,28 @@ fn spawn_green_and_spawn_task_run_on_either_kind_of_shard() {
         greens_thread.join().unwrap();
     });
 }
+
+/// The spawn site of the running green thread or task, as a dump taken
+/// inside it lists it.
+fn running_site(model: greenloop_runtime::dump::Model) -> Option<&'static str> {
+    let dump = greenloop_runtime::dump();
+    let running = dump
+        .entries()
+        .find(|e| e.model == model && e.state == greenloop_runtime::dump::State::Running);
+    running.map(|e| e.site.file())
+}
+
+/// Work started through a shard names its caller as its spawn site.
+#[test]
+fn shard_spawns_record_the_callers_site() {
+    use greenloop_runtime::dump::Model;
+    watchdog(LIMIT, || {
+        let (greens, stop_greens, greens_thread) = green_shard();
+        let green = greens.spawn_green(|| running_site(Model::Green));
+        assert_eq!(green.join().unwrap().unwrap(), Some(file!()));
+        let task = greens.spawn_task(|| async { running_site(Model::Task) });
+        assert_eq!(task.join().unwrap().unwrap(), Some(file!()));
+        stop_greens.send(()).unwrap();
+        greens_thread.join().unwrap();
+    });
+}

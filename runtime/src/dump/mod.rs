@@ -143,7 +143,17 @@ impl Dump {
 /// from inside a loop lists that loop without asking it (it could not
 /// answer while the caller runs).
 pub fn dump() -> Dump {
-    let loops = LOOPS.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    let mut loops = LOOPS.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    // Nested contexts on one thread share its reactor: one loop, listed
+    // once under its outermost (first registered) entry.
+    let mut remotes: Vec<Arc<Remote>> = Vec::new();
+    loops.retain(|(_, _, remote)| {
+        let first = !remotes.iter().any(|r| Arc::ptr_eq(r, remote));
+        if first {
+            remotes.push(remote.clone());
+        }
+        first
+    });
     let (own, own_remote) = Context::with(|c| match c {
         Some(c) => (Some(c.snapshot()), Some(c.remote().clone())),
         None => (None, None),

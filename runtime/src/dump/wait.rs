@@ -51,7 +51,7 @@ pub enum Wait {
     /// The result of a job on the `spawn_blocking` pool.
     Blocking,
     /// Something that recorded no kind: a foreign future, or a green
-    /// thread's own `park`.
+    /// thread's own `park` (`park_timeout` shows its timer).
     Future,
 }
 

@@ -264,7 +264,20 @@ impl Builder {
         F: FnOnce() -> T + 'static,
         T: Send + 'static,
     {
-        let site = std::panic::Location::caller();
+        self.spawn_at(std::panic::Location::caller(), f)
+    }
+
+    /// [`Builder::spawn`] with `site` as the spawn site: for a spawn made
+    /// on a caller's behalf (a shard's), which names that caller.
+    pub(crate) fn spawn_at<F, T>(
+        self,
+        site: &'static std::panic::Location<'static>,
+        f: F,
+    ) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: Send + 'static,
+    {
         Scheduler::with(|s| match s {
             Some(s) => s.spawn(self.name, self.stack_size, site, f),
             None => Err(io::Error::other(

@@ -87,6 +87,7 @@ pub use group::{Group, Pool};
 pub(crate) use join::is_green_waker;
 pub use join::{Builder, JoinHandle, Result, spawn};
 pub use local::Local;
+pub(crate) use overflow::running_stack;
 pub use scope::{Scope, ScopedJoinHandle, scope};
 pub use thread::{Thread, ThreadId, current, park, park_timeout, sleep, try_current, yield_now};
 pub use timeout::timeout;

@@ -279,6 +279,14 @@ pub(crate) fn leave() {
     CURRENT.with(|c| c.set(None));
 }
 
+/// The usable stack of the green thread running on this OS thread, if
+/// one runs (between [`enter`] and [`leave`]). Reads only the const
+/// thread-local, so a signal handler may call it (the monitor's
+/// backtrace walks the frame chain within it).
+pub(crate) fn running_stack() -> Option<Range<usize>> {
+    CURRENT.with(|c| c.get()).map(|c| c.guard.1..c.guard.1 + c.stack_size)
+}
+
 /// The `SIGSEGV`/`SIGBUS` handler (runs on the alternate signal stack).
 extern "C" fn on_fault(sig: c_int, info: *mut siginfo_t, ctx: *mut c_void) {
     // si_code > 0 means the kernel raised it for a fault, so si_addr is valid;

@@ -270,6 +270,7 @@ pub fn park_timeout(timeout: Duration) {
     let timer = reactor.insert_timer(deadline, waker);
     // Cancelled on return and when a cancel unwinds from the wait.
     let _timer = super::timeout::TimerGuard { reactor: &reactor, timer };
+    crate::dump::note(crate::dump::Wait::Timer(deadline));
     Scheduler::with(|s| s.map(|s| s.wait_current(UNPARK | WAKE)));
 }
 

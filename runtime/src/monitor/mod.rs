@@ -24,13 +24,18 @@
 //! [`REPORTS_PER_WINDOW`] printed per [`WINDOW`], then one summary line
 //! with the count of those not printed. The callback sees every episode.
 //!
-//! No backtrace, not even opt-in: std captures only the calling thread's
-//! stack, and taking the blocked thread's stack from the monitor thread
-//! needs a signal handler on the blocked thread that unwinds it, which is
-//! not async-signal-safe in general (the unwinder takes locks and may
-//! allocate, and the interrupted code may hold those very locks). The
-//! report names the spawn site instead, recorded with `#[track_caller]`
-//! at each `spawn`, which points at the handler that blocked.
+//! A backtrace of the blocked thread is opt-in (`GREENLOOP_MONITOR_BACKTRACE=1`
+//! or [`backtrace::enable`]) and best-effort: the monitor thread signals
+//! the blocked thread, whose handler walks its frame-pointer chain within
+//! the stack bounds it knows, allocation- and lock-free, and the monitor
+//! thread names the addresses with `dladdr` (see [`backtrace`] for how,
+//! and for what it cannot do). It is taken only for a start report that
+//! is printed, after the callback saw the episode: a callback returning
+//! [`Report::PrintWithoutBacktrace`] or [`Report::Quiet`] vetoes it, and
+//! no signal is sent. The episode's end carries the backtrace taken at
+//! its start, so the callback receives it there. With or without it, the
+//! report names the spawn site, recorded with `#[track_caller]` at each
+//! `spawn`, which points at the handler that blocked.
 //!
 //! The monitor thread runs no loop, so it never reports on itself; a
 //! callback that blocks delays the next samples, nothing else.
@@ -40,17 +45,22 @@
 //! started afterwards. When on: a few plain stores per resume or poll (a
 //! seqlock of atomics: no lock, no clock read, no allocation; a named
 //! green thread's name is also copied, under an uncontended lock). The
-//! monitor thread times episodes by its own samples.
+//! monitor thread times episodes by its own samples. Backtraces add
+//! nothing per resume: a loop records its thread once, as it starts, and
+//! pays only when signalled (a walk of at most 64 frames).
 
+pub mod backtrace;
 mod record;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::ops::Deref;
 use std::panic::Location;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
+pub use backtrace::{Backtrace, Frame};
 pub use record::Culprit;
 pub(crate) use record::{LoopRecord, Watch};
 
@@ -86,14 +96,22 @@ pub struct Episode {
     pub blocked_for: Duration,
     /// Whether the loop turned again (the episode's end).
     pub ended: bool,
+    /// The blocked thread's backtrace, taken when the start was printed
+    /// with backtraces on (see [`backtrace`]); the callback sees it with
+    /// the episode's end (the start reaches it before the backtrace is
+    /// taken, so that it can veto it).
+    pub backtrace: Option<Backtrace>,
 }
 
 /// What the monitor does with an episode after the callback saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Report {
-    /// Print it on stderr (subject to rate limiting).
+    /// Print it on stderr (subject to rate limiting), with a backtrace
+    /// if they are on.
     Print,
-    /// Print nothing.
+    /// Print it, but take no backtrace: vetoes the signal.
+    PrintWithoutBacktrace,
+    /// Print nothing, take no backtrace.
     Quiet,
 }
 
@@ -130,13 +148,38 @@ fn monitor() -> &'static Monitor {
     MONITOR.get_or_init(|| Monitor { loops: Mutex::new(Vec::new()), callback: Mutex::new(None) })
 }
 
+/// A monitored loop's registration, held while the loop runs.
+pub(crate) struct Registration {
+    record: Arc<LoopRecord>,
+    /// Whether this is its thread's outermost loop with backtraces on,
+    /// which stops the thread answering backtrace signals when it ends.
+    leaves: bool,
+}
+
+impl Deref for Registration {
+    type Target = LoopRecord;
+
+    fn deref(&self) -> &LoopRecord {
+        &self.record
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if let Some(tracee) = self.record.tracee.as_ref().filter(|_| self.leaves) {
+            tracee.leave();
+        }
+    }
+}
+
 /// Registers a starting loop if the monitor is on (starting the monitor
-/// thread with the first); the loop keeps the record while it runs.
-pub(crate) fn register() -> Option<Arc<LoopRecord>> {
+/// thread with the first); the loop keeps the registration while it runs.
+pub(crate) fn register() -> Option<Registration> {
     let threshold = threshold()?;
     let current = std::thread::current();
     let thread = format!("{} ({:?})", current.name().unwrap_or("unnamed"), current.id());
-    let record = Arc::new(LoopRecord::new(thread));
+    let (tracee, leaves) = backtrace::attach().unzip();
+    let record = Arc::new(LoopRecord::new(thread, tracee));
     let monitor = monitor();
     let mut loops = monitor.loops.lock().unwrap_or_else(PoisonError::into_inner);
     loops.retain(|l| l.strong_count() > 0);
@@ -151,7 +194,7 @@ pub(crate) fn register() -> Option<Arc<LoopRecord>> {
             eprintln!("greenloop monitor: cannot start its thread: {e}");
         }
     });
-    Some(record)
+    Some(Registration { record, leaves: leaves.unwrap_or(false) })
 }
 
 /// A loop's episode in progress, as the monitor thread tracks it.
@@ -161,6 +204,7 @@ struct Open {
     printed: bool,
     culprit: Culprit,
     since: Instant,
+    backtrace: Option<Backtrace>,
 }
 
 /// The unit a loop ran at the last sample, and the sample before the one
@@ -206,30 +250,30 @@ fn watch(monitor: &'static Monitor, threshold: Duration) {
             if unit.seq != now.seq {
                 *unit = Seen { seq: now.seq, since: last_sample };
             }
-            if let Some(episode) = open.get(&key)
-                && episode.seq != now.seq
+            if open.get(&key).is_some_and(|e| e.seq != now.seq)
+                && let Some(Open { culprit, printed, backtrace, since, .. }) = open.remove(&key)
             {
-                let blocked_for = sampled.saturating_duration_since(episode.since);
-                let (culprit, printed) = (episode.culprit.clone(), episode.printed);
-                open.remove(&key);
-                let ep =
-                    Episode { thread: record.thread.clone(), culprit, blocked_for, ended: true };
-                emit(monitor, &mut limits, &ep, printed);
+                let blocked_for = sampled.saturating_duration_since(since);
+                let thread = record.thread.clone();
+                let mut ep = Episode { thread, culprit, blocked_for, ended: true, backtrace };
+                emit(monitor, &mut limits, &mut ep, printed, None);
             }
             let blocked_for = sampled.saturating_duration_since(unit.since);
             if !matches!(now.culprit, Culprit::Idle)
                 && blocked_for >= threshold
                 && !open.contains_key(&key)
             {
-                let ep = Episode {
+                let mut ep = Episode {
                     thread: record.thread.clone(),
                     culprit: now.culprit.clone(),
                     blocked_for,
                     ended: false,
+                    backtrace: None,
                 };
-                let printed = emit(monitor, &mut limits, &ep, false);
-                let (seq, culprit, since) = (now.seq, now.culprit, unit.since);
-                open.insert(key, Open { seq, printed, culprit, since });
+                let printed = emit(monitor, &mut limits, &mut ep, false, record.tracee.as_deref());
+                let (seq, culprit, since, backtrace) =
+                    (now.seq, now.culprit, unit.since, ep.backtrace);
+                open.insert(key, Open { seq, printed, culprit, since, backtrace });
             }
         }
         drop(loops);
@@ -247,12 +291,14 @@ fn site_of(culprit: &Culprit) -> Option<&'static Location<'static>> {
 
 /// Hands `episode` to the callback, then prints it unless vetoed or rate
 /// limited; an episode's end is printed iff its start was
-/// (`start_printed`). Returns whether it printed.
+/// (`start_printed`). A start printed with `Report::Print` gets the
+/// backtrace of `tracee` (backtraces on) first. Returns whether it printed.
 fn emit(
     monitor: &Monitor,
     limits: &mut HashMap<Option<&'static Location<'static>>, Limit>,
-    episode: &Episode,
+    episode: &mut Episode,
     start_printed: bool,
+    tracee: Option<&backtrace::Tracee>,
 ) -> bool {
     let report = match &*monitor.callback.lock().unwrap_or_else(PoisonError::into_inner) {
         Some(callback) => callback(episode),
@@ -274,6 +320,9 @@ fn emit(
     }
     if limit.printed < REPORTS_PER_WINDOW {
         limit.printed += 1;
+        if let Some(tracee) = tracee.filter(|_| report == Report::Print) {
+            episode.backtrace = Some(backtrace::take(tracee));
+        }
         eprintln!("{episode}");
         true
     } else {
@@ -327,7 +376,11 @@ impl fmt::Display for Episode {
             write!(f, "\n  blocked by: {}", self.culprit)
         } else {
             write!(f, "greenloop monitor: loop on {} blocked for {ms:.0} ms", self.thread)?;
-            write!(f, "\n  running: {}", self.culprit)
+            write!(f, "\n  running: {}", self.culprit)?;
+            match &self.backtrace {
+                Some(backtrace) => write!(f, "\n  {backtrace}"),
+                None => Ok(()),
+            }
         }
     }
 }

@@ -9,7 +9,9 @@
 
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, Ordering, fence};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use super::backtrace::Tracee;
 
 /// What a loop runs, as a monitor report names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +71,8 @@ const IDLE: u8 = 4;
 pub(crate) struct LoopRecord {
     /// The OS thread's name and id, for reports.
     pub(crate) thread: String,
+    /// The thread to signal for a backtrace (backtraces on only).
+    pub(crate) tracee: Option<Arc<Tracee>>,
     seq: AtomicU64,
     kind: AtomicU8,
     id: AtomicU64,
@@ -82,9 +86,10 @@ pub(crate) struct LoopRecord {
 }
 
 impl LoopRecord {
-    pub(crate) fn new(thread: String) -> LoopRecord {
+    pub(crate) fn new(thread: String, tracee: Option<Arc<Tracee>>) -> LoopRecord {
         LoopRecord {
             thread,
+            tracee,
             seq: AtomicU64::new(0),
             kind: AtomicU8::new(LOOP),
             id: AtomicU64::new(0),
