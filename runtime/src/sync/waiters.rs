@@ -274,17 +274,20 @@ impl<S> Default for WaitList<S> {
 }
 
 /// Wakers collected under a lock, woken after it is dropped. The first one
-/// is stored inline, so the common single wake-up does not allocate.
+/// is stored inline and the rest only get a vector once there are some:
+/// the common single wake-up, or none (a task's or green thread's waker
+/// woken in place, see [`WakerSlot`]), allocates nothing and drops nothing.
 #[derive(Debug, Default)]
 pub(crate) struct Wakes {
     first: Option<Waker>,
-    rest: Vec<Waker>,
+    /// `Some` only once `first` is.
+    rest: Option<Vec<Waker>>,
 }
 
 impl Wakes {
     /// No wakers yet.
     pub(crate) const fn new() -> Wakes {
-        Wakes { first: None, rest: Vec::new() }
+        Wakes { first: None, rest: None }
     }
 
     /// Adds a waker to wake (a served waiter may have none).
@@ -294,18 +297,19 @@ impl Wakes {
         if self.first.is_none() {
             self.first = Some(waker);
         } else {
-            self.rest.push(waker);
+            self.rest.get_or_insert_with(Vec::new).push(waker);
         }
     }
 
     /// Wakes them all, in the order they were pushed. Always inlined: on
-    /// the channel's hot path there is usually nothing to wake.
+    /// the channel's hot path there is usually nothing to wake. (Taking
+    /// `self` by value would copy it on that path.)
     #[inline(always)]
-    pub(crate) fn wake_all(self) {
-        let Some(first) = self.first else { return };
+    pub(crate) fn wake_all(&mut self) {
+        let Some(first) = self.first.take() else { return };
         first.wake();
-        if !self.rest.is_empty() {
-            wake_rest(self.rest);
+        if let Some(rest) = self.rest.take() {
+            wake_rest(rest);
         }
     }
 }
