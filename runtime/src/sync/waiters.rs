@@ -297,7 +297,7 @@ impl Wakes {
         if self.first.is_none() {
             self.first = Some(waker);
         } else {
-            self.rest.get_or_insert_with(Vec::new).push(waker);
+            self.rest = Some(pushed(self.rest.take(), waker));
         }
     }
 
@@ -314,6 +314,16 @@ impl Wakes {
     }
 }
 
+/// `rest` with `waker` added, out of line. Moved in and out rather than
+/// borrowed, so that no pointer to a `Wakes` escapes and it can live in
+/// registers on the hot path.
+#[cold]
+fn pushed(rest: Option<Vec<Waker>>, waker: Waker) -> Vec<Waker> {
+    let mut rest = rest.unwrap_or_default();
+    rest.push(waker);
+    rest
+}
+
 /// The wake-ups after the first, out of line: most locks serve one waiter.
 #[cold]
 fn wake_rest(rest: Vec<Waker>) {
@@ -325,7 +335,36 @@ fn wake_rest(rest: Vec<Waker>) {
 #[cfg(test)]
 mod tests {
     use super::{WaitList, Wakes};
-    use std::task::Waker;
+    use std::sync::{Arc, Mutex};
+    use std::task::{Wake, Waker};
+
+    /// A waker that logs its number when woken.
+    struct Logged(usize, Arc<Mutex<Vec<usize>>>);
+
+    impl Wake for Logged {
+        fn wake(self: Arc<Self>) {
+            self.1.lock().unwrap().push(self.0);
+        }
+    }
+
+    #[test]
+    fn collected_wakers_are_woken_once_in_push_order() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let waker = |n| Some(Waker::from(Arc::new(Logged(n, log.clone()))));
+        let mut wakes = Wakes::new();
+        wakes.push(None);
+        for n in 1..=4 {
+            wakes.push(waker(n));
+            wakes.push(None);
+        }
+        wakes.wake_all();
+        assert_eq!(*log.lock().unwrap(), [1, 2, 3, 4]);
+        wakes.wake_all();
+        assert_eq!(log.lock().unwrap().len(), 4, "woken again");
+        wakes.push(waker(5));
+        wakes.wake_all();
+        assert_eq!(*log.lock().unwrap(), [1, 2, 3, 4, 5]);
+    }
 
     #[test]
     fn fifo_with_removal_from_the_middle() {
