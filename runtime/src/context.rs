@@ -111,8 +111,6 @@ pub(crate) struct Context<'a> {
     task_entered: bool,
     /// Resumes and polls left before the reactor's next zero-timeout turn.
     ticks_left: Cell<u32>,
-    /// The id of the task being polled, for panic reports.
-    running_task: Cell<Option<u64>>,
     /// The context that was running on this thread when this one was
     /// entered (module invariant), null if none.
     outer: Cell<*const Context<'static>>,
@@ -234,24 +232,9 @@ impl<'a> Context<'a> {
         self.green_entered
     }
 
-    /// The id of the task being polled, if any.
+    /// The id of the task being polled, if any (the executor records it).
     pub(crate) fn running_task(&self) -> Option<u64> {
-        self.running_task.get()
-    }
-
-    /// Runs `poll` with `id` recorded as the running task; restores the
-    /// outer one after, also when `poll` unwinds.
-    #[inline]
-    pub(crate) fn polling_task<R>(&self, id: u64, poll: impl FnOnce() -> R) -> R {
-        /// Restores the outer task id on drop.
-        struct Restore<'a>(&'a Cell<Option<u64>>, Option<u64>);
-        impl Drop for Restore<'_> {
-            fn drop(&mut self) {
-                self.0.set(self.1);
-            }
-        }
-        let _restore = Restore(&self.running_task, self.running_task.replace(Some(id)));
-        poll()
+        self.executor.running_task()
     }
 
     /// The flags of the context running on this thread, if any:
@@ -270,7 +253,6 @@ impl<'a> Context<'a> {
             green_entered: flags.0,
             task_entered: flags.1,
             ticks_left: Cell::new(POLL_EVERY),
-            running_task: Cell::new(None),
             outer: Cell::new(ptr::null()),
             woken: std::cell::RefCell::new(Vec::new()),
         }

@@ -43,16 +43,6 @@ pub(crate) fn install_hook() {
     });
 }
 
-/// Runs `poll` as task `id`: a panic inside is reported as that task's.
-/// The id is recorded in the thread's context, where tasks are polled.
-#[inline]
-pub(crate) fn polling_task<R>(id: u64, poll: impl FnOnce() -> R) -> R {
-    Context::with(|context| match context {
-        Some(context) => context.polling_task(id, poll),
-        None => poll(),
-    })
-}
-
 fn report(who: &str, info: &PanicHookInfo<'_>) {
     let payload = info.payload();
     let message = payload

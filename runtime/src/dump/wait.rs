@@ -2,7 +2,7 @@
 //!
 //! A wait site notes its kind with [`note`] when its poll returns
 //! `Pending`: a plain write into the running green thread's slot or the
-//! running task's entry (no atomic), with the loop's clock
+//! polled task's cell (no atomic), with the loop's clock
 //! ([`Reactor::turn_time`](crate::reactor::Reactor::turn_time)) and, for a green
 //! thread, an approximate stack pointer for its stack use.
 

@@ -274,17 +274,20 @@ impl<S> Default for WaitList<S> {
 }
 
 /// Wakers collected under a lock, woken after it is dropped. The first one
-/// is stored inline, so the common single wake-up does not allocate.
+/// is stored inline and the rest only get a vector once there are some:
+/// the common single wake-up, or none (a task's or green thread's waker
+/// woken in place, see [`WakerSlot`]), allocates nothing and drops nothing.
 #[derive(Debug, Default)]
 pub(crate) struct Wakes {
     first: Option<Waker>,
-    rest: Vec<Waker>,
+    /// `Some` only once `first` is.
+    rest: Option<Vec<Waker>>,
 }
 
 impl Wakes {
     /// No wakers yet.
     pub(crate) const fn new() -> Wakes {
-        Wakes { first: None, rest: Vec::new() }
+        Wakes { first: None, rest: None }
     }
 
     /// Adds a waker to wake (a served waiter may have none).
@@ -294,20 +297,31 @@ impl Wakes {
         if self.first.is_none() {
             self.first = Some(waker);
         } else {
-            self.rest.push(waker);
+            self.rest = Some(pushed(self.rest.take(), waker));
         }
     }
 
     /// Wakes them all, in the order they were pushed. Always inlined: on
-    /// the channel's hot path there is usually nothing to wake.
+    /// the channel's hot path there is usually nothing to wake. (Taking
+    /// `self` by value would copy it on that path.)
     #[inline(always)]
-    pub(crate) fn wake_all(self) {
-        let Some(first) = self.first else { return };
+    pub(crate) fn wake_all(&mut self) {
+        let Some(first) = self.first.take() else { return };
         first.wake();
-        if !self.rest.is_empty() {
-            wake_rest(self.rest);
+        if let Some(rest) = self.rest.take() {
+            wake_rest(rest);
         }
     }
+}
+
+/// `rest` with `waker` added, out of line. Moved in and out rather than
+/// borrowed, so that no pointer to a `Wakes` escapes and it can live in
+/// registers on the hot path.
+#[cold]
+fn pushed(rest: Option<Vec<Waker>>, waker: Waker) -> Vec<Waker> {
+    let mut rest = rest.unwrap_or_default();
+    rest.push(waker);
+    rest
 }
 
 /// The wake-ups after the first, out of line: most locks serve one waiter.
@@ -321,7 +335,36 @@ fn wake_rest(rest: Vec<Waker>) {
 #[cfg(test)]
 mod tests {
     use super::{WaitList, Wakes};
-    use std::task::Waker;
+    use std::sync::{Arc, Mutex};
+    use std::task::{Wake, Waker};
+
+    /// A waker that logs its number when woken.
+    struct Logged(usize, Arc<Mutex<Vec<usize>>>);
+
+    impl Wake for Logged {
+        fn wake(self: Arc<Self>) {
+            self.1.lock().unwrap().push(self.0);
+        }
+    }
+
+    #[test]
+    fn collected_wakers_are_woken_once_in_push_order() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let waker = |n| Some(Waker::from(Arc::new(Logged(n, log.clone()))));
+        let mut wakes = Wakes::new();
+        wakes.push(None);
+        for n in 1..=4 {
+            wakes.push(waker(n));
+            wakes.push(None);
+        }
+        wakes.wake_all();
+        assert_eq!(*log.lock().unwrap(), [1, 2, 3, 4]);
+        wakes.wake_all();
+        assert_eq!(log.lock().unwrap().len(), 4, "woken again");
+        wakes.push(waker(5));
+        wakes.wake_all();
+        assert_eq!(*log.lock().unwrap(), [1, 2, 3, 4, 5]);
+    }
 
     #[test]
     fn fifo_with_removal_from_the_middle() {

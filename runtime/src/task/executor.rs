@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::{fmt, io};
 
 use super::JoinHandle;
-use super::raw::{RawTask, Schedule};
+use super::raw::{Polling, RawTask, Schedule};
 use crate::context::Context;
 use crate::dump::{self, Entry, Model, Noted, State};
 use crate::id::ExecutorId;
@@ -70,10 +70,8 @@ pub(crate) struct Executor {
     reactor: Rc<Reactor>,
     queue: RefCell<VecDeque<RawTask>>,
     registry: RefCell<Slab<RawTask>>,
-    /// Each live task's spawn site and recorded wait, at its registry key.
-    sites: RefCell<Vec<(&'static Location<'static>, Option<Noted>)>>,
-    /// The registry key of the task being polled (`usize::MAX`: none).
-    running: Cell<usize>,
+    /// The task being polled, if any.
+    polling: Polling,
     /// Strong counts of `shared` that freed tasks gave back on this thread
     /// (module invariant 2), for the next spawns: a task's reference to
     /// the executor then costs no atomic operation in the steady state.
@@ -92,8 +90,7 @@ impl Executor {
             reactor,
             queue: RefCell::new(VecDeque::new()),
             registry: RefCell::new(Slab::new()),
-            sites: RefCell::new(Vec::new()),
-            running: Cell::new(usize::MAX),
+            polling: Polling::default(),
             spare_refs: Cell::new(0),
         })
     }
@@ -126,14 +123,8 @@ impl Executor {
     {
         crate::id::id_source!(static TASK_IDS);
         let id = TASK_IDS.next();
-        let (handle, queued, registered) = RawTask::spawned(future, self.task_ref(), id);
+        let (handle, queued, registered) = RawTask::spawned(future, self.task_ref(), id, site);
         let key = self.registry.borrow_mut().insert(registered);
-        let mut sites = self.sites.borrow_mut();
-        if sites.len() <= key {
-            sites.resize(key + 1, (site, None));
-        }
-        sites[key] = (site, None);
-        drop(sites);
         queued.set_key(key);
         self.queue.borrow_mut().push_back(queued);
         JoinHandle::new(handle)
@@ -160,15 +151,18 @@ impl Executor {
 
     /// A task's id and spawn site: for the monitor, which records what runs.
     pub(crate) fn identify(&self, task: &RawTask) -> (u64, &'static Location<'static>) {
-        let site = self.sites.borrow().get(task.key()).map(|s| s.0);
-        (task.id(), site.unwrap_or(Location::caller()))
+        (task.id(), task.site())
     }
 
-    /// Records the polled task's wait (ignored outside a poll).
-    pub(crate) fn note_wait(&self, noted: Noted) {
-        if let Some(entry) = self.sites.borrow_mut().get_mut(self.running.get()) {
-            entry.1 = Some(noted);
-        }
+    /// Records the polled task's wait; `false` outside a task's poll.
+    #[inline]
+    pub(crate) fn note_wait(&self, noted: Noted) -> bool {
+        self.polling.note(noted)
+    }
+
+    /// The id of the task being polled, if any: for panic reports.
+    pub(crate) fn running_task(&self) -> Option<u64> {
+        self.polling.id()
     }
 
     /// An entry per live task, for a dump.
@@ -176,17 +170,17 @@ impl Executor {
         let queued: std::collections::HashSet<usize> =
             self.queue.borrow().iter().map(RawTask::key).collect();
         let registry = self.registry.borrow();
-        let sites = self.sites.borrow();
         for key in 0..registry.capacity() {
-            let (Some(task), Some(&(site, noted))) = (registry.get(key), sites.get(key)) else {
-                continue;
-            };
+            let Some(task) = registry.get(key) else { continue };
             let state = match key {
-                _ if key == self.running.get() => State::Running,
+                _ if self.polling.is(task) => State::Running,
                 _ if queued.contains(&key) => State::Runnable,
                 _ => State::Parked,
             };
-            out.push(dump::entry(Model::Task, (task.id(), None, site), state, noted, None));
+            // SAFETY: `&self` is reached on the executor's thread (module
+            // invariant 1), and the registry holds only its own tasks.
+            let noted = unsafe { task.noted() };
+            out.push(dump::entry(Model::Task, (task.id(), None, task.site()), state, noted, None));
         }
     }
 
@@ -199,11 +193,9 @@ impl Executor {
     /// Polls `task` once (see `RawTask::run`).
     #[inline]
     pub(crate) fn run(&self, task: RawTask) {
-        // The task's recorded wait is not cleared here (a borrow per poll):
+        // The task's recorded wait is not cleared here (a store per poll):
         // a task parked on a primitive that records none shows its last one.
-        self.running.set(task.key());
-        task.run(|task| self.registry.borrow_mut().remove(task.key()));
-        self.running.set(usize::MAX);
+        task.run(&self.polling, |task| self.registry.borrow_mut().remove(task.key()));
     }
 
     /// Whether no task is runnable.
@@ -287,7 +279,34 @@ impl fmt::Debug for Shared {
 #[cfg(test)]
 mod tests {
     use super::Executor;
+    use crate::context::Context;
+    use crate::dump::{State, Wait};
     use std::sync::Arc;
+
+    /// A snapshot lists each task with the site that spawned it and what it
+    /// waits on, both kept in its cell, and the task taking it as running.
+    #[test]
+    fn a_snapshot_names_each_task_by_site_and_wait() {
+        let executor = Executor::new().unwrap();
+        Context::block_on(&executor, async {
+            let (tx, mut rx) = crate::sync::mpsc::channel::<()>(1);
+            let line = line!() + 1;
+            let parked = super::super::spawn(async move { rx.recv().await });
+            let snapshot = super::super::spawn(async { Context::with(|c| c.unwrap().snapshot()) });
+            let snapshot_id = snapshot.id();
+            let entries = snapshot.await.unwrap();
+            let parked_entry = entries.iter().find(|e| e.id == parked.id()).unwrap();
+            assert_eq!(parked_entry.state, State::Parked);
+            assert_eq!(parked_entry.wait, Some(Wait::Channel));
+            assert!(parked_entry.waiting_for.is_some());
+            assert_eq!((parked_entry.site.file(), parked_entry.site.line()), (file!(), line));
+            let running = entries.iter().find(|e| e.id == snapshot_id).unwrap();
+            assert_eq!(running.state, State::Running);
+            assert_eq!(running.wait, None);
+            drop(tx);
+            assert_eq!(parked.await.ok(), Some(None));
+        });
+    }
 
     /// Counts of the executor's `Shared` given back by freed tasks are kept
     /// for the next spawns, and all released when the executor is dropped,

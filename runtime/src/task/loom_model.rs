@@ -9,13 +9,14 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::panic::Location;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
 use super::join::JoinHandle;
-use super::raw::{RawTask, Schedule};
+use super::raw::{Polling, RawTask, Schedule};
 
 /// Preemptions per execution: enough for the races below (each needs one
 /// or two), small enough that a model runs in seconds.
@@ -60,10 +61,14 @@ impl Wake for Counter {
 fn loom_join_waker_exchange_never_loses_the_wake() {
     model(|| {
         let queue = Arc::new(Queue::default());
-        let (handle, queued, registered) = RawTask::spawned(async { 7u32 }, queue.clone(), 1);
+        let (handle, queued, registered) =
+            RawTask::spawned(async { 7u32 }, queue.clone(), 1, Location::caller());
         let mut handle = JoinHandle::<u32>::new(handle);
         let executor = loom::thread::spawn(move || {
-            assert!(queued.run(move |_| Some(registered)), "the task completes in one poll");
+            assert!(
+                queued.run(&Polling::default(), move |_| Some(registered)),
+                "the task completes in one poll"
+            );
         });
         let counters = [Arc::new(Counter::default()), Arc::new(Counter::default())];
         let mut pending_on = None;
@@ -121,11 +126,15 @@ fn loom_wake_racing_a_poll_is_not_lost() {
         let go = Arc::new(AtomicBool::new(false));
         let slot = Arc::new(Mutex::new(None));
         let future = WaitForGo { go: go.clone(), slot: slot.clone(), polls: 0 };
-        let (handle, queued, registered) = RawTask::spawned(future, queue.clone(), 1);
+        let (handle, queued, registered) =
+            RawTask::spawned(future, queue.clone(), 1, Location::caller());
         let observer = handle.clone_ref();
         let handle = JoinHandle::<()>::new(handle);
         let mut registered = Some(registered);
-        assert!(!queued.run(|_| None), "first poll: pending, re-queued by its own wake");
+        assert!(
+            !queued.run(&Polling::default(), |_| None),
+            "first poll: pending, re-queued by its own wake"
+        );
         let waker = slot.lock().unwrap().take().expect("the first poll left its waker");
         let waking = loom::thread::spawn(move || {
             go.store(true, SeqCst);
@@ -133,7 +142,7 @@ fn loom_wake_racing_a_poll_is_not_lost() {
         });
         let mut run = || {
             while let Some(task) = queue.pop() {
-                task.run(|_| registered.take());
+                task.run(&Polling::default(), |_| registered.take());
             }
         };
         run();

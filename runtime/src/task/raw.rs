@@ -4,7 +4,8 @@
 //! ```text
 //!  NonNull<Header> ──▶ ┌──────────────────────────────┐  Cell<F, S> (repr(C))
 //!  (RawTask, Waker     │ Header: state, vtable,       │
-//!   data, JoinHandle)  │   scheduler, join waker, key │
+//!   data, JoinHandle,  │   scheduler, join waker, key,│
+//!   Polling)           │   id, spawn site, wait record│
 //!                      ├──────────────────────────────┤
 //!                      │ Stage<F>: Running(F)         │
 //!                      │         | Finished(output)   │
@@ -41,12 +42,21 @@
 //!    ([`end_future`]), never moved out first. An `async` block awaiting a
 //!    borrow of its own captures (`rx.recv()`) holds a pointer into the
 //!    cell, which its drop follows.
+//! 7. A [`Polling`] holds a task's header only while [`RawTask::run`]
+//!    polls that task's future, on the executor thread, whose queue
+//!    reference keeps the cell alive meanwhile; `run` clears it before
+//!    anything else happens to the task (completion, release). The wait
+//!    record is written only through the `Polling` that holds its task
+//!    ([`Polling::note`], a wait site inside the poll) and read only on
+//!    the executor thread ([`RawTask::noted`], between polls or from
+//!    inside one); `Polling` is `!Send`, so both are that thread, and
+//!    neither keeps a reference to the record, so accesses never overlap.
 
 use crate::loom::{AtomicUsize, Ordering};
-use std::cell::UnsafeCell;
+use std::cell::{Cell as StdCell, UnsafeCell};
 use std::future::Future;
 use std::mem::ManuallyDrop;
-use std::panic::{self, AssertUnwindSafe};
+use std::panic::{self, AssertUnwindSafe, Location};
 use std::pin::Pin;
 use std::ptr::NonNull;
 use std::sync::Arc;
@@ -55,6 +65,7 @@ use std::{fmt, mem};
 
 use super::JoinError;
 use super::state::*;
+use crate::dump::Noted;
 
 /// Where a woken task goes: the executor's run queue.
 pub(crate) trait Schedule: Send + Sync + 'static {
@@ -99,6 +110,10 @@ pub(crate) struct Header {
     /// The task's key in its executor's registry (executor thread only).
     key: AtomicUsize,
     id: u64,
+    /// Where the task was spawned: for the monitor and dumps.
+    site: &'static Location<'static>,
+    /// What the task last waited on (invariant 7): for dumps.
+    noted: UnsafeCell<Option<Noted>>,
 }
 
 /// The stage of a task: its future, then its output.
@@ -120,12 +135,14 @@ pub(crate) struct RawTask {
 }
 
 // SAFETY: what a `RawTask` lets another thread touch is the header: the
-// state word and the key are atomics, the vtable and id are immutable, the
-// scheduler is an `Arc<dyn Schedule>` (`Send + Sync`), and the join waker
-// slot is written by the `JoinHandle` only while `JOIN_WAKER` is clear and
-// read by the executor only after it set `COMPLETE` (invariant 5; a `Waker`
-// is `Send + Sync`). The stage, which may hold `!Send` data, is touched
-// only on the executor thread or by the output's owner (invariant 2).
+// state word and the key are atomics, the vtable, id and site are
+// immutable, the scheduler is an `Arc<dyn Schedule>` (`Send + Sync`), and
+// the join waker slot is written by the `JoinHandle` only while
+// `JOIN_WAKER` is clear and read by the executor only after it set
+// `COMPLETE` (invariant 5; a `Waker` is `Send + Sync`). The wait record is
+// touched on the executor thread only (invariant 7). The stage, which may
+// hold `!Send` data, is touched only on the executor thread or by the
+// output's owner (invariant 2).
 unsafe impl Send for RawTask {}
 // SAFETY: as for `Send`: `&RawTask` reaches the same header fields under
 // the same rules, and nothing more.
@@ -164,17 +181,19 @@ impl RawTask {
         scheduler: Arc<dyn Schedule>,
         id: u64,
     ) -> RawTask {
-        RawTask::allocate(future, scheduler, id, 1)
+        RawTask::allocate(future, scheduler, id, Location::caller(), 1)
     }
 
-    /// Like [`RawTask::new`], with the three references of a spawn taken at
-    /// once (no atomic operations): `(handle, queue, registry)`.
+    /// A task for `future` spawned at `site`, marked scheduled and with a
+    /// handle, with the three references of a spawn taken at once (no
+    /// atomic operations): `(handle, queue, registry)`.
     pub(crate) fn spawned<F: Future + 'static>(
         future: F,
         scheduler: Arc<dyn Schedule>,
         id: u64,
+        site: &'static Location<'static>,
     ) -> (RawTask, RawTask, RawTask) {
-        let task = RawTask::allocate(future, scheduler, id, 3);
+        let task = RawTask::allocate(future, scheduler, id, site, 3);
         let ptr = task.ptr;
         // SAFETY: `allocate` counted three references, one per value.
         (task, unsafe { RawTask::from_raw(ptr) }, unsafe { RawTask::from_raw(ptr) })
@@ -184,25 +203,33 @@ impl RawTask {
         future: F,
         scheduler: Arc<dyn Schedule>,
         id: u64,
+        site: &'static Location<'static>,
         refs: usize,
     ) -> RawTask {
-        let cell = Box::new(Cell {
-            header: Header {
-                state: AtomicUsize::new(SCHEDULED | HANDLE | (refs * REF_ONE)),
-                vtable: &Vtable {
-                    poll: poll::<F>,
-                    cancel: cancel::<F>,
-                    take_output: take_output::<F>,
-                    drop_stage: drop_stage::<F>,
-                    dealloc: dealloc::<F>,
+        // Allocated first and written in place: built on the stack and then
+        // moved, the cell would be copied with a `memcpy` call.
+        let cell = Box::write(
+            Box::new_uninit(),
+            Cell {
+                header: Header {
+                    state: AtomicUsize::new(SCHEDULED | HANDLE | (refs * REF_ONE)),
+                    vtable: &Vtable {
+                        poll: poll::<F>,
+                        cancel: cancel::<F>,
+                        take_output: take_output::<F>,
+                        drop_stage: drop_stage::<F>,
+                        dealloc: dealloc::<F>,
+                    },
+                    scheduler: ManuallyDrop::new(scheduler),
+                    join_waker: UnsafeCell::new(None),
+                    key: AtomicUsize::new(usize::MAX),
+                    id,
+                    site,
+                    noted: UnsafeCell::new(None),
                 },
-                scheduler: ManuallyDrop::new(scheduler),
-                join_waker: UnsafeCell::new(None),
-                key: AtomicUsize::new(usize::MAX),
-                id,
+                stage: UnsafeCell::new(Stage::Running(future)),
             },
-            stage: UnsafeCell::new(Stage::Running(future)),
-        });
+        );
         RawTask { ptr: NonNull::from(Box::leak(cell)).cast() }
     }
 
@@ -233,6 +260,22 @@ impl RawTask {
         self.header().id
     }
 
+    /// Where the task was spawned.
+    pub(crate) fn site(&self) -> &'static Location<'static> {
+        self.header().site
+    }
+
+    /// What the task last waited on, as a wait site noted it.
+    ///
+    /// # Safety
+    ///
+    /// Only on the thread of the executor that owns the task (invariant 7).
+    pub(crate) unsafe fn noted(&self) -> Option<Noted> {
+        // SAFETY: on the executor thread, the only one that touches the
+        // record, and no reference to it is live (invariant 7).
+        unsafe { *self.header().noted.get() }
+    }
+
     /// The registry key (executor thread only).
     pub(crate) fn key(&self) -> usize {
         self.header().key.load(Ordering::Relaxed)
@@ -251,10 +294,15 @@ impl RawTask {
     /// queue reference (`self`) is consumed. Returns `true` if the task
     /// completed (or was cancelled) in this turn; then `unregister` was
     /// called and gave the registry's reference, released with the
-    /// completion (see [`RawTask::finish`]).
+    /// completion (see [`RawTask::finish`]). `polling` holds the task for
+    /// the span of its future's poll.
     ///
     /// Must only be called by the executor that owns the task, on its thread.
-    pub(crate) fn run(self, unregister: impl FnOnce(&RawTask) -> Option<RawTask>) -> bool {
+    pub(crate) fn run(
+        self,
+        polling: &Polling,
+        unregister: impl FnOnce(&RawTask) -> Option<RawTask>,
+    ) -> bool {
         let header = self.header();
         // SCHEDULED -> RUNNING, unless the task was aborted.
         let mut state = header.state.load(Ordering::Acquire);
@@ -283,8 +331,12 @@ impl RawTask {
                 Err(actual) => state = actual,
             }
         }
+        polling.0.set(Some(self.ptr));
         // SAFETY: RUNNING is set and we are the executor thread (invariant 2).
-        if unsafe { (header.vtable.poll)(self.ptr) } {
+        let finished = unsafe { (header.vtable.poll)(self.ptr) };
+        // Before the task can complete or be released (invariant 7).
+        polling.0.set(None);
+        if finished {
             let registered = unregister(&self);
             self.finish(false, registered);
             return true;
@@ -553,9 +605,7 @@ unsafe fn poll<F: Future>(ptr: NonNull<Header>) -> bool {
     // The queue reference held by `run` keeps the cell alive during the poll.
     let waker = waker_ref(ptr);
     let mut cx = Context::from_waker(&waker);
-    let id = cell.header.id;
-    let poll = || crate::panic::polling_task(id, || future.poll(&mut cx));
-    let result = match panic::catch_unwind(AssertUnwindSafe(poll)) {
+    let result = match panic::catch_unwind(AssertUnwindSafe(|| future.poll(&mut cx))) {
         Ok(Poll::Pending) => return false,
         Ok(Poll::Ready(output)) => Ok(output),
         Err(payload) => Err(JoinError::Panicked(payload)),
@@ -637,6 +687,45 @@ unsafe fn drop_ref(ptr: NonNull<Header>) {
         let dealloc = header.vtable.dealloc;
         // SAFETY: that was the last reference.
         unsafe { dealloc(ptr) };
+    }
+}
+
+// ----- the task being polled -------------------------------------------------
+
+/// The task an executor is polling, if any (invariant 7): what the panic
+/// hook names, and where a wait site's note goes. `!Send`: it lives with
+/// its executor, on that executor's thread.
+#[derive(Default)]
+pub(crate) struct Polling(StdCell<Option<NonNull<Header>>>);
+
+impl Polling {
+    /// The id of the task being polled.
+    pub(crate) fn id(&self) -> Option<u64> {
+        // SAFETY: a held header is alive during its poll (invariant 7).
+        self.0.get().map(|ptr| unsafe { ptr.as_ref() }.id)
+    }
+
+    /// Whether `task` is the one being polled.
+    pub(crate) fn is(&self, task: &RawTask) -> bool {
+        self.0.get() == Some(task.ptr)
+    }
+
+    /// Records `noted` as the polled task's wait; `false` if no task is
+    /// being polled.
+    #[inline]
+    pub(crate) fn note(&self, noted: Noted) -> bool {
+        let Some(ptr) = self.0.get() else { return false };
+        // SAFETY: the header is alive during its poll, and this thread, the
+        // executor's, is the only one that touches the record, through no
+        // live reference (invariant 7).
+        unsafe { *ptr.as_ref().noted.get() = Some(noted) };
+        true
+    }
+}
+
+impl fmt::Debug for Polling {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Polling").field(&self.id()).finish()
     }
 }
 

@@ -24,7 +24,7 @@ use proptest::prelude::*;
 
 use super::JoinError;
 use super::join::JoinHandle;
-use super::raw::{RawTask, Schedule};
+use super::raw::{Polling, RawTask, Schedule};
 use super::state::{
     CLOSED, COMPLETE, HANDLE, JOIN_WAKER, REF_MASK, REF_ONE, RUNNING, SCHEDULED, State,
 };
@@ -100,7 +100,7 @@ impl Harness {
         let task = lock(&self.queue.queue).pop_front()?;
         let id = task.id();
         let mut unregistered = false;
-        let completed = task.run(|_| {
+        let completed = task.run(&Polling::default(), |_| {
             unregistered = true;
             let registered = self.registry.remove(&id);
             assert!(registered.is_some(), "task {id} completed twice");

@@ -20,8 +20,8 @@
 //!
 //! 1. A sender writes the handoff only with the channel lock held and
 //!    `rx.waiting` set, then publishes it with a release store of `full` and
-//!    clears `rx.waiting` (taking the receiver's waker) before unlocking. So at most one write happens per
-//!    wait of the receiver.
+//!    clears `rx.waiting` (taking the receiver's waker) before unlocking. So
+//!    at most one write happens per wait of the receiver.
 //! 2. The receiver sets `rx.waiting` only with the lock held and `full`
 //!    clear, and only the receiver reads or clears the handoff: after an
 //!    acquire load of `full` that returned `true`, ending with a release
@@ -269,11 +269,19 @@ impl<T> Chan<T> {
         }
     }
 
-    /// Called on drop of a pending slot wait: leave the queue, passing on a
-    /// slot already handed over.
+    /// Called on drop of a slot wait: if pending, leave the queue, passing
+    /// on a slot already handed over. Inlined: most sends never waited.
+    #[inline]
     pub(super) fn cancel_slot(&self, phase: &mut SlotPhase) {
-        let SlotPhase::Waiting(key) = *phase else { return };
-        *phase = SlotPhase::Done;
+        if let SlotPhase::Waiting(key) = *phase {
+            *phase = SlotPhase::Done;
+            self.cancel_wait(key);
+        }
+    }
+
+    /// Leaves the slot queue (see `cancel_slot`).
+    #[inline(never)]
+    fn cancel_wait(&self, key: WaiterKey) {
         let mut wakes = Wakes::new();
         let own_waker = {
             let mut inner = self.inner.lock();
