@@ -1,8 +1,8 @@
-//! How an interposed blocking call waits: [`blocking`] is the one helper
-//! that every socket call goes through.
+//! How an interposed blocking call waits: every socket call goes this way
+//! (`io` writes the off-green half of it into each call).
 //!
 //! ```text
-//!  blocking(fd, dir, op)
+//!  a blocking socket call op on fd, waiting for dir:
 //!    green thread, fd parks here -> loop { op(); EAGAIN? park this green thread on
 //!                                   the reactor until dir is ready (or the
 //!                                   socket timeout, or close) }
@@ -42,20 +42,12 @@ pub(crate) enum Woken {
     Cancelled,
 }
 
-/// Runs the blocking socket call `op` on `fd` as its caller expects (see
-/// the module docs). `op` returns what libc's call returns, `-1` with
-/// `errno` on failure.
-///
-/// Inlined into each interposed call, so that off green threads the call
-/// costs libc's plus one thread-local check; the rest is out of line.
-#[inline(always)]
-pub(crate) fn blocking(fd: c_int, dir: Direction, op: impl FnMut() -> ssize_t) -> ssize_t {
-    if gate::off_green() { libc_way(fd, dir, op) } else { in_green(fd, dir, op) }
-}
-
-/// [`blocking`] in a green thread: the green route if it has one.
-#[inline(never)]
-fn in_green(fd: c_int, dir: Direction, op: impl FnMut() -> ssize_t) -> ssize_t {
+/// A blocking socket call `op` on `fd` in a green thread (or a stackless
+/// task on a runtime's thread): the green route if it has one, libc's way
+/// otherwise. `op` returns what libc's call returns, `-1` with `errno` on
+/// failure.
+#[inline]
+pub(crate) fn in_green(fd: c_int, dir: Direction, mut op: impl FnMut() -> ssize_t) -> ssize_t {
     match gate::route() {
         Route::Libc => {}
         Route::Green => {
@@ -65,24 +57,19 @@ fn in_green(fd: c_int, dir: Direction, op: impl FnMut() -> ssize_t) -> ssize_t {
         }
         Route::Cancelled => return errno::fail(libc::ECANCELED),
     }
-    libc_way(fd, dir, op)
-}
-
-/// `op` as libc runs it, with the OS-thread wait of a managed fd after it.
-#[inline(always)]
-fn libc_way(fd: c_int, dir: Direction, mut op: impl FnMut() -> ssize_t) -> ssize_t {
     let result = op();
-    if result < 0 {
-        return failed(fd, dir, result, op);
-    }
-    result
+    if result < 0 { failed(fd, dir, result, op) } else { result }
 }
 
 /// After `op` failed with `result` off the green path: a managed fd whose
 /// user believes it blocking waits for `dir` in `poll(2)` and retries.
-#[cold]
-#[inline(never)]
-fn failed(fd: c_int, dir: Direction, result: ssize_t, op: impl FnMut() -> ssize_t) -> ssize_t {
+#[inline]
+pub(crate) fn failed(
+    fd: c_int,
+    dir: Direction,
+    result: ssize_t,
+    op: impl FnMut() -> ssize_t,
+) -> ssize_t {
     if errno::get() == libc::EAGAIN { os_wait(fd, dir, result, op) } else { result }
 }
 
