@@ -7,10 +7,11 @@
 //! # Off green threads
 //!
 //! Each function is written out by [`transfers!`] so that a call outside a
-//! green thread costs libc's call plus a thread-local check and a check of
-//! the result: the green path and the failure path are functions of the
-//! call's own arguments, out of line, so the fast path builds no closure
-//! and only keeps its arguments for a retry after a failure.
+//! green thread, on an fd the patch does not manage, costs libc's call
+//! plus a thread-local check and a look at the fd's slot, and then jumps
+//! to libc's function: nothing of the patch runs after the system call.
+//! Every other case goes out of line, to a function of the call's own
+//! arguments that waits as [`wait`](crate::wait) describes.
 //!
 //! # Safety
 //!
@@ -20,7 +21,7 @@
 use greenloop_runtime::reactor::Direction::{Read, Write};
 use libc::{c_int, c_void, iovec, msghdr, size_t, sockaddr, socklen_t, ssize_t};
 
-use crate::{gate, real, wait};
+use crate::{real, wait};
 
 /// Whether `flags` ask a socket call not to block.
 fn dontwait(flags: c_int) -> bool {
@@ -38,35 +39,20 @@ macro_rules! transfers {
         $(#[$attr])*
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $name($fd: c_int $(, $arg: $ty)*) -> $ret {
-            /// In a green thread (or a stackless task on a runtime's
-            /// thread): the green route if the call has one.
+            /// The call when it may wait (see [`wait::passes`]).
             #[inline(never)]
-            unsafe fn green($fd: c_int $(, $arg: $ty)*) -> $ret {
+            unsafe fn waiting($fd: c_int $(, $arg: $ty)*) -> $ret {
                 // SAFETY: the caller's contract is libc's.
                 let op = move || unsafe { real::$name($fd $(, $arg)*) } as ssize_t;
                 $(if $skip { return op() as $ret; })?
-                wait::in_green($fd, $dir, op) as $ret
+                wait::blocking($fd, $dir, op) as $ret
             }
-            /// Off green threads, after libc's call failed with `result`.
-            #[cold]
-            #[inline(never)]
-            unsafe fn failed($fd: c_int $(, $arg: $ty)*, result: $ret) -> $ret {
+            if wait::passes($fd) {
                 // SAFETY: the caller's contract is libc's.
-                let op = move || unsafe { real::$name($fd $(, $arg)*) } as ssize_t;
-                $(if $skip { return result; })?
-                wait::failed($fd, $dir, result as ssize_t, op) as $ret
-            }
-            if !gate::off_green() {
-                // SAFETY: the caller's contract is libc's.
-                return unsafe { green($fd $(, $arg)*) };
+                return unsafe { real::$name($fd $(, $arg)*) };
             }
             // SAFETY: the caller's contract is libc's.
-            let result = unsafe { real::$name($fd $(, $arg)*) };
-            if result < 0 {
-                // SAFETY: the caller's contract is libc's.
-                return unsafe { failed($fd $(, $arg)*, result) };
-            }
-            result
+            unsafe { waiting($fd $(, $arg)*) }
         }
     )*};
 }

@@ -1,8 +1,9 @@
-//! How an interposed blocking call waits: every socket call goes this way
-//! (`io` writes the off-green half of it into each call).
+//! How an interposed blocking call waits: [`blocking`] is the one helper
+//! that every socket call goes through, unless [`passes`] found that the
+//! call is libc's and nothing more (no green thread, no managed socket).
 //!
 //! ```text
-//!  a blocking socket call op on fd, waiting for dir:
+//!  blocking(fd, dir, op)
 //!    green thread, fd parks here -> loop { op(); EAGAIN? park this green thread on
 //!                                   the reactor until dir is ready (or the
 //!                                   socket timeout, or close) }
@@ -42,12 +43,30 @@ pub(crate) enum Woken {
     Cancelled,
 }
 
-/// A blocking socket call `op` on `fd` in a green thread (or a stackless
-/// task on a runtime's thread): the green route if it has one, libc's way
-/// otherwise. `op` returns what libc's call returns, `-1` with `errno` on
-/// failure.
+/// Whether a call on `fd` is libc's and nothing more, so that the
+/// interposed call can jump to libc's: the caller is no green thread, and
+/// `fd` is no socket the patch made non-blocking under a user who believes
+/// it blocking (whose `EAGAIN` [`blocking`] must turn into a wait).
+///
+/// A call that starts on another OS thread in the instant a green thread
+/// first takes its socket over (between this check and the system call)
+/// can see that socket non-blocking once, and answer `EAGAIN`.
+#[inline(always)]
+pub(crate) fn passes(fd: c_int) -> bool {
+    gate::off_green() && !fds::existing(fd).is_some_and(Slot::parks)
+}
+
+/// Runs the blocking socket call `op` on `fd` as its caller expects (see
+/// the module docs), when [`passes`] said it may wait. `op` returns what
+/// libc's call returns, `-1` with `errno` on failure.
 #[inline]
-pub(crate) fn in_green(fd: c_int, dir: Direction, mut op: impl FnMut() -> ssize_t) -> ssize_t {
+pub(crate) fn blocking(fd: c_int, dir: Direction, op: impl FnMut() -> ssize_t) -> ssize_t {
+    if gate::off_green() { libc_way(fd, dir, op) } else { in_green(fd, dir, op) }
+}
+
+/// [`blocking`] in a green thread: the green route if it has one.
+#[inline]
+fn in_green(fd: c_int, dir: Direction, op: impl FnMut() -> ssize_t) -> ssize_t {
     match gate::route() {
         Route::Libc => {}
         Route::Green => {
@@ -57,19 +76,24 @@ pub(crate) fn in_green(fd: c_int, dir: Direction, mut op: impl FnMut() -> ssize_
         }
         Route::Cancelled => return errno::fail(libc::ECANCELED),
     }
+    libc_way(fd, dir, op)
+}
+
+/// `op` as libc runs it, with the OS-thread wait of a managed fd after it.
+#[inline(always)]
+fn libc_way(fd: c_int, dir: Direction, mut op: impl FnMut() -> ssize_t) -> ssize_t {
     let result = op();
-    if result < 0 { failed(fd, dir, result, op) } else { result }
+    if result < 0 {
+        return failed(fd, dir, result, op);
+    }
+    result
 }
 
 /// After `op` failed with `result` off the green path: a managed fd whose
 /// user believes it blocking waits for `dir` in `poll(2)` and retries.
-#[inline]
-pub(crate) fn failed(
-    fd: c_int,
-    dir: Direction,
-    result: ssize_t,
-    op: impl FnMut() -> ssize_t,
-) -> ssize_t {
+#[cold]
+#[inline(never)]
+fn failed(fd: c_int, dir: Direction, result: ssize_t, op: impl FnMut() -> ssize_t) -> ssize_t {
     if errno::get() == libc::EAGAIN { os_wait(fd, dir, result, op) } else { result }
 }
 
