@@ -9,6 +9,9 @@
 //!
 //! * `read-libc N` / `read-patched N`: N one-byte reads of `/dev/zero` on
 //!   the main OS thread, through libc's `read` or through the patch's.
+//! * `read-seen N`: the same through the patch, after one read of the fd
+//!   in a green thread, so that the patch's fd table has its slot (marked
+//!   "not a socket"), as in a program whose green threads use fds.
 //! * `echo-greenloop N` / `echo-patched N`: N 64-byte round trips over
 //!   one loopback connection between two green threads, with
 //!   greenloop-net's `TcpStream` or with `std::net::TcpStream` under the
@@ -36,11 +39,16 @@ fn libc_read() -> ReadFn {
     unsafe { std::mem::transmute::<*mut libc::c_void, ReadFn>(address) }
 }
 
-/// `n` one-byte reads of `/dev/zero` through `read`.
-fn reads(read: ReadFn, n: u64) {
+/// `n` one-byte reads of `/dev/zero` through `read`, after one in a green
+/// thread if `seen`.
+fn reads(read: ReadFn, n: u64, seen: bool) {
     let zero = std::fs::File::open("/dev/zero").expect("open /dev/zero");
     let fd = std::os::fd::AsRawFd::as_raw_fd(&zero);
     let mut byte = 1u8;
+    if seen {
+        let mut file = &zero;
+        green::run(move || file.read_exact(&mut [1]).expect("green read of /dev/zero"));
+    }
     for _ in 0..n {
         // SAFETY: reads one byte into `byte` from an open fd.
         let got = unsafe { read(std::hint::black_box(fd), (&raw mut byte).cast(), 1) };
@@ -104,13 +112,14 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let n = args.get(1).and_then(|n| n.parse::<u64>().ok());
     match (args.first().map(String::as_str), n) {
-        (Some("read-libc"), Some(n)) => reads(libc_read(), n),
-        (Some("read-patched"), Some(n)) => reads(libc::read, n),
+        (Some("read-libc"), Some(n)) => reads(libc_read(), n, false),
+        (Some("read-patched"), Some(n)) => reads(libc::read, n, false),
+        (Some("read-seen"), Some(n)) => reads(libc::read, n, true),
         (Some("echo-greenloop"), Some(n)) => echo_greenloop(n),
         (Some("echo-patched"), Some(n)) => echo_patched(n),
         _ => {
             eprintln!(
-                "usage: patch_probe (read-libc | read-patched | echo-greenloop | echo-patched) N"
+                "usage: patch_probe (read-libc | read-patched | read-seen | echo-greenloop | echo-patched) N"
             );
             return ExitCode::FAILURE;
         }

@@ -32,7 +32,10 @@
 //! that may park (one thread-local load). Off green threads, in stackless
 //! tasks, before any runtime exists, while a runtime tears down, in the
 //! child of a `fork`, inside signal handlers and before [`install`], the
-//! answer is no and the call is libc's. Inside a green thread:
+//! answer is no and the call is libc's; a transfer call (`read`, `send`,
+//! ...) there also looks at its fd's slot and, unless the patch made that
+//! socket non-blocking, jumps to libc's function, so nothing of the patch
+//! runs after the system call. Inside a green thread:
 //!
 //! * **Sockets** the user believes blocking are made non-blocking
 //!   underneath and registered with the thread's reactor on first use; a

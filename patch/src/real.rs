@@ -3,36 +3,48 @@
 //!
 //! The patch never calls `libc::read` and its kin: in a binary that links
 //! the patch, those names resolve to the patch itself. Each real function
-//! is looked up once and cached in an atomic; the lookup is safe before
-//! `main`, in any thread, and racing lookups store the same address.
+//! is called through an atomic pointer that starts at a resolver: the
+//! first call looks libc's function up and stores it there, so every
+//! later call is one indirect call with no check. The lookup is safe
+//! before `main`, in any thread, and racing lookups store the same address.
 
 use std::ffi::CStr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 use libc::{
     addrinfo, c_char, c_int, c_uint, c_ulong, c_void, clockid_t, iovec, msghdr, nfds_t, pollfd,
     size_t, sockaddr, socklen_t, ssize_t, timespec, useconds_t,
 };
 
-/// The address of `name` in the objects loaded after this binary.
+/// The address of `name` in the objects loaded after this binary, stored
+/// in `cache` for the next call.
 ///
 /// Aborts if libc lacks the symbol: the interposed call could then neither
 /// work nor report an error its caller expects.
 #[cold]
-fn resolve(name: &[u8], cache: &AtomicUsize) -> usize {
+fn resolve(name: &[u8], cache: &AtomicPtr<()>) -> *mut () {
     let Ok(name) = CStr::from_bytes_with_nul(name) else {
         crate::fatal(b"greenloop-patch: a function name lacks its NUL\n");
     };
     // SAFETY: `name` is NUL-terminated; `RTLD_NEXT` is valid from code
     // linked into an executable or a shared object (dlsym(3)).
-    let address = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) } as usize;
-    if address == 0 {
+    let address = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) }.cast::<()>();
+    if address.is_null() {
         crate::fatal(b"greenloop-patch: libc lacks an interposed function\n");
     }
     cache.store(address, Ordering::Relaxed);
     address
 }
 
+/// The address of `name`, from `cache` if an earlier call stored it.
+fn cached(name: &[u8], cache: &AtomicPtr<()>) -> *mut () {
+    let address = cache.load(Ordering::Relaxed);
+    if address.is_null() { resolve(name, cache) } else { address }
+}
+
+/// Defines, for each libc function, a caller of it whose pointer starts
+/// as a resolver: the first call looks libc's function up, stores it over
+/// the resolver and calls it; every later call is one indirect call.
 macro_rules! real_functions {
     ($( $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty; )*) => {$(
         #[doc = concat!("Calls libc's `", stringify!($name), "`.")]
@@ -40,15 +52,25 @@ macro_rules! real_functions {
         /// # Safety
         ///
         /// As for the libc function of that name.
+        #[inline(always)]
         pub(crate) unsafe fn $name($($arg: $ty),*) -> $ret {
-            static CACHE: AtomicUsize = AtomicUsize::new(0);
-            let mut address = CACHE.load(Ordering::Relaxed);
-            if address == 0 {
-                address = resolve(concat!(stringify!($name), "\0").as_bytes(), &CACHE);
-            }
             type Function = unsafe extern "C" fn($($ty),*) -> $ret;
-            // SAFETY: `address` is libc's function of this name, whose C prototype this signature matches (see the libc crate).
-            let function = unsafe { std::mem::transmute::<usize, Function>(address) };
+            /// libc's function once resolved, the resolver before.
+            static FUNCTION: AtomicPtr<()> = AtomicPtr::new(first as *mut ());
+            /// The first call: resolves libc's function and calls it.
+            unsafe extern "C" fn first($($arg: $ty),*) -> $ret {
+                let address = resolve(concat!(stringify!($name), "\0").as_bytes(), &FUNCTION);
+                // SAFETY: `address` is libc's function of this name, whose C
+                // prototype this signature matches (see the libc crate).
+                let function = unsafe { std::mem::transmute::<*mut (), Function>(address) };
+                // SAFETY: the caller upholds the libc function's contract.
+                unsafe { function($($arg),*) }
+            }
+            // SAFETY: FUNCTION holds `first` or libc's function of this
+            // name, both of this signature.
+            let function = unsafe {
+                std::mem::transmute::<*mut (), Function>(FUNCTION.load(Ordering::Relaxed))
+            };
             // SAFETY: the caller upholds the libc function's contract.
             unsafe { function($($arg),*) }
         }
@@ -90,14 +112,11 @@ real_functions! {
 ///
 /// As for `fcntl(2)` with `cmd` and `arg`.
 pub(crate) unsafe fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
-    static CACHE: AtomicUsize = AtomicUsize::new(0);
-    let mut address = CACHE.load(Ordering::Relaxed);
-    if address == 0 {
-        address = resolve(b"fcntl\0", &CACHE);
-    }
+    static CACHE: AtomicPtr<()> = AtomicPtr::new(std::ptr::null_mut());
+    let address = cached(b"fcntl\0", &CACHE);
     // SAFETY: libc's `fcntl`, declared `int fcntl(int, int, ...)`.
     let function: unsafe extern "C" fn(c_int, c_int, ...) -> c_int =
-        unsafe { std::mem::transmute::<usize, _>(address) };
+        unsafe { std::mem::transmute::<*mut (), _>(address) };
     // SAFETY: the caller upholds fcntl(2)'s contract.
     unsafe { function(fd, cmd, arg) }
 }
@@ -108,14 +127,11 @@ pub(crate) unsafe fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
 ///
 /// As for `ioctl(2)` with `request` and `arg`.
 pub(crate) unsafe fn ioctl(fd: c_int, request: c_ulong, arg: *mut c_void) -> c_int {
-    static CACHE: AtomicUsize = AtomicUsize::new(0);
-    let mut address = CACHE.load(Ordering::Relaxed);
-    if address == 0 {
-        address = resolve(b"ioctl\0", &CACHE);
-    }
+    static CACHE: AtomicPtr<()> = AtomicPtr::new(std::ptr::null_mut());
+    let address = cached(b"ioctl\0", &CACHE);
     // SAFETY: libc's `ioctl`, declared `int ioctl(int, unsigned long, ...)`.
     let function: unsafe extern "C" fn(c_int, c_ulong, ...) -> c_int =
-        unsafe { std::mem::transmute::<usize, _>(address) };
+        unsafe { std::mem::transmute::<*mut (), _>(address) };
     // SAFETY: the caller upholds ioctl(2)'s contract.
     unsafe { function(fd, request, arg) }
 }

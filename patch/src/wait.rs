@@ -1,5 +1,6 @@
 //! How an interposed blocking call waits: [`blocking`] is the one helper
-//! that every socket call goes through.
+//! that every socket call goes through, unless [`passes`] found that the
+//! call is libc's and nothing more (no green thread, no managed socket).
 //!
 //! ```text
 //!  blocking(fd, dir, op)
@@ -42,19 +43,29 @@ pub(crate) enum Woken {
     Cancelled,
 }
 
-/// Runs the blocking socket call `op` on `fd` as its caller expects (see
-/// the module docs). `op` returns what libc's call returns, `-1` with
-/// `errno` on failure.
+/// Whether a call on `fd` is libc's and nothing more, so that the
+/// interposed call can jump to libc's: the caller is no green thread, and
+/// `fd` is no socket the patch made non-blocking under a user who believes
+/// it blocking (whose `EAGAIN` [`blocking`] must turn into a wait).
 ///
-/// Inlined into each interposed call, so that off green threads the call
-/// costs libc's plus one thread-local check; the rest is out of line.
+/// A call that starts on another OS thread in the instant a green thread
+/// first takes its socket over (between this check and the system call)
+/// can see that socket non-blocking once, and answer `EAGAIN`.
 #[inline(always)]
+pub(crate) fn passes(fd: c_int) -> bool {
+    gate::off_green() && !fds::existing(fd).is_some_and(Slot::parks)
+}
+
+/// Runs the blocking socket call `op` on `fd` as its caller expects (see
+/// the module docs), when [`passes`] said it may wait. `op` returns what
+/// libc's call returns, `-1` with `errno` on failure.
+#[inline]
 pub(crate) fn blocking(fd: c_int, dir: Direction, op: impl FnMut() -> ssize_t) -> ssize_t {
     if gate::off_green() { libc_way(fd, dir, op) } else { in_green(fd, dir, op) }
 }
 
 /// [`blocking`] in a green thread: the green route if it has one.
-#[inline(never)]
+#[inline]
 fn in_green(fd: c_int, dir: Direction, op: impl FnMut() -> ssize_t) -> ssize_t {
     match gate::route() {
         Route::Libc => {}

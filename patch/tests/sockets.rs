@@ -104,6 +104,15 @@ fn a_socket_the_user_made_non_blocking_keeps_answering_eagain() {
                 let err = server.read(&mut byte).unwrap_err();
                 assert_eq!(err.raw_os_error(), Some(libc::EAGAIN));
             }
+            // And on another OS thread, where the call goes straight to libc.
+            let other = std::thread::spawn(move || {
+                let mut byte = 0u8;
+                // SAFETY: reads at most one byte into `byte`; the socket
+                // stays open until this thread is joined.
+                let n = unsafe { libc::read(fd, (&raw mut byte).cast(), 1) };
+                (n, std::io::Error::last_os_error().raw_os_error())
+            });
+            assert_eq!(other.join().unwrap(), (-1, Some(libc::EAGAIN)));
             peer.join().unwrap();
         });
     });
