@@ -93,6 +93,27 @@ impl Lookups {
     }
 }
 
+/// Blocks this OS thread for `duration` in a raw `nanosleep` system call,
+/// as a lookup blocks in its own socket calls. Not `std::thread::sleep`:
+/// greenloop-patch, whose suites include this file, would turn that into
+/// a park of the green thread, and the control below could not stall the
+/// loop.
+fn sleep_in_the_kernel(duration: Duration) {
+    let mut left = libc::timespec {
+        tv_sec: duration.as_secs() as libc::time_t,
+        tv_nsec: duration.subsec_nanos() as libc::c_long,
+    };
+    loop {
+        let asked = left;
+        // SAFETY: nanosleep(2) reads `asked` and writes the time left to
+        // `left`; both are live, initialized timespecs on this stack.
+        let slept = unsafe { libc::syscall(libc::SYS_nanosleep, &asked, &mut left) };
+        if slept == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return;
+        }
+    }
+}
+
 /// The test resolver: `localhost` is `127.0.0.1`, after [`LOOKUP`] (and
 /// after the hold, if set); any other name is unknown. A held lookup on a
 /// scheduler's thread fails at once.
@@ -107,7 +128,7 @@ fn slow_localhost(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
     }
     let running = LOOKUPS.running.fetch_add(1, Ordering::SeqCst) + 1;
     LOOKUPS.most_running.fetch_max(running, Ordering::SeqCst);
-    thread::sleep(LOOKUP);
+    sleep_in_the_kernel(LOOKUP);
     let deadline = Instant::now() + HANG;
     while LOOKUPS.hold.load(Ordering::SeqCst) && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(1));
