@@ -76,6 +76,7 @@ mod join;
 mod local;
 mod overflow;
 mod park_state;
+mod run_queue;
 pub(crate) mod scheduler;
 mod scope;
 mod stack;

@@ -1,5 +1,5 @@
-//! The green scheduler: a FIFO run queue of green threads on one OS thread.
-//! It is the green half of the thread's [`Context`](crate::context), whose
+//! The green scheduler: a FIFO run queue (`run_queue.rs`) of green threads
+//! on one OS thread. It is the green half of the thread's [`Context`](crate::context), whose
 //! loop pops keys from it and [`resume`](Scheduler::resume)s them:
 //!
 //! ```text
@@ -42,7 +42,6 @@
 //!   data points at the thread's `Control` (which names its key).
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::mem::{self, ManuallyDrop, MaybeUninit};
 use std::panic::{self, AssertUnwindSafe, Location};
 use std::ptr::{self, NonNull};
@@ -52,6 +51,7 @@ use std::{fmt, io};
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 
 use super::join::{JoinHandle, Shared};
+use super::run_queue::RunQueue;
 use super::stack::{GreenStack, StackPool};
 use super::thread::{Control, Thread, ThreadId, WAKE, control_of};
 use super::{Config, cancel, overflow};
@@ -104,7 +104,7 @@ pub(crate) struct Scheduler {
     /// The reactor's mailbox, which the threads' wakes from other OS
     /// threads go through.
     mailbox: MailboxRef,
-    run_queue: RefCell<VecDeque<usize>>,
+    run_queue: RunQueue,
     threads: RefCell<Slab<Slot>>,
     stacks: RefCell<StackPool>,
     /// Allocations of finished threads' coroutine boxes, for reuse.
@@ -119,6 +119,8 @@ pub(crate) struct Scheduler {
     yielder: Cell<*const Yielder<(), ()>>,
     shutting_down: Cell<bool>,
     default_stack: usize,
+    /// The overflow handler's record of the running thread.
+    tracker: overflow::Tracker,
 }
 
 impl Scheduler {
@@ -138,7 +140,7 @@ impl Scheduler {
         Scheduler {
             id,
             mailbox: reactor.remote().mailbox(),
-            run_queue: RefCell::new(VecDeque::new()),
+            run_queue: RunQueue::new(),
             threads: RefCell::new(Slab::new()),
             stacks: RefCell::new(StackPool::new(config.max_cached_stacks)),
             boxes: RefCell::new(Vec::new()),
@@ -146,19 +148,20 @@ impl Scheduler {
             yielder: Cell::new(ptr::null()),
             shutting_down: Cell::new(false),
             default_stack: config.stack_size,
+            tracker: overflow::Tracker::new(),
         }
     }
 
     /// The next runnable green thread's key.
     #[inline]
     pub(crate) fn pop(&self) -> Option<usize> {
-        self.run_queue.borrow_mut().pop_front()
+        self.run_queue.pop()
     }
 
     /// Whether no green thread is runnable.
     #[inline]
     pub(crate) fn is_idle(&self) -> bool {
-        self.run_queue.borrow().is_empty()
+        self.run_queue.is_empty()
     }
 
     /// Runs the thread at `key` until it suspends; `true` if it finished.
@@ -170,11 +173,12 @@ impl Scheduler {
             let threads = self.threads.borrow();
             let Some(slot) = threads.get(key) else { return false };
             let Some(boxed) = slot.coroutine.as_ref() else { return false };
-            // SAFETY: the record's name lives in the thread's `Control`,
-            // which its slot keeps alive until after `Running` below calls
-            // `leave` (the slot is removed only once `resume` returned),
-            // unwinding included; a `Control`'s name never changes.
-            unsafe { overflow::enter(boxed.overflow()) };
+            // SAFETY: the record lives in the box, and its name in the
+            // thread's `Control`; the slot keeps both alive until after
+            // `Running` below calls `leave` (the box is freed and the slot
+            // removed only once `resume` returned), unwinding included;
+            // neither changes meanwhile.
+            unsafe { self.tracker.enter(boxed.overflow()) };
             self.yielder.set(slot.yielder.get());
             slot.noted.set(None);
             (boxed.as_ptr(), parts_of(&slot.waker))
@@ -251,8 +255,7 @@ impl Scheduler {
 
     /// An entry per live green thread, for a dump.
     pub(crate) fn snapshot(&self, out: &mut Vec<Entry>) {
-        let queued: std::collections::HashSet<usize> =
-            self.run_queue.borrow().iter().copied().collect();
+        let queued: std::collections::HashSet<usize> = self.run_queue.keys().into_iter().collect();
         let threads = self.threads.borrow();
         let current = self.current_key();
         for key in 0..threads.capacity() {
@@ -351,7 +354,7 @@ impl Scheduler {
             noted: Cell::new(None),
         });
         drop(threads);
-        self.run_queue.borrow_mut().push_back(key);
+        self.run_queue.push(key);
         Ok(JoinHandle::new(shared))
     }
 
@@ -368,7 +371,7 @@ impl Scheduler {
     /// later spawns fail.
     pub(crate) fn teardown(&self) {
         self.shutting_down.set(true);
-        self.run_queue.borrow_mut().clear();
+        self.run_queue.clear();
         let capacity = self.threads.borrow().capacity();
         let mut keys: Vec<(ThreadId, usize)> = (0..capacity)
             .filter_map(|key| {
@@ -409,7 +412,7 @@ impl Scheduler {
     /// Queues the thread at `key` (it must be parked or yielding).
     #[inline]
     pub(crate) fn schedule(&self, key: usize) {
-        self.run_queue.borrow_mut().push_back(key);
+        self.run_queue.push(key);
     }
 
     /// Suspends the running green thread (the caller queued it or parked it).
@@ -586,8 +589,9 @@ impl Scheduler {
 }
 
 /// What a thread's [`CoroutineBox`] holds: its coroutine, and the record
-/// the overflow handler is given while it runs (made once, at its spawn,
-/// and kept beside the coroutine so that each resume only copies it).
+/// the overflow handler is pointed at while it runs (made once, at its
+/// spawn, and kept beside the coroutine so that a resume only stores its
+/// address).
 struct Boxed {
     coroutine: GreenCoroutine,
     overflow: overflow::Record,
@@ -614,11 +618,11 @@ impl CoroutineBox {
     }
 
     /// The thread's overflow record.
-    fn overflow(&self) -> overflow::Record {
+    fn overflow(&self) -> &overflow::Record {
         // SAFETY: from `Box::leak` in `new`, owned by us alone. The record is
         // written once, by `new`; a resume's exclusive access (through
         // `as_ptr`) reaches the coroutine field only.
-        unsafe { (*self.0.as_ptr()).overflow }
+        unsafe { &(*self.0.as_ptr()).overflow }
     }
 
     /// The coroutine, and its emptied allocation for reuse.
@@ -693,7 +697,7 @@ impl<'a> Running<'a> {
 impl Drop for Running<'_> {
     fn drop(&mut self) {
         self.0.current_waker.set(None);
-        overflow::leave();
+        self.0.tracker.leave();
     }
 }
 
@@ -702,7 +706,7 @@ impl fmt::Debug for Scheduler {
         f.debug_struct("Scheduler")
             .field("id", &self.id)
             .field("threads", &self.threads.borrow().len())
-            .field("runnable", &self.run_queue.borrow().len())
+            .field("runnable", &self.run_queue.len())
             .finish_non_exhaustive()
     }
 }
