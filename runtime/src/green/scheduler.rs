@@ -20,7 +20,10 @@
 //! * A slot's `yielder` points at the `Yielder` that corosensei passed to the
 //!   green thread's root closure. It lives on that thread's stack until the
 //!   closure returns, and it is only dereferenced by the thread itself while
-//!   it runs (the slot is current), so it is valid whenever it is used.
+//!   it runs (the slot is current), so it is valid whenever it is used. The
+//!   scheduler's cached `yielder` is copied from the slot of the thread
+//!   about to run by `resume`, and cleared by `teardown` before the
+//!   destructors of a thread run, so it is the running thread's or null.
 //! * Coroutines may borrow data that is not `'static` only for the main
 //!   closure of `run`, which `run` outlives (see `spawn_unchecked`).
 //! * A slot outlives its coroutine's closure: the closure is consumed when
@@ -170,7 +173,13 @@ impl Scheduler {
     #[inline(always)]
     pub(crate) fn resume(&self, key: usize) -> bool {
         let coroutine = {
-            let threads = self.threads.borrow();
+            // SAFETY: the reference lives in this block only, which calls
+            // nothing that could borrow the slab mutably: `enter` and the
+            // `Cell`s are plain stores. `Err` (a mutable borrow held now)
+            // cannot happen, since resumes never nest.
+            let Ok(threads) = (unsafe { self.threads.try_borrow_unguarded() }) else {
+                return false;
+            };
             let Some(slot) = threads.get(key) else { return false };
             let Some(boxed) = slot.coroutine.as_ref() else { return false };
             // SAFETY: the record lives in the box, and its name in the
@@ -389,7 +398,9 @@ impl Scheduler {
                 .and_then(|s| Some((s.coroutine.take()?, parts_of(&s.waker))));
             if let Some((coroutine, waker)) = coroutine {
                 // Destructors run on the thread's stack and may call into
-                // the scheduler: make the thread current while they do.
+                // the scheduler: make the thread current while they do,
+                // with no yielder (a yield returns at once, a wait panics).
+                self.yielder.set(ptr::null());
                 let running = Running::new(self, waker);
                 drop(coroutine);
                 drop(running);
@@ -415,17 +426,20 @@ impl Scheduler {
         self.run_queue.push(key);
     }
 
-    /// Suspends the running green thread (the caller queued it or parked it).
+    /// Suspends the running green thread (the caller queued it or parked
+    /// it); `false` if it has no yielder to suspend with: it runs
+    /// destructors in `teardown`, where there is no one left to switch to.
     #[inline(always)]
-    fn suspend(&self) {
+    fn suspend(&self) -> bool {
         let yielder = self.yielder.get();
         if yielder.is_null() {
-            return;
+            return false;
         }
         // SAFETY: `yielder` was set (when it started, or by `resume`) from
         // the running thread's own yielder, and that thread is the one
         // executing this code, so the pointee is live (module invariant 2).
-        unsafe { (*yielder).suspend(()) }
+        unsafe { (*yielder).suspend(()) };
+        true
     }
 
     /// Waits for one of `tokens` (see `thread.rs`) in the running green
@@ -468,7 +482,9 @@ impl Scheduler {
         cancel::check(control);
         let must_suspend = control.begin_wait(tokens);
         if must_suspend {
-            self.suspend();
+            if !self.suspend() {
+                blocked_in_teardown();
+            }
             cancel::check(control);
         }
         Some(must_suspend)
@@ -533,6 +549,7 @@ impl Scheduler {
     /// The running green thread's waker, borrowed: no reference count is
     /// taken, so it must only be used by the running thread while it runs
     /// (a `block_on` frame on its stack), never stored.
+    #[inline]
     pub(super) fn current_waker_ref(&self) -> Option<ManuallyDrop<Waker>> {
         let (data, vtable) = self.current_waker.get()?;
         // SAFETY: a bitwise alias of the slot's waker (module invariant 6),
@@ -553,6 +570,17 @@ impl Scheduler {
     pub(super) fn cached_stacks(&self) -> usize {
         self.stacks.borrow().cached()
     }
+}
+
+/// A wait in a destructor that `teardown` runs: nothing could wake the
+/// thread any more, so it panics rather than spin.
+#[cold]
+#[inline(never)]
+fn blocked_in_teardown() -> ! {
+    panic!(
+        "a green thread blocked in a destructor while its runtime shut down; \
+         the other green threads are gone, so nothing can wake it"
+    )
 }
 
 /// The main green thread of a context: its handle, for the loop to know
