@@ -17,13 +17,13 @@
 //! * A `&Scheduler` is reached through the thread's context (see
 //!   `context.rs`), which outlives every green thread of the scheduler: it
 //!   tears them all down before it ends, also when unwinding.
-//! * A slot's `yielder` points at the `Yielder` that corosensei passed to the
-//!   green thread's root closure. It lives on that thread's stack until the
-//!   closure returns, and it is only dereferenced by the thread itself while
-//!   it runs (the slot is current), so it is valid whenever it is used. The
-//!   scheduler's cached `yielder` is copied from the slot of the thread
-//!   about to run by `resume`, and cleared by `teardown` before the
-//!   destructors of a thread run, so it is the running thread's or null.
+//! * A coroutine box's `yielder` points at the `Yielder` that corosensei
+//!   passed to the green thread's root closure. It lives on that thread's
+//!   stack until the closure returns, and it is only dereferenced by the
+//!   thread itself while it runs, so it is valid whenever it is used.
+//!   `running` points at the box of the thread that `resume` runs, and is
+//!   null at every other time (`Running` clears it), also while `teardown`
+//!   runs a thread's destructors: the box is being dropped then.
 //! * Coroutines may borrow data that is not `'static` only for the main
 //!   closure of `run`, which `run` outlives (see `spawn_unchecked`).
 //! * A slot outlives its coroutine's closure: the closure is consumed when
@@ -91,14 +91,10 @@ struct Slot {
     /// may grow meanwhile), with the thread's overflow record; `None` once
     /// `teardown` took it.
     coroutine: Option<CoroutineBox>,
-    /// Set by the thread when it starts (see the module's invariants).
-    yielder: Cell<*const Yielder<(), ()>>,
     /// The thread's waker; also its `Thread` handle and `Control`.
     waker: Waker,
     /// Where the thread was spawned (`#[track_caller]`).
     site: &'static Location<'static>,
-    /// What the thread last recorded it waits on (for dumps).
-    noted: Cell<Option<Noted>>,
 }
 
 /// One OS thread's green scheduler.
@@ -117,9 +113,10 @@ pub(crate) struct Scheduler {
     /// its slot while it runs (module invariant 6), so that waits and
     /// `block_on` need no slab lookup; `None` when no thread runs.
     current_waker: Cell<Option<WakerParts>>,
-    /// The running thread's yielder (null before it started), cached from
-    /// its slot so that suspending needs no slab lookup.
-    yielder: Cell<*const Yielder<(), ()>>,
+    /// The running thread's coroutine box, null when none runs (module
+    /// invariant 2), so that suspending and noting a wait need no slab
+    /// lookup.
+    running: Cell<*const Boxed>,
     shutting_down: Cell<bool>,
     default_stack: usize,
     /// The overflow handler's record of the running thread.
@@ -148,7 +145,7 @@ impl Scheduler {
             stacks: RefCell::new(StackPool::new(config.max_cached_stacks)),
             boxes: RefCell::new(Vec::new()),
             current_waker: Cell::new(None),
-            yielder: Cell::new(ptr::null()),
+            running: Cell::new(ptr::null()),
             shutting_down: Cell::new(false),
             default_stack: config.stack_size,
             tracker: overflow::Tracker::new(),
@@ -188,13 +185,12 @@ impl Scheduler {
             // removed only once `resume` returned), unwinding included;
             // neither changes meanwhile.
             unsafe { self.tracker.enter(boxed.overflow()) };
-            self.yielder.set(slot.yielder.get());
-            slot.noted.set(None);
-            (boxed.as_ptr(), parts_of(&slot.waker))
+            boxed.noted().set(None);
+            (boxed.as_ptr(), boxed.0.as_ptr().cast_const(), parts_of(&slot.waker))
         };
-        let (coroutine, waker) = coroutine;
+        let (coroutine, boxed, waker) = coroutine;
         let result = {
-            let _running = Running::new(self, waker);
+            let _running = Running::new(self, waker, boxed);
             // SAFETY: the box stays in the slot, unmoved and unaliased,
             // until the resume returned (module invariant 5).
             unsafe { (*coroutine).resume(()) }
@@ -253,10 +249,12 @@ impl Scheduler {
         if key == NONE {
             return false;
         }
-        if let Some(slot) = self.threads.borrow().get(key) {
-            let timeout = matches!(noted.wait, dump::Wait::Timer(_)) && slot.noted.get().is_some();
+        // SAFETY: non-null only while its thread runs (module invariant 2),
+        // the box then alive and its `noted` shared only through `&`.
+        if let Some(boxed) = unsafe { self.running.get().as_ref() } {
+            let timeout = matches!(noted.wait, dump::Wait::Timer(_)) && boxed.noted.get().is_some();
             if !timeout {
-                slot.noted.set(Some(noted));
+                boxed.noted.set(Some(noted));
             }
         }
         true
@@ -280,7 +278,8 @@ impl Scheduler {
             let identity =
                 (control.id().as_u64().get(), control.name().map(str::to_owned), slot.site);
             let top = slot.coroutine.as_ref().map(|boxed| boxed.overflow().stack_top());
-            out.push(dump::entry(Model::Green, identity, state, slot.noted.get(), top));
+            let noted = slot.coroutine.as_ref().and_then(|boxed| boxed.noted().get());
+            out.push(dump::entry(Model::Green, identity, state, noted, top));
         }
     }
 
@@ -331,7 +330,7 @@ impl Scheduler {
         let overflow =
             overflow::Record::new(guard, usable, control.name(), control.id().as_u64().get());
         let body = move |yielder: &Yielder<(), ()>, ()| {
-            Scheduler::with(|s| s.map(|s| s.started(key, yielder)));
+            Scheduler::with(|s| s.map(|s| s.started(yielder)));
             // SAFETY: the slot's waker keeps `Shared` alive (invariant 4).
             if unsafe { (*done.0).control().cancel_state().is_killed() } {
                 drop(f);
@@ -356,11 +355,17 @@ impl Scheduler {
         let coroutine = unsafe { Coroutine::with_stack_unchecked(stack, body) };
         let allocation = self.boxes.borrow_mut().pop();
         threads.insert(Slot {
-            coroutine: Some(CoroutineBox::new(Boxed { coroutine, overflow }, allocation)),
-            yielder: Cell::new(ptr::null()),
+            coroutine: Some(CoroutineBox::new(
+                Boxed {
+                    coroutine,
+                    overflow,
+                    yielder: Cell::new(ptr::null()),
+                    noted: Cell::new(None),
+                },
+                allocation,
+            )),
             waker,
             site,
-            noted: Cell::new(None),
         });
         drop(threads);
         self.run_queue.push(key);
@@ -368,11 +373,13 @@ impl Scheduler {
     }
 
     /// Called by a green thread when it starts: remember its yielder.
-    fn started(&self, key: usize, yielder: &Yielder<(), ()>) {
-        if let Some(slot) = self.threads.borrow().get(key) {
-            slot.yielder.set(yielder);
+    fn started(&self, yielder: &Yielder<(), ()>) {
+        // SAFETY: non-null only while its thread, the caller, runs (module
+        // invariant 2), the box then alive and its `yielder` shared only
+        // through `&`.
+        if let Some(boxed) = unsafe { self.running.get().as_ref() } {
+            boxed.yielder.set(yielder);
         }
-        self.yielder.set(yielder);
     }
 
     /// Unwinds and frees every green thread still alive, youngest first (a
@@ -400,8 +407,7 @@ impl Scheduler {
                 // Destructors run on the thread's stack and may call into
                 // the scheduler: make the thread current while they do,
                 // with no yielder (a yield returns at once, a wait panics).
-                self.yielder.set(ptr::null());
-                let running = Running::new(self, waker);
+                let running = Running::new(self, waker, ptr::null());
                 drop(coroutine);
                 drop(running);
             }
@@ -431,13 +437,16 @@ impl Scheduler {
     /// destructors in `teardown`, where there is no one left to switch to.
     #[inline(always)]
     fn suspend(&self) -> bool {
-        let yielder = self.yielder.get();
+        // SAFETY: non-null only while its thread runs (module invariant 2),
+        // the box then alive and its `yielder` shared only through `&`.
+        let Some(boxed) = (unsafe { self.running.get().as_ref() }) else { return false };
+        let yielder = boxed.yielder.get();
         if yielder.is_null() {
             return false;
         }
-        // SAFETY: `yielder` was set (when it started, or by `resume`) from
-        // the running thread's own yielder, and that thread is the one
-        // executing this code, so the pointee is live (module invariant 2).
+        // SAFETY: the running thread's own yielder, set when it started, and
+        // that thread is the one executing this code, so the pointee is live
+        // (module invariant 2).
         unsafe { (*yielder).suspend(()) };
         true
     }
@@ -623,6 +632,10 @@ impl Scheduler {
 struct Boxed {
     coroutine: GreenCoroutine,
     overflow: overflow::Record,
+    /// Set by the thread when it starts (module invariant 2).
+    yielder: Cell<*const Yielder<(), ()>>,
+    /// What the thread last recorded it waits on (for dumps).
+    noted: Cell<Option<Noted>>,
 }
 
 /// An owned, heap-allocated coroutine reached through a raw pointer only
@@ -651,6 +664,13 @@ impl CoroutineBox {
         // written once, by `new`; a resume's exclusive access (through
         // `as_ptr`) reaches the coroutine field only.
         unsafe { &(*self.0.as_ptr()).overflow }
+    }
+
+    /// What the thread last recorded it waits on.
+    fn noted(&self) -> &Cell<Option<Noted>> {
+        // SAFETY: as in `overflow`: a `Cell` beside the coroutine field,
+        // only ever shared.
+        unsafe { &(*self.0.as_ptr()).noted }
     }
 
     /// The coroutine, and its emptied allocation for reuse.
@@ -716,8 +736,11 @@ impl Drop for ClearLocals<'_> {
 struct Running<'a>(&'a Scheduler);
 
 impl<'a> Running<'a> {
-    fn new(scheduler: &'a Scheduler, waker: WakerParts) -> Running<'a> {
+    /// Marks the thread whose slot waker is `waker` and whose coroutine box
+    /// is `boxed` (null in `teardown`) as running.
+    fn new(scheduler: &'a Scheduler, waker: WakerParts, boxed: *const Boxed) -> Running<'a> {
         scheduler.current_waker.set(Some(waker));
+        scheduler.running.set(boxed);
         Running(scheduler)
     }
 }
@@ -725,6 +748,7 @@ impl<'a> Running<'a> {
 impl Drop for Running<'_> {
     fn drop(&mut self) {
         self.0.current_waker.set(None);
+        self.0.running.set(ptr::null());
         self.0.tracker.leave();
     }
 }
