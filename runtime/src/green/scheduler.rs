@@ -355,15 +355,7 @@ impl Scheduler {
         let coroutine = unsafe { Coroutine::with_stack_unchecked(stack, body) };
         let allocation = self.boxes.borrow_mut().pop();
         threads.insert(Slot {
-            coroutine: Some(CoroutineBox::new(
-                Boxed {
-                    coroutine,
-                    overflow,
-                    yielder: Cell::new(ptr::null()),
-                    noted: Cell::new(None),
-                },
-                allocation,
-            )),
+            coroutine: Some(CoroutineBox::new(coroutine, overflow, allocation)),
             waker,
             site,
         });
@@ -643,13 +635,28 @@ struct Boxed {
 struct CoroutineBox(NonNull<Boxed>);
 
 impl CoroutineBox {
-    /// Boxes `boxed`, in `allocation` if one is given.
-    fn new(boxed: Boxed, allocation: Option<Box<MaybeUninit<Boxed>>>) -> CoroutineBox {
-        let boxed = match allocation {
-            Some(allocation) => Box::write(allocation, boxed),
-            None => Box::new(boxed),
-        };
-        CoroutineBox(NonNull::from(Box::leak(boxed)))
+    /// Boxes a thread's coroutine and overflow record (its yielder unset,
+    /// no wait noted), in `allocation` if one is given. The fields are
+    /// written in place, not built on the stack and copied in.
+    fn new(
+        coroutine: GreenCoroutine,
+        overflow: overflow::Record,
+        allocation: Option<Box<MaybeUninit<Boxed>>>,
+    ) -> CoroutineBox {
+        let allocation = allocation.unwrap_or_else(Box::new_uninit);
+        let ptr = NonNull::from(Box::leak(allocation)).cast::<Boxed>();
+        let raw = ptr.as_ptr();
+        // SAFETY: `raw` is an owned allocation sized and aligned for a
+        // `Boxed`; every field is written once, in place, without reading
+        // or dropping what was there, so the value is whole before
+        // `CoroutineBox` owns it.
+        unsafe {
+            (&raw mut (*raw).coroutine).write(coroutine);
+            (&raw mut (*raw).overflow).write(overflow);
+            (&raw mut (*raw).yielder).write(Cell::new(ptr::null()));
+            (&raw mut (*raw).noted).write(Cell::new(None));
+        }
+        CoroutineBox(ptr)
     }
 
     fn as_ptr(&self) -> *mut GreenCoroutine {
