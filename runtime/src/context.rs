@@ -411,7 +411,7 @@ impl<'a> Context<'a> {
             if W::ON {
                 green.identify(key, |id, name, site| watch.green(id, name, site));
             }
-            if green.resume(key) && key == main_key {
+            if green.resume(key, main_key) {
                 return Ok(true);
             }
         }
@@ -436,9 +436,12 @@ impl<'a> Context<'a> {
     #[inline(always)]
     fn tick(&self) -> bool {
         let left = self.ticks_left.get() - 1;
-        let due = left == 0;
-        self.ticks_left.set(if due { POLL_EVERY } else { left });
-        due
+        self.ticks_left.set(left);
+        if left != 0 {
+            return false;
+        }
+        self.ticks_left.set(POLL_EVERY);
+        true
     }
 
     /// Turns the reactor, then queues what other threads woke meanwhile.

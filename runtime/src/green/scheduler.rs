@@ -164,11 +164,13 @@ impl Scheduler {
         self.run_queue.is_empty()
     }
 
-    /// Runs the thread at `key` until it suspends; `true` if it finished.
+    /// Runs the thread at `key` until it suspends; `true` if it finished
+    /// and it is the thread at `main_key` (the caller's loop then ends: the
+    /// check sits on the finishing path only, not on every switch).
     /// Always inlined: the loop's green batch is compiled once per monitor
     /// mode, and each copy keeps the switch path in one function.
     #[inline(always)]
-    pub(crate) fn resume(&self, key: usize) -> bool {
+    pub(crate) fn resume(&self, key: usize, main_key: usize) -> bool {
         let coroutine = {
             // SAFETY: the reference lives in this block only, which calls
             // nothing that could borrow the slab mutably: `enter` and the
@@ -199,7 +201,7 @@ impl Scheduler {
             CoroutineResult::Yield(()) => false,
             CoroutineResult::Return(()) => {
                 self.finish(key);
-                true
+                key == main_key
             }
         }
     }
