@@ -51,13 +51,15 @@
 //! thread that the `SIGSEGV` handler reads to name an overflow
 //! (`green/overflow.rs`): the handler runs at any instruction of this
 //! thread, so what it reads must be valid at every one of them. A
-//! const-initialised thread-local `Cell` of plain data, written with a
-//! signal fence around each resume, is; a field of the context would be
+//! const-initialised thread-local `Cell` pointing at a record that outlives
+//! the resume, written with a signal fence around it, is; a field of the
+//! context would be
 //! reached through `CONTEXT` and would then be only as valid as the
 //! context's own lifetime rules (set and cleared by `Entered`, torn down
 //! with green threads still running destructors on their stacks), which
-//! the handler would have to re-argue. Keeping it separate costs
-//! `overflow::enter` and `leave` one thread-local access each per resume.
+//! the handler would have to re-argue. Keeping it separate costs no
+//! thread-local lookup per resume: the scheduler keeps the thread-local's
+//! address (`overflow::Tracker`).
 //!
 //! # Unsafe invariants
 //!
@@ -391,7 +393,7 @@ impl<'a> Context<'a> {
             if W::ON {
                 green.identify(key, |id, name, site| watch.green(id, name, site));
             }
-            if green.resume(key) && key == main_key {
+            if green.resume(key, main_key) {
                 return Ok(true);
             }
         }
@@ -422,9 +424,12 @@ impl<'a> Context<'a> {
     #[inline(always)]
     fn tick(&self) -> bool {
         let left = self.ticks_left.get() - 1;
-        let due = left == 0;
-        self.ticks_left.set(if due { POLL_EVERY } else { left });
-        due
+        self.ticks_left.set(left);
+        if left != 0 {
+            return false;
+        }
+        self.ticks_left.set(POLL_EVERY);
+        true
     }
 
     /// Turns the reactor, then queues what other threads woke meanwhile.

@@ -1164,6 +1164,38 @@ fn never_started_thread_at_exit_is_completed() {
     });
 }
 
+/// A destructor that yields while the runtime unwinds its thread gets the
+/// yield back at once: there is no one left to switch to. The thread that
+/// finished last before the teardown left its stack to the pool, and the
+/// yield must not switch to it.
+#[test]
+fn a_yield_in_a_destructor_at_exit_returns() {
+    /// Yields twice when dropped, then counts that it got past the yields.
+    struct YieldOnDrop(Arc<AtomicUsize>);
+    impl Drop for YieldOnDrop {
+        fn drop(&mut self) {
+            green::yield_now();
+            green::yield_now();
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    watchdog(|| {
+        let past_yields = Arc::new(AtomicUsize::new(0));
+        let guards: Vec<_> = (0..3).map(|_| YieldOnDrop(past_yields.clone())).collect();
+        green::run(move || {
+            for guard in guards {
+                green::spawn(move || {
+                    let _guard = guard;
+                    green::park();
+                });
+            }
+            green::yield_now();
+            assert_eq!(green::spawn(|| 7).join().unwrap(), 7);
+        });
+        assert_eq!(past_yields.load(Ordering::SeqCst), 3);
+    });
+}
+
 // ----- random programs -------------------------------------------------------
 
 mod programs {

@@ -76,6 +76,7 @@ mod join;
 mod local;
 mod overflow;
 mod park_state;
+mod run_queue;
 pub(crate) mod scheduler;
 mod scope;
 mod stack;
@@ -241,7 +242,9 @@ pub(crate) fn wait_for_wake() -> bool {
 
 /// The current green thread's waker without taking a reference count, for
 /// `block_on`: valid only in a frame of the current green thread, never
-/// stored (see `Scheduler::current_waker_ref`).
+/// stored (see `Scheduler::current_waker_ref`). Inlined into `block_on`,
+/// which is generic and so compiled in the caller's crate.
+#[inline]
 pub(crate) fn current_waker_ref() -> Option<ManuallyDrop<Waker>> {
     Scheduler::with(|s| s.and_then(Scheduler::current_waker_ref))
 }

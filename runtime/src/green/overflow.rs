@@ -9,10 +9,10 @@
 //! to push a signal frame, so the handler is installed with `SA_ONSTACK` and
 //! every scheduler thread gets an alternate signal stack ([`ensure_altstack`]).
 //!
-//! The scheduler calls [`enter`] before each resume and [`leave`] after the
-//! green thread suspends or finishes; they record, in this OS thread's
-//! thread-locals, the guard range, usable size, name and id of the green thread
-//! running. The handler ([`install`]) compares the fault address (`si_addr`)
+//! The scheduler calls [`Tracker::enter`] before each resume and
+//! [`Tracker::leave`] after the green thread suspends or finishes; they point
+//! this OS thread's thread-local at the [`Record`] of the green thread
+//! running: its guard range, usable size, name and id. The handler ([`install`]) compares the fault address (`si_addr`)
 //! with that guard range. On a match it writes one line such as
 //! `green thread 'conn-17' overflowed its 64 KiB stack` to fd 2 and calls
 //! `abort()`. Any other fault is passed on to the handler that was installed
@@ -36,8 +36,16 @@
 //!   reads the same thread's state that `enter` wrote; a compiler (signal)
 //!   fence after `enter`'s store and before `leave`'s keeps them from being
 //!   moved across the resume.
-//! * The name is stored as a raw pointer and length; [`enter`] is `unsafe`
-//!   because its caller must keep those bytes valid until [`leave`].
+//! * The thread-local holds a raw pointer to the record, and the record a
+//!   raw pointer to and the length of the name; [`Tracker::enter`] is
+//!   `unsafe` because its caller must keep both valid until
+//!   [`Tracker::leave`].
+//! * A [`Tracker`] holds the address of this OS thread's thread-local, taken
+//!   once, so that `enter` and `leave` are plain stores, with no thread-local
+//!   lookup per resume. A const-initialised thread-local without destructor
+//!   keeps its address for as long as its OS thread lives, and a `Tracker`
+//!   is neither `Send` nor `Sync`, so it is used only on the OS thread whose
+//!   thread-local it points at, while that thread lives.
 //! * The previous dispositions are recorded before our handler is installed
 //!   and never change afterwards, so the handler reads them without locks.
 
@@ -68,7 +76,7 @@ type SigactionFn = extern "C" fn(c_int, *mut siginfo_t, *mut c_void);
 /// Signature of a plain (non-`SA_SIGINFO`) handler.
 type SighandlerFn = extern "C" fn(c_int);
 
-/// The green thread running on this OS thread, as recorded by [`enter`].
+/// What the handler knows of a green thread (see [`Record`]).
 #[derive(Clone, Copy, Debug)]
 struct Current {
     /// Address range of its stack's guard page.
@@ -84,9 +92,10 @@ struct Current {
 }
 
 thread_local! {
-    /// The green thread now running on this OS thread; `None` between resumes.
-    /// Const-initialised, no destructor: safe to read from the signal handler.
-    static CURRENT: Cell<Option<Current>> = const { Cell::new(None) };
+    /// The record of the green thread now running on this OS thread; null
+    /// between resumes. Const-initialised, no destructor: safe to read from
+    /// the signal handler, and its address is fixed (see [`Tracker`]).
+    static CURRENT: Cell<*const Record> = const { Cell::new(ptr::null()) };
 
     /// The alternate signal stack [`ensure_altstack`] mapped for this thread.
     static ALTSTACK: Cell<Option<AltStack>> = const { Cell::new(None) };
@@ -229,15 +238,16 @@ impl Drop for AltStack {
     }
 }
 
-/// What [`enter`] records of a green thread: its guard page range, usable
-/// stack size, name (`None` = unnamed) and numeric id. Made once, when the
-/// thread is spawned, so that each resume only copies it.
+/// What the handler is told of a green thread: its guard page range,
+/// usable stack size, name (`None` = unnamed) and numeric id. Made once,
+/// when the thread is spawned, and kept beside its coroutine, so that a
+/// resume only stores a pointer to it ([`Tracker::enter`]).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Record(Current);
 
 impl Record {
     /// The record of a thread. Only a pointer to and the length of `name`
-    /// are kept (see [`enter`]'s contract).
+    /// are kept (see [`Tracker::enter`]'s contract).
     pub(crate) fn new(
         guard: Range<usize>,
         stack_size: usize,
@@ -257,26 +267,50 @@ impl Record {
     }
 }
 
-/// Records the green thread about to run on this OS thread. Call it before
-/// every resume.
-///
-/// # Safety
-///
-/// Only a pointer to and the length of the name `record` was made from are
-/// stored, so its bytes must stay valid and unchanged until [`leave`] (or
-/// the next `enter`) is called on this thread, on every path, unwinding
-/// included: the fault handler may read them at any moment in between.
-#[inline]
-pub(crate) unsafe fn enter(record: Record) {
-    CURRENT.with(|c| c.set(Some(record.0)));
-    compiler_fence(Ordering::SeqCst);
-}
+/// This OS thread's record of the green thread running, reached without a
+/// thread-local lookup: the address of the thread-local, taken once by
+/// [`Tracker::new`] (module invariants). Neither `Send` nor `Sync`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tracker(*const Cell<*const Record>);
 
-/// Clears what [`enter`] recorded; call it after the green thread suspends or
-/// finishes.
-pub(crate) fn leave() {
-    compiler_fence(Ordering::SeqCst);
-    CURRENT.with(|c| c.set(None));
+impl Tracker {
+    /// The tracker of the calling OS thread.
+    pub(crate) fn new() -> Tracker {
+        Tracker(CURRENT.with(ptr::from_ref))
+    }
+
+    /// The thread-local cell.
+    #[inline(always)]
+    fn cell(&self) -> &Cell<*const Record> {
+        // SAFETY: the address of this OS thread's `CURRENT`, which stays
+        // valid while the thread lives, and a `Tracker` is used only on the
+        // thread that made it (module invariants).
+        unsafe { &*self.0 }
+    }
+
+    /// Records the green thread about to run on this OS thread. Call it
+    /// before every resume.
+    ///
+    /// # Safety
+    ///
+    /// Only a pointer to `record` is stored, and the record holds only a
+    /// pointer to and the length of its name, so both must stay valid and
+    /// unchanged until [`leave`](Tracker::leave) (or the next `enter`) is
+    /// called on this thread, on every path, unwinding included: the fault
+    /// handler may read them at any moment in between.
+    #[inline(always)]
+    pub(crate) unsafe fn enter(self, record: *const Record) {
+        self.cell().set(record);
+        compiler_fence(Ordering::SeqCst);
+    }
+
+    /// Clears what [`enter`](Tracker::enter) recorded; call it after the
+    /// green thread suspends or finishes.
+    #[inline(always)]
+    pub(crate) fn leave(self) {
+        compiler_fence(Ordering::SeqCst);
+        self.cell().set(ptr::null());
+    }
 }
 
 /// The usable stack of the green thread running on this OS thread, if
@@ -294,14 +328,17 @@ extern "C" fn on_fault(sig: c_int, info: *mut siginfo_t, ctx: *mut c_void) {
     // SAFETY: the kernel passes a valid siginfo_t for an SA_SIGINFO handler;
     // si_addr is the union member defined for kernel-raised SIGSEGV/SIGBUS.
     let fault = unsafe { ((*info).si_code > 0).then(|| (*info).si_addr() as usize) };
-    let current = CURRENT.try_with(Cell::get).ok().flatten();
+    let record = CURRENT.try_with(Cell::get).unwrap_or(ptr::null());
+    // SAFETY: a non-null record stays valid until `leave` clears it
+    // (`Tracker::enter`'s contract); this thread is inside that span.
+    let current = unsafe { record.as_ref() }.map(|record| record.0);
     if let (Some(addr), Some(cur)) = (fault, current)
         && cur.guard.0 <= addr
         && addr < cur.guard.1
     {
         let name = (!cur.name_ptr.is_null()).then(|| {
-            // SAFETY: `enter`'s contract keeps these name_len bytes valid
-            // and unchanged until `leave`, which has not run yet.
+            // SAFETY: `Tracker::enter`'s contract keeps these name_len bytes
+            // valid and unchanged until `leave`, which has not run yet.
             unsafe { std::slice::from_raw_parts(cur.name_ptr, cur.name_len) }
         });
         let mut buf = [0u8; MSG_CAP];
@@ -632,10 +669,12 @@ mod tests {
             let stack = GreenStack::new(64 * 1024).unwrap();
             let (guard, size) = (stack.guard(), stack.size());
             let mut co = Coroutine::with_stack(stack, |_: &Yielder<(), ()>, ()| recurse(0));
-            // SAFETY: the name is a 'static str, valid until `leave`.
-            unsafe { enter(Record::new(guard, size, Some("conn-17"), 17)) };
+            let record = Record::new(guard, size, Some("conn-17"), 17);
+            let tracker = Tracker::new();
+            // SAFETY: the record outlives `leave`; the name is a 'static str.
+            unsafe { tracker.enter(&record) };
             co.resume(());
-            leave();
+            tracker.leave();
             unreachable!("the green thread returned from infinite recursion");
         }
         let out = run_child("overflow_reports_and_aborts", "overflow");
@@ -710,9 +749,11 @@ mod tests {
         if std::env::var_os(CHILD_ENV).is_some_and(|v| v == "after-leave") {
             child_setup();
             let stack = GreenStack::new(64 * 1024).unwrap();
-            // SAFETY: the name is a 'static str.
-            unsafe { enter(Record::new(stack.guard(), stack.size(), Some("conn-17"), 17)) };
-            leave();
+            let record = Record::new(stack.guard(), stack.size(), Some("conn-17"), 17);
+            let tracker = Tracker::new();
+            // SAFETY: the record outlives `leave`; the name is a 'static str.
+            unsafe { tracker.enter(&record) };
+            tracker.leave();
             let guard = stack.limit().get() as *mut u8;
             // SAFETY: deliberately faults: the guard page is PROT_NONE.
             unsafe { guard.write_volatile(1) };

@@ -1,5 +1,5 @@
-//! The green scheduler: a FIFO run queue of green threads on one OS thread.
-//! It is the green half of the thread's [`Context`](crate::context), whose
+//! The green scheduler: a FIFO run queue (`run_queue.rs`) of green threads
+//! on one OS thread. It is the green half of the thread's [`Context`](crate::context), whose
 //! loop pops keys from it and [`resume`](Scheduler::resume)s them:
 //!
 //! ```text
@@ -17,10 +17,13 @@
 //! * A `&Scheduler` is reached through the thread's context (see
 //!   `context.rs`), which outlives every green thread of the scheduler: it
 //!   tears them all down before it ends, also when unwinding.
-//! * A slot's `yielder` points at the `Yielder` that corosensei passed to the
-//!   green thread's root closure. It lives on that thread's stack until the
-//!   closure returns, and it is only dereferenced by the thread itself while
-//!   it runs (the slot is current), so it is valid whenever it is used.
+//! * A coroutine box's `yielder` points at the `Yielder` that corosensei
+//!   passed to the green thread's root closure. It lives on that thread's
+//!   stack until the closure returns, and it is only dereferenced by the
+//!   thread itself while it runs, so it is valid whenever it is used.
+//!   `running` points at the box of the thread that `resume` runs, and is
+//!   null at every other time (`Running` clears it), also while `teardown`
+//!   runs a thread's destructors: the box is being dropped then.
 //! * Coroutines may borrow data that is not `'static` only for the main
 //!   closure of `run`, which `run` outlives (see `spawn_unchecked`).
 //! * A slot outlives its coroutine's closure: the closure is consumed when
@@ -42,7 +45,6 @@
 //!   data points at the thread's `Control` (which names its key).
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::mem::{self, ManuallyDrop, MaybeUninit};
 use std::panic::{self, AssertUnwindSafe, Location};
 use std::ptr::{self, NonNull};
@@ -52,6 +54,7 @@ use std::{fmt, io};
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 
 use super::join::{JoinHandle, Shared};
+use super::run_queue::RunQueue;
 use super::stack::{GreenStack, StackPool};
 use super::thread::{Control, Thread, ThreadId, WAKE, control_of};
 use super::{Config, cancel, overflow};
@@ -88,14 +91,10 @@ struct Slot {
     /// may grow meanwhile), with the thread's overflow record; `None` once
     /// `teardown` took it.
     coroutine: Option<CoroutineBox>,
-    /// Set by the thread when it starts (see the module's invariants).
-    yielder: Cell<*const Yielder<(), ()>>,
     /// The thread's waker; also its `Thread` handle and `Control`.
     waker: Waker,
     /// Where the thread was spawned (`#[track_caller]`).
     site: &'static Location<'static>,
-    /// What the thread last recorded it waits on (for dumps).
-    noted: Cell<Option<Noted>>,
 }
 
 /// One OS thread's green scheduler.
@@ -104,7 +103,7 @@ pub(crate) struct Scheduler {
     /// The reactor's mailbox, which the threads' wakes from other OS
     /// threads go through.
     mailbox: MailboxRef,
-    run_queue: RefCell<VecDeque<usize>>,
+    run_queue: RunQueue,
     threads: RefCell<Slab<Slot>>,
     stacks: RefCell<StackPool>,
     /// Allocations of finished threads' coroutine boxes, for reuse.
@@ -114,11 +113,14 @@ pub(crate) struct Scheduler {
     /// its slot while it runs (module invariant 6), so that waits and
     /// `block_on` need no slab lookup; `None` when no thread runs.
     current_waker: Cell<Option<WakerParts>>,
-    /// The running thread's yielder (null before it started), cached from
-    /// its slot so that suspending needs no slab lookup.
-    yielder: Cell<*const Yielder<(), ()>>,
+    /// The running thread's coroutine box, null when none runs (module
+    /// invariant 2), so that suspending and noting a wait need no slab
+    /// lookup.
+    running: Cell<*const Boxed>,
     shutting_down: Cell<bool>,
     default_stack: usize,
+    /// The overflow handler's record of the running thread.
+    tracker: overflow::Tracker,
 }
 
 impl Scheduler {
@@ -138,50 +140,59 @@ impl Scheduler {
         Scheduler {
             id,
             mailbox: reactor.remote().mailbox(),
-            run_queue: RefCell::new(VecDeque::new()),
+            run_queue: RunQueue::new(),
             threads: RefCell::new(Slab::new()),
             stacks: RefCell::new(StackPool::new(config.max_cached_stacks)),
             boxes: RefCell::new(Vec::new()),
             current_waker: Cell::new(None),
-            yielder: Cell::new(ptr::null()),
+            running: Cell::new(ptr::null()),
             shutting_down: Cell::new(false),
             default_stack: config.stack_size,
+            tracker: overflow::Tracker::new(),
         }
     }
 
     /// The next runnable green thread's key.
     #[inline]
     pub(crate) fn pop(&self) -> Option<usize> {
-        self.run_queue.borrow_mut().pop_front()
+        self.run_queue.pop()
     }
 
     /// Whether no green thread is runnable.
     #[inline]
     pub(crate) fn is_idle(&self) -> bool {
-        self.run_queue.borrow().is_empty()
+        self.run_queue.is_empty()
     }
 
-    /// Runs the thread at `key` until it suspends; `true` if it finished.
+    /// Runs the thread at `key` until it suspends; `true` if it finished
+    /// and it is the thread at `main_key` (the caller's loop then ends: the
+    /// check sits on the finishing path only, not on every switch).
     /// Always inlined: the loop's green batch is compiled once per monitor
     /// mode, and each copy keeps the switch path in one function.
     #[inline(always)]
-    pub(crate) fn resume(&self, key: usize) -> bool {
+    pub(crate) fn resume(&self, key: usize, main_key: usize) -> bool {
         let coroutine = {
-            let threads = self.threads.borrow();
+            // SAFETY: the reference lives in this block only, which calls
+            // nothing that could borrow the slab mutably: `enter` and the
+            // `Cell`s are plain stores. `Err` (a mutable borrow held now)
+            // cannot happen, since resumes never nest.
+            let Ok(threads) = (unsafe { self.threads.try_borrow_unguarded() }) else {
+                return false;
+            };
             let Some(slot) = threads.get(key) else { return false };
             let Some(boxed) = slot.coroutine.as_ref() else { return false };
-            // SAFETY: the record's name lives in the thread's `Control`,
-            // which its slot keeps alive until after `Running` below calls
-            // `leave` (the slot is removed only once `resume` returned),
-            // unwinding included; a `Control`'s name never changes.
-            unsafe { overflow::enter(boxed.overflow()) };
-            self.yielder.set(slot.yielder.get());
-            slot.noted.set(None);
-            (boxed.as_ptr(), parts_of(&slot.waker))
+            // SAFETY: the record lives in the box, and its name in the
+            // thread's `Control`; the slot keeps both alive until after
+            // `Running` below calls `leave` (the box is freed and the slot
+            // removed only once `resume` returned), unwinding included;
+            // neither changes meanwhile.
+            unsafe { self.tracker.enter(boxed.overflow()) };
+            boxed.noted().set(None);
+            (boxed.as_ptr(), boxed.0.as_ptr().cast_const(), parts_of(&slot.waker))
         };
-        let (coroutine, waker) = coroutine;
+        let (coroutine, boxed, waker) = coroutine;
         let result = {
-            let _running = Running::new(self, waker);
+            let _running = Running::new(self, waker, boxed);
             // SAFETY: the box stays in the slot, unmoved and unaliased,
             // until the resume returned (module invariant 5).
             unsafe { (*coroutine).resume(()) }
@@ -190,7 +201,7 @@ impl Scheduler {
             CoroutineResult::Yield(()) => false,
             CoroutineResult::Return(()) => {
                 self.finish(key);
-                true
+                key == main_key
             }
         }
     }
@@ -240,10 +251,12 @@ impl Scheduler {
         if key == NONE {
             return false;
         }
-        if let Some(slot) = self.threads.borrow().get(key) {
-            let timeout = matches!(noted.wait, dump::Wait::Timer(_)) && slot.noted.get().is_some();
+        // SAFETY: non-null only while its thread runs (module invariant 2),
+        // the box then alive and its `noted` shared only through `&`.
+        if let Some(boxed) = unsafe { self.running.get().as_ref() } {
+            let timeout = matches!(noted.wait, dump::Wait::Timer(_)) && boxed.noted.get().is_some();
             if !timeout {
-                slot.noted.set(Some(noted));
+                boxed.noted.set(Some(noted));
             }
         }
         true
@@ -251,8 +264,7 @@ impl Scheduler {
 
     /// An entry per live green thread, for a dump.
     pub(crate) fn snapshot(&self, out: &mut Vec<Entry>) {
-        let queued: std::collections::HashSet<usize> =
-            self.run_queue.borrow().iter().copied().collect();
+        let queued: std::collections::HashSet<usize> = self.run_queue.keys().into_iter().collect();
         let threads = self.threads.borrow();
         let current = self.current_key();
         for key in 0..threads.capacity() {
@@ -268,7 +280,8 @@ impl Scheduler {
             let identity =
                 (control.id().as_u64().get(), control.name().map(str::to_owned), slot.site);
             let top = slot.coroutine.as_ref().map(|boxed| boxed.overflow().stack_top());
-            out.push(dump::entry(Model::Green, identity, state, slot.noted.get(), top));
+            let noted = slot.coroutine.as_ref().and_then(|boxed| boxed.noted().get());
+            out.push(dump::entry(Model::Green, identity, state, noted, top));
         }
     }
 
@@ -319,7 +332,7 @@ impl Scheduler {
         let overflow =
             overflow::Record::new(guard, usable, control.name(), control.id().as_u64().get());
         let body = move |yielder: &Yielder<(), ()>, ()| {
-            Scheduler::with(|s| s.map(|s| s.started(key, yielder)));
+            Scheduler::with(|s| s.map(|s| s.started(yielder)));
             // SAFETY: the slot's waker keeps `Shared` alive (invariant 4).
             if unsafe { (*done.0).control().cancel_state().is_killed() } {
                 drop(f);
@@ -344,23 +357,23 @@ impl Scheduler {
         let coroutine = unsafe { Coroutine::with_stack_unchecked(stack, body) };
         let allocation = self.boxes.borrow_mut().pop();
         threads.insert(Slot {
-            coroutine: Some(CoroutineBox::new(Boxed { coroutine, overflow }, allocation)),
-            yielder: Cell::new(ptr::null()),
+            coroutine: Some(CoroutineBox::new(coroutine, overflow, allocation)),
             waker,
             site,
-            noted: Cell::new(None),
         });
         drop(threads);
-        self.run_queue.borrow_mut().push_back(key);
+        self.run_queue.push(key);
         Ok(JoinHandle::new(shared))
     }
 
     /// Called by a green thread when it starts: remember its yielder.
-    fn started(&self, key: usize, yielder: &Yielder<(), ()>) {
-        if let Some(slot) = self.threads.borrow().get(key) {
-            slot.yielder.set(yielder);
+    fn started(&self, yielder: &Yielder<(), ()>) {
+        // SAFETY: non-null only while its thread, the caller, runs (module
+        // invariant 2), the box then alive and its `yielder` shared only
+        // through `&`.
+        if let Some(boxed) = unsafe { self.running.get().as_ref() } {
+            boxed.yielder.set(yielder);
         }
-        self.yielder.set(yielder);
     }
 
     /// Unwinds and frees every green thread still alive, youngest first (a
@@ -368,7 +381,7 @@ impl Scheduler {
     /// later spawns fail.
     pub(crate) fn teardown(&self) {
         self.shutting_down.set(true);
-        self.run_queue.borrow_mut().clear();
+        self.run_queue.clear();
         let capacity = self.threads.borrow().capacity();
         let mut keys: Vec<(ThreadId, usize)> = (0..capacity)
             .filter_map(|key| {
@@ -386,8 +399,9 @@ impl Scheduler {
                 .and_then(|s| Some((s.coroutine.take()?, parts_of(&s.waker))));
             if let Some((coroutine, waker)) = coroutine {
                 // Destructors run on the thread's stack and may call into
-                // the scheduler: make the thread current while they do.
-                let running = Running::new(self, waker);
+                // the scheduler: make the thread current while they do,
+                // with no yielder (a yield returns at once, a wait panics).
+                let running = Running::new(self, waker, ptr::null());
                 drop(coroutine);
                 drop(running);
             }
@@ -409,20 +423,26 @@ impl Scheduler {
     /// Queues the thread at `key` (it must be parked or yielding).
     #[inline]
     pub(crate) fn schedule(&self, key: usize) {
-        self.run_queue.borrow_mut().push_back(key);
+        self.run_queue.push(key);
     }
 
-    /// Suspends the running green thread (the caller queued it or parked it).
+    /// Suspends the running green thread (the caller queued it or parked
+    /// it); `false` if it has no yielder to suspend with: it runs
+    /// destructors in `teardown`, where there is no one left to switch to.
     #[inline(always)]
-    fn suspend(&self) {
-        let yielder = self.yielder.get();
+    fn suspend(&self) -> bool {
+        // SAFETY: non-null only while its thread runs (module invariant 2),
+        // the box then alive and its `yielder` shared only through `&`.
+        let Some(boxed) = (unsafe { self.running.get().as_ref() }) else { return false };
+        let yielder = boxed.yielder.get();
         if yielder.is_null() {
-            return;
+            return false;
         }
-        // SAFETY: `yielder` was set (when it started, or by `resume`) from
-        // the running thread's own yielder, and that thread is the one
-        // executing this code, so the pointee is live (module invariant 2).
-        unsafe { (*yielder).suspend(()) }
+        // SAFETY: the running thread's own yielder, set when it started, and
+        // that thread is the one executing this code, so the pointee is live
+        // (module invariant 2).
+        unsafe { (*yielder).suspend(()) };
+        true
     }
 
     /// Waits for one of `tokens` (see `thread.rs`) in the running green
@@ -465,7 +485,9 @@ impl Scheduler {
         cancel::check(control);
         let must_suspend = control.begin_wait(tokens);
         if must_suspend {
-            self.suspend();
+            if !self.suspend() {
+                blocked_in_teardown();
+            }
             cancel::check(control);
         }
         Some(must_suspend)
@@ -530,6 +552,7 @@ impl Scheduler {
     /// The running green thread's waker, borrowed: no reference count is
     /// taken, so it must only be used by the running thread while it runs
     /// (a `block_on` frame on its stack), never stored.
+    #[inline]
     pub(super) fn current_waker_ref(&self) -> Option<ManuallyDrop<Waker>> {
         let (data, vtable) = self.current_waker.get()?;
         // SAFETY: a bitwise alias of the slot's waker (module invariant 6),
@@ -550,6 +573,17 @@ impl Scheduler {
     pub(super) fn cached_stacks(&self) -> usize {
         self.stacks.borrow().cached()
     }
+}
+
+/// A wait in a destructor that `teardown` runs: nothing could wake the
+/// thread any more, so it panics rather than spin.
+#[cold]
+#[inline(never)]
+fn blocked_in_teardown() -> ! {
+    panic!(
+        "a green thread blocked in a destructor while its runtime shut down; \
+         the other green threads are gone, so nothing can wake it"
+    )
 }
 
 /// The main green thread of a context: its handle, for the loop to know
@@ -586,11 +620,16 @@ impl Scheduler {
 }
 
 /// What a thread's [`CoroutineBox`] holds: its coroutine, and the record
-/// the overflow handler is given while it runs (made once, at its spawn,
-/// and kept beside the coroutine so that each resume only copies it).
+/// the overflow handler is pointed at while it runs (made once, at its
+/// spawn, and kept beside the coroutine so that a resume only stores its
+/// address).
 struct Boxed {
     coroutine: GreenCoroutine,
     overflow: overflow::Record,
+    /// Set by the thread when it starts (module invariant 2).
+    yielder: Cell<*const Yielder<(), ()>>,
+    /// What the thread last recorded it waits on (for dumps).
+    noted: Cell<Option<Noted>>,
 }
 
 /// An owned, heap-allocated coroutine reached through a raw pointer only
@@ -598,13 +637,28 @@ struct Boxed {
 struct CoroutineBox(NonNull<Boxed>);
 
 impl CoroutineBox {
-    /// Boxes `boxed`, in `allocation` if one is given.
-    fn new(boxed: Boxed, allocation: Option<Box<MaybeUninit<Boxed>>>) -> CoroutineBox {
-        let boxed = match allocation {
-            Some(allocation) => Box::write(allocation, boxed),
-            None => Box::new(boxed),
-        };
-        CoroutineBox(NonNull::from(Box::leak(boxed)))
+    /// Boxes a thread's coroutine and overflow record (its yielder unset,
+    /// no wait noted), in `allocation` if one is given. The fields are
+    /// written in place, not built on the stack and copied in.
+    fn new(
+        coroutine: GreenCoroutine,
+        overflow: overflow::Record,
+        allocation: Option<Box<MaybeUninit<Boxed>>>,
+    ) -> CoroutineBox {
+        let allocation = allocation.unwrap_or_else(Box::new_uninit);
+        let ptr = NonNull::from(Box::leak(allocation)).cast::<Boxed>();
+        let raw = ptr.as_ptr();
+        // SAFETY: `raw` is an owned allocation sized and aligned for a
+        // `Boxed`; every field is written once, in place, without reading
+        // or dropping what was there, so the value is whole before
+        // `CoroutineBox` owns it.
+        unsafe {
+            (&raw mut (*raw).coroutine).write(coroutine);
+            (&raw mut (*raw).overflow).write(overflow);
+            (&raw mut (*raw).yielder).write(Cell::new(ptr::null()));
+            (&raw mut (*raw).noted).write(Cell::new(None));
+        }
+        CoroutineBox(ptr)
     }
 
     fn as_ptr(&self) -> *mut GreenCoroutine {
@@ -614,11 +668,18 @@ impl CoroutineBox {
     }
 
     /// The thread's overflow record.
-    fn overflow(&self) -> overflow::Record {
+    fn overflow(&self) -> &overflow::Record {
         // SAFETY: from `Box::leak` in `new`, owned by us alone. The record is
         // written once, by `new`; a resume's exclusive access (through
         // `as_ptr`) reaches the coroutine field only.
-        unsafe { (*self.0.as_ptr()).overflow }
+        unsafe { &(*self.0.as_ptr()).overflow }
+    }
+
+    /// What the thread last recorded it waits on.
+    fn noted(&self) -> &Cell<Option<Noted>> {
+        // SAFETY: as in `overflow`: a `Cell` beside the coroutine field,
+        // only ever shared.
+        unsafe { &(*self.0.as_ptr()).noted }
     }
 
     /// The coroutine, and its emptied allocation for reuse.
@@ -684,8 +745,11 @@ impl Drop for ClearLocals<'_> {
 struct Running<'a>(&'a Scheduler);
 
 impl<'a> Running<'a> {
-    fn new(scheduler: &'a Scheduler, waker: WakerParts) -> Running<'a> {
+    /// Marks the thread whose slot waker is `waker` and whose coroutine box
+    /// is `boxed` (null in `teardown`) as running.
+    fn new(scheduler: &'a Scheduler, waker: WakerParts, boxed: *const Boxed) -> Running<'a> {
         scheduler.current_waker.set(Some(waker));
+        scheduler.running.set(boxed);
         Running(scheduler)
     }
 }
@@ -693,7 +757,8 @@ impl<'a> Running<'a> {
 impl Drop for Running<'_> {
     fn drop(&mut self) {
         self.0.current_waker.set(None);
-        overflow::leave();
+        self.0.running.set(ptr::null());
+        self.0.tracker.leave();
     }
 }
 
@@ -702,7 +767,7 @@ impl fmt::Debug for Scheduler {
         f.debug_struct("Scheduler")
             .field("id", &self.id)
             .field("threads", &self.threads.borrow().len())
-            .field("runnable", &self.run_queue.borrow().len())
+            .field("runnable", &self.run_queue.len())
             .finish_non_exhaustive()
     }
 }

@@ -124,6 +124,7 @@ fn page_size() -> usize {
 }
 
 /// Rounds a requested usable size up to whole pages, at least [`MIN_STACK_SIZE`].
+#[inline]
 fn usable_size(size: usize) -> io::Result<usize> {
     let page = page_size();
     size.max(MIN_STACK_SIZE)

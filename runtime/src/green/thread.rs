@@ -80,6 +80,8 @@ pub(crate) struct Control {
 }
 
 impl Control {
+    /// Inlined into the spawn, so that the block is built where it goes.
+    #[inline]
     pub(super) fn new(
         name: Option<String>,
         key: usize,
