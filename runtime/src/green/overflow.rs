@@ -314,11 +314,17 @@ impl Tracker {
 }
 
 /// The usable stack of the green thread running on this OS thread, if
-/// one runs (between [`enter`] and [`leave`]). Reads only the const
-/// thread-local, so a signal handler may call it (the monitor's
-/// backtrace walks the frame chain within it).
+/// one runs (between [`Tracker::enter`] and [`Tracker::leave`]). Reads
+/// only the const thread-local and the record it points at, so a signal
+/// handler may call it (the monitor's backtrace walks the frame chain
+/// within it).
 pub(crate) fn running_stack() -> Option<Range<usize>> {
-    CURRENT.with(|c| c.get()).map(|c| c.guard.1..c.guard.1 + c.stack_size)
+    let record = CURRENT.with(Cell::get);
+    // SAFETY: a non-null record stays valid until `leave` clears it
+    // (`Tracker::enter`'s contract), and the caller runs on this thread,
+    // inside that span or after it (then the pointer is null).
+    let current = unsafe { record.as_ref() }?;
+    Some(current.0.guard.1..current.0.guard.1 + current.0.stack_size)
 }
 
 /// The `SIGSEGV`/`SIGBUS` handler (runs on the alternate signal stack).
