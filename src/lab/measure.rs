@@ -215,7 +215,7 @@ pub struct ServerUsage {
     /// Resident memory when the load started, KiB.
     pub rss_kib_start: u64,
     /// Context switches of the server's threads during the window
-    /// (counted over its first [`SWITCHES_SHARE`], scaled to all of it).
+    /// (counted over its first `SWITCHES_SHARE`, 90%, scaled to all of it).
     pub switches: ContextSwitches,
 }
 
