@@ -17,7 +17,12 @@
 //! arithmetic on an arbitrary capacity (as `VecDeque` has). It is the
 //! hottest structure of a switch.
 //!
-//! # Unsafe invariant
+//! # Unsafe invariants
+//!
+//! The ring is empty or holds a power of two of slots, and `tail - head`
+//! never exceeds their number, so a queue that holds a key (or has room
+//! for one) has slots, and a count masked by their number less one is an
+//! index into them: `pop` and `push` index without a bounds check.
 //!
 //! The slots sit in an `UnsafeCell` because the queue is used through
 //! `&self` (the scheduler is shared on its thread) and a full push replaces
@@ -36,7 +41,7 @@ const MIN_SLOTS: usize = 64;
 
 /// A FIFO of green thread keys (module docs).
 pub(super) struct RunQueue {
-    /// The ring: empty, or a power of two of slots (module invariant).
+    /// The ring: empty, or a power of two of slots (module invariants).
     slots: UnsafeCell<Box<[Cell<usize>]>>,
     /// Pops so far, wrapping.
     head: Cell<usize>,
@@ -51,11 +56,11 @@ impl RunQueue {
     }
 
     /// The ring's slots; the reference must be dropped before anything
-    /// that could call [`RunQueue::grow`] (module invariant).
+    /// that could call [`RunQueue::grow`] (module invariants).
     #[inline(always)]
     fn slots(&self) -> &[Cell<usize>] {
         // SAFETY: only `grow` writes the box, and no reference from here
-        // lives across it (module invariant).
+        // lives across it (module invariants).
         unsafe { &*self.slots.get() }
     }
 
@@ -79,7 +84,9 @@ impl RunQueue {
             return None;
         }
         let slots = self.slots();
-        let key = slots[head & (slots.len() - 1)].get();
+        // SAFETY: the queue holds a key, so the ring has slots: a power of
+        // two of them (module invariants), and the masked count is below it.
+        let key = unsafe { slots.get_unchecked(head & (slots.len() - 1)) }.get();
         self.head.set(head.wrapping_add(1));
         Some(key)
     }
@@ -92,7 +99,9 @@ impl RunQueue {
         if tail.wrapping_sub(self.head.get()) == slots.len() {
             return self.grow_and_push(key);
         }
-        slots[tail & (slots.len() - 1)].set(key);
+        // SAFETY: the ring is not full, so it has slots: a power of two of
+        // them (module invariants), and the masked count is below it.
+        unsafe { slots.get_unchecked(tail & (slots.len() - 1)) }.set(key);
         self.tail.set(tail.wrapping_add(1));
     }
 
@@ -113,7 +122,7 @@ impl RunQueue {
         self.for_each(|key| slots.push(Cell::new(key)));
         slots.resize_with(size, || Cell::new(0));
         let slots = slots.into_boxed_slice();
-        // SAFETY: no reference from `slots()` lives here (module invariant):
+        // SAFETY: no reference from `slots()` lives here (module invariants):
         // `for_each` dropped its own, and this is the only writer.
         unsafe { *self.slots.get() = slots };
         self.head.set(0);

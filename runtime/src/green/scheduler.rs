@@ -247,17 +247,16 @@ impl Scheduler {
     /// timer noted after another wait of the same resume is that wait's
     /// timeout: the wait stays the record.
     pub(crate) fn note_wait(&self, noted: Noted) -> bool {
-        let key = self.current_key();
-        if key == NONE {
-            return false;
-        }
         // SAFETY: non-null only while its thread runs (module invariant 2),
         // the box then alive and its `noted` shared only through `&`.
-        if let Some(boxed) = unsafe { self.running.get().as_ref() } {
-            let timeout = matches!(noted.wait, dump::Wait::Timer(_)) && boxed.noted.get().is_some();
-            if !timeout {
-                boxed.noted.set(Some(noted));
-            }
+        let Some(boxed) = (unsafe { self.running.get().as_ref() }) else {
+            // No box while `teardown` runs a thread's destructors: a thread
+            // runs, but there is no record to keep.
+            return self.is_running_thread();
+        };
+        let timeout = matches!(noted.wait, dump::Wait::Timer(_)) && boxed.noted.get().is_some();
+        if !timeout {
+            boxed.noted.set(Some(noted));
         }
         true
     }
