@@ -45,6 +45,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use std::{fmt, io as stdio};
 
+use crate::context::Context as LoopContext;
 use crate::id::ExecutorId;
 use crate::slab::Slab;
 use io::IoState;
@@ -165,19 +166,30 @@ impl Reactor {
     /// # Panics
     ///
     /// As [`Reactor::current`], if the reactor cannot be created.
+    ///
+    /// Inside a runtime it takes the reactor from the thread's context,
+    /// whose thread-local is a plain pointer, instead of from `CURRENT`,
+    /// whose access goes through its destructor's registration state.
     #[inline]
     pub(crate) fn with_current<R>(f: impl FnOnce(&Reactor) -> R) -> R {
-        CURRENT.with(|slot| match slot.get() {
-            Some(reactor) => f(reactor),
-            None => f(&Reactor::current()),
+        LoopContext::with(|context| match context {
+            Some(context) => f(context.reactor()),
+            None => CURRENT.with(|slot| match slot.get() {
+                Some(reactor) => f(reactor),
+                None => f(&Reactor::current()),
+            }),
         })
     }
 
     /// Runs `f` with the calling thread's reactor if it has one (never
-    /// creates it).
+    /// creates it), from the thread's context first, as
+    /// [`with_current`](Reactor::with_current) does.
     #[inline]
     pub(crate) fn with_existing<R>(f: impl FnOnce(&Reactor) -> R) -> Option<R> {
-        CURRENT.with(|slot| slot.get().map(|reactor| f(reactor)))
+        LoopContext::with(|context| match context {
+            Some(context) => Some(f(context.reactor())),
+            None => CURRENT.with(|slot| slot.get().map(|reactor| f(reactor))),
+        })
     }
 
     /// The calling thread's reactor, created on first use.
