@@ -391,6 +391,52 @@ fn sleep_dropped_on_another_thread_fires_harmlessly() {
     });
 }
 
+/// A cancelled timer's waker is kept for the next timer armed: that timer
+/// wakes its own waker, whether it is the kept one's equal or not, and the
+/// kept waker is released by the next turn at the latest.
+#[test]
+fn a_cancelled_timers_waker_serves_only_an_equal_waker() {
+    watchdog(|| {
+        let reactor = Reactor::current();
+        let first = Arc::new(CountingWaker::default());
+        let second = Arc::new(CountingWaker::default());
+        let first_waker = Waker::from(first.clone());
+        let second_waker = Waker::from(second.clone());
+        let poll_with = |sleep: std::pin::Pin<&mut time::Sleep>, waker: &Waker| {
+            sleep.poll(&mut Context::from_waker(waker)).is_pending()
+        };
+
+        // Armed and cancelled with `first`, armed again with `second`.
+        let mut cancelled = Box::pin(time::sleep(Duration::from_secs(3600)));
+        assert!(poll_with(cancelled.as_mut(), &first_waker));
+        drop(cancelled);
+        let mut armed = Box::pin(time::sleep(Duration::from_millis(2)));
+        assert!(poll_with(armed.as_mut(), &second_waker));
+        assert_eq!(Arc::strong_count(&first), 2, "only `first_waker` holds `first` now");
+        turn_until(&reactor, || second.count() > 0);
+        assert!(!poll_with(armed.as_mut(), &second_waker), "fired");
+        assert_eq!((first.count(), second.count()), (0, 1));
+
+        // Armed and cancelled with `first`, then armed with it again.
+        let mut cancelled = Box::pin(time::sleep(Duration::from_secs(3600)));
+        assert!(poll_with(cancelled.as_mut(), &first_waker));
+        drop(cancelled);
+        let mut armed = Box::pin(time::sleep(Duration::from_millis(2)));
+        assert!(poll_with(armed.as_mut(), &first_waker));
+        assert_eq!(Arc::strong_count(&first), 3, "`first_waker` and the armed timer");
+        turn_until(&reactor, || first.count() > 0);
+        assert_eq!((first.count(), second.count()), (1, 1));
+        assert_eq!(Arc::strong_count(&first), 2, "the fired timer released its waker");
+
+        // A cancelled timer's waker outlives it until the next turn only.
+        let mut cancelled = Box::pin(time::sleep(Duration::from_secs(3600)));
+        assert!(poll_with(cancelled.as_mut(), &second_waker));
+        drop(cancelled);
+        reactor.turn(Some(Duration::ZERO)).unwrap();
+        assert_eq!(Arc::strong_count(&second), 2, "a turn released the cancelled timer's waker");
+    });
+}
+
 // ----- remote injection ------------------------------------------------------
 
 /// Records the OS thread it runs on.

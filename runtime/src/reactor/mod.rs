@@ -45,6 +45,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use std::{fmt, io as stdio};
 
+use crate::context::Context as LoopContext;
 use crate::id::ExecutorId;
 use crate::slab::Slab;
 use io::IoState;
@@ -64,6 +65,13 @@ pub struct Reactor {
     events: RefCell<mio::Events>,
     io: RefCell<Slab<IoState>>,
     timers: RefCell<Wheel<Waker>>,
+    /// The waker of the last timer cancelled since the last turn, which
+    /// the next timer armed with an equivalent waker (`will_wake`) takes
+    /// instead of a clone: a waiter that arms and cancels a timer per
+    /// operation (a timeout per request) then pays no waker clone and drop
+    /// for it. Dropped at the next turn, so it keeps what it wakes alive
+    /// one turn longer at most.
+    spare_waker: Cell<Option<Waker>>,
     /// The wheel's clock: ticks are whole milliseconds after the reactor's
     /// creation.
     ticks: Ticks,
@@ -103,6 +111,7 @@ impl Reactor {
             events: RefCell::new(mio::Events::with_capacity(EVENTS_CAPACITY)),
             io: RefCell::new(Slab::new()),
             timers: RefCell::new(Wheel::new()),
+            spare_waker: Cell::new(None),
             ticks: Ticks::new(start),
             turn_time: Cell::new(start),
             turns: Cell::new(0),
@@ -157,19 +166,30 @@ impl Reactor {
     /// # Panics
     ///
     /// As [`Reactor::current`], if the reactor cannot be created.
+    ///
+    /// Inside a runtime it takes the reactor from the thread's context,
+    /// whose thread-local is a plain pointer, instead of from `CURRENT`,
+    /// whose access goes through its destructor's registration state.
     #[inline]
     pub(crate) fn with_current<R>(f: impl FnOnce(&Reactor) -> R) -> R {
-        CURRENT.with(|slot| match slot.get() {
-            Some(reactor) => f(reactor),
-            None => f(&Reactor::current()),
+        LoopContext::with(|context| match context {
+            Some(context) => f(context.reactor()),
+            None => CURRENT.with(|slot| match slot.get() {
+                Some(reactor) => f(reactor),
+                None => f(&Reactor::current()),
+            }),
         })
     }
 
     /// Runs `f` with the calling thread's reactor if it has one (never
-    /// creates it).
+    /// creates it), from the thread's context first, as
+    /// [`with_current`](Reactor::with_current) does.
     #[inline]
     pub(crate) fn with_existing<R>(f: impl FnOnce(&Reactor) -> R) -> Option<R> {
-        CURRENT.with(|slot| slot.get().map(|reactor| f(reactor)))
+        LoopContext::with(|context| match context {
+            Some(context) => Some(f(context.reactor())),
+            None => CURRENT.with(|slot| slot.get().map(|reactor| f(reactor))),
+        })
     }
 
     /// The calling thread's reactor, created on first use.
@@ -342,14 +362,26 @@ impl Reactor {
             return None;
         }
         let tick = self.ticks.ceil(deadline);
-        let waker = waker.clone();
+        let waker = match self.spare_waker.take() {
+            Some(spare) if spare.will_wake(waker) => spare,
+            _ => waker.clone(),
+        };
         Some(self.timers.borrow_mut().insert(tick, waker))
     }
 
     /// Cancels a timer; `false` if it already fired (or was cancelled).
+    /// Its waker becomes the spare (see `spare_waker`), dropped (if it
+    /// replaces one) with no borrow of the wheel held.
     #[inline]
     pub(crate) fn cancel_timer(&self, key: TimerKey) -> bool {
-        self.timers.borrow_mut().cancel(key).is_some()
+        let cancelled = self.timers.borrow_mut().cancel(key);
+        match cancelled {
+            Some(waker) => {
+                drop(self.spare_waker.replace(Some(waker)));
+                true
+            }
+            None => false,
+        }
     }
 
     /// Replaces the waker of a pending timer; `false` if it already fired.
@@ -451,6 +483,7 @@ impl Reactor {
     ///
     /// Whatever `epoll_wait` reports, except `EINTR` (treated as no event).
     pub fn turn(&self, timeout: Option<Duration>) -> stdio::Result<usize> {
+        drop(self.spare_waker.take());
         let before = (!self.timers.borrow().is_empty()).then(Instant::now);
         let timeout = match (timeout, before.and_then(|now| self.next_timer_in(now))) {
             (Some(a), Some(b)) => Some(a.min(b)),

@@ -43,11 +43,13 @@ pub struct Sleep {
 }
 
 /// Completes `duration` from now.
+#[inline]
 pub fn sleep(duration: Duration) -> Sleep {
     sleep_until(Instant::now().checked_add(duration).unwrap_or_else(far_future))
 }
 
 /// Completes at `deadline`.
+#[inline]
 pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep { deadline, timer: None }
 }
