@@ -15,3 +15,17 @@ pub(crate) use loom::sync::{Mutex, MutexGuard};
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 #[cfg(not(all(test, loom)))]
 pub(crate) use std::sync::{Mutex, MutexGuard};
+
+/// Preemptions per loom execution: enough for the races the models check
+/// (each needs one or two), small enough that a model runs in seconds.
+#[cfg(all(test, loom))]
+const PREEMPTIONS: usize = 3;
+
+/// Runs `f` under loom, every interleaving up to [`PREEMPTIONS`]
+/// preemptions: the one set-up every model uses.
+#[cfg(all(test, loom))]
+pub(crate) fn model(f: impl Fn() + Send + Sync + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(PREEMPTIONS);
+    builder.check(f);
+}

@@ -87,15 +87,10 @@ impl ParkState {
 #[cfg(all(test, loom))]
 mod loom_model {
     use super::{ParkState, UNPARK, WAKE};
+    use crate::loom::model;
     use loom::sync::atomic::AtomicBool;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-
-    fn model(f: impl Fn() + Send + Sync + 'static) {
-        let mut builder = loom::model::Builder::new();
-        builder.preemption_bound = Some(3);
-        builder.check(f);
-    }
 
     /// Counts the schedules that signals ask for.
     #[derive(Clone, Default)]

@@ -438,6 +438,17 @@ mod tests {
     use std::cmp::Reverse;
     use std::collections::{BinaryHeap, HashMap};
 
+    /// A xorshift64 generator from `seed` (non-zero): repeatable random
+    /// operations for the tests that drive the wheel in long sequences.
+    fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        }
+    }
+
     /// Advances `wheel` to `now` and returns the fired values in order.
     fn advance<T>(wheel: &mut Wheel<T>, now: u64) -> Vec<T> {
         let mut out = Vec::new();
@@ -519,13 +530,7 @@ mod tests {
     #[test]
     fn one_delay_fires_in_order_without_a_sort() {
         let mut wheel = Wheel::new();
-        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15u64);
         let mut keys = Vec::new();
         let mut fired = Vec::new();
         for round in 0..50_000 {
@@ -630,13 +635,7 @@ mod tests {
     #[test]
     fn next_deadline_is_a_lower_bound() {
         let mut wheel = Wheel::new();
-        let mut rng = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1du64);
         let mut keys = Vec::new();
         for _ in 0..20_000 {
             let r = next();

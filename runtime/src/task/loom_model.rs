@@ -17,16 +17,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use super::join::JoinHandle;
 use super::raw::{Polling, RawTask, Schedule};
-
-/// Preemptions per execution: enough for the races below (each needs one
-/// or two), small enough that a model runs in seconds.
-const PREEMPTIONS: usize = 3;
-
-fn model(f: impl Fn() + Send + Sync + 'static) {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(PREEMPTIONS);
-    builder.check(f);
-}
+use crate::loom::model;
 
 #[derive(Default)]
 struct Queue(Mutex<VecDeque<RawTask>>);

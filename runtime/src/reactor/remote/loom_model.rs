@@ -10,17 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
 use super::{Inject, Mailbox, Remote, Wake};
 use crate::id::ReactorId;
-use crate::loom::Ordering;
-
-/// Preemptions per execution: enough for the races below, small enough
-/// that a model runs in seconds.
-const PREEMPTIONS: usize = 3;
-
-fn model(f: impl Fn() + Send + Sync + 'static) {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(PREEMPTIONS);
-    builder.check(f);
-}
+use crate::loom::{Ordering, model};
 
 /// How often the items of one execution ran and were freed.
 #[derive(Default)]
