@@ -10,11 +10,30 @@ use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use greenloop_runtime::dump::{self, State, Wait};
 use greenloop_runtime::green;
+use greenloop_runtime::reactor::Direction;
 use util::{pair, watchdog, write_later};
 
 /// Held by each test: one at a time.
 static ALONE: Mutex<()> = Mutex::new(());
+
+/// Yields until the dump lists a green thread parked reading `fd`, so the
+/// `close` that follows wakes a parked reader instead of racing a read
+/// that has not started.
+fn until_parked_reading(fd: RawFd) {
+    for _ in 0..100_000 {
+        let parked = dump::dump().entries().any(|entry| {
+            entry.state == State::Parked
+                && matches!(entry.wait, Some(Wait::Io { fd: Some(f), dir: Direction::Read, .. }) if f == fd)
+        });
+        if parked {
+            return;
+        }
+        green::yield_now();
+    }
+    panic!("no green thread parked reading fd {fd}");
+}
 
 /// Spawns a green thread that reads a byte from `fd`: its `read`'s result
 /// and errno.
@@ -37,7 +56,7 @@ fn close_wakes_a_parked_reader_and_a_reused_fd_starts_afresh() {
         let fd = server.into_raw_fd();
         green::run(move || {
             let reader = reader(fd);
-            green::sleep(Duration::from_millis(20));
+            until_parked_reading(fd);
             // SAFETY: closes the fd the reader waits on; nothing else owns it.
             assert_eq!(unsafe { libc::close(fd) }, 0);
             assert_eq!(reader.join().unwrap(), (-1, Some(libc::EBADF)));
@@ -67,7 +86,7 @@ fn close_on_another_os_thread_wakes_a_parked_reader() {
         let fd = server.into_raw_fd();
         green::run(move || {
             let reader = reader(fd);
-            green::sleep(Duration::from_millis(20));
+            until_parked_reading(fd);
             let closer = std::thread::spawn(move || {
                 // SAFETY: closes the fd the reader waits on; nothing else owns it.
                 unsafe { libc::close(fd) }
