@@ -405,11 +405,14 @@ fn a_cancelled_timers_waker_serves_only_an_equal_waker() {
         let poll_with = |sleep: std::pin::Pin<&mut time::Sleep>, waker: &Waker| {
             sleep.poll(&mut Context::from_waker(waker)).is_pending()
         };
+        // Arms an hour's timer with `waker` and cancels it (drops it).
+        let arm_and_cancel = |waker: &Waker| {
+            let mut cancelled = Box::pin(time::sleep(Duration::from_secs(3600)));
+            assert!(poll_with(cancelled.as_mut(), waker));
+        };
 
         // Armed and cancelled with `first`, armed again with `second`.
-        let mut cancelled = Box::pin(time::sleep(Duration::from_secs(3600)));
-        assert!(poll_with(cancelled.as_mut(), &first_waker));
-        drop(cancelled);
+        arm_and_cancel(&first_waker);
         let mut armed = Box::pin(time::sleep(Duration::from_millis(2)));
         assert!(poll_with(armed.as_mut(), &second_waker));
         assert_eq!(Arc::strong_count(&first), 2, "only `first_waker` holds `first` now");
@@ -418,9 +421,7 @@ fn a_cancelled_timers_waker_serves_only_an_equal_waker() {
         assert_eq!((first.count(), second.count()), (0, 1));
 
         // Armed and cancelled with `first`, then armed with it again.
-        let mut cancelled = Box::pin(time::sleep(Duration::from_secs(3600)));
-        assert!(poll_with(cancelled.as_mut(), &first_waker));
-        drop(cancelled);
+        arm_and_cancel(&first_waker);
         let mut armed = Box::pin(time::sleep(Duration::from_millis(2)));
         assert!(poll_with(armed.as_mut(), &first_waker));
         assert_eq!(Arc::strong_count(&first), 3, "`first_waker` and the armed timer");
@@ -429,9 +430,7 @@ fn a_cancelled_timers_waker_serves_only_an_equal_waker() {
         assert_eq!(Arc::strong_count(&first), 2, "the fired timer released its waker");
 
         // A cancelled timer's waker outlives it until the next turn only.
-        let mut cancelled = Box::pin(time::sleep(Duration::from_secs(3600)));
-        assert!(poll_with(cancelled.as_mut(), &second_waker));
-        drop(cancelled);
+        arm_and_cancel(&second_waker);
         reactor.turn(Some(Duration::ZERO)).unwrap();
         assert_eq!(Arc::strong_count(&second), 2, "a turn released the cancelled timer's waker");
     });
