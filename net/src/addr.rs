@@ -16,9 +16,9 @@
 //!
 //! Lookups share the global blocking pool: a burst runs
 //! [`DEFAULT_MAX_THREADS`](greenloop_runtime::blocking::DEFAULT_MAX_THREADS)
-//! at a time and queues the rest; past the pool's queue bound a green
-//! thread's lookup parks until there is room, and a task's blocks its
-//! executor thread (see the pool's back-pressure docs).
+//! at a time and queues the rest; past the pool's queue bound a lookup
+//! waits for room: a green thread's parks, a task's awaits (see the pool's
+//! back-pressure docs).
 //!
 //! The trait is greenloop's own (like tokio's and async-net's) because the
 //! pool needs an owned, `Send` name, and `std::net::ToSocketAddrs` offers
@@ -28,7 +28,7 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
-use greenloop_runtime::blocking::spawn_blocking;
+use greenloop_runtime::blocking::{Pool, spawn_blocking};
 use greenloop_runtime::{green, task};
 
 /// What an address argument holds: addresses, or a name to look up.
@@ -205,9 +205,11 @@ pub(crate) fn lookup_blocking(host: String, port: u16) -> io::Result<Vec<SocketA
     spawn_blocking(move || lookup_here(&host, port)).join().map_err(lookup_failed)?
 }
 
-/// Looks `host:port` up on the blocking pool, awaiting the answer.
+/// Looks `host:port` up on the blocking pool, awaiting room in its queue
+/// and then the answer.
 pub(crate) async fn lookup_async(host: String, port: u16) -> io::Result<Vec<SocketAddr>> {
-    spawn_blocking(move || lookup_here(&host, port)).await.map_err(lookup_failed)?
+    let job = Pool::global().spawn_async(move || lookup_here(&host, port)).await;
+    job.await.map_err(lookup_failed)?
 }
 
 /// The error of a lookup job that did not finish (it panicked).

@@ -16,8 +16,10 @@
 //! error, and [`Pool::spawn`] (so [`spawn_blocking`]) waits until a pool
 //! thread takes a job off the queue: that parks only the calling green
 //! thread, but blocks a task's whole executor thread, which stops it
-//! accepting more work. [`Pool::stats`] reports the queue's length and the
-//! spawns waiting for room.
+//! accepting more work; a task awaits [`Pool::spawn_async`] instead. The
+//! spawns waiting for room are served in order; one dropped while waiting
+//! leaves the line and passes on a wake it took. [`Pool::stats`] reports
+//! the queue's length and the spawns waiting for room.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -60,8 +62,11 @@ struct Inner {
 
 struct State {
     queue: VecDeque<Job>,
-    /// Wakers of `spawn`s waiting for room in a full queue, FIFO.
-    room_waiters: VecDeque<Waker>,
+    /// Spawns waiting for room in a full queue, FIFO, each under its
+    /// ticket; a pool thread that takes a job wakes the first.
+    room_waiters: VecDeque<(u64, Waker)>,
+    /// The ticket of the next spawn that waits for room.
+    next_ticket: u64,
     threads: usize,
     idle: usize,
 }
@@ -75,7 +80,8 @@ pub struct PoolStats {
     pub idle: usize,
     /// Jobs queued, not yet taken by a thread (at most the pool's bound).
     pub queued: usize,
-    /// [`Pool::spawn`] calls waiting for room in a full queue.
+    /// [`Pool::spawn`] and [`Pool::spawn_async`] calls waiting for room in a
+    /// full queue.
     pub waiting_spawns: usize,
 }
 
@@ -90,8 +96,13 @@ impl Pool {
     /// Like [`new`](Pool::new), queueing up to `max_queued` jobs (at least
     /// 1) before spawns wait or fail (see the module docs).
     pub fn bounded(max_threads: usize, idle_timeout: Duration, max_queued: usize) -> Pool {
-        let state =
-            State { queue: VecDeque::new(), room_waiters: VecDeque::new(), threads: 0, idle: 0 };
+        let state = State {
+            queue: VecDeque::new(),
+            room_waiters: VecDeque::new(),
+            next_ticket: 0,
+            threads: 0,
+            idle: 0,
+        };
         Pool {
             inner: Arc::new(Inner {
                 state: Mutex::new(state),
@@ -163,7 +174,9 @@ impl Pool {
     }
 
     /// Like [`try_spawn`](Pool::try_spawn), but waits for room while the
-    /// queue is full (see the module docs).
+    /// queue is full: parks the current green thread, or blocks the OS
+    /// thread, which for a task is its whole executor (see the module docs;
+    /// a task should use [`spawn_async`](Pool::spawn_async)).
     ///
     /// # Panics
     ///
@@ -174,26 +187,93 @@ impl Pool {
         T: Send + 'static,
     {
         let (job, handle) = job(f);
-        let mut job = match self.inner.queue(job, None) {
-            Ok(None) => return handle,
-            Ok(Some(job)) => Some(job),
-            Err(e) => panic!("spawn_blocking: cannot start a pool thread: {e}"),
-        };
-        let queued = crate::block_on(std::future::poll_fn(|cx| {
-            let Some(next) = job.take() else { return Poll::Ready(Ok(())) };
-            match self.inner.queue(next, Some(cx.waker())) {
-                Ok(None) => Poll::Ready(Ok(())),
-                Ok(Some(back)) => {
-                    job = Some(back);
-                    Poll::Pending
-                }
-                Err(e) => Poll::Ready(Err(e)),
-            }
-        }));
-        if let Err(e) = queued {
-            panic!("spawn_blocking: cannot start a pool thread: {e}");
+        if let Some(job) = self.queue(job, None) {
+            crate::block_on(self.room_for(job));
         }
         handle
+    }
+
+    /// Like [`spawn`](Pool::spawn), but waits for room in a full queue by
+    /// awaiting, so a task on an executor leaves its thread to the others
+    /// meanwhile. The job is queued once this future completes.
+    ///
+    /// # Panics
+    ///
+    /// If no thread can be started at all.
+    ///
+    /// ```
+    /// use greenloop_runtime::blocking::Pool;
+    /// use greenloop_runtime::block_on;
+    ///
+    /// let len = block_on(async {
+    ///     Pool::global().spawn_async(|| "four".len()).await.await.unwrap()
+    /// });
+    /// assert_eq!(len, 4);
+    /// ```
+    pub async fn spawn_async<F, T>(&self, f: F) -> BlockingHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let (job, handle) = job(f);
+        if let Some(job) = self.queue(job, None) {
+            self.room_for(job).await;
+        }
+        handle
+    }
+
+    /// Queues `job`, or gives it back if the queue is full.
+    fn queue(&self, job: Job, waiter: Option<(u64, &Waker)>) -> Option<Job> {
+        self.inner
+            .queue(job, waiter)
+            .unwrap_or_else(|e| panic!("spawn_blocking: cannot start a pool thread: {e}"))
+    }
+
+    /// Waits until the queue has room for `job`, and queues it.
+    fn room_for(&self, job: Job) -> RoomFor<'_> {
+        let ticket = {
+            let mut state = self.inner.lock();
+            state.next_ticket += 1;
+            state.next_ticket
+        };
+        RoomFor { pool: self, job: Some(job), ticket }
+    }
+}
+
+/// [`Pool::room_for`]'s future. Its waker waits in the pool's
+/// `room_waiters` under its ticket; dropped before it queued its job, it
+/// leaves the line, and passes on the wake it took if it was woken.
+struct RoomFor<'a> {
+    pool: &'a Pool,
+    job: Option<Job>,
+    ticket: u64,
+}
+
+impl Future for RoomFor<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let Some(job) = this.job.take() else { return Poll::Ready(()) };
+        this.job = this.pool.queue(job, Some((this.ticket, cx.waker())));
+        if this.job.is_none() { Poll::Ready(()) } else { Poll::Pending }
+    }
+}
+
+impl Drop for RoomFor<'_> {
+    fn drop(&mut self) {
+        if self.job.is_none() {
+            return;
+        }
+        let mut state = self.pool.inner.lock();
+        let before = state.room_waiters.len();
+        state.room_waiters.retain(|(ticket, _)| *ticket != self.ticket);
+        let woken = state.room_waiters.len() == before;
+        let next = if woken { state.room_waiters.pop_front() } else { None };
+        drop(state);
+        if let Some((_, waker)) = next {
+            waker.wake();
+        }
     }
 }
 
@@ -218,15 +298,23 @@ impl Inner {
     }
 
     /// Queues `job` and makes sure a thread will run it. A full queue gives
-    /// the job back (`Ok(Some)`), after registering `waiter` to be woken
-    /// when a thread takes a job off the queue.
-    fn queue(self: &Arc<Self>, job: Job, waiter: Option<&Waker>) -> io::Result<Option<Job>> {
+    /// the job back (`Ok(Some)`), after putting `waiter` in line to be woken
+    /// when a thread takes a job off the queue (a waiter already in line
+    /// keeps its place, with its new waker); a queued job's waiter leaves
+    /// the line.
+    fn queue(self: &Arc<Self>, job: Job, waiter: Option<(u64, &Waker)>) -> io::Result<Option<Job>> {
         let mut state = self.lock();
         if state.queue.len() >= self.max_queued {
-            if let Some(waker) = waiter {
-                state.room_waiters.push_back(waker.clone());
+            if let Some((ticket, waker)) = waiter {
+                match state.room_waiters.iter_mut().find(|(t, _)| *t == ticket) {
+                    Some((_, registered)) => registered.clone_from(waker),
+                    None => state.room_waiters.push_back((ticket, waker.clone())),
+                }
             }
             return Ok(Some(job));
+        }
+        if let Some((ticket, _)) = waiter {
+            state.room_waiters.retain(|(t, _)| *t != ticket);
         }
         state.queue.push_back(job);
         if state.idle >= state.queue.len() {
@@ -255,7 +343,7 @@ impl Inner {
             if let Some(job) = state.queue.pop_front() {
                 let room_waiter = state.room_waiters.pop_front();
                 drop(state);
-                if let Some(waker) = room_waiter {
+                if let Some((_, waker)) = room_waiter {
                     waker.wake();
                 }
                 job();

@@ -1,6 +1,6 @@
 //! Public API that no other test reaches: `Interval::tick_blocking`,
-//! `time::timeout_at`, the `*_blocking` semaphore acquires and
-//! `blocking::Pool::try_spawn`.
+//! `time::timeout_at`, the `*_blocking` semaphore acquires,
+//! `blocking::Pool::try_spawn` and `Pool::spawn_async`.
 
 use std::future::pending;
 use std::sync::Arc;
@@ -139,5 +139,91 @@ fn a_full_queue_fails_try_spawn_and_makes_spawn_wait() {
         assert_eq!(spawner.join().unwrap(), 3, "the waiting spawn got room and ran");
         let stats = pool.stats();
         assert_eq!((stats.queued, stats.waiting_spawns), (0, 0));
+    });
+}
+
+#[test]
+fn spawn_async_waits_for_room_without_blocking_the_executor() {
+    watchdog(LIMIT, || {
+        let pool = Pool::bounded(1, Duration::from_secs(10), 1);
+        let (open_gate, gate) = std::sync::mpsc::channel::<()>();
+        let busy = pool.try_spawn(move || gate.recv().unwrap()).unwrap();
+        wait_for_stats(&pool, |s| s.threads == 1 && s.queued == 0);
+        let _filler = pool.try_spawn(|| 0).unwrap();
+        let rt = greenloop_runtime::task::Runtime::new().unwrap();
+        let (result, turns) = rt.block_on(async {
+            let waiting = greenloop_runtime::task::spawn_local({
+                let pool = pool.clone();
+                async move { pool.spawn_async(|| 7).await.await.unwrap() }
+            });
+            // The executor keeps running other work while the spawn waits.
+            let mut turns = 0u32;
+            while pool.stats().waiting_spawns == 0 {
+                greenloop_runtime::task::yield_now().await;
+            }
+            for _ in 0..100 {
+                greenloop_runtime::task::yield_now().await;
+                turns += 1;
+            }
+            assert!(!waiting.is_finished(), "the spawn waits while the queue is full");
+            open_gate.send(()).unwrap();
+            (waiting.await.unwrap(), turns)
+        });
+        busy.join().unwrap();
+        assert_eq!((result, turns), (7, 100));
+        assert_eq!(pool.stats().waiting_spawns, 0);
+    });
+}
+
+/// A waker that counts its wakes.
+struct CountWakes(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for CountWakes {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_dropped_waiting_spawn_leaves_the_line_and_passes_on_its_wake() {
+    use std::future::Future;
+    use std::sync::atomic::Ordering::SeqCst;
+    use std::task::{Context, Poll, Waker};
+
+    watchdog(LIMIT, || {
+        let pool = Pool::bounded(1, Duration::from_secs(10), 1);
+        let (open_gate, gate) = std::sync::mpsc::channel::<()>();
+        let busy = pool.try_spawn(move || gate.recv().unwrap()).unwrap();
+        wait_for_stats(&pool, |s| s.threads == 1 && s.queued == 0);
+        let _filler = pool.try_spawn(|| 0).unwrap();
+        let wakes: Vec<_> = (0..3).map(|_| Arc::new(CountWakes(0.into()))).collect();
+        let mut spawns: Vec<_> =
+            (0..3).map(|i| Some(Box::pin(pool.spawn_async(move || i)))).collect();
+        for (spawn, wake) in spawns.iter_mut().zip(&wakes) {
+            let waker = Waker::from(wake.clone());
+            let poll = spawn.as_mut().unwrap().as_mut().poll(&mut Context::from_waker(&waker));
+            assert!(poll.is_pending(), "the queue is full");
+        }
+        assert_eq!(pool.stats().waiting_spawns, 3);
+        // The last in line gives up: it leaves the line, no one is woken.
+        spawns[2] = None;
+        assert_eq!(pool.stats().waiting_spawns, 2);
+        // A pool thread takes a job: the first in line is woken ...
+        open_gate.send(()).unwrap();
+        busy.join().unwrap();
+        wait_for_stats(&pool, |s| s.waiting_spawns == 1);
+        assert_eq!(wakes[0].0.load(SeqCst), 1);
+        // ... and, dropped before it used the room, passes the wake on.
+        spawns[0] = None;
+        assert_eq!(wakes[1].0.load(SeqCst), 1, "the wake went to the next in line");
+        assert_eq!(wakes[2].0.load(SeqCst), 0);
+        let waker = Waker::from(wakes[1].clone());
+        let Poll::Ready(handle) =
+            spawns[1].as_mut().unwrap().as_mut().poll(&mut Context::from_waker(&waker))
+        else {
+            panic!("the woken spawn found room");
+        };
+        assert_eq!(handle.join().unwrap(), 1);
+        assert_eq!(pool.stats().waiting_spawns, 0);
     });
 }
