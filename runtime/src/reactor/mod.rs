@@ -10,7 +10,7 @@
 //! ```text
 //!            Reactor::turn(timeout)
 //!  ┌──────────────────────────────────────────────────────┐
-//!  │ epoll_wait(min(timeout, next timer))                 │
+//!  │ epoll_wait(min(timeout, next timer)), to the µs      │
 //!  │   token = WAKE   -> take the mailbox (remote.rs)      │
 //!  │   token = k      -> io[k]: set readiness, take waker │
 //!  │ wheel.advance(now) -> take timer wakers              │
@@ -31,6 +31,7 @@
 mod io;
 mod remote;
 mod ticks;
+mod wait;
 pub(crate) mod wheel;
 
 pub use crate::id::ReactorId;
@@ -50,6 +51,7 @@ use crate::id::ExecutorId;
 use crate::slab::Slab;
 use io::IoState;
 use ticks::Ticks;
+use wait::Wait;
 use wheel::{TimerKey, Wheel};
 
 /// The token reserved for the remote `mio::Waker`.
@@ -496,7 +498,7 @@ impl Reactor {
 
         let polled = {
             let mut events = self.events.borrow_mut();
-            match self.poll.borrow_mut().poll(&mut events, timeout) {
+            match wait::wait(&mut self.poll.borrow_mut(), &mut events, Wait::bounded_by(timeout)) {
                 Ok(()) => {
                     let mut io = self.io.borrow_mut();
                     for event in events.iter() {
