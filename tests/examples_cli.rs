@@ -259,3 +259,33 @@ fn sleep_server_takes_the_linger_flags() {
         assert!(stderr.contains(settings), "no {settings:?} in: {stderr}");
     });
 }
+
+/// `--monitor-ms N --monitor-backtrace`: a handler that blocks the event
+/// loop on purpose (stackless, blocking style, inline) is reported on
+/// stderr with the blocked thread's backtrace.
+#[test]
+fn sleep_server_reports_a_blocked_loop_with_its_backtrace() {
+    let exe = example("sleep_server");
+    watchdog(LIMIT, move || {
+        let args = [
+            "--addr",
+            "127.0.0.1:0",
+            "--runtime",
+            "stackless",
+            "--style",
+            "blocking",
+            "--offload",
+            "inline",
+            "--monitor-ms",
+            "20",
+            "--monitor-backtrace",
+        ];
+        let server = Proc::spawn(&exe, &args);
+        let answer = get_and_close(server.addr, "/sleep?ms=200");
+        assert!(answer.ends_with(DONE), "{answer}");
+        let (status, stderr) = server.terminate_with_stderr(Duration::from_secs(10));
+        assert_eq!(status.code(), Some(0), "{status}: {stderr}");
+        assert!(stderr.contains("greenloop monitor: loop on"), "no report: {stderr}");
+        assert!(stderr.contains("backtrace ("), "no backtrace in the report: {stderr}");
+    });
+}

@@ -47,6 +47,10 @@ struct Args<E: clap::Args> {
     /// Report (on stderr) a loop blocked in one handler for N ms or more.
     #[arg(long)]
     monitor_ms: Option<u64>,
+    /// With --monitor-ms: add the blocked thread's backtrace to each report
+    /// (best-effort; also GREENLOOP_MONITOR_BACKTRACE=1).
+    #[arg(long, requires = "monitor_ms")]
+    monitor_backtrace: bool,
     /// Print a dump of every green thread and task on SIGQUIT.
     #[arg(long)]
     dump_on_signal: bool,
@@ -78,6 +82,9 @@ fn run<E: clap::Args, S: Service + std::fmt::Debug>(
 ) -> std::io::Result<()> {
     if args.dump_on_signal {
         greenloop::dump::dump_on_sigquit()?;
+    }
+    if args.monitor_backtrace {
+        greenloop::monitor::backtrace::enable();
     }
     if let Some(ms) = args.monitor_ms {
         greenloop::monitor::enable(Duration::from_millis(ms));
