@@ -24,6 +24,9 @@
 //! cargo run --release --example hello_green -- --threads 10000
 //! ```
 
+#[path = "common/thread_usage.rs"]
+mod thread_usage;
+
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -142,9 +145,9 @@ fn ring(args: &Args, before_kib: u64) -> Run {
     let mut handles = Vec::with_capacity(args.threads);
     let mut block_ns = Vec::with_capacity(args.threads / SPAWN_BLOCK + 1);
     let mut block_cpu_ns = Vec::with_capacity(args.threads / SPAWN_BLOCK + 1);
-    let mut block_start = (Instant::now(), thread_cpu_ns());
+    let mut block_start = (Instant::now(), thread_usage::cpu_ns());
     let mut spawn_error = None;
-    let faults_before = thread_minor_faults();
+    let faults_before = thread_usage::minor_faults();
     for i in 0..args.threads {
         let (token, peers) = (token.clone(), ring.clone());
         let spawned = green::Builder::new()
@@ -173,12 +176,12 @@ fn ring(args: &Args, before_kib: u64) -> Run {
         }
         if (i + 1) % SPAWN_BLOCK == 0 {
             block_ns.push(block_start.0.elapsed().as_nanos() / SPAWN_BLOCK as u128);
-            block_cpu_ns.push((thread_cpu_ns() - block_start.1) / SPAWN_BLOCK as u128);
-            block_start = (Instant::now(), thread_cpu_ns());
+            block_cpu_ns.push((thread_usage::cpu_ns() - block_start.1) / SPAWN_BLOCK as u128);
+            block_start = (Instant::now(), thread_usage::cpu_ns());
         }
     }
     let spawned = handles.len().max(1) as f64;
-    let cold_spawn_faults = (thread_minor_faults() - faults_before) as f64 / spawned;
+    let cold_spawn_faults = (thread_usage::minor_faults() - faults_before) as f64 / spawned;
     // Every spawned thread runs until it sleeps: all are parked now.
     green::yield_now();
     let live_peak = green::stats().map_or(0, |s| s.live_threads);
@@ -209,27 +212,4 @@ fn ring(args: &Args, before_kib: u64) -> Run {
 fn median(mut values: Vec<u128>) -> u128 {
     values.sort_unstable();
     values.get(values.len() / 2).copied().unwrap_or(0)
-}
-
-/// CPU time this OS thread has used, in ns (0 if the clock cannot be read).
-fn thread_cpu_ns() -> u128 {
-    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime(2) writes one timespec into `now`, which is valid.
-    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) } != 0 {
-        return 0;
-    }
-    now.tv_sec as u128 * 1_000_000_000 + now.tv_nsec as u128
-}
-
-/// Minor page faults of this OS thread so far (`getrusage(RUSAGE_THREAD)`;
-/// 0 if it cannot be read): every page the kernel allocated on its behalf,
-/// on a trap or populated by a system call.
-fn thread_minor_faults() -> u64 {
-    // SAFETY: an all-zero `rusage` is a valid value of this plain C struct.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage(2) writes one rusage into `usage`, which is valid.
-    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) } != 0 {
-        return 0;
-    }
-    u64::try_from(usage.ru_minflt).unwrap_or(0)
 }
