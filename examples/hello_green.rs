@@ -5,7 +5,7 @@
 //! ```text
 //! hello_green: threads=60000 stack_kib=16 ok=true live_peak=60001 total_ms=994.7
 //!   ns_per_thread=16579 cold_spawn_median_ns=10811 cold_spawn_cpu_median_ns=2848
-//!   peak_rss_kib=263644 rss_per_thread_kib=4.34
+//!   peak_rss_kib=263644 rss_per_thread_kib=4.34 cold_spawn_faults=1.08
 //! ```
 //!
 //! (one line). `live_peak` counts the main green thread too. The RSS per
@@ -13,13 +13,19 @@
 //! when all threads are parked, divided by their number; the cold spawn is
 //! the median, over blocks of 1,000 spawns, of a spawn's mean time, on
 //! stacks that were never used before, in wall-clock and in this thread's
-//! CPU time (which waiting for a busy CPU does not inflate). If a spawn fails, the line has
+//! CPU time (which waiting for a busy CPU does not inflate). `cold_spawn_faults`
+//! is the pages this thread faulted in during the spawns, per spawn: the
+//! kernel allocating one page, on a trap or ahead of use (`madvise`
+//! populating a batch's stack tops counts too). If a spawn fails, the line has
 //! `ok=false` and `live_peak` is how many green threads were alive then (the
 //! capacity), and the error follows on stderr.
 //!
 //! ```text
 //! cargo run --release --example hello_green -- --threads 10000
 //! ```
+
+#[path = "common/thread_usage.rs"]
+mod thread_usage;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -59,8 +65,8 @@ fn main() {
             println!(
                 "{} green threads ({} KiB stacks): slept {} ms each, passed a token around the \
                  ring, sum {sum} (expected {expected}), peak {} live threads, \
-                 {:.1} ms total, {ns_per_thread:.0} ns per thread, cold spawn {} ns (median; {} ns of CPU), \
-                 peak RSS {:.1} MiB, {per_thread_kib:.2} KiB RSS per parked thread",
+                 {:.1} ms total, {ns_per_thread:.0} ns per thread, cold spawn {} ns (median; {} ns of CPU; \
+                 {:.2} pages faulted in), peak RSS {:.1} MiB, {per_thread_kib:.2} KiB RSS per parked thread",
                 args.threads,
                 args.stack_kib,
                 args.sleep_ms,
@@ -68,6 +74,7 @@ fn main() {
                 elapsed.as_secs_f64() * 1e3,
                 run.cold_spawn_ns,
                 run.cold_spawn_cpu_ns,
+                run.cold_spawn_faults,
                 peak_kib as f64 / 1024.0,
             );
         }
@@ -77,13 +84,14 @@ fn main() {
         "hello_green: threads={} stack_kib={} ok={ok} live_peak={} total_ms={:.1} \
          ns_per_thread={ns_per_thread:.0} cold_spawn_median_ns={} cold_spawn_cpu_median_ns={} \
          peak_rss_kib={peak_kib} \
-         rss_per_thread_kib={per_thread_kib:.2}",
+         rss_per_thread_kib={per_thread_kib:.2} cold_spawn_faults={:.2}",
         args.threads,
         args.stack_kib,
         run.live_peak,
         elapsed.as_secs_f64() * 1e3,
         run.cold_spawn_ns,
         run.cold_spawn_cpu_ns,
+        run.cold_spawn_faults,
     );
     let expected: u64 = (0..args.threads as u64).sum();
     match run.result {
@@ -108,6 +116,8 @@ struct Run {
     cold_spawn_cpu_ns: u128,
     /// Resident set growth from before the first spawn to all threads parked, KiB.
     parked_growth_kib: u64,
+    /// Pages this OS thread faulted in while spawning, per spawn.
+    cold_spawn_faults: f64,
 }
 
 /// Spawns per timed block of the cold-spawn figure.
@@ -135,8 +145,9 @@ fn ring(args: &Args, before_kib: u64) -> Run {
     let mut handles = Vec::with_capacity(args.threads);
     let mut block_ns = Vec::with_capacity(args.threads / SPAWN_BLOCK + 1);
     let mut block_cpu_ns = Vec::with_capacity(args.threads / SPAWN_BLOCK + 1);
-    let mut block_start = (Instant::now(), thread_cpu_ns());
+    let mut block_start = (Instant::now(), thread_usage::cpu_ns());
     let mut spawn_error = None;
+    let faults_before = thread_usage::minor_faults();
     for i in 0..args.threads {
         let (token, peers) = (token.clone(), ring.clone());
         let spawned = green::Builder::new()
@@ -165,10 +176,12 @@ fn ring(args: &Args, before_kib: u64) -> Run {
         }
         if (i + 1) % SPAWN_BLOCK == 0 {
             block_ns.push(block_start.0.elapsed().as_nanos() / SPAWN_BLOCK as u128);
-            block_cpu_ns.push((thread_cpu_ns() - block_start.1) / SPAWN_BLOCK as u128);
-            block_start = (Instant::now(), thread_cpu_ns());
+            block_cpu_ns.push((thread_usage::cpu_ns() - block_start.1) / SPAWN_BLOCK as u128);
+            block_start = (Instant::now(), thread_usage::cpu_ns());
         }
     }
+    let spawned = handles.len().max(1) as f64;
+    let cold_spawn_faults = (thread_usage::minor_faults() - faults_before) as f64 / spawned;
     // Every spawned thread runs until it sleeps: all are parked now.
     green::yield_now();
     let live_peak = green::stats().map_or(0, |s| s.live_threads);
@@ -185,21 +198,18 @@ fn ring(args: &Args, before_kib: u64) -> Run {
             Ok(token.get().1)
         }),
     };
-    Run { result, live_peak, cold_spawn_ns, cold_spawn_cpu_ns, parked_growth_kib }
+    Run {
+        result,
+        live_peak,
+        cold_spawn_ns,
+        cold_spawn_cpu_ns,
+        parked_growth_kib,
+        cold_spawn_faults,
+    }
 }
 
 /// The median of `values` (the upper one of an even count), 0 if empty.
 fn median(mut values: Vec<u128>) -> u128 {
     values.sort_unstable();
     values.get(values.len() / 2).copied().unwrap_or(0)
-}
-
-/// CPU time this OS thread has used, in ns (0 if the clock cannot be read).
-fn thread_cpu_ns() -> u128 {
-    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime(2) writes one timespec into `now`, which is valid.
-    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) } != 0 {
-        return 0;
-    }
-    now.tv_sec as u128 * 1_000_000_000 + now.tv_nsec as u128
 }

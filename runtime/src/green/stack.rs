@@ -34,9 +34,11 @@
 //! whole batch at once: `MADV_POPULATE_WRITE` on every slot's top page with
 //! one `process_madvise` (Linux 6.15+; elsewhere the page faults in at the
 //! spawn). That saves each fresh stack's page-fault trap, not the page: the
-//! kernel still allocates, zeroes and charges it (about 2 µs on the 2-vCPU
-//! test VM), now in the spawn that maps the batch. A batch's stacks not yet
-//! used so hold one page each.
+//! kernel still allocates, zeroes and charges it, now in the spawn that maps
+//! the batch (on the 2-vCPU test VM a page costs 1.45–1.6 µs this way, about
+//! what it costs with a trap, and a slot's guard marker 0.4 µs more:
+//! `examples/page_cost.rs` times each step). A batch's stacks not yet used
+//! so hold one page each.
 //!
 //! [`StackPool`] (the `pool` module) maps a batch when its cache has no stack
 //! of the wanted size, hands one out and caches the rest, and caches finished
