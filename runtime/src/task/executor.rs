@@ -10,8 +10,9 @@
 //!
 //! # Unsafe invariants
 //!
-//! 1. An `&Executor` is reached through the thread's context, which
-//!    borrows it for as long as it is current.
+//! 1. An `&Executor` is reached through the thread's context
+//!    (`Context::with_executor`), which borrows it for as long as it is
+//!    current.
 //! 2. `spare_refs` counts strong counts of `shared` that the executor owns
 //!    without an `Arc` value: each was an `Arc` turned into a raw pointer by
 //!    `keep_task_ref` (when a task's cell was freed on this thread while
@@ -98,7 +99,7 @@ impl Executor {
     /// Runs `f` with the executor of this thread's running context, if any.
     #[inline]
     pub(crate) fn with<R>(f: impl FnOnce(Option<&Executor>) -> R) -> R {
-        Context::with(|c| f(c.map(Context::executor)))
+        Context::with_executor(f)
     }
 
     /// The reactor of the thread that created the executor.
