@@ -46,14 +46,14 @@ pub(crate) struct Shared {
 impl Schedule for Shared {
     fn release(self: Arc<Self>) {
         Executor::with(|e| match e {
-            Some(e) if e.shared.id == self.id => e.keep_task_ref(self),
+            Some(e) if e.is_owner_of(&self) => e.keep_task_ref(self),
             _ => drop(self),
         });
     }
 
     fn schedule(&self, task: RawTask) {
         let task = Executor::with(|e| match e {
-            Some(e) if e.shared.id == self.id => {
+            Some(e) if e.is_owner_of(self) => {
                 e.queue.borrow_mut().push_back(task);
                 None
             }
@@ -100,6 +100,14 @@ impl Executor {
     #[inline]
     pub(crate) fn with<R>(f: impl FnOnce(Option<&Executor>) -> R) -> R {
         Context::with_executor(f)
+    }
+
+    /// Whether `shared` is this executor's own part. An address check: one
+    /// `Shared` per executor, and two live ones never share an address,
+    /// so it says what comparing their ids would, one load sooner.
+    #[inline]
+    fn is_owner_of(&self, shared: &Shared) -> bool {
+        std::ptr::eq(Arc::as_ptr(&self.shared), shared)
     }
 
     /// The reactor of the thread that created the executor.
