@@ -468,6 +468,7 @@ impl RawTask {
     ///
     /// `self` must be the task's `JoinHandle` reference (HANDLE set) and
     /// `T` its future's output type.
+    #[inline] // into `JoinHandle::poll`, see there
     pub(crate) unsafe fn poll_join<T>(&self, waker: &Waker) -> Poll<Result<T, JoinError>> {
         let header = self.header();
         let mut state = header.state.load(Ordering::Acquire);
