@@ -106,6 +106,11 @@ pub(crate) struct Noted {
 /// does not replace it. A task's record lasts until its next note: a task
 /// that last waited on a primitive and now awaits a foreign future shows
 /// that older wait.
+///
+/// The clock is read only once a record takes the note: the main future
+/// of a `block_on`, which the loop polls as neither a green thread nor a
+/// task, has none, and its notes (one per pending join in
+/// `spawn_join/stackless`) stop at the two checks.
 #[inline(never)]
 pub(crate) fn note(wait: Wait) {
     let marker = 0u8;
@@ -114,7 +119,7 @@ pub(crate) fn note(wait: Wait) {
         if let Some(c) = c {
             // The loop's clock, not a read of its own: at most one turn
             // early, and free.
-            let noted = Noted { wait, since: c.reactor().turn_time(), sp };
+            let noted = || Noted { wait, since: c.reactor().turn_time(), sp };
             if !c.green().note_wait(noted) {
                 c.executor().note_wait(noted);
             }

@@ -163,9 +163,10 @@ impl Executor {
         (task.id(), task.site())
     }
 
-    /// Records the polled task's wait; `false` outside a task's poll.
+    /// Records the polled task's wait, as `noted` makes it; `false`,
+    /// without calling `noted`, outside a task's poll.
     #[inline]
-    pub(crate) fn note_wait(&self, noted: Noted) -> bool {
+    pub(crate) fn note_wait(&self, noted: impl FnOnce() -> Noted) -> bool {
         self.polling.note(noted)
     }
 
