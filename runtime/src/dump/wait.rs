@@ -113,8 +113,10 @@ pub(crate) struct Noted {
 /// `spawn_join/stackless`) stop at the two checks.
 #[inline(never)]
 pub(crate) fn note(wait: Wait) {
-    let marker = 0u8;
-    let sp = std::ptr::addr_of!(marker) as usize;
+    // `wait` lies in the caller's frame (an argument this size is passed
+    // by address): its address approximates the stack pointer, and takes
+    // no stack slot of this function's own.
+    let sp = std::ptr::addr_of!(wait) as usize;
     Context::with(|c| {
         if let Some(c) = c {
             // The loop's clock, not a read of its own: at most one turn
