@@ -4,9 +4,10 @@
 //! runtime runs there: the thread's reactor, the green scheduler (its run
 //! queue, its green threads, the record of the one running) and the task
 //! executor (its run queue and live tasks, the id of the task being
-//! polled, for panic reports). One thread-local pointer,
-//! `CONTEXT`, reaches it; `green::*`, `task::spawn*` and the wakers of
-//! both models find their queue through it.
+//! polled, for panic reports). One thread-local, `CURRENT`, reaches it
+//! (and keeps its executor's address beside it); `green::*`,
+//! `task::spawn*` and the wakers of both models find their queue through
+//! it.
 //!
 //! ```text
 //!  Context::drive(main):
@@ -54,7 +55,7 @@
 //! const-initialised thread-local `Cell` pointing at a record that outlives
 //! the resume, written with a signal fence around it, is; a field of the
 //! context would be
-//! reached through `CONTEXT` and would then be only as valid as the
+//! reached through `CURRENT` and would then be only as valid as the
 //! context's own lifetime rules (set and cleared by `Entered`, torn down
 //! with green threads still running destructors on their stacks), which
 //! the handler would have to re-argue. Keeping it separate costs no
@@ -63,14 +64,17 @@
 //!
 //! # Unsafe invariants
 //!
-//! `CONTEXT` points at the context whose loop runs on this thread, and is
-//! null outside any. [`Entered`] sets it to a context on the frame of
-//! [`Context::run_green`] or [`Context::block_on`], and restores the outer
-//! value before that frame ends, also when unwinding, after tearing down
+//! `CURRENT` points at the context whose loop runs on this thread, and at
+//! that context's executor; both are null outside any. [`Entered`] sets
+//! them to a context on the frame of [`Context::run_green`],
+//! [`Context::block_on`] or [`Context::enter_executor`], and restores the
+//! outer values before that frame ends, also when unwinding, after tearing down
 //! the context's green threads. Green threads and task polls run only
 //! inside `drive`, within that span, so every `&Context` obtained through
-//! [`Context::with`] is valid for the call. A context's `outer` is the
-//! context `CONTEXT` pointed at when it was entered: it outlives the inner
+//! [`Context::with`] is valid for the call, and so is every `&Executor`
+//! obtained through [`Context::with_executor`], as a context borrows its
+//! executor for its whole life. A context's `outer` is the
+//! context `CURRENT` pointed at when it was entered: it outlives the inner
 //! one (it is restored only when the inner one ends), so the chain of
 //! `outer`s from the running context holds live contexts only.
 
@@ -96,8 +100,34 @@ const POLL_EVERY: u32 = 61;
 /// Most green resumes, and most task polls, in one round of the loop.
 const BUDGET: usize = 128;
 
+/// The thread-local that reaches this thread's running context.
+///
+/// It also keeps that context's executor, a copy of `context.executor`
+/// written with it: a task's spawn, wake and release then reach the
+/// executor with one load from the thread-local, as they would from an
+/// executor's own thread-local, where through the context they would need
+/// two (the context, then its pointer to the executor).
+struct Current {
+    context: Cell<*const Context<'static>>,
+    executor: Cell<*const Executor>,
+}
+
+impl Current {
+    #[inline(always)]
+    fn context(&self) -> *const Context<'static> {
+        self.context.get()
+    }
+
+    #[inline(always)]
+    fn executor(&self) -> *const Executor {
+        self.executor.get()
+    }
+}
+
 thread_local! {
-    static CONTEXT: Cell<*const Context<'static>> = const { Cell::new(ptr::null()) };
+    static CURRENT: Current = const {
+        Current { context: Cell::new(ptr::null()), executor: Cell::new(ptr::null()) }
+    };
 }
 
 /// What the schedulers of one OS thread share while a runtime runs on it.
@@ -191,7 +221,7 @@ impl<'a> Context<'a> {
     /// each switch; inlined, the caller's frame saves them once.
     #[inline(always)]
     pub(crate) fn with<R>(f: impl FnOnce(Option<&Context<'_>>) -> R) -> R {
-        let ptr = CONTEXT.with(Cell::get);
+        let ptr = CURRENT.with(Current::context);
         // SAFETY: non-null only while `Entered` keeps the context alive on
         // its frame (module invariant); `as_ref` maps null to `None`.
         f(unsafe { ptr.as_ref() })
@@ -203,12 +233,23 @@ impl<'a> Context<'a> {
     /// caller's frame (see `with`).
     #[inline(always)]
     pub(crate) fn switch_green(switch: Switch) -> bool {
-        let ptr = CONTEXT.with(Cell::get);
+        let ptr = CURRENT.with(Current::context);
         // SAFETY: as in `with`; the reference ends with this call.
         match unsafe { ptr.as_ref() } {
             Some(context) => context.green.switch(switch),
             None => false,
         }
+    }
+
+    /// Runs `f` with the executor of this thread's running context, if
+    /// any: the same as `with` then [`executor`](Context::executor), one
+    /// load shorter (see `Current`).
+    #[inline]
+    pub(crate) fn with_executor<R>(f: impl FnOnce(Option<&Executor>) -> R) -> R {
+        let ptr = CURRENT.with(Current::executor);
+        // SAFETY: non-null only while `Entered` keeps the context, and so
+        // the executor it borrows, alive (module invariant).
+        f(unsafe { ptr.as_ref() })
     }
 
     /// The green scheduler.
@@ -487,23 +528,29 @@ impl<'a> Context<'a> {
 struct Entered<'a, 'e> {
     context: &'a Context<'e>,
     outer: *const Context<'static>,
+    outer_executor: *const Executor,
 }
 
 impl<'a, 'e> Entered<'a, 'e> {
     fn new(context: &'a Context<'e>) -> Entered<'a, 'e> {
-        // The lifetime is erased in `CONTEXT`; `Entered` clears it before
+        // The lifetime is erased in `CURRENT`; `Entered` clears it before
         // `context` ends (module invariant).
         let erased = ptr::from_ref(context).cast::<Context<'static>>();
-        let outer = CONTEXT.with(|c| c.replace(erased));
+        let (outer, outer_executor) = CURRENT.with(|current| {
+            (current.context.replace(erased), current.executor.replace(context.executor))
+        });
         context.outer.set(outer);
-        Entered { context, outer }
+        Entered { context, outer, outer_executor }
     }
 }
 
 impl Drop for Entered<'_, '_> {
     fn drop(&mut self) {
         self.context.green.teardown();
-        CONTEXT.with(|c| c.set(self.outer));
+        CURRENT.with(|current| {
+            current.context.set(self.outer);
+            current.executor.set(self.outer_executor);
+        });
     }
 }
 

@@ -106,15 +106,22 @@ pub(crate) struct Noted {
 /// does not replace it. A task's record lasts until its next note: a task
 /// that last waited on a primitive and now awaits a foreign future shows
 /// that older wait.
+///
+/// The clock is read only once a record takes the note: the main future
+/// of a `block_on`, which the loop polls as neither a green thread nor a
+/// task, has none, and its notes (one per pending join in
+/// `spawn_join/stackless`) stop at the two checks.
 #[inline(never)]
 pub(crate) fn note(wait: Wait) {
-    let marker = 0u8;
-    let sp = std::ptr::addr_of!(marker) as usize;
+    // `wait` lies in the caller's frame (an argument this size is passed
+    // by address): its address approximates the stack pointer, and takes
+    // no stack slot of this function's own.
+    let sp = std::ptr::addr_of!(wait) as usize;
     Context::with(|c| {
         if let Some(c) = c {
             // The loop's clock, not a read of its own: at most one turn
             // early, and free.
-            let noted = Noted { wait, since: c.reactor().turn_time(), sp };
+            let noted = || Noted { wait, since: c.reactor().turn_time(), sp };
             if !c.green().note_wait(noted) {
                 c.executor().note_wait(noted);
             }

@@ -243,10 +243,11 @@ impl Scheduler {
         }
     }
 
-    /// Records the running thread's wait; `false` if none is running. A
-    /// timer noted after another wait of the same resume is that wait's
-    /// timeout: the wait stays the record.
-    pub(crate) fn note_wait(&self, noted: Noted) -> bool {
+    /// Records the running thread's wait, as `noted` makes it; `false`,
+    /// without calling `noted`, if none is running. A timer noted after
+    /// another wait of the same resume is that wait's timeout: the wait
+    /// stays the record.
+    pub(crate) fn note_wait(&self, noted: impl FnOnce() -> Noted) -> bool {
         // SAFETY: non-null only while its thread runs (module invariant 2),
         // the box then alive and its `noted` shared only through `&`.
         let Some(boxed) = (unsafe { self.running.get().as_ref() }) else {
@@ -254,6 +255,7 @@ impl Scheduler {
             // runs, but there is no record to keep.
             return self.is_running_thread();
         };
+        let noted = noted();
         let timeout = matches!(noted.wait, dump::Wait::Timer(_)) && boxed.noted.get().is_some();
         if !timeout {
             boxed.noted.set(Some(noted));

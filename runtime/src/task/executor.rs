@@ -10,8 +10,9 @@
 //!
 //! # Unsafe invariants
 //!
-//! 1. An `&Executor` is reached through the thread's context, which
-//!    borrows it for as long as it is current.
+//! 1. An `&Executor` is reached through the thread's context
+//!    (`Context::with_executor`), which borrows it for as long as it is
+//!    current.
 //! 2. `spare_refs` counts strong counts of `shared` that the executor owns
 //!    without an `Arc` value: each was an `Arc` turned into a raw pointer by
 //!    `keep_task_ref` (when a task's cell was freed on this thread while
@@ -45,14 +46,14 @@ pub(crate) struct Shared {
 impl Schedule for Shared {
     fn release(self: Arc<Self>) {
         Executor::with(|e| match e {
-            Some(e) if e.shared.id == self.id => e.keep_task_ref(self),
+            Some(e) if e.is_owner_of(&self) => e.keep_task_ref(self),
             _ => drop(self),
         });
     }
 
     fn schedule(&self, task: RawTask) {
         let task = Executor::with(|e| match e {
-            Some(e) if e.shared.id == self.id => {
+            Some(e) if e.is_owner_of(self) => {
                 e.queue.borrow_mut().push_back(task);
                 None
             }
@@ -98,7 +99,15 @@ impl Executor {
     /// Runs `f` with the executor of this thread's running context, if any.
     #[inline]
     pub(crate) fn with<R>(f: impl FnOnce(Option<&Executor>) -> R) -> R {
-        Context::with(|c| f(c.map(Context::executor)))
+        Context::with_executor(f)
+    }
+
+    /// Whether `shared` is this executor's own part. An address check: one
+    /// `Shared` per executor, and two live ones never share an address,
+    /// so it says what comparing their ids would, one load sooner.
+    #[inline]
+    fn is_owner_of(&self, shared: &Shared) -> bool {
+        std::ptr::eq(Arc::as_ptr(&self.shared), shared)
     }
 
     /// The reactor of the thread that created the executor.
@@ -154,9 +163,10 @@ impl Executor {
         (task.id(), task.site())
     }
 
-    /// Records the polled task's wait; `false` outside a task's poll.
+    /// Records the polled task's wait, as `noted` makes it; `false`,
+    /// without calling `noted`, outside a task's poll.
     #[inline]
-    pub(crate) fn note_wait(&self, noted: Noted) -> bool {
+    pub(crate) fn note_wait(&self, noted: impl FnOnce() -> Noted) -> bool {
         self.polling.note(noted)
     }
 

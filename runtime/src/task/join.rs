@@ -125,6 +125,11 @@ impl<T> JoinHandle<T> {
 impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
+    // Inlined, with `RawTask::poll_join`, into the awaiting future's poll:
+    // out of line, the two calls per join (pending, then ready) cost about
+    // 50 of the 850 instructions of a spawn and join (callgrind on the
+    // `spawn_join/stackless` bench).
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // SAFETY: this is the task's handle reference, and `T` is its
         // future's output type (fixed at spawn).

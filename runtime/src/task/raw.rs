@@ -468,6 +468,7 @@ impl RawTask {
     ///
     /// `self` must be the task's `JoinHandle` reference (HANDLE set) and
     /// `T` its future's output type.
+    #[inline] // into `JoinHandle::poll`, see there
     pub(crate) unsafe fn poll_join<T>(&self, waker: &Waker) -> Poll<Result<T, JoinError>> {
         let header = self.header();
         let mut state = header.state.load(Ordering::Acquire);
@@ -710,11 +711,12 @@ impl Polling {
         self.0.get() == Some(task.ptr)
     }
 
-    /// Records `noted` as the polled task's wait; `false` if no task is
-    /// being polled.
+    /// Records the wait that `noted` makes as the polled task's; `false`,
+    /// without calling `noted`, if no task is being polled.
     #[inline]
-    pub(crate) fn note(&self, noted: Noted) -> bool {
+    pub(crate) fn note(&self, noted: impl FnOnce() -> Noted) -> bool {
         let Some(ptr) = self.0.get() else { return false };
+        let noted = noted();
         // SAFETY: the header is alive during its poll, and this thread, the
         // executor's, is the only one that touches the record, through no
         // live reference (invariant 7).
