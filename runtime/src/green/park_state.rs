@@ -1,8 +1,20 @@
 //! A green thread's park state word: its two tokens and what it is
-//! suspended for (the protocol is drawn in `thread.rs`). Kept apart from
-//! the thread's other parts so that loom can check it (`crate::loom`).
+//! suspended for (the protocol is drawn in `thread.rs`).
+//!
+//! # The owner thread
+//!
+//! The word is read and written on one OS thread only, the *owner thread*:
+//! the one whose scheduler runs the green thread. The thread waits on it
+//! itself, a wake on the owner thread by a context that runs the thread's
+//! scheduler sets it directly, and every other wake (another OS thread, or
+//! an inner context on the owner thread) goes to the owner's mailbox as a
+//! [`Signal`](super::thread::Signal) that the owner applies when it routes
+//! its mailbox (`context.rs`). So the word is a plain `Cell`: a wait and a
+//! wake cost no locked instruction. Each method is `unsafe` with that one
+//! contract, which is also why sharing the word (it sits in the thread's
+//! `Control`, which every waker reaches) is sound.
 
-use crate::loom::{AtomicU8, Ordering};
+use std::cell::Cell;
 
 /// The park token: set by `Thread::unpark`, consumed by `park`.
 pub(crate) const UNPARK: u8 = 1;
@@ -15,69 +27,91 @@ const WAIT_WAKE: u8 = WAKE << 2;
 /// Either wait bit.
 const WAITING: u8 = WAIT_UNPARK | WAIT_WAKE;
 
-/// The tokens and wait bits of one green thread.
+/// The tokens and wait bits of one green thread (owner thread only: see
+/// the module docs).
 #[derive(Debug)]
-pub(crate) struct ParkState(AtomicU8);
+pub(crate) struct ParkState(Cell<u8>);
+
+// SAFETY: the `Cell` is read and written on the owner thread only: that is
+// the contract of every method, the only way to reach it (module docs).
+// Other threads hold a `&ParkState` inside the thread's `Control` but call
+// nothing on it.
+unsafe impl Sync for ParkState {}
 
 impl ParkState {
     /// No token, not suspended.
     pub(crate) fn new() -> ParkState {
-        ParkState(AtomicU8::new(0))
+        ParkState(Cell::new(0))
     }
 
     /// Sets `token` (UNPARK or WAKE). Returns `true` if the thread was
     /// suspended waiting for it: the caller must then schedule it (the
     /// token is handed over with the wake, and this happens once per
     /// suspension).
-    pub(crate) fn signal(&self, token: u8) -> bool {
-        let waiting = token << 2;
-        let mut state = self.0.load(Ordering::Acquire);
-        loop {
-            let wakes = state & waiting != 0;
-            let next = if wakes { state & !WAITING } else { state | token };
-            // An exchange even when `next == state` (the token looks set
-            // already): the load may be stale, the thread having since
-            // consumed the token and suspended; an exchange reads the
-            // latest state. (A plain return here lost unparks in the loom
-            // model below.)
-            match self.0.compare_exchange_weak(state, next, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return wakes,
-                Err(actual) => state = actual,
-            }
-        }
+    ///
+    /// # Safety
+    ///
+    /// Called on the owner thread (module docs).
+    #[inline]
+    pub(crate) unsafe fn signal(&self, token: u8) -> bool {
+        let state = self.0.get();
+        let wakes = state & (token << 2) != 0;
+        self.0.set(if wakes { state & !WAITING } else { state | token });
+        wakes
     }
 
     /// Consumes the `tokens` (a mask of UNPARK and WAKE) that are set and
     /// returns `false`; if none is, marks the thread suspended for them and
     /// returns `true`: the caller must suspend. The signal that resumes it
     /// hands its token over with the wake, so there is none to consume then.
+    ///
+    /// # Safety
+    ///
+    /// Called on the owner thread (module docs).
     #[inline]
-    pub(crate) fn begin_wait(&self, tokens: u8) -> bool {
-        let mut state = self.0.load(Ordering::Acquire);
-        loop {
-            let (next, suspend) = if state & tokens != 0 {
-                (state & !tokens, false)
-            } else {
-                (state | tokens << 2, true)
-            };
-            match self.0.compare_exchange_weak(state, next, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return suspend,
-                Err(actual) => state = actual,
-            }
-        }
+    pub(crate) unsafe fn begin_wait(&self, tokens: u8) -> bool {
+        let state = self.0.get();
+        let suspend = state & tokens == 0;
+        self.0.set(if suspend { state | tokens << 2 } else { state & !tokens });
+        suspend
+    }
+
+    /// Consumes `token` if it is set, for a caller about to look at what it
+    /// waits for: a token set before that look is no news to it.
+    ///
+    /// # Safety
+    ///
+    /// Called on the owner thread (module docs).
+    #[inline]
+    pub(crate) unsafe fn forget(&self, token: u8) {
+        self.0.set(self.0.get() & !token);
     }
 }
 
-impl ParkState {
-    /// Consumes `token` if it is set, for a caller about to look at what it
-    /// waits for (a token set before that look is no news to it). A token
-    /// set concurrently is either cleared here, and the caller's look
-    /// (ordered after this exchange) sees what the signaller published
-    /// before it, or kept for the next wait.
-    #[inline]
-    pub(crate) fn forget(&self, token: u8) {
-        if self.0.load(Ordering::Relaxed) & token != 0 {
-            self.0.fetch_and(!token, Ordering::AcqRel);
+#[cfg(test)]
+mod tests {
+    use super::{ParkState, UNPARK, WAKE};
+
+    /// The tokens on one thread, in the orders `thread.rs` draws: a token
+    /// before the wait is consumed without a suspension, a signal during it
+    /// resumes exactly once, a wake does not end a park (and stays for the
+    /// next `block_on`), and a signal after the resume is a token again.
+    #[test]
+    fn tokens_are_kept_consumed_or_handed_over_once() {
+        let state = ParkState::new();
+        // SAFETY: a test on one thread, which owns the word.
+        unsafe {
+            assert!(!state.signal(UNPARK), "nobody waits: the token is kept");
+            assert!(!state.begin_wait(UNPARK), "the kept token ends the park at once");
+            assert!(state.begin_wait(UNPARK), "the token was consumed");
+            assert!(!state.signal(WAKE), "a wake does not end a park");
+            assert!(state.signal(UNPARK), "the unpark resumes the park");
+            assert!(!state.signal(UNPARK), "resumed already: a token again");
+            assert!(!state.begin_wait(WAKE), "the wake's token is still there");
+            state.forget(UNPARK);
+            assert!(state.begin_wait(UNPARK | WAKE), "both tokens gone");
+            assert!(state.signal(WAKE), "either token ends a wait for both");
+            assert!(!state.signal(UNPARK), "one resume per suspension");
         }
     }
 }
@@ -85,83 +119,4 @@ impl ParkState {
 /// `RUSTFLAGS="--cfg loom" cargo test -p greenloop-runtime --release --lib
 /// loom_model` (see README.md).
 #[cfg(all(test, loom))]
-mod loom_model {
-    use super::{ParkState, UNPARK, WAKE};
-    use crate::loom::model;
-    use loom::sync::atomic::AtomicBool;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-
-    /// Counts the schedules that signals ask for.
-    #[derive(Clone, Default)]
-    struct Scheduled(Arc<AtomicUsize>);
-
-    impl Scheduled {
-        fn signal(&self, state: &ParkState, token: u8) {
-            if state.signal(token) {
-                self.0.fetch_add(1, SeqCst);
-            }
-        }
-
-        /// A suspended thread: resumed once a signal scheduled it for the
-        /// `nth` time (spins in the model; hangs, so fails, if lost).
-        fn wait_for(&self, nth: usize) {
-            while self.0.load(SeqCst) < nth {
-                loom::thread::yield_now();
-            }
-        }
-    }
-
-    /// An unpark before or during a park is not lost: the park consumes
-    /// the token or is scheduled by the unpark, exactly once.
-    #[test]
-    fn loom_model_unpark_before_park_is_not_lost() {
-        model(|| {
-            let state = Arc::new(ParkState::new());
-            let scheduled = Scheduled::default();
-            let unparker = {
-                let (state, scheduled) = (state.clone(), scheduled.clone());
-                loom::thread::spawn(move || scheduled.signal(&state, UNPARK))
-            };
-            if state.begin_wait(UNPARK) {
-                scheduled.wait_for(1);
-            }
-            unparker.join().unwrap();
-            assert!(scheduled.0.load(SeqCst) <= 1, "scheduled twice for one suspension");
-            assert!(!state.signal(WAKE), "a wake does not end a park");
-            assert!(state.begin_wait(UNPARK), "the one unpark was consumed");
-        });
-    }
-
-    /// `block_on`'s loop: check the condition, else wait for WAKE. A waker
-    /// sets the condition then signals, while an earlier wake left a token
-    /// (so the waker may read a stale "token set"). The loop always ends.
-    #[test]
-    fn loom_model_wake_after_a_write_is_not_lost() {
-        model(|| {
-            let state = Arc::new(ParkState::new());
-            let ready = Arc::new(AtomicBool::new(false));
-            let scheduled = Scheduled::default();
-            let spurious = {
-                let (state, scheduled) = (state.clone(), scheduled.clone());
-                loom::thread::spawn(move || scheduled.signal(&state, WAKE))
-            };
-            let waker = {
-                let (state, ready, scheduled) = (state.clone(), ready.clone(), scheduled.clone());
-                loom::thread::spawn(move || {
-                    ready.store(true, loom::sync::atomic::Ordering::Release);
-                    scheduled.signal(&state, WAKE);
-                })
-            };
-            let mut suspensions = 0;
-            while !ready.load(loom::sync::atomic::Ordering::Acquire) {
-                if state.begin_wait(WAKE) {
-                    suspensions += 1;
-                    scheduled.wait_for(suspensions);
-                }
-            }
-            spurious.join().unwrap();
-            waker.join().unwrap();
-        });
-    }
-}
+mod loom_model;
