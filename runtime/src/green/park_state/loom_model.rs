@@ -85,18 +85,30 @@ fn wait(block: &Block, mailbox: &Mailbox, tokens: u8) -> usize {
     1
 }
 
-/// An unpark from another thread, racing the park: consumed as a token or
-/// resuming the suspension, never lost; the signal's count goes back.
+/// A new thread block with no token, and the owner's open mailbox.
+fn owner() -> (Arc<Block>, Arc<Mailbox>) {
+    (Arc::new(Block { state: ParkState::new() }), Mailbox::open())
+}
+
+/// Another thread that signals `token` to the owner's thread `block`.
+fn signaller(
+    block: &Arc<Block>,
+    mailbox: &Arc<Mailbox>,
+    token: u8,
+) -> loom::thread::JoinHandle<()> {
+    let (block, mailbox) = (block.clone(), mailbox.clone());
+    loom::thread::spawn(move || mailbox.push(&block, token))
+}
+
+/// An unpark from another thread, racing the park: the park suspends (a
+/// remote token reaches the word only through the owner's drain) and the
+/// drained unpark resumes it, exactly once; the signal's count goes back.
 #[test]
 fn loom_model_a_remote_unpark_is_not_lost() {
     model(|| {
-        let block = Arc::new(Block { state: ParkState::new() });
-        let mailbox = Mailbox::open();
-        let unparker = {
-            let (block, mailbox) = (block.clone(), mailbox.clone());
-            loom::thread::spawn(move || mailbox.push(&block, UNPARK))
-        };
-        assert_eq!(wait(&block, &mailbox, UNPARK), 1, "a token came before its signal was drained");
+        let (block, mailbox) = owner();
+        let unparker = signaller(&block, &mailbox, UNPARK);
+        assert_eq!(wait(&block, &mailbox, UNPARK), 1, "a token reached the word undrained");
         unparker.join().unwrap();
         mailbox.drain(&Cell::new(0));
         // SAFETY: the model's owner thread.
@@ -110,15 +122,8 @@ fn loom_model_a_remote_unpark_is_not_lost() {
 #[test]
 fn loom_model_a_wake_does_not_end_a_park() {
     model(|| {
-        let block = Arc::new(Block { state: ParkState::new() });
-        let mailbox = Mailbox::open();
-        let signallers: Vec<_> = [WAKE, UNPARK]
-            .into_iter()
-            .map(|token| {
-                let (block, mailbox) = (block.clone(), mailbox.clone());
-                loom::thread::spawn(move || mailbox.push(&block, token))
-            })
-            .collect();
+        let (block, mailbox) = owner();
+        let signallers = [WAKE, UNPARK].map(|token| signaller(&block, &mailbox, token));
         wait(&block, &mailbox, UNPARK);
         for signaller in signallers {
             signaller.join().unwrap();
@@ -137,12 +142,8 @@ fn loom_model_a_wake_does_not_end_a_park() {
 #[test]
 fn loom_model_a_signal_to_an_exited_owner_is_dropped() {
     model(|| {
-        let block = Arc::new(Block { state: ParkState::new() });
-        let mailbox = Mailbox::open();
-        let unparker = {
-            let (block, mailbox) = (block.clone(), mailbox.clone());
-            loom::thread::spawn(move || mailbox.push(&block, UNPARK))
-        };
+        let (block, mailbox) = owner();
+        let unparker = signaller(&block, &mailbox, UNPARK);
         mailbox.close();
         unparker.join().unwrap();
         assert_eq!(Arc::strong_count(&block), 1, "a dropped signal kept its count");
