@@ -1,20 +1,46 @@
-//! A green thread's park state word: its two tokens and what it is
-//! suspended for (the protocol is drawn in `thread.rs`).
+//! A green thread's park state: its two tokens and what it is suspended
+//! for (the protocol is drawn in `thread.rs`).
 //!
 //! # The owner thread
 //!
-//! The word is read and written on one OS thread only, the *owner thread*:
-//! the one whose scheduler runs the green thread. The thread waits on it
-//! itself, a wake on the owner thread by a context that runs the thread's
-//! scheduler sets it directly, and every other wake (another OS thread, or
-//! an inner context on the owner thread) goes to the owner's mailbox as a
-//! [`Signal`](super::thread::Signal) that the owner applies when it routes
-//! its mailbox (`context.rs`). So the word is a plain `Cell`: a wait and a
-//! wake cost no locked instruction. Each method is `unsafe` with that one
-//! contract, which is also why sharing the word (it sits in the thread's
-//! `Control`, which every waker reaches) is sound.
+//! The state word is read and written on one OS thread only, the *owner
+//! thread*: the one whose scheduler runs the green thread. The thread
+//! waits on it itself, and a wake by a context that runs the thread's
+//! scheduler sets it directly. So it is a plain `Cell`: a wait and a wake
+//! on the owner thread cost no locked instruction. Each method that
+//! touches it is `unsafe` with that one contract, which is also why sharing
+//! the state (it sits in the thread's `Control`, which every waker
+//! reaches) is sound.
+//!
+//! # Remote tokens
+//!
+//! Every other wake (another OS thread, or an inner context on the owner
+//! thread) [`post`](ParkState::post)s its token in a second, atomic word,
+//! and the first token posted there since the owner last took them also
+//! sends the owner a [`Signal`](super::thread::Signal) through its mailbox.
+//! The owner takes the posted tokens into the state word when that signal
+//! comes, resuming the thread if it waited for one
+//! ([`take_posted`](ParkState::take_posted)), and also at each wait
+//! (`begin_wait`), so an unpark posted before a park is found there without
+//! a suspension. Hence one signal at most is in flight per thread, however
+//! many tokens are posted, and no token is lost:
+//!
+//! ```text
+//!  invariant: posted != 0  =>  a signal is in flight (queued, or about to be)
+//!
+//!  post(t):  posted.fetch_or(t) found 0?  -> send a signal
+//!            else                         -> the signal in flight brings t
+//!  owner:    posted.swap(0): the signal in flight (if any) finds fewer
+//!            tokens or none; a post after the swap finds 0 and sends anew
+//! ```
+//!
+//! A post's release pairs with the owner's acquiring swap, so what the
+//! waker wrote before its wake is visible to the thread that takes the
+//! token.
 
 use std::cell::Cell;
+
+use crate::loom::{AtomicU8, Ordering};
 
 /// The park token: set by `Thread::unpark`, consumed by `park`.
 pub(crate) const UNPARK: u8 = 1;
@@ -27,21 +53,24 @@ const WAIT_WAKE: u8 = WAKE << 2;
 /// Either wait bit.
 const WAITING: u8 = WAIT_UNPARK | WAIT_WAKE;
 
-/// The tokens and wait bits of one green thread (owner thread only: see
-/// the module docs).
+/// The tokens and wait bits of one green thread (see the module docs).
 #[derive(Debug)]
-pub(crate) struct ParkState(Cell<u8>);
+pub(crate) struct ParkState {
+    /// Tokens and wait bits: owner thread only.
+    state: Cell<u8>,
+    /// Tokens posted by other threads, not yet taken by the owner.
+    posted: AtomicU8,
+}
 
-// SAFETY: the `Cell` is read and written on the owner thread only: that is
-// the contract of every method, the only way to reach it (module docs).
-// Other threads hold a `&ParkState` inside the thread's `Control` but call
-// nothing on it.
+// SAFETY: `state` is read and written on the owner thread only: that is
+// the contract of every method that touches it, the only way to reach it
+// (module docs). `posted` is atomic.
 unsafe impl Sync for ParkState {}
 
 impl ParkState {
     /// No token, not suspended.
     pub(crate) fn new() -> ParkState {
-        ParkState(Cell::new(0))
+        ParkState { state: Cell::new(0), posted: AtomicU8::new(0) }
     }
 
     /// Sets `token` (UNPARK or WAKE). Returns `true` if the thread was
@@ -54,37 +83,70 @@ impl ParkState {
     /// Called on the owner thread (module docs).
     #[inline]
     pub(crate) unsafe fn signal(&self, token: u8) -> bool {
-        let state = self.0.get();
+        let state = self.state.get();
         let wakes = state & (token << 2) != 0;
-        self.0.set(if wakes { state & !WAITING } else { state | token });
+        self.state.set(if wakes { state & !WAITING } else { state | token });
         wakes
     }
 
-    /// Consumes the `tokens` (a mask of UNPARK and WAKE) that are set and
-    /// returns `false`; if none is, marks the thread suspended for them and
-    /// returns `true`: the caller must suspend. The signal that resumes it
-    /// hands its token over with the wake, so there is none to consume then.
+    /// Consumes the `tokens` (a mask of UNPARK and WAKE) that are set, the
+    /// posted ones included, and returns `false`; if none is, marks the
+    /// thread suspended for them and returns `true`: the caller must
+    /// suspend. The signal that resumes it hands its token over with the
+    /// wake, so there is none to consume then.
     ///
     /// # Safety
     ///
-    /// Called on the owner thread (module docs).
+    /// Called on the owner thread, by the green thread itself (module docs).
     #[inline]
     pub(crate) unsafe fn begin_wait(&self, tokens: u8) -> bool {
-        let state = self.0.get();
+        if self.posted.load(Ordering::Relaxed) != 0 {
+            // SAFETY: forwarded. The thread runs, so it waits for nothing
+            // and the tokens are only stored.
+            unsafe { self.take_posted() };
+        }
+        let state = self.state.get();
         let suspend = state & tokens == 0;
-        self.0.set(if suspend { state | tokens << 2 } else { state & !tokens });
+        self.state.set(if suspend { state | tokens << 2 } else { state & !tokens });
         suspend
     }
 
     /// Consumes `token` if it is set, for a caller about to look at what it
-    /// waits for: a token set before that look is no news to it.
+    /// waits for: a token set before that look is no news to it. (A posted
+    /// token not yet taken stays: at worst one spurious return.)
     ///
     /// # Safety
     ///
     /// Called on the owner thread (module docs).
     #[inline]
     pub(crate) unsafe fn forget(&self, token: u8) {
-        self.0.set(self.0.get() & !token);
+        self.state.set(self.state.get() & !token);
+    }
+
+    /// Posts `token` from a thread that may not touch the state word
+    /// (module docs); `true` if no token was posted before: the caller
+    /// must then send the owner a signal, which takes them all.
+    pub(crate) fn post(&self, token: u8) -> bool {
+        self.posted.fetch_or(token, Ordering::Release) == 0
+    }
+
+    /// Takes the posted tokens into the state word, UNPARK before WAKE, as
+    /// if signalled in that order; `true` if the thread waited for one of
+    /// them: the caller must then schedule it.
+    ///
+    /// # Safety
+    ///
+    /// Called on the owner thread (module docs).
+    pub(crate) unsafe fn take_posted(&self) -> bool {
+        let posted = self.posted.swap(0, Ordering::Acquire);
+        let mut wakes = false;
+        for token in [UNPARK, WAKE] {
+            if posted & token != 0 {
+                // SAFETY: forwarded.
+                wakes |= unsafe { self.signal(token) };
+            }
+        }
+        wakes
     }
 }
 
@@ -112,6 +174,26 @@ mod tests {
             assert!(state.begin_wait(UNPARK | WAKE), "both tokens gone");
             assert!(state.signal(WAKE), "either token ends a wait for both");
             assert!(!state.signal(UNPARK), "one resume per suspension");
+        }
+    }
+
+    /// Posted tokens: the first post asks for a signal, later ones ride on
+    /// it; a wait takes them without suspending; a signal taking them
+    /// resumes a wait for one, and a post after a take asks anew.
+    #[test]
+    fn posted_tokens_are_taken_by_the_signal_or_the_next_wait() {
+        let state = ParkState::new();
+        assert!(state.post(WAKE), "the first post sends a signal");
+        assert!(!state.post(UNPARK), "a signal is in flight already");
+        // SAFETY: a test on one thread, which owns the word.
+        unsafe {
+            assert!(!state.begin_wait(UNPARK), "the posted unpark ends the park at once");
+            assert!(!state.take_posted(), "the wait took the tokens: the signal finds none");
+            assert!(!state.begin_wait(WAKE), "the posted wake was stored");
+            assert!(state.begin_wait(UNPARK));
+            assert!(state.post(UNPARK), "taken: the next post sends a signal again");
+            assert!(state.take_posted(), "the signal resumes the park");
+            assert!(state.begin_wait(UNPARK), "and hands the token over");
         }
     }
 }

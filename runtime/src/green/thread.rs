@@ -26,14 +26,14 @@
 //! it finished does nothing.
 //!
 //! The word is touched on the thread's own OS thread only (see
-//! `park_state.rs`). A signal from anywhere else, another OS thread or a
-//! context on this one that does not run the thread's scheduler, is a
-//! [`Signal`] in the owner's mailbox, applied to the word when the owner
-//! routes it (`context.rs`): the same `signal` then, one mailbox round
-//! later, so an unpark is still never lost. A signal for a thread that
-//! finished meanwhile does nothing, as above; one for a scheduler that
-//! ended is dropped with the mailbox's other wakes for a gone target
-//! (`reactor/remote.rs`).
+//! `park_state.rs`). A token from anywhere else, another OS thread or a
+//! context on this one that does not run the thread's scheduler, is
+//! posted beside it, and a [`Signal`] in the owner's mailbox has the owner
+//! take it into the word when it routes the mailbox (`context.rs`), or the
+//! thread's next wait takes it first: the same `signal` then, so an unpark
+//! is still never lost. A token for a thread that finished meanwhile does
+//! nothing, as above; a signal for a scheduler that ended is dropped with
+//! the mailbox's other wakes for a gone target (`reactor/remote.rs`).
 
 use std::fmt;
 use std::num::NonZeroU64;
@@ -132,8 +132,9 @@ impl Control {
 
     /// Sets `token` (UNPARK or WAKE); schedules the thread if it is
     /// suspended waiting for that token. From any thread: where the
-    /// thread's scheduler does not run, the token goes to its mailbox as a
-    /// [`Signal`] (module docs).
+    /// thread's scheduler does not run, the token is posted, and the first
+    /// one posted since the owner took them sends it a [`Signal`] (module
+    /// docs).
     ///
     /// It only sets the park word and queues the thread (on this thread's
     /// run queue, or in its scheduler's mailbox): never user code, never a
@@ -150,8 +151,8 @@ impl Control {
             }
             _ => false,
         });
-        if !local {
-            self.mailbox.push(Wake::Green(self.scheduler, Signal::new(self, token)));
+        if !local && self.state.post(token) {
+            self.mailbox.push(Wake::Green(self.scheduler, Signal::new(self)));
         }
     }
 
@@ -163,10 +164,20 @@ impl Control {
     /// `!Sync`), so this is the owner thread (`park_state.rs`).
     #[inline]
     fn apply(&self, scheduler: &Scheduler, token: u8) {
-        debug_assert!(scheduler.id() == self.scheduler, "a signal applied on another scheduler");
+        debug_assert!(scheduler.id() == self.scheduler, "a token applied on another scheduler");
         // SAFETY: this runs on the thread of `scheduler`, the thread's own
         // (the callers check the id), i.e. on the owner thread.
         if unsafe { self.state.signal(token) } {
+            scheduler.schedule(self.key);
+        }
+    }
+
+    /// Takes the posted tokens into the park word and queues the thread on
+    /// `scheduler` if it waited for one; `scheduler` as for `apply`.
+    fn take_posted(&self, scheduler: &Scheduler) {
+        debug_assert!(scheduler.id() == self.scheduler, "a signal applied on another scheduler");
+        // SAFETY: as in `apply`: the owner thread.
+        if unsafe { self.state.take_posted() } {
             scheduler.schedule(self.key);
         }
     }
@@ -194,36 +205,36 @@ impl Control {
     }
 }
 
-/// A token for a green thread, signalled where its scheduler does not run:
-/// the owner's mailbox carries it (`Wake::Green`) and the owner applies it
-/// when it routes the mailbox (see the module docs).
+/// The news, for the owner of a green thread, that tokens were posted for
+/// it where its scheduler does not run: the owner's mailbox carries it
+/// (`Wake::Green`) and the owner takes the tokens when it routes the
+/// mailbox (see the module docs).
 ///
 /// It holds a waker of the thread, i.e. a count of its block, so the
 /// `Control` it names lives until it is applied or dropped, also if the
-/// thread finishes meanwhile: the token then lands on a finished thread
-/// and does nothing. Dropped unapplied (the owner exited), it just gives
+/// thread finishes meanwhile: the tokens then land on a finished thread
+/// and do nothing. Dropped unapplied (the owner exited), it just gives
 /// the count back.
 pub(crate) struct Signal {
     /// A green thread's waker (made by `join::waker_of`), which
     /// `control_of` may read.
     thread: Waker,
-    token: u8,
 }
 
 impl Signal {
-    fn new(control: &Control, token: u8) -> Signal {
-        Signal { thread: super::join::waker_of(control), token }
+    fn new(control: &Control) -> Signal {
+        Signal { thread: super::join::waker_of(control) }
     }
 
-    /// Applies the token on `scheduler`, the thread's (`Context::route`
-    /// finds it by the id that `Wake::Green` carries); if it is another
-    /// one, drops the signal as a wake whose target is gone.
+    /// Takes the thread's posted tokens on `scheduler`, the thread's
+    /// (`Context::route` finds it by the id that `Wake::Green` carries); if
+    /// it is another one, drops the signal as a wake whose target is gone.
     pub(crate) fn apply(self, scheduler: &Scheduler) {
         // SAFETY: `thread` is a green thread's waker (field doc).
         let control = unsafe { control_of(&self.thread) };
         let owner = control.scheduler;
         if owner == scheduler.id() {
-            control.apply(scheduler, self.token);
+            control.take_posted(scheduler);
         } else {
             crate::reactor::drop_wake(Wake::Green(owner, self));
         }
@@ -234,7 +245,7 @@ impl fmt::Debug for Signal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // SAFETY: `thread` is a green thread's waker (field doc).
         let control = unsafe { control_of(&self.thread) };
-        f.debug_struct("Signal").field("thread", &control.id).field("token", &self.token).finish()
+        f.debug_struct("Signal").field("thread", &control.id).finish()
     }
 }
 

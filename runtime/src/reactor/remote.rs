@@ -15,7 +15,7 @@
 //! ```
 //!
 //! Each entry, a [`Wake`], names its target: a green thread (its
-//! scheduler's id and a token for it), a task (its executor's id and the
+//! scheduler's id and a signal for it), a task (its executor's id and the
 //! reference its waker gave up), or a closure to run in the turn
 //! ([`Remote::inject`]: `Shard::spawn`, dumps). The reactor only carries
 //! them; the thread's running context routes green and task entries to the

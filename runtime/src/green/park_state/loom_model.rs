@@ -1,40 +1,39 @@
 //! loom models of the remote path of a green thread's wake (`park_state.rs`,
-//! `thread.rs`): a signal from another thread travels as a message holding
-//! a count of the thread's block, and the owner applies it to the park word
-//! as it drains its mailbox, or drops it if it has exited. The park word is
-//! the real one; the mailbox is a stand-in with the same rule (a lock; a
-//! push to a closed mailbox is dropped by the pusher), since its own model
-//! lives in `reactor/remote/loom_model.rs`.
+//! `thread.rs`): other threads post tokens, the first post since the owner
+//! took them sends a signal that holds a count of the thread's block, and
+//! the owner takes the posted tokens at its waits and when it drains the
+//! signal, or drops the signal if it has exited. The park state is the real
+//! one; the mailbox is a stand-in with the same rule (a lock; a push to a
+//! closed mailbox is dropped by the pusher), since its own model lives in
+//! `reactor/remote/loom_model.rs`.
 
 use std::cell::Cell;
 
+use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::{Arc, Mutex};
 
 use super::{ParkState, UNPARK, WAKE};
 use crate::loom::model;
 
-/// A green thread's block: its park word, reached through counted
+/// A green thread's block: its park state, reached through counted
 /// references as the real `Control` is (the `Arc` stands for the count a
 /// `Signal` holds).
 struct Block {
     state: ParkState,
 }
 
-/// A signal in flight: a count of the block, and the token.
-type Signal = (Arc<Block>, u8);
-
-/// The owner's mailbox; `None` once the owner exited.
-struct Mailbox(Mutex<Option<Vec<Signal>>>);
+/// The owner's mailbox of signals; `None` once the owner exited.
+struct Mailbox(Mutex<Option<Vec<Arc<Block>>>>);
 
 impl Mailbox {
-    fn open() -> Arc<Mailbox> {
-        Arc::new(Mailbox(Mutex::new(Some(Vec::new()))))
-    }
-
-    /// Another thread's `Control::signal`: queue, or drop if the owner is
-    /// gone.
-    fn push(&self, block: &Arc<Block>, token: u8) {
-        let signal = (block.clone(), token);
+    /// Another thread's `Control::signal`: posts `token`, and queues a
+    /// signal if it is the first post since the owner took them (dropped
+    /// if the owner is gone).
+    fn signal(&self, block: &Arc<Block>, token: u8) {
+        if !block.state.post(token) {
+            return;
+        }
+        let signal = block.clone();
         let mut queue = self.0.lock().unwrap();
         match queue.as_mut() {
             Some(queue) => queue.push(signal),
@@ -45,16 +44,16 @@ impl Mailbox {
         }
     }
 
-    /// The owner routes its mailbox: applies each signal to its block and
-    /// counts the resumes it asks for (`Signal::apply`).
+    /// The owner routes its mailbox: takes each signalled block's posted
+    /// tokens and counts the resumes that asks for (`Signal::apply`).
     fn drain(&self, resumes: &Cell<usize>) {
         let signals = match self.0.lock().unwrap().as_mut() {
             Some(queue) => std::mem::take(queue),
             None => Vec::new(),
         };
-        for (block, token) in signals {
+        for block in signals {
             // SAFETY: the model's owner thread is the one draining.
-            if unsafe { block.state.signal(token) } {
+            if unsafe { block.state.take_posted() } {
                 resumes.set(resumes.get() + 1);
             }
         }
@@ -67,27 +66,27 @@ impl Mailbox {
     }
 }
 
-/// The owner's green thread waits for `tokens` until a drained signal
-/// resumes it, draining as the loop does between turns; returns the
-/// number of suspensions. Spins (with yields) while nothing came: a lost
-/// signal hangs, which loom reports.
-fn wait(block: &Block, mailbox: &Mailbox, tokens: u8) -> usize {
+/// The owner's green thread waits for `tokens`, taking posted ones first,
+/// until a drained signal resumes it (draining as the loop does between
+/// turns); returns whether it suspended. Spins (with yields) while nothing
+/// came: a lost token hangs, which loom reports.
+fn wait(block: &Block, mailbox: &Mailbox, tokens: u8) -> bool {
     let resumes = Cell::new(0);
-    // SAFETY: the model's owner thread.
+    // SAFETY: the model's owner thread, as the green thread.
     if !unsafe { block.state.begin_wait(tokens) } {
-        return 0;
+        return false;
     }
     while resumes.get() == 0 {
         mailbox.drain(&resumes);
         loom::thread::yield_now();
     }
     assert_eq!(resumes.get(), 1, "resumed twice for one suspension");
-    1
+    true
 }
 
 /// A new thread block with no token, and the owner's open mailbox.
 fn owner() -> (Arc<Block>, Arc<Mailbox>) {
-    (Arc::new(Block { state: ParkState::new() }), Mailbox::open())
+    (Arc::new(Block { state: ParkState::new() }), Arc::new(Mailbox(Mutex::new(Some(Vec::new())))))
 }
 
 /// Another thread that signals `token` to the owner's thread `block`.
@@ -97,23 +96,27 @@ fn signaller(
     token: u8,
 ) -> loom::thread::JoinHandle<()> {
     let (block, mailbox) = (block.clone(), mailbox.clone());
-    loom::thread::spawn(move || mailbox.push(&block, token))
+    loom::thread::spawn(move || mailbox.signal(&block, token))
 }
 
-/// An unpark from another thread, racing the park: the park suspends (a
-/// remote token reaches the word only through the owner's drain) and the
-/// drained unpark resumes it, exactly once; the signal's count goes back.
+/// Drains what is left, then checks that no signal kept its count.
+fn settle(block: &Arc<Block>, mailbox: &Mailbox) {
+    mailbox.drain(&Cell::new(0));
+    assert_eq!(Arc::strong_count(block), 1, "a signal kept its count");
+}
+
+/// An unpark from another thread, racing the park: taken by the park
+/// (posted before it) or resuming it, exactly once; never lost.
 #[test]
 fn loom_model_a_remote_unpark_is_not_lost() {
     model(|| {
         let (block, mailbox) = owner();
         let unparker = signaller(&block, &mailbox, UNPARK);
-        assert_eq!(wait(&block, &mailbox, UNPARK), 1, "a token reached the word undrained");
+        wait(&block, &mailbox, UNPARK);
         unparker.join().unwrap();
-        mailbox.drain(&Cell::new(0));
+        settle(&block, &mailbox);
         // SAFETY: the model's owner thread.
         assert!(unsafe { block.state.begin_wait(UNPARK) }, "the one unpark was used twice");
-        assert_eq!(Arc::strong_count(&block), 1, "a signal kept its count");
     });
 }
 
@@ -128,12 +131,38 @@ fn loom_model_a_wake_does_not_end_a_park() {
         for signaller in signallers {
             signaller.join().unwrap();
         }
-        mailbox.drain(&Cell::new(0));
+        settle(&block, &mailbox);
         // SAFETY: the model's owner thread.
         unsafe {
             assert!(!block.state.begin_wait(WAKE), "the wake's token was lost");
             assert!(block.state.begin_wait(UNPARK), "the unpark ended the park and was kept");
         }
+    });
+}
+
+/// Two parks, each unparked from another thread once the owner reached
+/// it: the second post, after the owner took the first, must bring its
+/// own signal (or be found by the wait) however the first was taken.
+#[test]
+fn loom_model_a_post_after_a_take_signals_again() {
+    model(|| {
+        let (block, mailbox) = owner();
+        let parks = Arc::new(AtomicUsize::new(0));
+        let unparker = {
+            let (block, mailbox, parks) = (block.clone(), mailbox.clone(), parks.clone());
+            loom::thread::spawn(move || {
+                mailbox.signal(&block, UNPARK);
+                while parks.load(Ordering::Acquire) == 0 {
+                    loom::thread::yield_now();
+                }
+                mailbox.signal(&block, UNPARK);
+            })
+        };
+        wait(&block, &mailbox, UNPARK);
+        parks.store(1, Ordering::Release);
+        wait(&block, &mailbox, UNPARK);
+        unparker.join().unwrap();
+        settle(&block, &mailbox);
     });
 }
 
