@@ -3,7 +3,7 @@
 use std::cell::UnsafeCell;
 use std::future::Future;
 use std::ops::Deref;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
@@ -38,6 +38,17 @@ use crate::reactor::{Reactor, Remote};
 /// });
 /// assert_eq!(value, 7);
 /// ```
+//
+// Always inlined, the OS-thread path kept out of line: a green thread then
+// suspends in its caller's frame. Suspended inside a frame of its own, the
+// thread would return out of that frame after each resume, a return the
+// CPU's return-address stack cannot predict (the switch left the
+// scheduler's addresses there), and its next suspend, a return to the
+// scheduler, would mispredict in turn. Measured on the 2-vCPU EPYC with
+// corosensei alone: a resume and suspend at one depth 4.5 ns, from inside
+// a called function 32 ns; the green channel round trip went from 105 to
+// 85 ns of CPU time.
+#[inline(always)]
 pub fn block_on<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);
     if let Some(waker) = green::current_waker_ref() {
@@ -49,6 +60,13 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
             green::wait_for_wake();
         }
     }
+    block_on_thread(future)
+}
+
+/// [`block_on`] on a plain OS thread (or in a stackless task): drives the
+/// thread's reactor until `future` is ready.
+#[inline(never)]
+fn block_on_thread<F: Future>(mut future: Pin<&mut F>) -> F::Output {
     let reactor = Reactor::current();
     let notify = ThreadNotify::new(reactor.remote().clone(), false);
     let waker = notify.waker();

@@ -494,9 +494,9 @@ impl<'a> Context<'a> {
     /// Queues one wake from another thread (see `route_woken`).
     fn route(&self, wake: Wake) {
         match wake {
-            Wake::Green(id, key) => match self.find(|c| c.green.id() == id) {
-                Some(c) => c.green.schedule(key),
-                None => drop_wake(wake),
+            Wake::Green(id, signal) => match self.find(|c| c.green.id() == id) {
+                Some(c) => signal.apply(&c.green),
+                None => drop_wake(Wake::Green(id, signal)),
             },
             Wake::Task(id, task) => match self.find(|c| c.executor.id() == id) {
                 Some(c) => c.executor.push(task),

@@ -207,3 +207,46 @@ fn a_wake_for_an_outer_loop_is_routed_by_the_inner_one() {
         });
     });
 }
+
+/// A wake from another thread for a green thread that finishes before its
+/// loop routes the wake lands on that finished thread: it is neither
+/// dropped nor passed on to the thread spawned after it (which may take
+/// the finished one's slot), which stays parked.
+#[test]
+fn a_wake_for_a_thread_that_finished_meanwhile_wakes_no_other() {
+    watchdog(|| {
+        let dropped = dropped_wakes();
+        greenloop_runtime::run(|| {
+            let first = green::spawn(green::park);
+            green::yield_now(); // it starts and parks
+            let thread = first.thread();
+            // Queued in this loop's mailbox, not yet routed: this OS thread
+            // is busy in the join below until `first` finished.
+            std::thread::spawn({
+                let thread = thread.clone();
+                move || thread.unpark()
+            })
+            .join()
+            .unwrap();
+            thread.unpark(); // on this thread: `first` runs now
+            first.join().unwrap();
+
+            let woken = Arc::new(AtomicBool::new(false));
+            let second = green::spawn({
+                let woken = woken.clone();
+                move || {
+                    green::park();
+                    woken.store(true, Ordering::Release);
+                }
+            });
+            green::yield_now(); // it starts and parks
+            // This sleep's reactor turn routes the queued wake.
+            green::sleep(Duration::from_millis(1));
+            assert!(!woken.load(Ordering::Acquire), "the finished thread's wake woke another");
+            second.thread().unpark();
+            second.join().unwrap();
+            assert!(woken.load(Ordering::Acquire));
+        });
+        assert_eq!(dropped_wakes(), dropped, "the wake for a live loop was dropped");
+    });
+}

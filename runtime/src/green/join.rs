@@ -32,6 +32,11 @@
 //!    `repr(C)` with the header first in the block and the `Control` first
 //!    in the header, so the data pointer of such a waker points at a valid
 //!    `Header` and `Control` ([`Thread`] relies on this).
+//! 3. A [`Control`] lives only in the header of a block: it is made only
+//!    as the argument of [`Shared::allocate`] (the spawn), which moves it
+//!    there. So a `&Control` points into a live block (whoever lent the
+//!    borrow holds a count for it), and [`waker_of`] may take one more
+//!    count of that block.
 
 use std::any::Any;
 use std::fmt;
@@ -85,6 +90,16 @@ static VTABLE: RawWakerVTable = RawWakerVTable::new(
 /// keep it registered, as they do task wakers (see `sync/spin.rs`).
 pub(crate) fn is_green_waker(waker: &Waker) -> bool {
     ptr::eq(waker.vtable(), &VTABLE)
+}
+
+/// A new waker of the green thread whose control block is `control`: one
+/// more count of its block.
+pub(super) fn waker_of(control: &Control) -> Waker {
+    // SAFETY: `control` is the first field of a live block's header
+    // (invariant 3), whose first field the block is (invariant 2): its
+    // address is the block's, as a waker's data pointer is. `waker_clone`
+    // takes a count for the new waker, which owns it (invariants 1, 2).
+    unsafe { Waker::from_raw(Header::waker_clone(ptr::from_ref(control).cast())) }
 }
 
 impl Header {

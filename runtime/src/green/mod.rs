@@ -90,6 +90,7 @@ pub use join::{Builder, JoinHandle, Result, spawn};
 pub use local::Local;
 pub(crate) use overflow::running_stack;
 pub use scope::{Scope, ScopedJoinHandle, scope};
+pub(crate) use thread::Signal;
 pub use thread::{Thread, ThreadId, current, park, park_timeout, sleep, try_current, yield_now};
 pub use timeout::timeout;
 

@@ -19,11 +19,21 @@
 //!                  else set the token
 //!  wait(token):    token set? consume it, no switch
 //!                  else set the wait bit and suspend; nothing to consume
-//!                  on resume, so a wait costs one atomic operation
+//!                  on resume, so a wait is one read and one write
 //! ```
 //!
 //! A thread is thus queued at most once per suspension, and a wake after
 //! it finished does nothing.
+//!
+//! The word is touched on the thread's own OS thread only (see
+//! `park_state.rs`). A token from anywhere else, another OS thread or a
+//! context on this one that does not run the thread's scheduler, is
+//! posted beside it, and a [`Signal`] in the owner's mailbox has the owner
+//! take it into the word when it routes the mailbox (`context.rs`), or the
+//! thread's next wait takes it first: the same `signal` then, so an unpark
+//! is still never lost. A token for a thread that finished meanwhile does
+//! nothing, as above; a signal for a scheduler that ended is dropped with
+//! the mailbox's other wakes for a gone target (`reactor/remote.rs`).
 
 use std::fmt;
 use std::num::NonZeroU64;
@@ -121,32 +131,54 @@ impl Control {
     }
 
     /// Sets `token` (UNPARK or WAKE); schedules the thread if it is
-    /// suspended waiting for that token.
+    /// suspended waiting for that token. From any thread: where the
+    /// thread's scheduler does not run, the token is posted, and the first
+    /// one posted since the owner took them sends it a [`Signal`] (module
+    /// docs).
     ///
     /// It only sets the park word and queues the thread (on this thread's
-    /// run queue, or on its scheduler's remote queue): never user code,
-    /// never a `sync` primitive. The `sync` primitives wake a green
-    /// thread's waker under their lock ([`is_green_waker`]), which relies
-    /// on this.
+    /// run queue, or in its scheduler's mailbox): never user code, never a
+    /// `sync` primitive. The `sync` primitives wake a green thread's waker
+    /// under their lock ([`is_green_waker`]), which relies on this.
     ///
     /// [`is_green_waker`]: super::is_green_waker
+    #[inline]
     pub(super) fn signal(&self, token: u8) {
-        if self.state.signal(token) {
-            self.schedule();
-        }
-    }
-
-    /// Queues the thread on its scheduler, from any thread.
-    fn schedule(&self) {
-        let queued = Scheduler::with(|s| match s {
+        let local = Scheduler::with(|s| match s {
             Some(s) if s.id() == self.scheduler => {
-                s.schedule(self.key);
+                self.apply(s, token);
                 true
             }
             _ => false,
         });
-        if !queued {
-            self.mailbox.push(Wake::Green(self.scheduler, self.key));
+        if !local && self.state.post(token) {
+            self.mailbox.push(Wake::Green(self.scheduler, Signal::new(self)));
+        }
+    }
+
+    /// Sets `token` on the park word and queues the thread on `scheduler`
+    /// if it waited for it.
+    ///
+    /// `scheduler` must be the thread's (its id is `self.scheduler`): a
+    /// `&Scheduler` is only reached on the OS thread that runs it (it is
+    /// `!Sync`), so this is the owner thread (`park_state.rs`).
+    #[inline]
+    fn apply(&self, scheduler: &Scheduler, token: u8) {
+        debug_assert!(scheduler.id() == self.scheduler, "a token applied on another scheduler");
+        // SAFETY: this runs on the thread of `scheduler`, the thread's own
+        // (the callers check the id), i.e. on the owner thread.
+        if unsafe { self.state.signal(token) } {
+            scheduler.schedule(self.key);
+        }
+    }
+
+    /// Takes the posted tokens into the park word and queues the thread on
+    /// `scheduler` if it waited for one; `scheduler` as for `apply`.
+    fn take_posted(&self, scheduler: &Scheduler) {
+        debug_assert!(scheduler.id() == self.scheduler, "a signal applied on another scheduler");
+        // SAFETY: as in `apply`: the owner thread.
+        if unsafe { self.state.take_posted() } {
+            scheduler.schedule(self.key);
         }
     }
 
@@ -154,15 +186,66 @@ impl Control {
     /// returns `false`; if none is, marks the thread suspended for them and
     /// returns `true`: the caller must suspend. The signal that resumes it
     /// hands its token over with the wake, so there is none to consume then.
+    ///
+    /// For the running thread's own control block only (the scheduler's
+    /// waits), so on the owner thread.
     #[inline]
     pub(super) fn begin_wait(&self, tokens: u8) -> bool {
-        self.state.begin_wait(tokens)
+        // SAFETY: the running green thread waits on its own word: green
+        // threads never leave their OS thread, so this is the owner thread.
+        unsafe { self.state.begin_wait(tokens) }
     }
 
-    /// Consumes `token` if it is set (see `ParkState::forget`).
+    /// Consumes `token` if it is set (see `ParkState::forget`); for the
+    /// running thread's own control block only, as `begin_wait`.
     #[inline]
     pub(super) fn forget(&self, token: u8) {
-        self.state.forget(token);
+        // SAFETY: as in `begin_wait`: the running thread, on its owner thread.
+        unsafe { self.state.forget(token) }
+    }
+}
+
+/// The news, for the owner of a green thread, that tokens were posted for
+/// it where its scheduler does not run: the owner's mailbox carries it
+/// (`Wake::Green`) and the owner takes the tokens when it routes the
+/// mailbox (see the module docs).
+///
+/// It holds a waker of the thread, i.e. a count of its block, so the
+/// `Control` it names lives until it is applied or dropped, also if the
+/// thread finishes meanwhile: the tokens then land on a finished thread
+/// and do nothing. Dropped unapplied (the owner exited), it just gives
+/// the count back.
+pub(crate) struct Signal {
+    /// A green thread's waker (made by `join::waker_of`), which
+    /// `control_of` may read.
+    thread: Waker,
+}
+
+impl Signal {
+    fn new(control: &Control) -> Signal {
+        Signal { thread: super::join::waker_of(control) }
+    }
+
+    /// Takes the thread's posted tokens on `scheduler`, the thread's
+    /// (`Context::route` finds it by the id that `Wake::Green` carries); if
+    /// it is another one, drops the signal as a wake whose target is gone.
+    pub(crate) fn apply(self, scheduler: &Scheduler) {
+        // SAFETY: `thread` is a green thread's waker (field doc).
+        let control = unsafe { control_of(&self.thread) };
+        let owner = control.scheduler;
+        if owner == scheduler.id() {
+            control.take_posted(scheduler);
+        } else {
+            crate::reactor::drop_wake(Wake::Green(owner, self));
+        }
+    }
+}
+
+impl fmt::Debug for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // SAFETY: `thread` is a green thread's waker (field doc).
+        let control = unsafe { control_of(&self.thread) };
+        f.debug_struct("Signal").field("thread", &control.id).finish()
     }
 }
 

@@ -15,7 +15,7 @@
 //! ```
 //!
 //! Each entry, a [`Wake`], names its target: a green thread (its
-//! scheduler's id and slot key), a task (its executor's id and the
+//! scheduler's id and a signal for it), a task (its executor's id and the
 //! reference its waker gave up), or a closure to run in the turn
 //! ([`Remote::inject`]: `Shard::spawn`, dumps). The reactor only carries
 //! them; the thread's running context routes green and task entries to the
@@ -82,8 +82,8 @@ pub trait Inject: Send + Sync {
 
 /// One entry of a reactor's mailbox: what to wake or run on its thread.
 pub(crate) enum Wake {
-    /// The green thread at this slot key of this scheduler.
-    Green(SchedulerId, usize),
+    /// A token for a green thread of this scheduler.
+    Green(SchedulerId, crate::green::Signal),
     /// This task (the queue's reference to it), of this executor.
     Task(ExecutorId, RawTask),
     /// A closure, run inside the reactor turn that drains it.
