@@ -529,11 +529,13 @@ impl Reactor {
         self.timers.borrow_mut().advance(tick, &mut |_, waker| to_wake.push(waker));
 
         let ran = to_wake.len() + to_inject.len();
-        for waker in to_wake.drain(..) {
-            waker.wake();
-        }
-        for item in to_inject.drain(..) {
-            item.run();
+        if ran != 0 {
+            for waker in to_wake.drain(..) {
+                waker.wake();
+            }
+            for item in to_inject.drain(..) {
+                item.run();
+            }
         }
         *self.to_wake.borrow_mut() = to_wake;
         *self.to_inject.borrow_mut() = to_inject;
