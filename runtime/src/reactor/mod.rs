@@ -494,7 +494,7 @@ impl Reactor {
     /// waiter that became ready, fires due timers and runs remote
     /// injections. Returns how many wakers and injections ran.
     ///
-    /// A turn reads the clock once: after `epoll_wait`, for the timers and
+    /// A turn reads the clock once: after its wait, for the timers and
     /// [`turn_time`](Reactor::turn_time); or, with timers armed, before it,
     /// to bound its wait, and again after only if it may have blocked.
     ///
