@@ -5,7 +5,7 @@
 //! runtime between two `block_on`s, whose wake must be kept.
 
 use std::future::poll_fn;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Poll, Waker};
 use std::time::Duration;
@@ -248,5 +248,63 @@ fn a_wake_for_a_thread_that_finished_meanwhile_wakes_no_other() {
             assert!(woken.load(Ordering::Acquire));
         });
         assert_eq!(dropped_wakes(), dropped, "the wake for a live loop was dropped");
+    });
+}
+
+/// Round trips that each cross threads: a green thread parks until the
+/// helper OS thread rings its round, and the helper rings a round only
+/// once the green thread armed it, so the unparks mostly find the loop
+/// asleep. Returns the rounds completed.
+fn ring_rounds(rounds: u64) -> u64 {
+    let (armed, rung) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let me = green::current();
+    let helper = std::thread::spawn({
+        let (armed, rung) = (armed.clone(), rung.clone());
+        move || {
+            for round in 1..=rounds {
+                while armed.load(Ordering::Acquire) < round {
+                    std::thread::yield_now();
+                }
+                rung.store(round, Ordering::Release);
+                me.unpark();
+            }
+        }
+    });
+    let mut completed = 0;
+    for round in 1..=rounds {
+        armed.store(round, Ordering::Release);
+        while rung.load(Ordering::Acquire) < round {
+            green::park();
+        }
+        completed += 1;
+    }
+    helper.join().unwrap();
+    completed
+}
+
+/// Wakes from another OS thread end both sleeps of a loop: the futex it
+/// sleeps on while no I/O is registered, and `epoll_wait` while a socket
+/// is. A lost wake leaves the green thread parked, and the watchdog fails
+/// the test.
+#[test]
+fn remote_wakes_end_the_futex_sleep_and_the_epoll_sleep() {
+    const ROUNDS: u64 = 2_000;
+    watchdog(|| {
+        let remote = Reactor::current().remote().clone();
+        let sent = remote.wakes_sent();
+        let futex_rounds = greenloop_runtime::run(|| ring_rounds(ROUNDS));
+        assert_eq!(futex_rounds, ROUNDS);
+
+        let epoll_rounds = greenloop_runtime::run(|| {
+            let reactor = Reactor::current();
+            let (mut socket, _peer) = mio::net::UnixStream::pair().unwrap();
+            let key = reactor.register(&mut socket).unwrap();
+            assert_eq!(reactor.io_count(), 1);
+            let completed = ring_rounds(ROUNDS);
+            reactor.deregister(key, &mut socket).unwrap();
+            completed
+        });
+        assert_eq!(epoll_rounds, ROUNDS);
+        assert!(remote.wakes_sent() > sent, "no wake from the helper reached the mailbox");
     });
 }

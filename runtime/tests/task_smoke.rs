@@ -122,6 +122,13 @@ fn green_and_stackless_join_each_other() {
         let from_green =
             rt.block_on(async move { task::spawn(green_handle).await.unwrap().unwrap() });
         awaited.send(()).unwrap();
+        // `t` runs on this runtime, and `g` may finish before it: keep the
+        // runtime going until B, whose green thread waits for `t`, is done.
+        rt.block_on(async {
+            while !b.is_finished() {
+                time::sleep(Duration::from_millis(1)).await;
+            }
+        });
         assert_eq!(from_green, 7);
         assert_eq!(b.join().unwrap(), 11);
     });

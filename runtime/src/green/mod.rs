@@ -46,7 +46,7 @@
 //! * Every green thread has a `Send + Sync` [`Waker`] that
 //!   unparks it: timers, sockets, channels and foreign OS threads all wake it
 //!   the same way. A wake from another OS thread goes through the
-//!   reactor's mailbox and its `eventfd`.
+//!   reactor's mailbox, which wakes the loop if it sleeps.
 //! * The scheduler is the green half of the thread's loop (see
 //!   [`crate::Runtime`]): tasks run beside green threads, in every entry
 //!   point, so a green thread can spawn and wait for tasks and back.

@@ -10,9 +10,12 @@
 //! ```text
 //!            Reactor::turn(timeout)
 //!  ┌──────────────────────────────────────────────────────┐
-//!  │ epoll_wait(min(timeout, next timer)), to the µs      │
-//!  │   token = WAKE   -> take the mailbox (remote.rs)      │
-//!  │   token = k      -> io[k]: set readiness, take waker │
+//!  │ sleep for min(timeout, next timer), unless notified: │
+//!  │   no I/O registered -> on the state word's futex     │
+//!  │   else epoll_wait   -> io[k]: set readiness, take    │
+//!  │                        waker (token k)               │
+//!  │   (each to the µs, not rounded up to a ms: wait.rs)  │
+//!  │ notified? -> take the mailbox (remote.rs)            │
 //!  │ wheel.advance(now) -> take timer wakers              │
 //!  │ wake everything taken (no borrow held while waking), │
 //!  │ run the injected closures, keep the green and task   │
@@ -20,10 +23,18 @@
 //!  └──────────────────────────────────────────────────────┘
 //! ```
 //!
+//! A reactor with no I/O registered has nothing for `epoll_wait` to
+//! report but its own eventfd, so it sleeps on a futex instead, which
+//! costs its wakers and itself less (a futex wake and wait against an
+//! `eventfd` write and `epoll_wait`), and a turn that does not sleep then
+//! makes no system call. Registrations are made on the owner thread only,
+//! so none appears while it sleeps there; where the system has no futex,
+//! it sleeps in `epoll_wait` always.
+//!
 //! The reactor lives in a thread-local and is created on first use
 //! ([`Reactor::current`]). It is single-threaded (`!Send`); other threads
-//! reach it only through its [`Remote`] handle: its `eventfd` interrupts
-//! `epoll_wait`, and its mailbox carries wakes of green threads and tasks,
+//! reach it only through its [`Remote`] handle: the wake it sends ends the
+//! owner's sleep, and its mailbox carries wakes of green threads and tasks,
 //! which the thread's context routes to their run queues (see
 //! `context.rs`), and closures injected by
 //! [`Shard::spawn`](crate::shard::Shard::spawn), run inside the turn.
@@ -36,6 +47,7 @@ pub(crate) mod wheel;
 
 pub use crate::id::ReactorId;
 pub use io::{Direction, IoKey, ReadyEvent};
+use remote::Sleep;
 pub use remote::{Inject, Remote, dropped_wakes};
 pub(crate) use remote::{MailboxRef, Wake, drop_wake};
 
@@ -82,6 +94,9 @@ pub struct Reactor {
     /// Number of completed turns, used to date readiness (see `io`).
     turns: Cell<u64>,
     remote: Arc<Remote>,
+    /// Whether the owner may sleep on the futex when no I/O is registered:
+    /// cleared for good once a futex sleep failed (no futex here).
+    futex: Cell<bool>,
     /// Reused buffers, so a turn does not allocate in steady state.
     to_wake: RefCell<Vec<Waker>>,
     to_inject: RefCell<Vec<Arc<dyn Inject>>>,
@@ -118,6 +133,7 @@ impl Reactor {
             turn_time: Cell::new(start),
             turns: Cell::new(0),
             remote: Remote::new(waker, id),
+            futex: Cell::new(true),
             to_wake: RefCell::new(Vec::new()),
             to_inject: RefCell::new(Vec::new()),
             woken: RefCell::new(Vec::new()),
@@ -409,9 +425,13 @@ impl Reactor {
 
     // ----- remote wakes ----------------------------------------------------
 
-    /// Takes the mailbox: green and task wakes to the `woken` list, and
-    /// closures, if any came, from there to `to_inject`.
+    /// Takes the mailbox, if a notification came: green and task wakes to
+    /// the `woken` list, and closures, if any came, from there to
+    /// `to_inject`.
     fn take_mailbox(&self, to_inject: &mut Vec<Arc<dyn Inject>>) {
+        if !self.remote.resume() {
+            return;
+        }
         let mut woken = self.woken.borrow_mut();
         if !self.remote.drain_into(&mut woken) {
             return;
@@ -477,9 +497,13 @@ impl Reactor {
     /// waiter that became ready, fires due timers and runs remote
     /// injections. Returns how many wakers and injections ran.
     ///
-    /// A turn reads the clock once: after `epoll_wait`, for the timers and
+    /// A turn reads the clock once: after its wait, for the timers and
     /// [`turn_time`](Reactor::turn_time); or, with timers armed, before it,
     /// to bound its wait, and again after only if it may have blocked.
+    ///
+    /// The thread sleeps only if no other thread notified it since its
+    /// last turn (see `remote.rs`), and with no I/O registered it sleeps on
+    /// a futex (module docs).
     ///
     /// # Errors
     ///
@@ -496,24 +520,8 @@ impl Reactor {
         let tick = self.turns.get().wrapping_add(1);
         self.turns.set(tick);
 
-        let polled = {
-            let mut events = self.events.borrow_mut();
-            match wait::wait(&mut self.poll.borrow_mut(), &mut events, Wait::bounded_by(timeout)) {
-                Ok(()) => {
-                    let mut io = self.io.borrow_mut();
-                    for event in events.iter() {
-                        if event.token() == WAKE_TOKEN {
-                            self.take_mailbox(&mut to_inject);
-                        } else if let Some(state) = io.get_mut(event.token().0) {
-                            state.on_event(event, tick, &mut to_wake);
-                        }
-                    }
-                    Ok(())
-                }
-                Err(e) if e.kind() == stdio::ErrorKind::Interrupted => Ok(()),
-                Err(e) => Err(e),
-            }
-        };
+        let polled = self.wait(timeout, tick, &mut to_wake);
+        self.take_mailbox(&mut to_inject);
 
         let now = match before {
             Some(now) if timeout == Some(Duration::ZERO) => now,
@@ -524,15 +532,58 @@ impl Reactor {
         self.timers.borrow_mut().advance(tick, &mut |_, waker| to_wake.push(waker));
 
         let ran = to_wake.len() + to_inject.len();
-        for waker in to_wake.drain(..) {
-            waker.wake();
-        }
-        for item in to_inject.drain(..) {
-            item.run();
+        if ran != 0 {
+            for waker in to_wake.drain(..) {
+                waker.wake();
+            }
+            for item in to_inject.drain(..) {
+                item.run();
+            }
         }
         *self.to_wake.borrow_mut() = to_wake;
         *self.to_inject.borrow_mut() = to_inject;
         polled.map(|()| ran)
+    }
+
+    /// The waiting part of a turn: sleeps for at most `timeout` unless
+    /// notified (`Some(ZERO)`: never), on the futex if no I/O is
+    /// registered, else in `epoll_wait`, whose readiness it records (dated
+    /// `tick`) and whose wakers it adds to `to_wake`.
+    fn wait(
+        &self,
+        timeout: Option<Duration>,
+        tick: u64,
+        to_wake: &mut Vec<Waker>,
+    ) -> stdio::Result<()> {
+        let sleeps = timeout != Some(Duration::ZERO);
+        if self.io.borrow().len() == 0 && self.futex.get() {
+            if sleeps && self.remote.sleep(Sleep::Futex) && self.remote.wait(timeout).is_err() {
+                self.futex.set(false);
+            }
+            return Ok(());
+        }
+        let timeout = match sleeps && self.remote.sleep(Sleep::Epoll) {
+            true => timeout,
+            false => Some(Duration::ZERO),
+        };
+        let mut events = self.events.borrow_mut();
+        match wait::epoll(&mut self.poll.borrow_mut(), &mut events, Wait::bounded_by(timeout)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == stdio::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let mut io = self.io.borrow_mut();
+        for event in events.iter() {
+            // The eventfd (`WAKE_TOKEN`) only ends the sleep: the state
+            // word says whether a notification came (`take_mailbox`).
+            if event.token() == WAKE_TOKEN {
+                continue;
+            }
+            if let Some(state) = io.get_mut(event.token().0) {
+                state.on_event(event, tick, to_wake);
+            }
+        }
+        Ok(())
     }
 }
 

@@ -1,17 +1,17 @@
 //! The remote wake path: the one queue through which other OS threads hand
-//! work to a reactor's thread, and the `eventfd` that interrupts its
-//! `epoll_wait`.
+//! work to a reactor's thread, and the wake that ends its sleep.
 //!
 //! ```text
 //!  foreign thread                          owner thread
 //!  ──────────────                          ────────────
 //!  Mailbox::push(owner, wake):             Reactor::turn()
-//!    lock; owner gone? drop wake             epoll_wait returns (WAKE_TOKEN)
-//!    queue wake                              Remote::drain_into: notified = false,
-//!    first since the last drain?               take the queue
-//!      (notified.swap(true) == false)         Run(f)      -> f.run(), in the turn
-//!  unlock                                     Green, Task -> kept for the context,
-//!  first? eventfd write ───────────────────▶                 which routes them
+//!    lock; owner gone? drop wake             sleeps (epoll_wait or futex) unless
+//!    queue wake                                notified, or polls without sleeping
+//!    state.notify(): what did it find?       state.resume() == notified?
+//!  unlock                                      Remote::drain_into: take the queue
+//!  owner asleep? ──────────────────────────▶  Run(f)      -> f.run(), in the turn
+//!    eventfd write, or futex wake             Green, Task -> kept for the context,
+//!                                                            which routes them
 //! ```
 //!
 //! Each entry, a [`Wake`], names its target: a green thread (its
@@ -19,9 +19,16 @@
 //! reference its waker gave up), or a closure to run in the turn
 //! ([`Remote::inject`]: `Shard::spawn`, dumps). The reactor only carries
 //! them; the thread's running context routes green and task entries to the
-//! run queue they name (`context.rs`). `notified` coalesces a burst of
-//! pushes into one `eventfd` write: only the first push after a drain pays
-//! for the syscall, and [`Remote::wakes_sent`] counts those writes.
+//! run queue they name (`context.rs`).
+//!
+//! The owner's state word (`remote/owner.rs`) says whether a push must
+//! wake the owner, and how. Only the first push after a drain looks
+//! further, and [`Remote::wakes_sent`] counts those: it makes a system
+//! call only if the owner sleeps, an `eventfd` write if it sleeps in
+//! `epoll_wait`, a futex wake if it sleeps on the word, which it does
+//! when its reactor watches no I/O (a futex sleep and wake cost less than
+//! `epoll_wait` and an `eventfd` write). A push while the owner runs
+//! makes none: the owner reads the word at every turn.
 //!
 //! A wake woken on the owner thread while its scheduler or executor runs
 //! there never comes here: it is a push on the local run queue.
@@ -58,16 +65,20 @@
 //! clones no `Arc`, and the memory kept is one mailbox per reactor that
 //! ever lived at the same time as others.
 
-use std::fmt;
 use std::sync::{Arc, PoisonError};
+use std::time::Duration;
+use std::{fmt, io};
 
 use super::ReactorId;
 use crate::id::{ExecutorId, SchedulerId};
-use crate::loom::{AtomicBool, AtomicU64, Mutex, MutexGuard, Ordering};
+use crate::loom::{AtomicU64, Mutex, MutexGuard, Ordering};
 use crate::task::RawTask;
+pub(crate) use owner::Sleep;
+use owner::{Found, OwnerState};
 
 #[cfg(all(test, loom))]
 mod loom_model;
+mod owner;
 
 /// Work a foreign thread hands to the owner of a reactor, run there by
 /// [`Reactor::turn`](super::Reactor::turn).
@@ -90,16 +101,18 @@ pub(crate) enum Wake {
     Run(Arc<dyn Inject>),
 }
 
-/// The part of a reactor that other threads may touch: its mailbox and the
-/// `mio::Waker` that interrupts `epoll_wait`.
+/// The part of a reactor that other threads may touch: its mailbox, its
+/// owner's state word (a futex), and the `mio::Waker` that interrupts
+/// `epoll_wait`.
 pub struct Remote {
     mailbox: &'static Mailbox,
-    /// Set by the first push or notify after a drain: later ones skip the
-    /// `eventfd` write.
-    notified: AtomicBool,
+    /// Whether the owner runs, is notified, or sleeps, and where (see
+    /// `remote/owner.rs`).
+    state: OwnerState,
     waker: mio::Waker,
-    /// `eventfd` writes made by `notify`, for tests and the lab.
-    writes: AtomicU64,
+    /// Notifications: pushes and notifies that found none pending, for
+    /// tests and the lab.
+    notifications: AtomicU64,
     /// Unique id of the owning reactor (see [`Reactor::id`](super::Reactor::id)).
     id: ReactorId,
 }
@@ -162,9 +175,9 @@ impl Remote {
     fn with_mailbox(mailbox: &'static Mailbox, waker: mio::Waker, id: ReactorId) -> Arc<Remote> {
         let remote = Arc::new(Remote {
             mailbox,
-            notified: AtomicBool::new(false),
+            state: OwnerState::new(),
             waker,
-            writes: AtomicU64::new(0),
+            notifications: AtomicU64::new(0),
             id,
         });
         mailbox.open(id, remote.clone());
@@ -187,31 +200,70 @@ impl Remote {
         self.mailbox().push(Wake::Run(item));
     }
 
-    /// Interrupts the owner's `epoll_wait` (at most one write per drain).
+    /// Makes the owner's next (or current) reactor turn return: wakes the
+    /// owner if it sleeps, at most once per drain of its mailbox.
     pub fn notify(&self) {
-        if !self.notified.swap(true, Ordering::AcqRel) {
-            self.write();
+        if let Found::Asleep(how) = self.note(self.state.notify()) {
+            self.wake(how);
         }
     }
 
-    /// Writes the owner's `eventfd`.
-    fn write(&self) {
-        self.writes.fetch_add(1, Ordering::Relaxed);
-        // A failed wake means the owner's epoll instance is gone: the
-        // owner has exited and nobody is left to wake.
-        let _ = self.waker.wake();
+    /// Counts a notification that found none pending; returns `found`.
+    #[inline]
+    fn note(&self, found: Found) -> Found {
+        if found != Found::Notified {
+            self.notifications.fetch_add(1, Ordering::Relaxed);
+        }
+        found
     }
 
-    /// How many times [`notify`](Remote::notify) wrote the owner's
-    /// `eventfd`: the syscalls that cross-thread wakes cost this reactor.
+    /// Ends the owner's sleep in `how`.
+    fn wake(&self, how: Sleep) {
+        match how {
+            Sleep::Futex => self.state.wake(),
+            // A failed write means the owner's epoll instance is gone: the
+            // owner has exited and nobody is left to wake.
+            Sleep::Epoll => drop(self.waker.wake()),
+        }
+    }
+
+    /// How many notifications reached the owner: the pushes and
+    /// [`notify`](Remote::notify) calls that found none pending since its
+    /// last drain. Each costs at most one system call (an `eventfd` write
+    /// or a futex wake), and none if the owner was running.
     pub fn wakes_sent(&self) -> u64 {
-        self.writes.load(Ordering::Relaxed)
+        self.notifications.load(Ordering::Relaxed)
     }
 
-    /// Takes the queued wakes into `out` (owner side); re-arms `notify`.
-    /// Returns whether a closure (`Wake::Run`) came with them.
+    /// Owner side: announces a sleep in `how`; `false` if a notification
+    /// is pending, and then the owner must not sleep (see
+    /// `remote/owner.rs`).
+    #[inline]
+    pub(super) fn sleep(&self, how: Sleep) -> bool {
+        self.state.sleep(how)
+    }
+
+    /// Owner side, after [`sleep`](Remote::sleep)`(Sleep::Futex)`: sleeps
+    /// on the state word until woken or `timeout` passes.
+    ///
+    /// # Errors
+    ///
+    /// When the system has no futex (the call returned at once).
+    pub(super) fn wait(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.state.wait(timeout)
+    }
+
+    /// Owner side, at every turn: back to running; `true` if notified,
+    /// and then the owner drains the mailbox ([`drain_into`](Remote::drain_into)).
+    #[inline]
+    pub(super) fn resume(&self) -> bool {
+        self.state.resume()
+    }
+
+    /// Takes the queued wakes into `out` (owner side, after
+    /// [`resume`](Remote::resume) reported a notification). Returns whether
+    /// a closure (`Wake::Run`) came with them.
     pub(crate) fn drain_into(&self, out: &mut Vec<Wake>) -> bool {
-        self.notified.store(false, Ordering::Release);
         let mut inner = self.mailbox.lock();
         if out.is_empty() {
             std::mem::swap(out, &mut inner.wakes); // buffers go round, no copy
@@ -257,22 +309,25 @@ impl Mailbox {
     /// Queues `wake` for `owner` and wakes its thread, unless `owner` no
     /// longer owns the mailbox: then drops it (module docs).
     fn push(&self, owner: ReactorId, wake: Wake) {
-        let mut inner = self.lock();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
         let Some(remote) = inner.remote.as_ref().filter(|_| inner.owner == Some(owner)) else {
-            drop(inner);
+            drop(guard);
             drop_wake(wake);
             return;
         };
-        // Only the first push after a drain writes the eventfd; it clones
-        // the `Remote` to write after unlocking (the owner may close the
-        // mailbox meanwhile).
-        let first = !remote.notified.swap(true, Ordering::AcqRel);
-        let remote = first.then(|| remote.clone());
         inner.runs |= matches!(wake, Wake::Run(_));
         inner.wakes.push(wake);
-        drop(inner);
-        if let Some(remote) = remote {
-            remote.write();
+        // Queued first, then notified (see `remote/owner.rs`). Only a push
+        // that finds the owner asleep wakes it, after unlocking, through a
+        // clone of the `Remote` (the owner may close the mailbox meanwhile).
+        let asleep = match remote.note(remote.state.notify()) {
+            Found::Asleep(how) => Some((remote.clone(), how)),
+            Found::Running | Found::Notified => None,
+        };
+        drop(guard);
+        if let Some((remote, how)) = asleep {
+            remote.wake(how);
         }
     }
 }
@@ -288,7 +343,7 @@ impl fmt::Debug for Remote {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Remote")
             .field("id", &self.id)
-            .field("notified", &self.notified.load(Ordering::Relaxed))
+            .field("state", &self.state)
             .finish_non_exhaustive()
     }
 }

@@ -1,5 +1,6 @@
-//! How long a turn blocks: `epoll_wait` to the microsecond, not rounded up
-//! to the millisecond.
+//! How a turn blocks in `epoll_wait`: to the microsecond, not rounded up
+//! to the millisecond. (A loop with no I/O registered sleeps on its futex
+//! instead, whose timeout is exact already: `remote/owner.rs`.)
 //!
 //! `epoll_wait` takes whole milliseconds and mio rounds a timeout up, so a
 //! turn bounded by a timer 0.3 ms away would sleep a full millisecond, and
@@ -14,9 +15,9 @@
 //!   nanoseconds. If it times out there is nothing to fetch; if it reports
 //!   readiness, `epoll_wait` fetches the events without blocking.
 //!
-//! A wait of whole milliseconds, zero or none is one `epoll_wait`, as
-//! before: the split costs a second system call only on waits that end on
-//! a timer's sub-millisecond deadline.
+//! A wait of whole milliseconds, zero or none is one `epoll_wait`: the
+//! split costs a second system call only on waits that end on a timer's
+//! sub-millisecond deadline.
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -51,7 +52,7 @@ impl Wait {
 }
 
 /// Blocks for `wait`, then fetches the pending events into `events`.
-pub(super) fn wait(poll: &mut mio::Poll, events: &mut mio::Events, wait: Wait) -> io::Result<()> {
+pub(super) fn epoll(poll: &mut mio::Poll, events: &mut mio::Events, wait: Wait) -> io::Result<()> {
     match wait {
         Wait::Epoll(timeout) => poll.poll(events, timeout),
         Wait::Precise(timeout) => {
@@ -104,11 +105,11 @@ mod tests {
     fn a_precise_wait_times_out_empty_and_wakes_on_an_event() {
         let mut poll = mio::Poll::new().unwrap();
         let mut events = mio::Events::with_capacity(8);
-        wait(&mut poll, &mut events, Wait::Precise(Duration::from_micros(200))).unwrap();
+        epoll(&mut poll, &mut events, Wait::Precise(Duration::from_micros(200))).unwrap();
         assert!(events.is_empty());
         let waker = mio::Waker::new(poll.registry(), mio::Token(7)).unwrap();
         waker.wake().unwrap();
-        wait(&mut poll, &mut events, Wait::Precise(Duration::from_micros(200))).unwrap();
+        epoll(&mut poll, &mut events, Wait::Precise(Duration::from_micros(200))).unwrap();
         let tokens: Vec<_> = events.iter().map(|e| e.token()).collect();
         assert_eq!(tokens, [mio::Token(7)]);
     }

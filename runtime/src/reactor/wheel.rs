@@ -246,6 +246,12 @@ impl<T> Wheel<T> {
     /// with a deadline `<= elapsed()` still fire.
     pub(crate) fn advance(&mut self, now: u64, fire: &mut impl FnMut(TimerKey, T)) {
         let now = now.max(self.elapsed);
+        if self.len == 0 {
+            // No timer in any list: only the clock moves (a loop woken
+            // with no timers armed pays no walk of the levels).
+            self.elapsed = now;
+            return;
+        }
         let due = self.take(DUE);
         self.collect(due, now);
         while let Some((when, list)) = self.next_expiration().filter(|&(when, _)| when <= now) {
