@@ -142,14 +142,23 @@ fn a_full_queue_fails_try_spawn_and_makes_spawn_wait() {
     });
 }
 
+/// A pool of one thread, busy until the sender is used, with its queue of
+/// one job full; the handle of the busy job.
+fn full_pool()
+-> (Pool, std::sync::mpsc::Sender<()>, greenloop_runtime::blocking::BlockingHandle<()>) {
+    let pool = Pool::bounded(1, Duration::from_secs(10), 1);
+    let (open_gate, gate) = std::sync::mpsc::channel::<()>();
+    let busy = pool.try_spawn(move || gate.recv().unwrap()).unwrap();
+    wait_for_stats(&pool, |s| s.threads == 1 && s.queued == 0);
+    drop(pool.try_spawn(|| ()).unwrap());
+    assert_eq!(pool.stats().queued, 1);
+    (pool, open_gate, busy)
+}
+
 #[test]
 fn spawn_async_waits_for_room_without_blocking_the_executor() {
     watchdog(LIMIT, || {
-        let pool = Pool::bounded(1, Duration::from_secs(10), 1);
-        let (open_gate, gate) = std::sync::mpsc::channel::<()>();
-        let busy = pool.try_spawn(move || gate.recv().unwrap()).unwrap();
-        wait_for_stats(&pool, |s| s.threads == 1 && s.queued == 0);
-        let _filler = pool.try_spawn(|| 0).unwrap();
+        let (pool, open_gate, busy) = full_pool();
         let rt = greenloop_runtime::task::Runtime::new().unwrap();
         let (result, turns) = rt.block_on(async {
             let waiting = greenloop_runtime::task::spawn_local({
@@ -191,11 +200,7 @@ fn a_dropped_waiting_spawn_leaves_the_line_and_passes_on_its_wake() {
     use std::task::{Context, Poll, Waker};
 
     watchdog(LIMIT, || {
-        let pool = Pool::bounded(1, Duration::from_secs(10), 1);
-        let (open_gate, gate) = std::sync::mpsc::channel::<()>();
-        let busy = pool.try_spawn(move || gate.recv().unwrap()).unwrap();
-        wait_for_stats(&pool, |s| s.threads == 1 && s.queued == 0);
-        let _filler = pool.try_spawn(|| 0).unwrap();
+        let (pool, open_gate, busy) = full_pool();
         let wakes: Vec<_> = (0..3).map(|_| Arc::new(CountWakes(0.into()))).collect();
         let mut spawns: Vec<_> =
             (0..3).map(|i| Some(Box::pin(pool.spawn_async(move || i)))).collect();
