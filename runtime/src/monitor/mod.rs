@@ -15,7 +15,8 @@
 //!                                                        with the final duration
 //! ```
 //!
-//! A loop waiting in `epoll_wait` publishes `Idle`: it is not blocked.
+//! A loop asleep in its reactor (in `epoll_wait`, or on its futex when no I/O
+//! is registered) publishes `Idle`: it is not blocked.
 //!
 //! Each episode is one [`Episode`] value at its start and one at its end.
 //! A callback installed with [`set_callback`] receives both; stderr gets a

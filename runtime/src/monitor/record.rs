@@ -2,7 +2,7 @@
 //! runs, and a counter of units run.
 //!
 //! The loop writes its [`LoopRecord`] at the start of every resume or poll
-//! and around its blocking `epoll_wait`; the monitor thread copies it out
+//! and around its reactor's blocking wait; the monitor thread copies it out
 //! as a seqlock reader, so a copy it keeps is never torn. The loop is generic
 //! over [`Watch`]: unmonitored, the hooks are empty functions and the loop
 //! compiles to what it was without a monitor (no atomic, no branch).
@@ -36,7 +36,8 @@ pub enum Culprit {
     Main,
     /// The loop itself, between units (reactor turn, queue drains).
     Loop,
-    /// Waiting in `epoll_wait` with nothing runnable: not blocked.
+    /// Asleep in the reactor (`epoll_wait` or its futex) with nothing
+    /// runnable: not blocked.
     Idle,
 }
 
@@ -161,9 +162,9 @@ pub(crate) trait Watch {
     fn task(&self, id: u64, site: &'static Location<'static>);
     /// The main future is about to be polled.
     fn main(&self);
-    /// The loop is about to wait in `epoll_wait` until an event.
+    /// The loop is about to sleep in its reactor until an event or a wake.
     fn idle(&self);
-    /// The loop's own work (after `epoll_wait` returned).
+    /// The loop's own work (after the reactor's wait returned).
     fn busy(&self);
     /// Whether the hooks record anything (so callers skip their lookups).
     const ON: bool;
