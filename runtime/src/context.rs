@@ -88,7 +88,7 @@ use std::{fmt, io, panic, ptr};
 
 use crate::block_on::ThreadNotify;
 use crate::green::Config;
-use crate::green::scheduler::{NONE, Scheduler, Switch};
+use crate::green::scheduler::{NONE, Resumed, Scheduler, Switch};
 use crate::monitor::{self, Watch};
 use crate::reactor::{Reactor, Wake, drop_wake};
 use crate::task::Executor;
@@ -425,17 +425,24 @@ impl<'a> Context<'a> {
     /// optimised on its own, as a loop of its own.
     #[inline(never)]
     fn run_green_batch<W: Watch>(&self, main_key: usize, watch: &W) -> io::Result<bool> {
-        let green = &self.green;
+        let mut green = &self.green;
         for _ in 0..BUDGET {
-            let Some(key) = green.pop() else { break };
+            let Some(thread) = green.pop() else { break };
             if self.tick() {
                 self.turn(Some(Duration::ZERO))?;
             }
             if W::ON {
-                green.identify(key, |id, name, site| watch.green(id, name, site));
+                green.identify(thread, |id, name, site| watch.green(id, name, site));
             }
-            if green.resume(key, main_key) {
-                return Ok(true);
+            match green.resume(thread, main_key) {
+                // The same scheduler, reached without a reload from this
+                // frame (see `Resumed::Suspended`).
+                Resumed::Suspended(scheduler) => {
+                    debug_assert!(ptr::eq(scheduler, &self.green));
+                    green = scheduler;
+                }
+                Resumed::Finished { main: true } => return Ok(true),
+                Resumed::Finished { main: false } => {}
             }
         }
         Ok(false)

@@ -1,4 +1,7 @@
-//! The green run queue: a FIFO of thread keys in a power-of-two ring.
+//! The green run queue: a FIFO of runnable green threads in a power-of-two
+//! ring. The scheduler queues each thread as a pointer to its coroutine
+//! box (`scheduler.rs`); the queue itself only copies values of a `Copy`
+//! type (keys, in the tests below).
 //!
 //! ```text
 //!   slots  [ .  .  7  3  9  .  .  . ]    8 slots, mask 7
@@ -9,7 +12,7 @@
 //!
 //! A pop reads `slots[head & mask]` and counts `head` up; a push writes
 //! `slots[tail & mask]` and counts `tail` up; `tail - head` is the length.
-//! A push into a full ring first moves the keys, in order, into a ring of
+//! A push into a full ring first moves the entries, in order, into a ring of
 //! twice the size (at least [`MIN_SLOTS`]); the ring never shrinks, so a
 //! scheduler's queue settles at its largest backlog and then never
 //! allocates. Each of pop and push is a handful of plain loads and stores:
@@ -20,7 +23,7 @@
 //! # Unsafe invariants
 //!
 //! The ring is empty or holds a power of two of slots, and `tail - head`
-//! never exceeds their number, so a queue that holds a key (or has room
+//! never exceeds their number, so a queue that holds an entry (or has room
 //! for one) has slots, and a count masked by their number less one is an
 //! index into them: `pop` and `push` index without a bounds check.
 //!
@@ -39,88 +42,88 @@ use std::fmt;
 /// Slots of the first ring a push makes.
 const MIN_SLOTS: usize = 64;
 
-/// A FIFO of green thread keys (module docs).
-pub(super) struct RunQueue {
+/// A FIFO of runnable green threads (module docs).
+pub(super) struct RunQueue<T: Copy> {
     /// The ring: empty, or a power of two of slots (module invariants).
-    slots: UnsafeCell<Box<[Cell<usize>]>>,
+    slots: UnsafeCell<Box<[Cell<T>]>>,
     /// Pops so far, wrapping.
     head: Cell<usize>,
     /// Pushes so far, wrapping.
     tail: Cell<usize>,
 }
 
-impl RunQueue {
+impl<T: Copy> RunQueue<T> {
     /// An empty queue; its first push allocates.
-    pub(super) fn new() -> RunQueue {
+    pub(super) fn new() -> RunQueue<T> {
         RunQueue { slots: UnsafeCell::new(Box::new([])), head: Cell::new(0), tail: Cell::new(0) }
     }
 
     /// The ring's slots; the reference must be dropped before anything
     /// that could call [`RunQueue::grow`] (module invariants).
     #[inline(always)]
-    fn slots(&self) -> &[Cell<usize>] {
+    fn slots(&self) -> &[Cell<T>] {
         // SAFETY: only `grow` writes the box, and no reference from here
         // lives across it (module invariants).
         unsafe { &*self.slots.get() }
     }
 
-    /// Number of queued keys.
+    /// Number of queued entries.
     #[inline]
     pub(super) fn len(&self) -> usize {
         self.tail.get().wrapping_sub(self.head.get())
     }
 
-    /// Whether no key is queued.
+    /// Whether nothing is queued.
     #[inline]
     pub(super) fn is_empty(&self) -> bool {
         self.head.get() == self.tail.get()
     }
 
-    /// The oldest key, taken out of the queue.
+    /// The oldest entry, taken out of the queue.
     #[inline(always)]
-    pub(super) fn pop(&self) -> Option<usize> {
+    pub(super) fn pop(&self) -> Option<T> {
         let head = self.head.get();
         if head == self.tail.get() {
             return None;
         }
         let slots = self.slots();
-        // SAFETY: the queue holds a key, so the ring has slots: a power of
+        // SAFETY: the queue holds an entry, so the ring has slots: a power of
         // two of them (module invariants), and the masked count is below it.
-        let key = unsafe { slots.get_unchecked(head & (slots.len() - 1)) }.get();
+        let entry = unsafe { slots.get_unchecked(head & (slots.len() - 1)) }.get();
         self.head.set(head.wrapping_add(1));
-        Some(key)
+        Some(entry)
     }
 
-    /// Queues `key` behind the others.
+    /// Queues `entry` behind the others.
     #[inline(always)]
-    pub(super) fn push(&self, key: usize) {
+    pub(super) fn push(&self, entry: T) {
         let tail = self.tail.get();
         let slots = self.slots();
         if tail.wrapping_sub(self.head.get()) == slots.len() {
-            return self.grow_and_push(key);
+            return self.grow_and_push(entry);
         }
         // SAFETY: the ring is not full, so it has slots: a power of two of
         // them (module invariants), and the masked count is below it.
-        unsafe { slots.get_unchecked(tail & (slots.len() - 1)) }.set(key);
+        unsafe { slots.get_unchecked(tail & (slots.len() - 1)) }.set(entry);
         self.tail.set(tail.wrapping_add(1));
     }
 
     /// `push` into a full ring: doubles it first.
     #[cold]
     #[inline(never)]
-    fn grow_and_push(&self, key: usize) {
-        self.grow();
-        self.push(key);
+    fn grow_and_push(&self, entry: T) {
+        self.grow(entry);
+        self.push(entry);
     }
 
-    /// Moves the keys, oldest first, into a ring twice as large (at least
-    /// `MIN_SLOTS`).
-    fn grow(&self) {
+    /// Moves the entries, oldest first, into a ring twice as large (at
+    /// least `MIN_SLOTS`); the free slots hold copies of `fill`.
+    fn grow(&self, fill: T) {
         let len = self.len();
         let size = (2 * self.slots().len()).max(MIN_SLOTS);
         let mut slots = Vec::with_capacity(size);
-        self.for_each(|key| slots.push(Cell::new(key)));
-        slots.resize_with(size, || Cell::new(0));
+        self.for_each(|entry| slots.push(Cell::new(entry)));
+        slots.resize_with(size, || Cell::new(fill));
         let slots = slots.into_boxed_slice();
         // SAFETY: no reference from `slots()` lives here (module invariants):
         // `for_each` dropped its own, and this is the only writer.
@@ -129,9 +132,9 @@ impl RunQueue {
         self.tail.set(len);
     }
 
-    /// Calls `f` with each queued key, oldest first. `f` must not reach
+    /// Calls `f` with each queued entry, oldest first. `f` must not reach
     /// this queue: it runs while the ring is borrowed.
-    fn for_each(&self, mut f: impl FnMut(usize)) {
+    pub(super) fn for_each(&self, mut f: impl FnMut(T)) {
         let slots = self.slots();
         let mask = slots.len().wrapping_sub(1);
         let head = self.head.get();
@@ -140,22 +143,22 @@ impl RunQueue {
         }
     }
 
-    /// The queued keys, oldest first.
-    pub(super) fn keys(&self) -> Vec<usize> {
-        let mut keys = Vec::with_capacity(self.len());
-        self.for_each(|key| keys.push(key));
-        keys
+    /// The queued entries, oldest first.
+    fn entries(&self) -> Vec<T> {
+        let mut entries = Vec::with_capacity(self.len());
+        self.for_each(|entry| entries.push(entry));
+        entries
     }
 
-    /// Forgets every queued key (the ring stays allocated).
+    /// Forgets every queued entry (the ring stays allocated).
     pub(super) fn clear(&self) {
         self.head.set(self.tail.get());
     }
 }
 
-impl fmt::Debug for RunQueue {
+impl<T: Copy + fmt::Debug> fmt::Debug for RunQueue<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.keys()).finish()
+        f.debug_list().entries(self.entries()).finish()
     }
 }
 
@@ -171,7 +174,7 @@ mod tests {
     /// the wrap of the counts inside a ring.
     #[test]
     fn fifo_across_growth_and_wrap() {
-        let queue = RunQueue::new();
+        let queue = RunQueue::<usize>::new();
         let mut model = VecDeque::new();
         assert_eq!(queue.pop(), None);
         for round in 0..3 * MIN_SLOTS {
@@ -181,13 +184,13 @@ mod tests {
             model.push_back(round + 1_000);
             assert_eq!(queue.pop(), model.pop_front());
         }
-        assert_eq!(queue.keys(), Vec::from(model));
+        assert_eq!(queue.entries(), Vec::from(model));
     }
 
     /// The counts wrap around `usize::MAX` without losing a key.
     #[test]
     fn counts_wrap_around() {
-        let queue = RunQueue::new();
+        let queue = RunQueue::<usize>::new();
         queue.head.set(usize::MAX - 2);
         queue.tail.set(usize::MAX - 2);
         for key in 0..MIN_SLOTS + 5 {
@@ -203,7 +206,7 @@ mod tests {
         /// Any sequence of pushes, pops and clears matches a `VecDeque`.
         #[test]
         fn matches_a_vecdeque(ops in proptest::collection::vec(0u8..7, 0..600)) {
-            let queue = RunQueue::new();
+            let queue = RunQueue::<usize>::new();
             let mut model = VecDeque::new();
             for (i, op) in ops.into_iter().enumerate() {
                 match op {
@@ -221,7 +224,7 @@ mod tests {
                 prop_assert_eq!(queue.len(), model.len());
                 prop_assert_eq!(queue.is_empty(), model.is_empty());
             }
-            prop_assert_eq!(queue.keys(), Vec::from(model));
+            prop_assert_eq!(queue.entries(), Vec::from(model));
         }
     }
 }

@@ -1,16 +1,23 @@
 //! The green scheduler: a FIFO run queue (`run_queue.rs`) of green threads
 //! on one OS thread. It is the green half of the thread's [`Context`](crate::context), whose
-//! loop pops keys from it and [`resume`](Scheduler::resume)s them:
+//! loop pops threads from it and [`resume`](Scheduler::resume)s them:
 //!
 //! ```text
-//!  key = scheduler.pop()                 (the context's loop)
-//!  resume(key): coroutine runs until it parks, yields or returns
+//!  thread = scheduler.pop()              (the context's loop)
+//!  resume(thread): coroutine runs until it parks, yields or returns
 //! ```
 //!
+//! The queue holds [`Runnable`]s, pointers to the threads' coroutine boxes,
+//! so that a resume reaches the coroutine, the overflow record and the
+//! waker in one load from the queue (no slab lookup by key). A yield
+//! queues the running box as it is, a wake the box its thread's `Control`
+//! names.
+//!
 //! A green thread leaves the queue by suspending in [`park`](super::park) and
-//! comes back when its waker runs [`Scheduler::schedule`], on this thread or,
-//! from another thread, through its reactor's mailbox, which the context
-//! routes (`reactor/remote.rs`).
+//! comes back when a wake ends its wait ([`Scheduler::queue_woken`]): at
+//! once on this thread, or, from another thread, when this thread takes the
+//! tokens posted for it from its reactor's mailbox (`thread.rs`,
+//! `reactor/remote.rs`).
 //!
 //! # Unsafe invariants
 //!
@@ -23,7 +30,10 @@
 //!   thread itself while it runs, so it is valid whenever it is used.
 //!   `running` points at the box of the thread that `resume` runs, and is
 //!   null at every other time (`Running` clears it), also while `teardown`
-//!   runs a thread's destructors: the box is being dropped then.
+//!   runs a thread's destructors: the box is being dropped then. While
+//!   `running` is non-null, that box's `yielder` is set: a thread's first
+//!   act is to store it (`started`), before any code of its own can
+//!   suspend.
 //! * Coroutines may borrow data that is not `'static` only for the main
 //!   closure of `run`, which `run` outlives (see `spawn_unchecked`).
 //! * A slot outlives its coroutine's closure: the closure is consumed when
@@ -38,11 +48,27 @@
 //!   `resume` on `Return`, or by `teardown`, which runs outside any resume.
 //!   Resumes never nest (`drive` runs on the OS thread's own stack), and
 //!   nothing else dereferences the pointer, so the access is exclusive.
-//! * `current_waker` holds the raw parts of the slot waker of the running
-//!   thread and is `None` when none runs; `Running` sets and clears it. The
-//!   slot, and so the count its waker owns, outlives every span in which
+//! * A box's `waker` holds the raw parts of its slot's waker (no count of
+//!   its own), and `unwinding` those of the thread whose destructors
+//!   `teardown` runs (`None` at every other time). The slot, and so the
+//!   count its waker owns, outlives the box's use and every span in which
 //!   the thread is current, so the parts are a valid waker then, and its
 //!   data points at the thread's `Control` (which names its key).
+//! * Every [`Runnable`] in the run queue points at the box of a live thread
+//!   that is not running, and no two entries name one thread, so the box
+//!   is alive when the entry is popped: a box is freed or reused only
+//!   after its thread finished (`finish`) or in `teardown`, and a thread is
+//!   queued (1) once by its spawn, before it starts; (2) by its own yield,
+//!   while it runs, just before it suspends (a yield sets no wait bit, so
+//!   no wake queues it meanwhile); (3) by a wake that ends a suspension
+//!   (`thread.rs`: once per suspension, and a thread that finished is not
+//!   suspended), with the box its `Control` names (`queue_woken`, always on
+//!   this OS thread: a wake from another OS thread posts a token, which
+//!   this thread takes from its mailbox). None of
+//!   these leaves an entry behind once the thread ran to its end: it is
+//!   popped before it runs. `teardown` empties the queue first, and from
+//!   then on nothing is queued (spawns fail, a yield in a destructor
+//!   returns at once, `queue_woken` ignores wakes) and nothing pops.
 
 use std::cell::{Cell, RefCell};
 use std::mem::{self, ManuallyDrop, MaybeUninit};
@@ -76,7 +102,12 @@ pub(crate) enum Switch {
     WaitWake,
 }
 
-type GreenCoroutine = Coroutine<(), (), (), GreenStack>;
+/// A green thread's coroutine: it yields its scheduler's address (see
+/// [`Resumed::Suspended`]).
+type GreenCoroutine = Coroutine<(), *const Scheduler, (), GreenStack>;
+
+/// The yielder a green thread suspends with.
+type GreenYielder = Yielder<(), *const Scheduler>;
 
 /// A waker's data pointer and vtable, without its reference count.
 type WakerParts = (*const (), &'static RawWakerVTable);
@@ -103,20 +134,19 @@ pub(crate) struct Scheduler {
     /// The reactor's mailbox, which the threads' wakes from other OS
     /// threads go through.
     mailbox: MailboxRef,
-    run_queue: RunQueue,
+    run_queue: RunQueue<Runnable>,
     threads: RefCell<Slab<Slot>>,
     stacks: RefCell<StackPool>,
     /// Allocations of finished threads' coroutine boxes, for reuse.
     #[allow(clippy::vec_box, reason = "the boxes themselves are reused, unmoved")]
     boxes: RefCell<Vec<Box<MaybeUninit<Boxed>>>>,
-    /// The running thread's waker as raw parts (data, vtable), cached from
-    /// its slot while it runs (module invariant 6), so that waits and
-    /// `block_on` need no slab lookup; `None` when no thread runs.
-    current_waker: Cell<Option<WakerParts>>,
     /// The running thread's coroutine box, null when none runs (module
-    /// invariant 2), so that suspending and noting a wait need no slab
-    /// lookup.
+    /// invariant 2): suspending, noting a wait and finding the running
+    /// thread's waker need no slab lookup.
     running: Cell<*const Boxed>,
+    /// The waker (raw parts) of the thread whose destructors `teardown`
+    /// runs, which has no box then (module invariant 6); `None` otherwise.
+    unwinding: Cell<Option<WakerParts>>,
     shutting_down: Cell<bool>,
     default_stack: usize,
     /// The overflow handler's record of the running thread.
@@ -144,17 +174,17 @@ impl Scheduler {
             threads: RefCell::new(Slab::new()),
             stacks: RefCell::new(StackPool::new(config.max_cached_stacks)),
             boxes: RefCell::new(Vec::new()),
-            current_waker: Cell::new(None),
             running: Cell::new(ptr::null()),
+            unwinding: Cell::new(None),
             shutting_down: Cell::new(false),
             default_stack: config.stack_size,
             tracker: overflow::Tracker::new(),
         }
     }
 
-    /// The next runnable green thread's key.
+    /// The next runnable green thread.
     #[inline]
-    pub(crate) fn pop(&self) -> Option<usize> {
+    pub(crate) fn pop(&self) -> Option<Runnable> {
         self.run_queue.pop()
     }
 
@@ -164,44 +194,40 @@ impl Scheduler {
         self.run_queue.is_empty()
     }
 
-    /// Runs the thread at `key` until it suspends; `true` if it finished
-    /// and it is the thread at `main_key` (the caller's loop then ends: the
-    /// check sits on the finishing path only, not on every switch).
-    /// Always inlined: the loop's green batch is compiled once per monitor
-    /// mode, and each copy keeps the switch path in one function.
+    /// Runs `thread` (popped from the queue) until it suspends or finishes
+    /// (then `main_key` tells whether it was the main thread: the check
+    /// sits on the finishing path only, not on every switch). Always
+    /// inlined: the loop's green batch is compiled once per monitor mode,
+    /// and each copy keeps the switch path in one function.
     #[inline(always)]
-    pub(crate) fn resume(&self, key: usize, main_key: usize) -> bool {
-        let coroutine = {
-            // SAFETY: the reference lives in this block only, which calls
-            // nothing that could borrow the slab mutably: `enter` and the
-            // `Cell`s are plain stores. `Err` (a mutable borrow held now)
-            // cannot happen, since resumes never nest.
-            let Ok(threads) = (unsafe { self.threads.try_borrow_unguarded() }) else {
-                return false;
-            };
-            let Some(slot) = threads.get(key) else { return false };
-            let Some(boxed) = slot.coroutine.as_ref() else { return false };
-            // SAFETY: the record lives in the box, and its name in the
-            // thread's `Control`; the slot keeps both alive until after
-            // `Running` below calls `leave` (the box is freed and the slot
-            // removed only once `resume` returned), unwinding included;
-            // neither changes meanwhile.
-            unsafe { self.tracker.enter(boxed.overflow()) };
-            boxed.noted().set(None);
-            (boxed.as_ptr(), boxed.0.as_ptr().cast_const(), parts_of(&slot.waker))
-        };
-        let (coroutine, boxed, waker) = coroutine;
+    pub(crate) fn resume(&self, thread: Runnable, main_key: usize) -> Resumed<'_> {
+        let boxed = thread.0.as_ptr().cast_const();
+        // SAFETY: a popped entry's box is alive (module invariant 7) and
+        // stays so until `finish` below; its key and record are written
+        // once, by `CoroutineBox::new`, and only read since.
+        let (key, record) = unsafe { ((*boxed).key, &raw const (*boxed).overflow) };
+        // SAFETY: the record lives in the box, and its name in the thread's
+        // `Control`; the slot keeps both alive until after `Running` below
+        // calls `leave` (the box is freed and the slot removed only once
+        // `resume` returned), unwinding included; neither changes meanwhile.
+        unsafe { self.tracker.enter(record) };
+        // SAFETY: as above; the `Cell` is only ever shared.
+        unsafe { (*boxed).noted.set(None) };
         let result = {
-            let _running = Running::new(self, waker, boxed);
+            let _running = Running::new(self, boxed);
             // SAFETY: the box stays in the slot, unmoved and unaliased,
             // until the resume returned (module invariant 5).
-            unsafe { (*coroutine).resume(()) }
+            unsafe { (*thread.0.as_ptr()).coroutine.resume(()) }
         };
         match result {
-            CoroutineResult::Yield(()) => false,
+            // SAFETY: a thread suspends only in `suspend_in`, called on the
+            // scheduler whose `running` is its box: the one that resumed it
+            // here (a nested context's scheduler runs only its own
+            // threads), so the address is `self`'s.
+            CoroutineResult::Yield(scheduler) => Resumed::Suspended(unsafe { &*scheduler }),
             CoroutineResult::Return(()) => {
                 self.finish(key);
-                key == main_key
+                Resumed::Finished { main: key == main_key }
             }
         }
     }
@@ -227,15 +253,15 @@ impl Scheduler {
         drop(waker);
     }
 
-    /// The identity of the thread at `key` (id, name, spawn site), given to
-    /// `f`: for the monitor, which records what runs.
+    /// The identity of `thread` (id, name, spawn site), given to `f`: for
+    /// the monitor, which records what runs.
     pub(crate) fn identify(
         &self,
-        key: usize,
+        thread: Runnable,
         f: impl FnOnce(u64, Option<&str>, &'static Location<'static>),
     ) {
         let threads = self.threads.borrow();
-        if let Some(slot) = threads.get(key) {
+        if let Some(slot) = threads.get(thread.key()) {
             // SAFETY: a slot's waker is the one `Shared::allocate` made in
             // `spawn_unchecked`, a green thread's waker.
             let control = unsafe { control_of(&slot.waker) };
@@ -265,7 +291,10 @@ impl Scheduler {
 
     /// An entry per live green thread, for a dump.
     pub(crate) fn snapshot(&self, out: &mut Vec<Entry>) {
-        let queued: std::collections::HashSet<usize> = self.run_queue.keys().into_iter().collect();
+        let mut queued = std::collections::HashSet::new();
+        self.run_queue.for_each(|thread| {
+            queued.insert(thread.key());
+        });
         let threads = self.threads.borrow();
         let current = self.current_key();
         for key in 0..threads.capacity() {
@@ -327,12 +356,16 @@ impl Scheduler {
         let (guard, usable) = (stack.guard(), stack.size());
         let mut threads = self.threads.borrow_mut();
         let key = threads.vacant_key();
-        let (shared, waker) = Shared::<T>::allocate(Control::new(name, key, self.id, self.mailbox));
+        // The box's address is known before its contents, so that the
+        // thread's control block can name it for wakes.
+        let place = CoroutineBox::place(self.boxes.borrow_mut().pop());
+        let control = Control::new(name, key, Runnable(place), self.id, self.mailbox);
+        let (shared, waker) = Shared::<T>::allocate(control);
         let done = CompleteOnDrop(ptr::from_ref(&*shared));
         let control = shared.control();
         let overflow =
             overflow::Record::new(guard, usable, control.name(), control.id().as_u64().get());
-        let body = move |yielder: &Yielder<(), ()>, ()| {
+        let body = move |yielder: &GreenYielder, ()| {
             Scheduler::with(|s| s.map(|s| s.started(yielder)));
             // SAFETY: the slot's waker keeps `Shared` alive (invariant 4).
             if unsafe { (*done.0).control().cancel_state().is_killed() } {
@@ -356,19 +389,19 @@ impl Scheduler {
         // SAFETY: the caller guarantees that `f`'s borrows outlive the
         // coroutine; `Scheduler::teardown` drops every coroutine in time.
         let coroutine = unsafe { Coroutine::with_stack_unchecked(stack, body) };
-        let allocation = self.boxes.borrow_mut().pop();
-        threads.insert(Slot {
-            coroutine: Some(CoroutineBox::new(coroutine, overflow, allocation)),
-            waker,
-            site,
-        });
+        // SAFETY: `place` came from `CoroutineBox::place` just above, and
+        // is initialised here once.
+        let boxed =
+            unsafe { CoroutineBox::new(place, coroutine, overflow, (parts_of(&waker), key)) };
+        let runnable = Runnable(boxed.0);
+        threads.insert(Slot { coroutine: Some(boxed), waker, site });
         drop(threads);
-        self.run_queue.push(key);
+        self.run_queue.push(runnable);
         Ok(JoinHandle::new(shared))
     }
 
     /// Called by a green thread when it starts: remember its yielder.
-    fn started(&self, yielder: &Yielder<(), ()>) {
+    fn started(&self, yielder: &GreenYielder) {
         // SAFETY: non-null only while its thread, the caller, runs (module
         // invariant 2), the box then alive and its `yielder` shared only
         // through `&`.
@@ -401,10 +434,10 @@ impl Scheduler {
             if let Some((coroutine, waker)) = coroutine {
                 // Destructors run on the thread's stack and may call into
                 // the scheduler: make the thread current while they do,
-                // with no yielder (a yield returns at once, a wait panics).
-                let running = Running::new(self, waker, ptr::null());
+                // with no box (a yield returns at once, a wait panics).
+                self.unwinding.set(Some(waker));
                 drop(coroutine);
-                drop(running);
+                self.unwinding.set(None);
             }
             let slot = self.threads.borrow_mut().remove(key);
             drop(slot);
@@ -421,10 +454,16 @@ impl Scheduler {
         self.id
     }
 
-    /// Queues the thread at `key` (it must be parked or yielding).
+    /// Queues the thread of `control`, one of this scheduler's, whose
+    /// suspension a wake just ended on this OS thread (a local wake, or
+    /// tokens posted from another thread and taken from the mailbox);
+    /// module invariant 7. Does nothing once `teardown` began.
     #[inline]
-    pub(crate) fn schedule(&self, key: usize) {
-        self.run_queue.push(key);
+    pub(super) fn queue_woken(&self, control: &Control) {
+        debug_assert!(control.scheduler() == self.id, "a thread queued on another scheduler");
+        if !self.shutting_down.get() {
+            self.run_queue.push(control.runnable());
+        }
     }
 
     /// Suspends the running green thread (the caller queued it or parked
@@ -432,18 +471,34 @@ impl Scheduler {
     /// destructors in `teardown`, where there is no one left to switch to.
     #[inline(always)]
     fn suspend(&self) -> bool {
-        // SAFETY: non-null only while its thread runs (module invariant 2),
-        // the box then alive and its `yielder` shared only through `&`.
-        let Some(boxed) = (unsafe { self.running.get().as_ref() }) else { return false };
-        let yielder = boxed.yielder.get();
-        if yielder.is_null() {
+        let boxed = self.running.get();
+        if boxed.is_null() {
             return false;
         }
-        // SAFETY: the running thread's own yielder, set when it started, and
-        // that thread is the one executing this code, so the pointee is live
-        // (module invariant 2).
-        unsafe { (*yielder).suspend(()) };
+        // SAFETY: a running thread's box (module invariant 2); its yielder
+        // was set when the thread started, the thread is the one executing
+        // this code, so the pointee is live (module invariant 2).
+        unsafe { self.suspend_in(boxed) };
         true
+    }
+
+    /// Suspends the running thread whose box is `boxed`, handing the
+    /// scheduler's address back to `resume` (see [`Resumed::Suspended`]).
+    ///
+    /// # Safety
+    ///
+    /// `boxed` is the running thread's box (`running`, non-null), and the
+    /// caller is that thread.
+    #[inline(always)]
+    unsafe fn suspend_in(&self, boxed: *const Boxed) {
+        // SAFETY: per the contract the box is alive, and its yielder set
+        // (module invariant 2); the `Cell` is only ever shared. No
+        // reference to the box lives across the switch, during which the
+        // resumer writes its coroutine.
+        let yielder = unsafe { (*boxed).yielder.get() };
+        // SAFETY: the running thread's own yielder, which lives on its stack
+        // until its closure returns (module invariant 2).
+        unsafe { (*yielder).suspend(self) };
     }
 
     /// Waits for one of `tokens` (see `thread.rs`) in the running green
@@ -479,7 +534,7 @@ impl Scheduler {
     /// `Some(false)` if a token was already there, `None` outside a thread.
     #[inline(always)]
     fn wait(&self, tokens: u8) -> Option<bool> {
-        let (data, _) = self.current_waker.get()?;
+        let (data, _) = self.current_waker_parts()?;
         // SAFETY: the running thread's waker points at its `Control` (see
         // `control_of`), alive while it runs (module invariant 6).
         let control = unsafe { &*data.cast::<Control>() };
@@ -510,13 +565,31 @@ impl Scheduler {
     /// registers that the switch clobbers once for all its yields.
     #[inline(always)]
     pub(super) fn yield_current(&self) -> bool {
-        let Some(control) = self.current_control() else { return false };
-        // SAFETY: the running thread's control block (module invariant 6).
-        self.schedule(unsafe { &*control }.key());
-        self.suspend();
+        let boxed = self.running.get();
+        let Some(thread) = NonNull::new(boxed.cast_mut()) else {
+            return self.yield_in_teardown();
+        };
+        // SAFETY: the running thread's box (module invariant 2); its waker
+        // points at its control block (module invariant 6).
+        let control = unsafe { (*boxed).waker.0 }.cast::<Control>();
+        self.run_queue.push(Runnable(thread));
+        // SAFETY: `boxed` is the running thread's box, and this is its code.
+        unsafe { self.suspend_in(boxed) };
         // SAFETY: the thread resumed here is the one that suspended, running
         // again, so its control block is alive (module invariant 6).
         cancel::check(unsafe { &*control });
+        true
+    }
+
+    /// `yield_now` with no box running: in a destructor that `teardown`
+    /// runs, it returns at once (no one is left to switch to), after the
+    /// cancel check; outside a thread, `false`.
+    #[cold]
+    #[inline(never)]
+    fn yield_in_teardown(&self) -> bool {
+        let Some((data, _)) = self.unwinding.get() else { return false };
+        // SAFETY: the unwinding thread's control block (module invariant 6).
+        cancel::check(unsafe { &*data.cast::<Control>() });
         true
     }
 
@@ -530,12 +603,25 @@ impl Scheduler {
     /// pointer is valid while that thread runs (module invariant 6).
     #[inline]
     pub(super) fn current_control(&self) -> Option<*const Control> {
-        self.current_waker.get().map(|(data, _)| data.cast::<Control>())
+        self.current_waker_parts().map(|(data, _)| data.cast::<Control>())
+    }
+
+    /// The running green thread's waker as raw parts: from its box, or the
+    /// thread that `teardown` unwinds; `None` if none runs (module
+    /// invariant 6).
+    #[inline(always)]
+    fn current_waker_parts(&self) -> Option<WakerParts> {
+        // SAFETY: non-null only while its thread runs (module invariant 2),
+        // the box then alive; its `waker` is written once, at the spawn.
+        match unsafe { self.running.get().as_ref() } {
+            Some(boxed) => Some(boxed.waker),
+            None => self.unwinding.get(),
+        }
     }
 
     /// Whether a green thread (not the scheduler itself) is running.
     pub(super) fn is_running_thread(&self) -> bool {
-        self.current_waker.get().is_some()
+        self.current_waker_parts().is_some()
     }
 
     /// The running green thread's handle.
@@ -555,7 +641,7 @@ impl Scheduler {
     /// (a `block_on` frame on its stack), never stored.
     #[inline]
     pub(super) fn current_waker_ref(&self) -> Option<ManuallyDrop<Waker>> {
-        let (data, vtable) = self.current_waker.get()?;
+        let (data, vtable) = self.current_waker_parts()?;
         // SAFETY: a bitwise alias of the slot's waker (module invariant 6),
         // never dropped (so the count stays right). The slot lives until its
         // thread has finished or was unwound, i.e. longer than any frame of
@@ -624,13 +710,23 @@ impl Scheduler {
 /// the overflow handler is pointed at while it runs (made once, at its
 /// spawn, and kept beside the coroutine so that a resume only stores its
 /// address).
+///
+/// In declared order (`repr(C)`): what a resume and a switch read or write
+/// comes first, so that it spans as few cache lines as it can (with
+/// thousands of threads, each line of a box is a miss on every resume);
+/// the overflow record, whose address alone a resume takes, comes last.
+#[repr(C)]
 struct Boxed {
     coroutine: GreenCoroutine,
-    overflow: overflow::Record,
+    /// The thread's slab key.
+    key: usize,
     /// Set by the thread when it starts (module invariant 2).
-    yielder: Cell<*const Yielder<(), ()>>,
+    yielder: Cell<*const GreenYielder>,
+    /// The slot's waker, as raw parts (module invariant 6).
+    waker: WakerParts,
     /// What the thread last recorded it waits on (for dumps).
     noted: Cell<Option<Noted>>,
+    overflow: overflow::Record,
 }
 
 /// An owned, heap-allocated coroutine reached through a raw pointer only
@@ -638,34 +734,40 @@ struct Boxed {
 struct CoroutineBox(NonNull<Boxed>);
 
 impl CoroutineBox {
-    /// Boxes a thread's coroutine and overflow record (its yielder unset,
-    /// no wait noted), in `allocation` if one is given. The fields are
-    /// written in place, not built on the stack and copied in.
-    fn new(
+    /// The place of a new box: `allocation` if one is given, else a fresh
+    /// one; uninitialised, owned by the caller, who passes it to
+    /// [`CoroutineBox::new`] (or leaks it).
+    fn place(allocation: Option<Box<MaybeUninit<Boxed>>>) -> NonNull<Boxed> {
+        NonNull::from(Box::leak(allocation.unwrap_or_else(Box::new_uninit))).cast()
+    }
+
+    /// Boxes a thread's coroutine and overflow record, with its slot's
+    /// waker and key (its yielder unset, no wait noted), in `place`. The
+    /// fields are written in place, not built on the stack and copied in.
+    ///
+    /// # Safety
+    ///
+    /// `place` came from [`CoroutineBox::place`] and is passed here once.
+    unsafe fn new(
+        place: NonNull<Boxed>,
         coroutine: GreenCoroutine,
         overflow: overflow::Record,
-        allocation: Option<Box<MaybeUninit<Boxed>>>,
+        (waker, key): (WakerParts, usize),
     ) -> CoroutineBox {
-        let allocation = allocation.unwrap_or_else(Box::new_uninit);
-        let ptr = NonNull::from(Box::leak(allocation)).cast::<Boxed>();
-        let raw = ptr.as_ptr();
+        let raw = place.as_ptr();
         // SAFETY: `raw` is an owned allocation sized and aligned for a
-        // `Boxed`; every field is written once, in place, without reading
-        // or dropping what was there, so the value is whole before
-        // `CoroutineBox` owns it.
+        // `Boxed` (the caller's contract); every field is written once, in
+        // place, without reading or dropping what was there, so the value
+        // is whole before `CoroutineBox` owns it.
         unsafe {
             (&raw mut (*raw).coroutine).write(coroutine);
             (&raw mut (*raw).overflow).write(overflow);
+            (&raw mut (*raw).waker).write(waker);
+            (&raw mut (*raw).key).write(key);
             (&raw mut (*raw).yielder).write(Cell::new(ptr::null()));
             (&raw mut (*raw).noted).write(Cell::new(None));
         }
-        CoroutineBox(ptr)
-    }
-
-    fn as_ptr(&self) -> *mut GreenCoroutine {
-        // SAFETY: from `Box::leak` in `new`, owned by us alone: a valid
-        // place, projected to a field without making a reference.
-        unsafe { &raw mut (*self.0.as_ptr()).coroutine }
+        CoroutineBox(place)
     }
 
     /// The thread's overflow record.
@@ -740,16 +842,14 @@ impl Drop for ClearLocals<'_> {
     }
 }
 
-/// Marks a green thread as running (its slot's waker, module invariant 6);
-/// on drop (also when unwinding) clears it and the overflow handler's
-/// record of the thread.
+/// Marks a green thread as running (its box, module invariant 2); on drop
+/// (also when unwinding) clears it and the overflow handler's record of
+/// the thread.
 struct Running<'a>(&'a Scheduler);
 
 impl<'a> Running<'a> {
-    /// Marks the thread whose slot waker is `waker` and whose coroutine box
-    /// is `boxed` (null in `teardown`) as running.
-    fn new(scheduler: &'a Scheduler, waker: WakerParts, boxed: *const Boxed) -> Running<'a> {
-        scheduler.current_waker.set(Some(waker));
+    /// Marks the thread whose coroutine box is `boxed` as running.
+    fn new(scheduler: &'a Scheduler, boxed: *const Boxed) -> Running<'a> {
         scheduler.running.set(boxed);
         Running(scheduler)
     }
@@ -757,9 +857,50 @@ impl<'a> Running<'a> {
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        self.0.current_waker.set(None);
         self.0.running.set(ptr::null());
         self.0.tracker.leave();
+    }
+}
+
+/// How a [`Scheduler::resume`] ended.
+pub(crate) enum Resumed<'s> {
+    /// The thread suspended. It hands back the address of its scheduler
+    /// (the one that resumed it) in the switch's return register: the
+    /// caller's loop reaches its run queue through it rather than through
+    /// its own `&self`, which it would reload from its stack frame, and
+    /// that reload waits for the switch's chain of loads that restores the
+    /// stack pointer (scheduler, running box, yielder, saved pointer).
+    /// With it the next pop starts at once.
+    Suspended(&'s Scheduler),
+    /// The thread finished; `main` if it was the thread at `main_key`.
+    Finished { main: bool },
+}
+
+/// A runnable green thread, as the run queue holds it: its coroutine box
+/// (module invariant 7). Its `Control` keeps one, for wakes on its OS
+/// thread.
+#[derive(Clone, Copy)]
+pub(crate) struct Runnable(NonNull<Boxed>);
+
+// SAFETY: a `Runnable` is an address. Only its scheduler, on its own OS
+// thread, reads through it (module invariant 7); a `Control` on another
+// thread only carries it.
+unsafe impl Send for Runnable {}
+// SAFETY: as for `Send`: shared, it is only copied, never read through.
+unsafe impl Sync for Runnable {}
+
+impl fmt::Debug for Runnable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Runnable").field(&self.0).finish()
+    }
+}
+
+impl Runnable {
+    /// The thread's slab key.
+    fn key(self) -> usize {
+        // SAFETY: a queued entry's box is alive (module invariant 7), and
+        // its key is written once, by `CoroutineBox::new`.
+        unsafe { (*self.0.as_ptr()).key }
     }
 }
 

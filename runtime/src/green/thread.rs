@@ -43,7 +43,7 @@ use super::cancel::CancelState;
 use super::local::Locals;
 use super::park_state::ParkState;
 pub(super) use super::park_state::{UNPARK, WAKE};
-use super::scheduler::{Scheduler, Switch};
+use super::scheduler::{Runnable, Scheduler, Switch};
 use std::task::Waker;
 
 use crate::context::Context;
@@ -77,6 +77,8 @@ pub(crate) struct Control {
     name: Option<String>,
     /// Key of the thread's slot in its scheduler.
     key: usize,
+    /// The thread as its scheduler queues it, for wakes on its OS thread.
+    runnable: Runnable,
     /// The owning scheduler's id; a wake on its thread goes to its local
     /// queue directly.
     scheduler: SchedulerId,
@@ -95,6 +97,7 @@ impl Control {
     pub(super) fn new(
         name: Option<String>,
         key: usize,
+        runnable: Runnable,
         scheduler: SchedulerId,
         mailbox: MailboxRef,
     ) -> Control {
@@ -103,6 +106,7 @@ impl Control {
             id: ThreadId::next(),
             name,
             key,
+            runnable,
             scheduler,
             mailbox,
             cancel: CancelState::default(),
@@ -128,6 +132,14 @@ impl Control {
 
     pub(super) fn key(&self) -> usize {
         self.key
+    }
+
+    pub(super) fn runnable(&self) -> Runnable {
+        self.runnable
+    }
+
+    pub(super) fn scheduler(&self) -> SchedulerId {
+        self.scheduler
     }
 
     /// Sets `token` (UNPARK or WAKE); schedules the thread if it is
@@ -168,7 +180,7 @@ impl Control {
         // SAFETY: this runs on the thread of `scheduler`, the thread's own
         // (the callers check the id), i.e. on the owner thread.
         if unsafe { self.state.signal(token) } {
-            scheduler.schedule(self.key);
+            scheduler.queue_woken(self);
         }
     }
 
@@ -178,7 +190,7 @@ impl Control {
         debug_assert!(scheduler.id() == self.scheduler, "a signal applied on another scheduler");
         // SAFETY: as in `apply`: the owner thread.
         if unsafe { self.state.take_posted() } {
-            scheduler.schedule(self.key);
+            scheduler.queue_woken(self);
         }
     }
 
