@@ -9,12 +9,16 @@
 //!   process hold (the summary says which).
 //! * **Spawn + join and switch**, from criterion or an inline loop (see
 //!   `costs.rs`); the verdict lists where each figure came from.
+//! * **Parked green threads**, what one costs and how many fit, from the
+//!   `hello_green` example where it is built (see `parked.rs`); quoted,
+//!   not judged.
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
 use super::costs::{Cost, CostRuntime, cost_runs};
+use super::parked::{PARKED, parked_run, parked_summary};
 use super::{Claim, Ctx, Holds, Verdict, num};
 use crate::lab::cell::Cell;
 use crate::lab::measure::Run;
@@ -54,7 +58,7 @@ pub(super) const MEMORY: Claim = Claim {
              ≥ {C8_SPAWN_RATIO}× theirs; RSS grew and every cost measured, else unknown"
         )
     },
-    steps: |_| C8_CELLS.len() as u64 + 1,
+    steps: |_| C8_CELLS.len() as u64 + 2,
 };
 
 /// Threads that open the idle connections: a connect that loses its SYN
@@ -163,6 +167,7 @@ fn measure_memory(ctx: &Ctx<'_>, _: &[Run]) -> io::Result<Vec<Run>> {
         runs.push(idle_run(ctx, spec, n, note.as_deref())?);
     }
     runs.extend(cost_runs(ctx)?);
+    runs.extend(parked_run(ctx)?);
     Ok(runs)
 }
 
@@ -217,7 +222,8 @@ pub fn judge_memory(runs: &[Run]) -> Verdict {
     };
     // Where each cost came from, rows with the same source together.
     let mut sources: Vec<(&str, Vec<String>)> = Vec::new();
-    for r in runs.iter().filter(|r| r.variant.as_deref().is_some_and(|v| v != "idle")) {
+    let costs = |v: &str| v != "idle" && v != PARKED;
+    for r in runs.iter().filter(|r| r.variant.as_deref().is_some_and(costs)) {
         let note = r.note.as_deref().unwrap_or("no source noted");
         let row = format!("{} {}", r.runtime, r.variant.as_deref().unwrap_or_default());
         match sources.iter_mut().find(|(n, _)| *n == note) {
@@ -231,7 +237,7 @@ pub fn judge_memory(runs: &[Run]) -> Verdict {
         Holds::of_parts(usize::from(memory) + usize::from(spawned), 2),
         format!(
             "KiB/idle conn at {n}: threads {}, green {}, stackless {}{tokio}; spawn+join ns: \
-             threads {}, green {}, stackless {}; switch ns: {}/{}/{}; sources: {}",
+             threads {}, green {}, stackless {}; switch ns: {}/{}/{}; sources: {}; {}",
             num(t),
             num(g),
             num(s),
@@ -242,6 +248,7 @@ pub fn judge_memory(runs: &[Run]) -> Verdict {
             switch(CostRuntime::Green),
             switch(CostRuntime::Stackless),
             sources.join("; "),
+            parked_summary(runs),
         ),
     )
 }

@@ -37,6 +37,7 @@ mod memory;
 mod monitored;
 mod multicore;
 mod options;
+mod parked;
 mod patched;
 mod rounds;
 mod seeded;

@@ -629,12 +629,55 @@ fn c8_lists_where_each_cost_came_from() {
     }
     let v = judge_memory(&runs);
     assert!(
-        v.summary.ends_with(
+        v.summary.contains(
             "sources: threads spawn_join, green spawn_join, stackless spawn_join: inline (no \
-             criterion result)"
+             criterion result); parked green threads: not measured"
         ),
         "{}",
         v.summary
+    );
+}
+
+#[test]
+fn c8_reads_hello_greens_line() {
+    let out = "10 green threads ...\nhello_green: threads=10 stack_kib=16 ok=true live_peak=11 \
+               rss_per_thread_kib=4.63 cold_spawn_cpu_median_ns=1571\n";
+    let fields = parked::parse(out);
+    assert!(fields.contains(&("ok".into(), "true".into())), "{fields:?}");
+    assert!(fields.contains(&("rss_per_thread_kib".into(), "4.63".into())), "{fields:?}");
+    assert_eq!(fields.len(), 6);
+    assert!(parked::parse("no such line\n").is_empty());
+}
+
+#[test]
+fn c8_quotes_parked_green_threads_without_judging_them() {
+    let runs = c8(40.0, 30_000.0);
+    let without = judge_memory(&runs);
+    assert!(without.summary.ends_with("(`cargo build --release --example hello_green` first)"));
+
+    let mut parked = Run::figure("C8_memory", "green", "blocking", parked::PARKED);
+    parked.extra.insert("rss_kib_per_thread".into(), 4.63);
+    parked.extra.insert("live_threads".into(), 10_001.0);
+    parked.extra.insert("capacity".into(), 2_000_000.0);
+    parked.extra.insert("mem_available_kib".into(), 2.0 * 1024.0 * 1024.0 * 4.63);
+    let with = judge_memory(&[runs.clone(), vec![parked.clone()]].concat());
+    assert_eq!(with.holds, without.holds);
+    assert!(
+        with.summary.ends_with(
+            "parked green thread 4.63 KiB RSS (10001 live, 16 KiB stacks, hello_green), so \
+             ~2000000 fit in the 9.26 GiB available"
+        ),
+        "{}",
+        with.summary
+    );
+
+    let mut failed = Run::figure("C8_memory", "green", "blocking", parked::PARKED);
+    failed.note = Some("hello_green failed (ok=false, 31000 threads live)".into());
+    let v = judge_memory(&[runs, vec![failed]].concat());
+    assert_eq!(v.holds, without.holds);
+    assert!(
+        v.summary
+            .ends_with("parked green threads: hello_green failed (ok=false, 31000 threads live)")
     );
 }
 
