@@ -216,8 +216,30 @@ fn parse_switches(status: &str) -> Option<ContextSwitches> {
 }
 
 fn parse_vm_rss(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let mut words = line["VmRSS:".len()..].split_ascii_whitespace();
+    parse_kib(status, "VmRSS:")
+}
+
+/// The memory the kernel reports available for new allocations without
+/// swapping (`MemAvailable` in `/proc/meminfo`), in KiB.
+///
+/// # Errors
+///
+/// When `/proc/meminfo` cannot be read or has no `MemAvailable` line
+/// (kernels before 3.14).
+pub fn mem_available_kib() -> io::Result<u64> {
+    let path = "/proc/meminfo";
+    let meminfo = std::fs::read_to_string(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot read {path}: {e}")))?;
+    parse_kib(&meminfo, "MemAvailable:").ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidData, format!("no MemAvailable line in {path}"))
+    })
+}
+
+/// The value of the `name` line (`name` includes its colon) of a
+/// `/proc` file whose lines read `Name:   1234 kB`, in KiB.
+fn parse_kib(text: &str, name: &str) -> Option<u64> {
+    let line = text.lines().find_map(|l| l.strip_prefix(name))?;
+    let mut words = line.split_ascii_whitespace();
     let kib = words.next()?.parse().ok()?;
     (words.next() == Some("kB")).then_some(kib)
 }
@@ -260,6 +282,9 @@ mod tests {
         let status = "Name:\tlab\nVmPeak:\t  9000 kB\nVmRSS:\t    5120 kB\nThreads:\t3\n";
         assert_eq!(parse_vm_rss(status), Some(5120));
         assert_eq!(parse_vm_rss("Name:\tkthreadd\n"), None);
+        let meminfo = "MemTotal:       24303296 kB\nMemAvailable:   24033836 kB\n";
+        assert_eq!(parse_kib(meminfo, "MemAvailable:"), Some(24_033_836));
+        assert_eq!(parse_kib("MemAvailable:   12\n", "MemAvailable:"), None);
     }
 
     #[test]

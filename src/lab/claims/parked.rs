@@ -15,6 +15,7 @@ use std::process::Command;
 
 use super::{Ctx, num};
 use crate::lab::measure::Run;
+use crate::lab::procfs;
 
 /// Green threads `hello_green` is asked to park.
 pub const PARKED_THREADS: usize = 10_000;
@@ -67,7 +68,7 @@ fn run_hello_green(claim: &str, exe: &Path) -> Run {
                     run.extra.insert(name.into(), x);
                 }
             }
-            if let Some(available) = mem_available_kib() {
+            if let Ok(available) = procfs::mem_available_kib() {
                 run.extra.insert("capacity".into(), (available as f64 / kib).floor());
                 run.extra.insert("mem_available_kib".into(), available as f64);
             }
@@ -89,14 +90,6 @@ pub fn parse(stdout: &str) -> Vec<(String, String)> {
         .filter_map(|pair| pair.split_once('='))
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
-}
-
-/// `MemAvailable` from `/proc/meminfo`, KiB.
-fn mem_available_kib() -> Option<u64> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:")?.split_whitespace().next()?.parse().ok())
 }
 
 /// C8's words on the parked row of `runs`: its figures, why it has none,
