@@ -372,8 +372,8 @@ impl Reactor {
     /// Arms a timer for a waiter that polls it (`time::Sleep`): `None` if
     /// `deadline` has passed by the loop's clock, so there is nothing to
     /// wait for. Reads no clock: a deadline that passes after the last turn
-    /// is armed and fires at the next turn, as it would have had it been
-    /// armed a moment earlier.
+    /// is armed and fires at the first turn after its tick, as it would
+    /// have had it been armed a moment earlier.
     #[inline]
     pub(crate) fn arm_timer(&self, deadline: Instant, waker: &Waker) -> Option<TimerKey> {
         if deadline <= self.turn_time.get() {

@@ -11,7 +11,11 @@
 //! ([`Reactor::turn_time`], the instant of the last reactor turn) and arms
 //! the timer if it is later; once armed, the timer's firing is what says
 //! the deadline passed. So a deadline that passes between two turns
-//! completes at the next turn, as if its timer had been armed earlier.
+//! completes at the first turn after its tick, as if its timer had been
+//! armed earlier; a `sleep(Duration::ZERO)` waits for the next tick (up to
+//! 1 ms), as tokio's does. To give way without waiting, yield instead
+//! ([`green::yield_now`](crate::green::yield_now),
+//! [`task::yield_now`](crate::task::yield_now)).
 //!
 //! Blocking-style code uses [`green::sleep`](crate::green::sleep),
 //! [`block_on_timeout`] and [`Interval::tick_blocking`], which park only the
