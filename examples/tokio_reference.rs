@@ -9,7 +9,9 @@
 //! runtime with N workers, a task per connection spawned from the accept
 //! loop. Its timer wheel is one mutex per runtime (tokio 1.54,
 //! `runtime/time/mod.rs`), which every `tokio::time::sleep` takes, and one
-//! worker at a time polls its I/O driver. `--per-core` runs the other
+//! worker at a time polls its I/O driver; a sleep ends at a millisecond
+//! tick, once a worker turns the driver (`/sleep?ms=0` arms no timer: see
+//! `route_sleep`). `--per-core` runs the other
 //! shape tokio servers use for throughput (actix-web's): N threads, each
 //! its own current_thread runtime on its own `SO_REUSEPORT` listener, so
 //! nothing is shared between threads, as with greenloop's shards.

@@ -3,7 +3,8 @@
 //!
 //! | request | action |
 //! |---|---|
-//! | `GET /sleep?ms=N`, N = 1 to 5 ASCII digits, value 0..=60000 | `Sleep(N ms)`, then 200 [`DONE_BODY`] |
+//! | `GET /sleep?ms=N`, N = 1 to 5 ASCII digits, value 1..=60000 | `Sleep(N ms)`, then 200 [`DONE_BODY`] |
+//! | `GET /sleep?ms=0` (or `00`…) | 200 [`DONE_BODY`] at once: no timer |
 //! | `GET /sleep` with `ms` missing, empty, not digits, > 60000 or given twice | 400, JSON error |
 //! | any other method on `/sleep` (HEAD included) | 405, `Allow: GET` |
 //! | `GET /hash?n=N`, N = 1 to 8 ASCII digits | `Hash(N)`: N rounds of CPU-bound mixing ([`hash_work`]), then 200 `{"hash":"…"}` |
@@ -20,6 +21,12 @@
 //! 5-digit limit, so `000001` is a 400: the value is checked by length before
 //! it is converted, and nothing ever overflows. HEAD is refused rather than
 //! served: a HEAD that sleeps and then sends no body measures nothing.
+//!
+//! `ms=0` is answered without a sleep because a runtime's zero sleep is not
+//! free: greenloop's and tokio's timers have millisecond ticks and round a
+//! deadline up, so `sleep(0)` waits for the next tick (up to 1 ms, tokio
+//! often 2). Answered at once, `ms=0` measures the HTTP path alone, the
+//! same in every server.
 //!
 //! A 400, 404 or 405 here comes from a well-formed request, so the connection
 //! stays open if the request asked for that (unlike a [`ParseError`](super::ParseError)).
@@ -55,9 +62,9 @@ pub enum Action {
     Hash(u32),
     /// Answer at once.
     Respond {
-        /// The response status: 400, 404 or 405.
+        /// The response status: 200 (`/sleep?ms=0`), 400, 404 or 405.
         status: u16,
-        /// A JSON error body.
+        /// A JSON body: [`DONE_BODY`] or an error.
         body: &'static str,
         /// The `Allow` header value, set for 405.
         allow: Option<&'static str>,
@@ -112,6 +119,7 @@ pub fn route_sleep(req: &Request<'_>) -> Action {
         };
     }
     match sleep_ms(query) {
+        Ok(0) => respond(200, DONE_BODY, None),
         Ok(ms) => Action::Sleep(Duration::from_millis(ms)),
         Err(body) => respond(400, body, None),
     }
@@ -212,7 +220,9 @@ mod tests {
     #[test]
     fn sleeps() {
         let ms = |n| Action::Sleep(Duration::from_millis(n));
-        assert_eq!(get("/sleep?ms=0"), ms(0));
+        assert_eq!(get("/sleep?ms=0"), respond(200, DONE_BODY, None));
+        assert_eq!(get("/sleep?ms=00"), respond(200, DONE_BODY, None));
+        assert_eq!(get("/sleep?ms=1"), ms(1));
         assert_eq!(get("/sleep?ms=60000"), ms(60_000));
         assert_eq!(get("/sleep?ms=007"), ms(7));
         assert_eq!(get("/sleep?a=1&ms=5&b"), ms(5));

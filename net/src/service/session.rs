@@ -5,7 +5,7 @@
 //!
 //! ```text
 //!  Step::Read       read into read_buf(), report with filled(n) (0 = EOF)
-//!  Step::Sleep(d)   sleep d (blocking: green::sleep; async: time::sleep), then slept()
+//!  Step::Sleep(d)   sleep d (never zero; blocking: green::sleep; async: time::sleep), then slept()
 //!  Step::Write      write all of output() in ONE write, then written()
 //!  Step::CloseWrite shut down the write side of the connection
 //!  Step::Discard    read into read_buf(), report with filled(n); the bytes are dropped
@@ -329,6 +329,7 @@ impl HttpSession {
 #[cfg(test)]
 mod tests {
     use super::{FIRST_BUF, HttpConfig, HttpSession, Step};
+    use crate::http::DONE_BODY;
     use std::time::Duration;
 
     /// Feeds `input` in chunks of `chunk` bytes, sleeping instantly;
@@ -390,6 +391,15 @@ mod tests {
     }
 
     #[test]
+    fn a_zero_sleep_is_answered_without_a_sleep_step() {
+        let input = b"GET /sleep?ms=0 HTTP/1.1\r\n\r\nGET /sleep?ms=0 HTTP/1.1\r\n\r\n";
+        let (out, steps) = run(input, 1000);
+        assert_eq!(out.matches("HTTP/1.1 200").count(), 2, "{out}");
+        assert!(out.contains(DONE_BODY), "{out}");
+        assert!(!steps.iter().any(|step| matches!(step, Step::Sleep(_))), "{steps:?}");
+    }
+
+    #[test]
     fn huge_head_gets_431() {
         let mut input = b"GET /sleep?ms=1 HTTP/1.1\r\n".to_vec();
         while input.len() < 10_000 {
@@ -446,8 +456,8 @@ mod tests {
     fn an_idle_connection_times_out_with_a_plain_close() {
         // Before any request, then between two (keep-alive).
         let mut fresh = HttpSession::new();
-        let mut between = reading(b"GET /sleep?ms=0 HTTP/1.1\r\n\r\n");
-        assert_eq!(between.step(), Step::Sleep(Duration::ZERO));
+        let mut between = reading(b"GET /sleep?ms=1 HTTP/1.1\r\n\r\n");
+        assert_eq!(between.step(), Step::Sleep(Duration::from_millis(1)));
         between.slept();
         assert_eq!(between.step(), Step::Write);
         between.written();
@@ -462,11 +472,11 @@ mod tests {
     fn draining_closes_after_the_response() {
         let mut session = HttpSession::new();
         session.drain();
-        let req = b"GET /sleep?ms=0 HTTP/1.1\r\n\r\n";
+        let req = b"GET /sleep?ms=1 HTTP/1.1\r\n\r\n";
         assert_eq!(session.step(), Step::Read);
         session.read_buf()[..req.len()].copy_from_slice(req);
         session.filled(req.len());
-        assert_eq!(session.step(), Step::Sleep(Duration::ZERO));
+        assert_eq!(session.step(), Step::Sleep(Duration::from_millis(1)));
         session.slept();
         assert_eq!(session.step(), Step::Write);
         assert!(String::from_utf8_lossy(session.output()).contains("Connection: close"));

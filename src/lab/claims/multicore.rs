@@ -39,9 +39,11 @@ pub const S1_CONNS_PER_CORE: usize = 50;
 /// S1: echo bytes per message (as E1).
 pub const S1_MSG: usize = 64;
 /// S1: the sleep asked for, ms: none, so the server's CPU bounds req/s.
-/// With 1 ms, each closed-loop connection waits at least that per
-/// request, and on 16 CPUs every runtime sat at the same ~165k req/s
-/// (400 connections, p50 2.5 ms): the client's ceiling, not the server's.
+/// Every server answers `ms=0` at once, with no timer (`route_sleep`): a
+/// zero sleep would wait for the runtime's next millisecond tick, and a
+/// closed-loop connection that waits a tick per request bounds req/s by
+/// connections ÷ tick, not by the server. With 1 ms, on 16 CPUs every
+/// runtime sat at the same ~165k req/s (400 connections, p50 2.5 ms).
 pub const S1_SLEEP_MS: u64 = 0;
 /// S1's claim, read from "shards share nothing, so a server scales with
 /// cores": green's and stackless's echo req/s on N cores is at least this
