@@ -11,9 +11,8 @@
 use std::io;
 use std::time::Duration;
 
-use super::served::{Queueing, gate};
-use super::servers::{C3_CONCURRENT, C3_SERIAL_SLACK, sleep_close};
-use super::{Claim, Ctx, Holds, Verdict, errors_note, find, num, sleep_ms};
+use super::servers::{C3_CONCURRENT, C3_SERIAL_SLACK, OneVsAll, sleep_close};
+use super::{Claim, Ctx, Verdict, errors_note, num};
 use crate::lab::measure::Run;
 
 /// C9: clients, each asking for one sleep at a time.
@@ -48,38 +47,26 @@ fn measure_patched_blocking_code(ctx: &Ctx<'_>, _: &[Run]) -> io::Result<Vec<Run
 
 /// C9's evaluation: unpatched, one request at a time (req/s at most
 /// `C3_SERIAL_SLACK` / sleep); patched and async, all at once (req/s at
-/// least `C3_CONCURRENT` × conns / sleep).
+/// least `C3_CONCURRENT` × conns / sleep), judged as C3 is.
 pub fn judge_patched_blocking_code(runs: &[Run]) -> Verdict {
-    let mut rows = Vec::new();
-    for spec in C9_CELLS {
-        match find(runs, spec, None) {
-            Some(r) => rows.push(r),
-            None => return Verdict::missing(spec),
-        }
-    }
-    if let Some(v) = gate(rows.iter().copied(), Queueing::Judged) {
-        return v;
-    }
-    let (unpatched, patched, stackless) = (rows[0], rows[1], rows[2]);
-    let Some(sleep) = sleep_ms(unpatched) else { return Verdict::missing("sleep_ms") };
-    let one_at_a_time = 1e3 / sleep;
-    let all_at_once = |r: &Run| r.req_per_s >= C3_CONCURRENT * r.conns as f64 * 1e3 / sleep;
-    let parts = [
-        unpatched.req_per_s <= one_at_a_time * C3_SERIAL_SLACK,
-        all_at_once(patched),
-        all_at_once(stackless),
-    ];
+    let judged = match OneVsAll::judge(runs, &C9_CELLS) {
+        Ok(judged) => judged,
+        Err(verdict) => return verdict,
+    };
+    let [unpatched, patched, stackless] = judged.rows[..] else {
+        return Verdict::missing("C9 cells");
+    };
     Verdict::new(
-        Holds::of_parts(parts.iter().filter(|ok| **ok).count(), parts.len()),
+        judged.holds,
         format!(
             "std-only handler on green threads: unpatched {} req/s (one at a time = {}), \
              patched {} req/s, p50 {} ms; stackless async {} req/s (all at once = {}){}",
             num(unpatched.req_per_s),
-            num(one_at_a_time),
+            num(judged.one_at_a_time),
             num(patched.req_per_s),
             num(patched.p50_ms),
             num(stackless.req_per_s),
-            num(C9_CONNS as f64 * 1e3 / sleep),
+            num(judged.all_at_once),
             errors_note(runs)
         ),
     )

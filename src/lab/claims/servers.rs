@@ -192,45 +192,65 @@ fn measure_blocking_in_async(ctx: &Ctx<'_>, _: &[Run]) -> io::Result<Vec<Run>> {
         .collect()
 }
 
+/// The shape C3 and C9 judge: the first of some cells serves one request
+/// at a time (req/s at most [`C3_SERIAL_SLACK`] / sleep), the others all
+/// at once (req/s at least [`C3_CONCURRENT`] × conns / sleep).
+pub(super) struct OneVsAll<'r> {
+    /// The cells' runs, in the order asked for.
+    pub rows: Vec<&'r Run>,
+    /// req/s one request at a time: 1 / sleep.
+    pub one_at_a_time: f64,
+    /// req/s all at once: the first run's conns / sleep.
+    pub all_at_once: f64,
+    /// Whether the claim holds: every part, some, or none.
+    pub holds: Holds,
+}
+
+impl<'r> OneVsAll<'r> {
+    /// Judges `cells`' runs among `runs`; a verdict instead if a run is
+    /// missing, failed the served gate, or has no sleep.
+    pub fn judge(runs: &'r [Run], cells: &[&str]) -> Result<Self, Verdict> {
+        let rows = cells
+            .iter()
+            .map(|spec| find(runs, spec, None).ok_or_else(|| Verdict::missing(spec)))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(v) = gate(rows.iter().copied(), Queueing::Judged) {
+            return Err(v);
+        }
+        let (first, others) = rows.split_first().ok_or_else(|| Verdict::missing("cells"))?;
+        let sleep = sleep_ms(first).ok_or_else(|| Verdict::missing("sleep_ms"))?;
+        let one_at_a_time = 1e3 / sleep;
+        let all_at_once = first.conns as f64 * 1e3 / sleep;
+        let serialized = first.req_per_s <= one_at_a_time * C3_SERIAL_SLACK;
+        let concurrent = others
+            .iter()
+            .filter(|r| r.req_per_s >= C3_CONCURRENT * r.conns as f64 * 1e3 / sleep)
+            .count();
+        let holds = Holds::of_parts(usize::from(serialized) + concurrent, rows.len());
+        Ok(Self { rows, one_at_a_time, all_at_once, holds })
+    }
+}
+
 /// C3's evaluation: inline, the executor serves one request at a time
 /// (req/s ≈ 1 / sleep); offloaded or on green threads, all at once. The
 /// summary quotes the monitor's first report on the inline cell.
 pub fn judge_blocking_in_async(runs: &[Run]) -> Verdict {
-    let mut rows = Vec::new();
-    for spec in C3_CELLS {
-        match find(runs, spec, None) {
-            Some(r) => rows.push(r),
-            None => return Verdict::missing(spec),
-        }
-    }
-    if let Some(v) = gate(rows.iter().copied(), Queueing::Judged) {
-        return v;
-    }
-    let Some(sleep) = sleep_ms(rows[0]) else { return Verdict::missing("sleep_ms") };
-    let serial = 1e3 / sleep;
-    let inline = rows[0];
-    let serialized = inline.req_per_s <= serial * C3_SERIAL_SLACK;
-    let rescued: Vec<bool> = rows[1..]
-        .iter()
-        .map(|r| r.req_per_s >= C3_CONCURRENT * r.conns as f64 * 1e3 / sleep)
-        .collect();
-    let n_rescued = rescued.iter().filter(|ok| **ok).count();
-    let holds = match (serialized, n_rescued) {
-        (true, 2) => Holds::Yes,
-        (false, 0) => Holds::No,
-        _ => Holds::Partly,
+    let judged = match OneVsAll::judge(runs, &C3_CELLS) {
+        Ok(judged) => judged,
+        Err(verdict) => return verdict,
     };
+    let [inline, pool, green] = judged.rows[..] else { return Verdict::missing("C3 cells") };
     Verdict::new(
-        holds,
+        judged.holds,
         format!(
             "inline {} req/s (one at a time = {}), p50 {} ms; pool {} req/s, green {} req/s \
              (all at once = {}){}{}",
             num(inline.req_per_s),
-            num(serial),
+            num(judged.one_at_a_time),
             num(inline.p50_ms),
-            num(rows[1].req_per_s),
-            num(rows[2].req_per_s),
-            num(C3_CONNS as f64 * 1e3 / sleep),
+            num(pool.req_per_s),
+            num(green.req_per_s),
+            num(judged.all_at_once),
             errors_note(runs),
             monitored::report_note(inline)
         ),
