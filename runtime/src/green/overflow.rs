@@ -646,6 +646,15 @@ mod tests {
         Output { status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() }
     }
 
+    /// Runs `scenario` in a child (see [`run_child`]), checks that `signal`
+    /// ended it, and returns its stderr.
+    fn child_killed_by(test: &str, scenario: &str, signal: libc::c_int) -> String {
+        let out = run_child(test, scenario);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.signal(), Some(signal), "status {:?}, stderr:\n{stderr}", out.status);
+        stderr
+    }
+
     /// In a child process: switch off core dumps, install the handler and an
     /// alternate stack.
     fn child_setup() {
@@ -683,14 +692,7 @@ mod tests {
             tracker.leave();
             unreachable!("the green thread returned from infinite recursion");
         }
-        let out = run_child("overflow_reports_and_aborts", "overflow");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(
-            out.status.signal(),
-            Some(libc::SIGABRT),
-            "status {:?}, stderr:\n{stderr}",
-            out.status
-        );
+        let stderr = child_killed_by("overflow_reports_and_aborts", "overflow", libc::SIGABRT);
         assert!(
             stderr.contains("green thread 'conn-17' overflowed its 64 KiB stack\n"),
             "stderr:\n{stderr}"
@@ -706,14 +708,8 @@ mod tests {
             recurse(0);
             unreachable!("returned from infinite recursion");
         }
-        let out = run_child("os_thread_overflow_chains_to_std", "os-thread");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(
-            out.status.signal(),
-            Some(libc::SIGABRT),
-            "status {:?}, stderr:\n{stderr}",
-            out.status
-        );
+        let stderr =
+            child_killed_by("os_thread_overflow_chains_to_std", "os-thread", libc::SIGABRT);
         assert!(stderr.contains("has overflowed its stack"), "stderr:\n{stderr}");
         assert!(!stderr.contains("green thread"), "stderr:\n{stderr}");
     }
@@ -737,14 +733,7 @@ mod tests {
             }
             unreachable!("writing to address 0 did not fault");
         }
-        let out = run_child("null_write_is_plain_segv", "null");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(
-            out.status.signal(),
-            Some(libc::SIGSEGV),
-            "status {:?}, stderr:\n{stderr}",
-            out.status
-        );
+        let stderr = child_killed_by("null_write_is_plain_segv", "null", libc::SIGSEGV);
         assert!(!stderr.contains("overflowed its"), "stderr:\n{stderr}");
     }
 
@@ -765,14 +754,8 @@ mod tests {
             unsafe { guard.write_volatile(1) };
             unreachable!("writing to the guard page did not fault");
         }
-        let out = run_child("guard_hit_after_leave_is_plain_segv", "after-leave");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(
-            out.status.signal(),
-            Some(libc::SIGSEGV),
-            "status {:?}, stderr:\n{stderr}",
-            out.status
-        );
+        let stderr =
+            child_killed_by("guard_hit_after_leave_is_plain_segv", "after-leave", libc::SIGSEGV);
         assert!(!stderr.contains("overflowed its"), "stderr:\n{stderr}");
     }
 }
