@@ -304,7 +304,8 @@ impl RawTask {
         unregister: impl FnOnce(&RawTask) -> Option<RawTask>,
     ) -> bool {
         let header = self.header();
-        // SCHEDULED -> RUNNING, unless the task was aborted.
+        // SCHEDULED -> RUNNING (set already if it was re-queued after a
+        // poll, see `RUNNING`), unless the task was aborted.
         let mut state = header.state.load(Ordering::Acquire);
         loop {
             debug_assert!(
@@ -341,8 +342,11 @@ impl RawTask {
             self.finish(false, registered);
             return true;
         }
-        // RUNNING -> SCHEDULED again if woken meanwhile (the queue reference
-        // goes back to the queue), else -> idle, releasing the queue
+        // Woken meanwhile: back to the queue with the reference it holds,
+        // and no atomic operation. RUNNING stays set until the next `run`
+        // clears it with SCHEDULED (see `RUNNING`); only this thread clears
+        // SCHEDULED, so once seen it stays, and a CLOSED set after this load
+        // is found by that `run`. Else RUNNING -> idle, releasing the queue
         // reference in the same operation.
         let mut state = header.state.load(Ordering::Acquire);
         loop {
@@ -351,22 +355,21 @@ impl RawTask {
                 self.finish(true, registered);
                 return true;
             }
-            let rescheduled = state & SCHEDULED != 0;
-            let next = if rescheduled { state & !RUNNING } else { (state & !RUNNING) - REF_ONE };
+            if state & SCHEDULED != 0 {
+                let scheduler: *const dyn Schedule = &**header.scheduler;
+                // SAFETY: the scheduler lives in the header, which the
+                // task `self` keeps alive while `schedule` runs: moved
+                // into a queue, it still holds its reference.
+                unsafe { (*scheduler).schedule(self) };
+                return false;
+            }
+            let next = (state & !RUNNING) - REF_ONE;
             match header.state.compare_exchange_weak(
                 state,
                 next,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) if rescheduled => {
-                    let scheduler: *const dyn Schedule = &**header.scheduler;
-                    // SAFETY: the scheduler lives in the header, which the
-                    // task `self` keeps alive while `schedule` runs: moved
-                    // into a queue, it still holds its reference.
-                    unsafe { (*scheduler).schedule(self) };
-                    return false;
-                }
                 Ok(_) => {
                     // The exchange released our reference.
                     let dealloc = header.vtable.dealloc;

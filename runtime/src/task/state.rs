@@ -16,10 +16,14 @@ use std::fmt;
 /// the executor re-queues the task with the entry it already holds.
 pub(crate) const SCHEDULED: usize = 1 << 0;
 
-/// The executor is polling the future right now.
+/// The executor is polling the future, or re-queued it after a poll
+/// during which it was woken.
 ///
 /// Only the executor thread sets and clears it. `RUNNING | SCHEDULED`
-/// means "woken during its poll: poll again".
+/// means "woken during its poll: poll again": the executor puts the task
+/// back in its queue as it is, and its next poll clears `SCHEDULED` and
+/// keeps `RUNNING` in one exchange. Every other party reads a set
+/// `SCHEDULED` first (the task is queued) and does not look further.
 pub(crate) const RUNNING: usize = 1 << 1;
 
 /// The future is gone and the stage holds the output (or a `JoinError`).

@@ -390,11 +390,37 @@ fn wake_while_running_requeues_after_the_poll() {
     assert_eq!(seen.load(SeqCst), 0);
     assert_eq!(h.queued(), 1);
     assert_eq!(h.pushes(), 1, "re-queued once, by run");
-    assert_eq!(flags(&observer), SCHEDULED | HANDLE);
+    // Queued as it was: RUNNING stays until the next poll clears SCHEDULED.
+    assert_eq!(flags(&observer), SCHEDULED | RUNNING | HANDLE);
     assert_eq!(h.run_one(), Some((1, true)));
     assert_eq!(probe.polls(), 2);
     assert_eq!(h.queued(), 0);
     drop((handle, observer));
+    *lock(&probe.waker) = None;
+    assert_eq!(h.live_cells(), 0);
+}
+
+/// A task re-queued by a wake during its poll (RUNNING | SCHEDULED in the
+/// queue) is queued once more by no later wake, from this thread or
+/// another, and an abort before its next run drops the future there.
+#[test]
+fn a_task_requeued_with_running_set_is_woken_once_and_aborted_once() {
+    let (mut h, outputs, probe) = setup(2);
+    let (mut handle, observer) = h.spawn_observed(probe_future(1, &probe, &outputs));
+    probe.set_hook(|waker| waker.wake_by_ref());
+    assert_eq!(h.run_one(), Some((1, false)));
+    assert_eq!(flags(&observer), SCHEDULED | RUNNING | HANDLE);
+    let waker = probe.waker();
+    waker.wake_by_ref();
+    let remote = waker.clone();
+    std::thread::spawn(move || remote.wake()).join().unwrap();
+    assert_eq!((h.queued(), h.pushes()), (1, 1), "no second queue entry");
+    handle.abort();
+    assert_eq!(flags(&observer), SCHEDULED | RUNNING | CLOSED | HANDLE);
+    assert_eq!(h.run_one(), Some((1, true)));
+    assert_eq!((probe.polls(), probe.drops()), (1, 1));
+    assert!(ready(&mut handle).unwrap_err().is_cancelled());
+    drop((handle, observer, waker));
     *lock(&probe.waker) = None;
     assert_eq!(h.live_cells(), 0);
 }
