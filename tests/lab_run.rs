@@ -51,20 +51,7 @@ fn only_c2_at_a_tiny_scale_writes_a_complete_report_body() {
     let runs = json["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 8, "4 (runtime, style) pairs × sequential/concurrent");
     for run in runs {
-        for field in [
-            "claim",
-            "runtime",
-            "style",
-            "offload",
-            "conns",
-            "req_per_s",
-            "p50_ms",
-            "p99_ms",
-            "errors",
-            "server_user_ns_per_req",
-            "server_sys_ns_per_req",
-            "rss_kib",
-        ] {
+        for field in greenloop::lab::RUN_FIELDS {
             assert!(run.get(field).is_some(), "runs[].{field} missing: {run}");
         }
         assert_eq!(run["claim"], "C2_two_tasks");

@@ -86,19 +86,7 @@ fn echo_with_accounting_of_a_pid_body() {
     assert!(run.server_user_ns_per_req.is_some() && run.server_sys_ns_per_req.is_some(), "{run}");
     assert!(run.rss_kib.unwrap() > 0, "{run}");
     let json = serde_json::to_value(&run).unwrap();
-    for field in [
-        "runtime",
-        "style",
-        "offload",
-        "conns",
-        "req_per_s",
-        "p50_ms",
-        "p99_ms",
-        "errors",
-        "server_user_ns_per_req",
-        "server_sys_ns_per_req",
-        "rss_kib",
-    ] {
+    for field in greenloop::lab::RUN_FIELDS {
         assert!(json.get(field).is_some(), "report field {field} missing: {json}");
     }
 }

@@ -14,6 +14,23 @@ use super::load::{LoadResult, LoadSpec, Timeline, Workload, run_load_in};
 use super::procfs::{self, ContextSwitches, CpuTimes};
 use super::server::{Placement, ServerProc};
 
+/// The fields every load run's row in `report.json` has, whatever its
+/// claim: what readers of the report may rely on (the tests check them).
+pub const RUN_FIELDS: [&str; 12] = [
+    "claim",
+    "runtime",
+    "style",
+    "offload",
+    "conns",
+    "req_per_s",
+    "p50_ms",
+    "p99_ms",
+    "errors",
+    "server_user_ns_per_req",
+    "server_sys_ns_per_req",
+    "rss_kib",
+];
+
 /// One measurement: a cell under a load. The field names are those of the
 /// `runs` of the lab's `report.json`; durations are in milliseconds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -75,6 +75,6 @@ pub use latency::Latency;
 pub use load::{
     LoadResult, LoadSpec, Timeline, Window, Workload, echo_load, http_load, run_load, run_load_in,
 };
-pub use measure::{Run, ServerUsage, measure, measure_at, measure_placed};
+pub use measure::{RUN_FIELDS, Run, ServerUsage, measure, measure_at, measure_placed};
 pub use report::Report;
 pub use server::{Placement, ServerProc, serve_cell};

@@ -356,20 +356,7 @@ fn report_json_has_exactly_the_documented_shape() {
         assert!(json["claims"][0].get(field).is_some(), "claims[].{field}");
     }
     let row = &json["runs"][0];
-    for field in [
-        "claim",
-        "runtime",
-        "style",
-        "offload",
-        "conns",
-        "req_per_s",
-        "p50_ms",
-        "p99_ms",
-        "errors",
-        "server_user_ns_per_req",
-        "server_sys_ns_per_req",
-        "rss_kib",
-    ] {
+    for field in crate::lab::RUN_FIELDS {
         assert!(row.get(field).is_some(), "runs[].{field} missing: {row}");
     }
     assert_eq!(row["offload"], "inline");
