@@ -11,7 +11,7 @@
 use std::io;
 use std::time::Duration;
 
-use super::servers::{C3_CONCURRENT, C3_SERIAL_SLACK, OneVsAll, sleep_close};
+use super::servers::{C3_CONCURRENT, C3_SERIAL_SLACK, OneVsAll, sleep_close_each};
 use super::{Claim, Ctx, Verdict, errors_note, num};
 use crate::lab::measure::Run;
 
@@ -38,11 +38,7 @@ pub(super) const PATCHED_BLOCKING_CODE: Claim = Claim {
 };
 
 fn measure_patched_blocking_code(ctx: &Ctx<'_>, _: &[Run]) -> io::Result<Vec<Run>> {
-    let sleep = ctx.opts.scaled(C9_SLEEP);
-    C9_CELLS
-        .iter()
-        .map(|spec| sleep_close(ctx, spec, C9_CONNS, sleep, false, sleep, None))
-        .collect()
+    sleep_close_each(ctx, &C9_CELLS, C9_CONNS, ctx.opts.scaled(C9_SLEEP))
 }
 
 /// C9's evaluation: unpatched, one request at a time (req/s at most

@@ -15,6 +15,17 @@ use crate::lab::cell::Cell;
 use crate::lab::load::{LoadSpec, Workload};
 use crate::lab::measure::Run;
 
+/// [`sleep_close`] on each of `cells` in turn, a new connection per
+/// request, in the run's default window.
+pub(super) fn sleep_close_each(
+    ctx: &Ctx<'_>,
+    cells: &[&str],
+    conns: usize,
+    sleep: Duration,
+) -> io::Result<Vec<Run>> {
+    cells.iter().map(|spec| sleep_close(ctx, spec, conns, sleep, false, sleep, None)).collect()
+}
+
 /// A sleep load of `conns` connections asking for `sleep` each, closing
 /// after each response unless `keep_alive`, measured for `window` (the
 /// run's default when `None`); `sleep_ms` is recorded on the run.
@@ -83,11 +94,7 @@ pub(super) const SLEEP_QUEUE: Claim = Claim {
 };
 
 fn measure_sleep_queue(ctx: &Ctx<'_>, _: &[Run]) -> io::Result<Vec<Run>> {
-    let sleep = ctx.opts.scaled(C1_SLEEP);
-    C1_CELLS
-        .iter()
-        .map(|spec| sleep_close(ctx, spec, C1_CONNS, sleep, false, sleep, None))
-        .collect()
+    sleep_close_each(ctx, &C1_CELLS, C1_CONNS, ctx.opts.scaled(C1_SLEEP))
 }
 
 /// C1's evaluation: the pool queues (req/s ≈ W / sleep, p50 of several
